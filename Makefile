@@ -1,0 +1,37 @@
+# Two entry points: `make dev` (run locally) and `make test` (the whole suite). Both set up
+# everything they need on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: dev test venv testbins lint typecheck unit crd crd-check clean e2e-kind bench
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## Build the Kubernetes test binaries (kube-apiserver, etcd, kwok, helm, ...) into ~/.cache.
+testbins:
+	bash scripts/build-testbins.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: $(STAMP) testbins lint typecheck
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+dev: $(STAMP)
+	$(BIN)/akeneo-connector local -f examples/local.yaml
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

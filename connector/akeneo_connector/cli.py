@@ -1,0 +1,65 @@
+"""`akeneo-connector` console script: one subcommand per component.
+
+Each subcommand lives in the module that owns it; that module exposes ``HELP``,
+``configure(parser)`` and ``run(args) -> int``. Modules are imported lazily so that
+``akeneo-connector receiver`` does not pay for kopf or the Kubernetes client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import Protocol, cast
+
+SUBCOMMANDS: dict[str, str] = {
+    "operator": "akeneo_operator.command",
+    "receiver": "akeneo_receiver.command",
+    "worker": "akeneo_worker.command",
+    "reconcile": "akeneo_worker.reconcile_command",
+    "replay": "akeneo_worker.replay_command",
+    "simulate": "akeneo_pim.simulate_command",
+    "local": "akeneo_connector.local",
+}
+
+EXIT_NOT_IMPLEMENTED = 2
+
+
+class Subcommand(Protocol):
+    HELP: str
+
+    def configure(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+def load(name: str) -> Subcommand:
+    return cast(Subcommand, importlib.import_module(SUBCOMMANDS[name]))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="akeneo-connector",
+        description="Akeneo PIM connectors: operator, receiver, worker, reconcile job, local mode.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in SUBCOMMANDS:
+        module = load(name)
+        module.configure(sub.add_parser(name, help=module.HELP, description=module.HELP))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return load(args.command).run(args)
+    except NotImplementedError as exc:
+        print(f"akeneo-connector {args.command}: not implemented yet ({exc})", file=sys.stderr)
+        return EXIT_NOT_IMPLEMENTED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

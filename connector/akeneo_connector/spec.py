@@ -1,0 +1,179 @@
+"""The AkeneoConnection v1alpha1 spec: the public contract, and the source of the CRD schema.
+
+Field names follow ``shared/docs/architecture.md``. Models accept the camelCase names of the
+manifest (and snake_case in Python) and refuse unknown fields, so a typo is an error, not a
+silently ignored setting.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import Enum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from akeneo_connector.durations import Duration, parse_duration
+
+GROUP = "akeneo.connectors.dev"
+VERSION = "v1alpha1"
+KIND = "AkeneoConnection"
+PLURAL = "akeneoconnections"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+K8sName = Annotated[
+    str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+]
+
+
+class SpecModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class PimSpec(SpecModel):
+    """Where the PIM's REST API is, for hydration and reconciliation."""
+
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/.*)?$")] = Field(
+        description="Base URL of the PIM, e.g. https://acme.cloud.akeneo.com"
+    )
+    credentials_secret: K8sName | None = Field(
+        default=None,
+        description="Secret with keys clientId, clientSecret, username, password",
+    )
+
+
+class ReceiverSpec(SpecModel):
+    signature_secret: K8sName = Field(
+        description="Secret with key eventsApiSecret (legacy Events API) and/or "
+        "eventPlatformSecrets (Event Platform, one secret per line: primary, secondary)"
+    )
+    replicas: Annotated[int, Field(ge=1, le=50)] = 2
+    host: Annotated[
+        str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
+    ] | None = Field(default=None, description="Public host name: creates an Ingress")
+    timestamp_tolerance: Duration = "300s"
+    max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1_048_576
+    allowed_source_ranges: list[Annotated[str, Field(pattern=r"^[0-9a-fA-F:.]+/[0-9]{1,3}$")]] = (
+        Field(default_factory=list, description="CIDRs allowed to reach the receiver")
+    )
+
+    @property
+    def tolerance(self) -> timedelta:
+        return parse_duration(self.timestamp_tolerance)
+
+
+class TLSMode(str, Enum):
+    SELF_SIGNED = "selfSigned"
+    CERT_MANAGER = "certManager"
+    SECRET = "secret"
+
+
+class IssuerRef(SpecModel):
+    kind: Literal["Issuer", "ClusterIssuer"] = "ClusterIssuer"
+    name: K8sName
+
+
+class TLSSpec(SpecModel):
+    mode: TLSMode = TLSMode.SELF_SIGNED
+    issuer_ref: IssuerRef | None = None
+    secret_name: K8sName | None = None
+
+    @model_validator(mode="after")
+    def _mode_fields(self) -> TLSSpec:
+        if self.mode is TLSMode.CERT_MANAGER and self.issuer_ref is None:
+            raise ValueError("tls.issuerRef is required when tls.mode is certManager")
+        if self.mode is TLSMode.SECRET and self.secret_name is None:
+            raise ValueError("tls.secretName is required when tls.mode is secret")
+        return self
+
+
+class StreamSpec(SpecModel):
+    max_age: Duration = "168h"
+    duplicate_window: Duration = "2h"
+    replicas: Annotated[int, Field(ge=1, le=5)] = 1
+    preserve_on_delete: bool = False
+
+    @model_validator(mode="after")
+    def _window_within_age(self) -> StreamSpec:
+        if parse_duration(self.duplicate_window) > parse_duration(self.max_age):
+            raise ValueError("stream.duplicateWindow must not exceed stream.maxAge")
+        return self
+
+
+class WebhookSink(SpecModel):
+    url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")]
+    signing_secret: K8sName | None = Field(
+        default=None, description="Secret with key signingSecret, used to sign each POST"
+    )
+    allow_private_addresses: bool = Field(
+        default=False,
+        description="Allow URLs resolving to loopback/private/link-local addresses (local dev)",
+    )
+
+
+class PostgresSink(SpecModel):
+    dsn_secret: K8sName = Field(description="Secret with key dsn")
+    table: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = "akeneo_resources"
+
+
+class SqliteSink(SpecModel):
+    path: Annotated[str, Field(min_length=1)] = "/data/catalog.db"
+
+
+class SinkSpec(SpecModel):
+    """Exactly one of webhook, postgres, sqlite."""
+
+    webhook: WebhookSink | None = None
+    postgres: PostgresSink | None = None
+    sqlite: SqliteSink | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SinkSpec:
+        chosen = [n for n in ("webhook", "postgres", "sqlite") if getattr(self, n) is not None]
+        if len(chosen) != 1:
+            raise ValueError(
+                "worker.sink needs exactly one of webhook, postgres, sqlite"
+                + (f" (got {', '.join(chosen)})" if chosen else "")
+            )
+        return self
+
+    @property
+    def kind(self) -> Literal["webhook", "postgres", "sqlite"]:
+        if self.webhook is not None:
+            return "webhook"
+        if self.postgres is not None:
+            return "postgres"
+        return "sqlite"
+
+
+class WorkerSpec(SpecModel):
+    replicas: Annotated[int, Field(ge=0, le=50)] = 1
+    max_deliver: Annotated[int, Field(ge=1, le=1000)] = 10
+    ack_wait: Duration = "30s"
+    sink: SinkSpec = Field(default_factory=lambda: SinkSpec(sqlite=SqliteSink()))
+
+
+ReconcileResource = Literal["products", "product_models", "categories", "families", "attributes"]
+CRON_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|hourly)|(\S+\s+){4}\S+)$"
+
+
+class ReconciliationSpec(SpecModel):
+    schedule: Annotated[str, Field(pattern=CRON_PATTERN)] = "*/15 * * * *"
+    full_scan_schedule: Annotated[str, Field(pattern=CRON_PATTERN)] | None = "0 3 * * 0"
+    resources: list[ReconcileResource] = Field(
+        default_factory=lambda: ["products", "product_models"]
+    )
+    safety_margin: Duration = "5m"
+    suspend: bool = False
+
+
+class AkeneoConnectionSpec(SpecModel):
+    pim: PimSpec
+    receiver: ReceiverSpec
+    tls: TLSSpec = Field(default_factory=TLSSpec)
+    stream: StreamSpec = Field(default_factory=StreamSpec)
+    worker: WorkerSpec = Field(default_factory=WorkerSpec)
+    reconciliation: ReconciliationSpec = Field(default_factory=ReconciliationSpec)

@@ -1,0 +1,1 @@
+"""Operator: thin kopf handlers over pure builders (spec -> child manifests)."""

@@ -1,0 +1,1 @@
+"""Everything that speaks Akeneo: event formats, signatures, REST client, PIM simulator."""

@@ -1,0 +1,71 @@
+"""The one internal event type: what the receiver and the reconcile job publish, and the worker consumes.
+
+Both Akeneo delivery formats and the reconcile job's synthetic events are mapped onto this,
+so the worker's ordering guard serves all paths alike. It travels through JetStream as the
+JSON of this model (``to_message`` / ``from_message``); the JetStream message id is
+``event_id``, so a re-delivered event inside the duplicate window is stored once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class SourceFormat(str, Enum):
+    EVENTS_API = "events_api"  # legacy {"events": [...]} deliveries
+    EVENT_PLATFORM = "event_platform"  # CloudEvents
+    RECONCILE = "reconcile"  # synthetic events from the REST reconciliation
+
+
+class ResourceKind(str, Enum):
+    PRODUCT = "product"
+    PRODUCT_MODEL = "product_model"
+
+
+class Action(str, Enum):
+    UPSERT = "upsert"  # created / updated
+    DELETE = "delete"  # removed / deleted
+
+
+class NormalizedEvent(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    connection: str = Field(description="namespace/name of the AkeneoConnection")
+    source: SourceFormat
+    event_id: str = Field(min_length=1, max_length=200)
+    action: Action
+    kind: ResourceKind
+    key: str = Field(
+        min_length=1,
+        description="Guard key: product uuid (else identifier), product model code",
+    )
+    version: AwareDatetime = Field(
+        description="data.resource.updated when present, else event_datetime / CloudEvents time"
+    )
+    author: str | None = None
+    resource: dict[str, Any] | None = Field(
+        default=None, description="Full REST representation, or None when it must be hydrated"
+    )
+    received_at: AwareDatetime | None = None
+
+    @property
+    def needs_hydration(self) -> bool:
+        return self.action is Action.UPSERT and self.resource is None
+
+    def to_message(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+    @classmethod
+    def from_message(cls, data: bytes) -> NormalizedEvent:
+        return cls.model_validate_json(data)
+
+
+def utc_version(value: datetime) -> str:
+    """Canonical, sortable text of a version (UTC, microseconds) for guard storage."""
+    from datetime import UTC
+
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,1 @@
+"""Receiver: verify, validate, enqueue durably, answer the PIM."""

@@ -1,0 +1,43 @@
+"""Session fixtures: the real servers every integration test talks to."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.ground.kube import KubeCluster
+from tests.ground.nats import NatsServer
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """The session's nats-server (JetStream, file store); ``.url`` to connect."""
+    server = NatsServer(tmp_path_factory.mktemp("nats")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def nats(nats_server: NatsServer) -> str:
+    """URL of the session's nats-server."""
+    return nats_server.url
+
+
+@pytest.fixture(scope="session")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
+    """etcd + kube-apiserver + controller-manager + scheduler + kwok with one fake Node."""
+    cluster = KubeCluster(tmp_path_factory.mktemp("kube"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(kube: KubeCluster) -> Path:
+    return kube.kubeconfig

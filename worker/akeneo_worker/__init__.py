@@ -1,0 +1,1 @@
+"""Worker: consume the stream, guard ordering, apply to the sink; reconcile and replay jobs."""
