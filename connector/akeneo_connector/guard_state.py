@@ -1,0 +1,80 @@
+"""What the connection's KV bucket holds, shared by worker, reconcile job and operator.
+
+Keys (KV keys allow ``[-/_=.a-zA-Z0-9]``, so resource keys, which may hold any character,
+are encoded with unpadded URL-safe base64):
+
+- ``guard.<kind>.<b64 key>`` -> ``GuardEntry``: last applied version of one resource
+- ``reconcile.watermark.<kind>`` -> ``Watermark``: reconcile progress per resource kind
+- ``reconcile.lock`` -> ``ReconcileLock``: one reconcile run at a time (expiring)
+- ``stats.worker.<replica>`` -> ``WorkerStats``: counters the operator sums into status
+"""
+
+from __future__ import annotations
+
+import base64
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+GUARD_PREFIX = "guard"
+STATS_PREFIX = "stats.worker"
+LOCK_KEY = "reconcile.lock"
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _unb64(text: str) -> str:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+
+
+def guard_key(kind: str, key: str) -> str:
+    return f"{GUARD_PREFIX}.{kind}.{_b64(key)}"
+
+
+def parse_guard_key(kv_key: str) -> tuple[str, str]:
+    """``guard.product.<b64>`` -> ``("product", key)``."""
+    prefix, kind, encoded = kv_key.split(".", 2)
+    if prefix != GUARD_PREFIX:
+        raise ValueError(f"not a guard key: {kv_key!r}")
+    return kind, _unb64(encoded)
+
+
+def watermark_key(kind: str) -> str:
+    return f"reconcile.watermark.{kind}"
+
+
+def stats_key(replica: str) -> str:
+    return f"{STATS_PREFIX}.{_b64(replica)}"
+
+
+class _State(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+class GuardEntry(_State):
+    version: AwareDatetime
+    deleted: bool = False
+    digest: str | None = None  # sha256 of the applied resource JSON (tie detection)
+    event_id: str | None = None
+
+
+class Watermark(_State):
+    updated_since: AwareDatetime
+    run_finished_at: AwareDatetime
+
+
+class ReconcileLock(_State):
+    holder: str
+    expires_at: AwareDatetime
+
+
+class WorkerStats(_State):
+    applied: int = 0
+    skipped_outdated: int = 0
+    skipped_duplicate: int = 0
+    dead_lettered: int = 0
+    updated_at: AwareDatetime
