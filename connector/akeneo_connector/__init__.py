@@ -1,1 +1,1 @@
-"""The contract every component shares: the CLI, the AkeneoConnection spec and the names it derives."""
+"""What every component shares: the CLI, the AkeneoConnection spec, derived names."""

@@ -9,6 +9,7 @@ silently ignored.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from dataclasses import dataclass, field
 
@@ -30,7 +31,7 @@ MANAGED_BY = "akeneo-connector"
 IMMUTABLE_FIELDS = ("storage", "retention")
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     CREATED = "Created"
     UPDATED = "Updated"
     UNCHANGED = "Unchanged"
@@ -149,7 +150,5 @@ async def ensure_all(
 async def delete_all(js: JetStreamContext, names: ConnectionNames) -> None:
     """Remove the stream and bucket; absent ones are fine (deletion is idempotent)."""
     for stream in (names.stream, f"KV_{names.guard_bucket}"):
-        try:
+        with contextlib.suppress(NotFoundError):
             await js.delete_stream(stream)
-        except NotFoundError:
-            pass

@@ -8,7 +8,7 @@ silently ignored setting.
 from __future__ import annotations
 
 from datetime import timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -51,9 +51,12 @@ class ReceiverSpec(SpecModel):
         "eventPlatformSecrets (Event Platform, one secret per line: primary, secondary)"
     )
     replicas: Annotated[int, Field(ge=1, le=50)] = 2
-    host: Annotated[
-        str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
-    ] | None = Field(default=None, description="Public host name: creates an Ingress")
+    host: (
+        Annotated[
+            str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
+        ]
+        | None
+    ) = Field(default=None, description="Public host name: creates an Ingress")
     timestamp_tolerance: Duration = "300s"
     max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1_048_576
     allowed_source_ranges: list[Annotated[str, Field(pattern=r"^[0-9a-fA-F:.]+/[0-9]{1,3}$")]] = (
@@ -65,7 +68,7 @@ class ReceiverSpec(SpecModel):
         return parse_duration(self.timestamp_tolerance)
 
 
-class TLSMode(str, Enum):
+class TLSMode(StrEnum):
     SELF_SIGNED = "selfSigned"
     CERT_MANAGER = "certManager"
     SECRET = "secret"
@@ -164,7 +167,7 @@ class ReconciliationSpec(SpecModel):
     schedule: Annotated[str, Field(pattern=CRON_PATTERN)] = "*/15 * * * *"
     full_scan_schedule: Annotated[str, Field(pattern=CRON_PATTERN)] | None = "0 3 * * 0"
     resources: list[ReconcileResource] = Field(
-        default_factory=lambda: ["products", "product_models"]
+        default_factory=lambda: list[ReconcileResource](["products", "product_models"])
     )
     safety_margin: Duration = "5m"
     suspend: bool = False

@@ -1,4 +1,4 @@
-"""The one internal event type: what the receiver and the reconcile job publish, and the worker consumes.
+"""The one internal event type, published by receiver and reconcile job, consumed by the worker.
 
 Both Akeneo delivery formats and the reconcile job's synthetic events are mapped onto this,
 so the worker's ordering guard serves all paths alike. It travels through JetStream as the
@@ -9,24 +9,24 @@ JSON of this model (``to_message`` / ``from_message``); the JetStream message id
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
-class SourceFormat(str, Enum):
+class SourceFormat(StrEnum):
     EVENTS_API = "events_api"  # legacy {"events": [...]} deliveries
     EVENT_PLATFORM = "event_platform"  # CloudEvents
     RECONCILE = "reconcile"  # synthetic events from the REST reconciliation
 
 
-class ResourceKind(str, Enum):
+class ResourceKind(StrEnum):
     PRODUCT = "product"
     PRODUCT_MODEL = "product_model"
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     UPSERT = "upsert"  # created / updated
     DELETE = "delete"  # removed / deleted
 

@@ -1,0 +1,222 @@
+"""Wire models of Akeneo's two delivery formats, tolerant of the quirks seen in the field.
+
+Legacy Events API: ``{"events": [LegacyEvent, ...]}``. Event Platform: one CloudEvent (structured
+mode) or a JSON array of them. A body is first split into raw events (``split_*``), then each
+raw event is validated alone, so one bad event does not sink the valid ones of its batch.
+
+Tolerated quirks: ``event_date`` for ``event_datetime``; ``quantified_associations`` as ``[]`` or
+``{}``; PHP-escaped JSON (``\\/``, ``\\uXXXX``: plain JSON escapes); ``pim_source`` as a bare host;
+naive timestamps (taken as UTC, which is what the SaaS PIM uses).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
+
+LEGACY_PRODUCT_ACTIONS = ("product.created", "product.updated", "product.removed")
+LEGACY_PRODUCT_MODEL_ACTIONS = (
+    "product_model.created",
+    "product_model.updated",
+    "product_model.removed",
+)
+LegacyAction = Literal[
+    "product.created",
+    "product.updated",
+    "product.removed",
+    "product_model.created",
+    "product_model.updated",
+    "product_model.removed",
+]
+
+CLOUD_EVENT_TYPE_PREFIX = "com.akeneo.pim.v1."
+CLOUD_EVENT_RESOURCES = {"product": "product", "product-model": "product_model"}
+CLOUD_EVENT_VERBS = ("created", "updated", "deleted")
+
+
+class PayloadError(ValueError):
+    """The body as a whole is unusable; ``reason`` is a short machine word, ``detail`` for humans."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def _as_utc_if_naive(value: Any) -> Any:
+    """Accept ``2020-10-20 09:13:59`` / naive ISO as UTC; leave anything else to pydantic."""
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_as_utc_if_naive)]
+EventId = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+
+# --- legacy Events API -------------------------------------------------------------------
+
+
+class ProductResource(WireModel):
+    """A product's REST representation; only the fields the connector reads are typed."""
+
+    uuid: str | None = None
+    identifier: str | None = None
+    updated: Timestamp | None = None
+    quantified_associations: dict[str, Any] | list[Any] | None = None
+
+    @property
+    def key(self) -> str | None:
+        return self.uuid or self.identifier or None
+
+
+class ProductModelResource(WireModel):
+    code: str | None = None
+    updated: Timestamp | None = None
+
+    @property
+    def key(self) -> str | None:
+        return self.code or None
+
+
+class LegacyData(WireModel):
+    resource: dict[str, Any]
+
+
+class LegacyEvent(WireModel):
+    action: LegacyAction
+    event_id: EventId
+    event_datetime: Timestamp = Field(
+        validation_alias=AliasChoices("event_datetime", "event_date")
+    )
+    author: str | None = None
+    author_type: str | None = None
+    pim_source: str | None = Field(default=None, description="URL or bare host")
+    data: LegacyData
+
+    @property
+    def is_product_model(self) -> bool:
+        return self.action.startswith("product_model.")
+
+
+class LegacyDelivery(WireModel):
+    events: list[Any]
+
+
+# --- Event Platform (CloudEvents 1.0, structured mode) -------------------------------------
+
+
+class CloudAuthor(WireModel):
+    identifier: str | None = None
+    type: str | None = None
+
+
+class CloudProductRef(WireModel):
+    uuid: str | None = None
+    identifier: str | None = None
+
+    @property
+    def key(self) -> str | None:
+        return self.uuid or self.identifier or None
+
+
+class CloudProductModelRef(WireModel):
+    code: str | None = None
+
+    @property
+    def key(self) -> str | None:
+        return self.code or None
+
+
+class CloudData(WireModel):
+    product: CloudProductRef | None = None
+    product_model: CloudProductModelRef | None = Field(
+        default=None,
+        validation_alias=AliasChoices("product_model", "productModel", "product-model"),
+    )
+    author: CloudAuthor | None = None
+    changes: Any = None
+
+
+class CloudEvent(WireModel):
+    specversion: str = "1.0"
+    id: EventId
+    source: str
+    type: Annotated[str, Field(pattern=r"^com\.akeneo\.pim\.v1\.")]
+    subject: str | None = None
+    time: Timestamp
+    datacontenttype: str | None = None
+    dataschema: str | None = None
+    data: CloudData
+
+    def resource_and_verb(self) -> tuple[str, str]:
+        """(``product`` | ``product_model``, ``created`` | ``updated`` | ``deleted``) or ValueError."""
+        first, *rest = self.type[len(CLOUD_EVENT_TYPE_PREFIX) :].split(".")
+        resource = CLOUD_EVENT_RESOURCES.get(first)
+        verbs = [part for part in rest if part in CLOUD_EVENT_VERBS]
+        others = [part for part in rest if part not in CLOUD_EVENT_VERBS]
+        if resource is None or len(verbs) != 1 or any(p != "delta" for p in others):
+            raise ValueError(f"unsupported event type {self.type!r}")
+        return resource, verbs[0]
+
+
+# --- splitting bodies into raw events ------------------------------------------------------
+
+
+def _load(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PayloadError("invalid_json", str(exc)) from None
+
+
+def split_events_api(body: bytes) -> list[Any]:
+    """Raw events of a legacy delivery; the empty body of the Test button gives none."""
+    if not body.strip():
+        return []
+    doc = _load(body)
+    try:
+        return LegacyDelivery.model_validate(doc).events
+    except ValidationError:
+        raise PayloadError("invalid_shape", 'expected {"events": [...]}') from None
+
+
+def split_event_platform(body: bytes) -> list[Any]:
+    """Raw CloudEvents of a delivery: a single object or a JSON array of objects."""
+    if not body.strip():
+        raise PayloadError("empty_body", "expected a CloudEvent or an array of them")
+    doc = _load(body)
+    if isinstance(doc, dict):
+        return [doc]
+    if isinstance(doc, list):
+        return doc
+    raise PayloadError("invalid_shape", "expected a CloudEvent or an array of them")
+
+
+def raw_event_id(raw: Any, field: str) -> str | None:
+    """Best-effort id of an event that failed validation, to name it in the answer."""
+    if isinstance(raw, dict):
+        value = raw.get(field)
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            return str(value)[:200]
+    return None
