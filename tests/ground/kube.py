@@ -71,6 +71,9 @@ class KubeCluster:
         self._start("kwok", self._kwok_args())
         self._create_node()
         wait_until(self._node_ready, timeout=60, what="kwok node Ready", proc=self.processes[-1])
+        # Node admission taints a new node not-ready; the node-lifecycle controller would lift
+        # it, but it is off (no kubelet heartbeats here: it would evict every pod), so lift it.
+        self._kubectl("taint", "node", NODE_NAME, "node.kubernetes.io/not-ready:NoSchedule-")
         wait_until(self._default_sa, timeout=60, what="default ServiceAccount")
 
     def stop(self) -> None:
@@ -191,6 +194,7 @@ class KubeCluster:
     def _kwok_args(self) -> list[str | Path]:
         return [
             "--kubeconfig", self.kubeconfig,
+            "--config", Path(__file__).parent / "kwok" / "stages.yaml",
             "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector", "kwok.x-k8s.io/node=fake",
             "--cidr", "10.0.1.0/24",

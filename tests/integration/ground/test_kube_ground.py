@@ -129,8 +129,9 @@ async def test_crd_schema_violation_is_a_real_422(
         await custom.create_namespaced_custom_object(
             GROUP, "v1", namespace, "widgets", bad, field_validation="Strict"
         )
-    assert unknown.value.status == 422
-    assert "colour" in str(unknown.value.body)
+    # Strict field validation refuses unknown fields as a 400 BadRequest, naming the field.
+    assert unknown.value.status == 400
+    assert 'unknown field \\"spec.colour\\"' in str(unknown.value.body)
 
 
 async def test_deployment_gets_a_ready_pod_from_kwok(api: client.ApiClient, namespace: str) -> None:
@@ -211,6 +212,10 @@ async def test_kopf_runner_handles_a_create_event(
         textwrap.dedent(
             f"""
             import kopf
+
+            @kopf.on.login()
+            def login(**kwargs):
+                return kopf.login_with_kubeconfig(**kwargs)
 
             @kopf.on.startup()
             def configure(settings, **_):
