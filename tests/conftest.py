@@ -9,6 +9,7 @@ import pytest
 
 from tests.ground.kube import KubeCluster
 from tests.ground.nats import NatsServer
+from tests.ground.postgres import PostgresServer
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +42,20 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
 @pytest.fixture(scope="session")
 def kubeconfig(kube: KubeCluster) -> Path:
     return kube.kubeconfig
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A real PostgreSQL for the session (trust auth, 127.0.0.1); ``.dsn`` to connect."""
+    server = PostgresServer(tmp_path_factory.mktemp("postgres"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres(postgres_server: PostgresServer) -> str:
+    """DSN of the session's PostgreSQL."""
+    return postgres_server.dsn

@@ -45,6 +45,20 @@ class PimSpec(SpecModel):
     )
 
 
+class ReceiverAutoscaling(SpecModel):
+    """Optional HorizontalPodAutoscaler for the receiver (CPU based)."""
+
+    min_replicas: Annotated[int, Field(ge=1, le=50)] = 2
+    max_replicas: Annotated[int, Field(ge=1, le=100)] = 10
+    target_cpu_utilization: Annotated[int, Field(ge=10, le=100)] = 70
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ReceiverAutoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("receiver.autoscaling.minReplicas must not exceed maxReplicas")
+        return self
+
+
 class ReceiverSpec(SpecModel):
     signature_secret: K8sName = Field(
         description="Secret with key eventsApiSecret (legacy Events API) and/or "
@@ -61,6 +75,9 @@ class ReceiverSpec(SpecModel):
     max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1_048_576
     allowed_source_ranges: list[Annotated[str, Field(pattern=r"^[0-9a-fA-F:.]+/[0-9]{1,3}$")]] = (
         Field(default_factory=list, description="CIDRs allowed to reach the receiver")
+    )
+    autoscaling: ReceiverAutoscaling | None = Field(
+        default=None, description="Creates a HorizontalPodAutoscaler; replicas is then ignored"
     )
 
     @property

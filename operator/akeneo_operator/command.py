@@ -1,15 +1,48 @@
-"""Subcommand stub: run the kopf operator that reconciles AkeneoConnections"""
+"""``akeneo-connector operator``: run the kopf operator that reconciles AkeneoConnections."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import os
+import sys
+
+import kopf
+from pydantic import ValidationError
+
+from akeneo_operator import settings as settings_mod
 
 HELP = "run the kopf operator that reconciles AkeneoConnections"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.set_defaults()
+    settings_mod.configure(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("issue 6")
+    try:
+        ops = settings_mod.from_sources(args, os.environ)
+    except (ValidationError, ValueError) as exc:
+        print(f"akeneo-connector operator: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    if ops.kubeconfig:
+        os.environ["KUBECONFIG"] = ops.kubeconfig
+    level = getattr(logging, ops.log_level.upper(), logging.INFO)
+    kopf.configure(log_format=kopf.LogFormat.JSON, verbose=level <= logging.DEBUG)
+    logging.getLogger().setLevel(level)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+    from akeneo_operator.handlers import build_registry
+
+    registry, _runtime = build_registry(ops)
+    coro = kopf.operator(
+        registry=registry,
+        standalone=ops.standalone,
+        priority=ops.priority,
+        peering_name=None if ops.standalone else ops.peering_name,
+        clusterwide=not ops.namespaces,
+        namespaces=list(ops.namespaces),
+    )
+    asyncio.run(coro)
+    return 0

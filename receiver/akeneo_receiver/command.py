@@ -1,15 +1,51 @@
-"""Subcommand stub: run the HTTPS receiver for the PIM's events"""
+"""``akeneo-connector receiver``: run the HTTPS receiver for the PIM's events."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from akeneo_receiver import config as receiver_config
+from akeneo_receiver.logs import setup as setup_logging
 
 HELP = "run the HTTPS receiver for the PIM's events"
 
+log = logging.getLogger("akeneo_receiver")
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.set_defaults()
+    receiver_config.configure(parser)
+
+
+async def serve(cfg: receiver_config.ReceiverConfig) -> None:
+    from akeneo_receiver.app import Receiver
+
+    receiver = Receiver(cfg)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await receiver.start()
+    try:
+        await stop.wait()
+    finally:
+        log.info("receiver stopping")
+        await receiver.stop()
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("issue 3")
+    setup_logging(args.log_level)
+    try:
+        cfg = receiver_config.from_args(args)
+    except (ValueError, OSError) as exc:
+        print(f"akeneo-connector receiver: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(cfg))
+    except OSError as exc:  # port in use, unreadable key pair, ...
+        log.error("receiver failed to start", extra={"error": str(exc)})
+        return 1
+    return 0

@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-
 _PR_SET_PDEATHSIG = 1
 
 
