@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test venv testbins lint typecheck unit crd crd-check clean e2e-kind bench
+.PHONY: dev test venv testbins sysdeps lint typecheck clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ venv: $(STAMP)
 testbins:
 	bash scripts/build-testbins.sh
 
+## Debian packages the tests need (PostgreSQL server binaries for the postgres sink tests).
+sysdeps:
+	bash scripts/install-sysdeps.sh
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -27,7 +31,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) testbins lint typecheck
+test: $(STAMP) testbins sysdeps lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 dev: $(STAMP)

