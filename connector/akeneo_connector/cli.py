@@ -38,20 +38,23 @@ def load(name: str) -> Subcommand:
     return cast(Subcommand, importlib.import_module(SUBCOMMANDS[name]))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """All subcommands, or (``only``) just one, so that no other subcommand's module is imported."""
     parser = argparse.ArgumentParser(
         prog="akeneo-connector",
         description="Akeneo PIM connectors: operator, receiver, worker, reconcile job, local mode.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in SUBCOMMANDS:
+    for name in SUBCOMMANDS if only is None else [only]:
         module = load(name)
         module.configure(sub.add_parser(name, help=module.HELP, description=module.HELP))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    only = argv[0] if argv and argv[0] in SUBCOMMANDS else None
+    args = build_parser(only).parse_args(argv)
     try:
         return load(args.command).run(args)
     except NotImplementedError as exc:

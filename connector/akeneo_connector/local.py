@@ -54,8 +54,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+async def _quiet_nats_error(exc: Exception) -> None:
+    log.debug("nats: %s", exc)  # the supervisor reports what matters (child restarts)
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         connection = load_manifest(args.filename, name=args.name)
     except ManifestError as exc:
@@ -265,7 +270,10 @@ class LocalPipeline:
         while True:
             try:
                 return await nats.connect(
-                    self.nats_url, connect_timeout=1, max_reconnect_attempts=-1
+                    self.nats_url,
+                    connect_timeout=1,
+                    max_reconnect_attempts=-1,
+                    error_cb=_quiet_nats_error,
                 )
             except Exception:
                 if time.monotonic() > deadline:
@@ -300,10 +308,10 @@ class LocalPipeline:
             log.info("stopping")
             for task in self._tasks:
                 task.cancel()
-            for child in reversed(self.children):
-                await child.stop()
             with contextlib.suppress(Exception):
                 await nc.close()
+            for child in reversed(self.children):
+                await child.stop()
         return 0
 
     def announce(self, ca: Path) -> None:
@@ -346,9 +354,7 @@ class LocalPipeline:
             c.lag = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
         return c
 
-    async def show_status(
-        self, nc: NATS, ca: Path, stop: asyncio.Event, interval: float
-    ) -> None:
+    async def show_status(self, nc: NATS, ca: Path, stop: asyncio.Event, interval: float) -> None:
         tty = sys.stderr.isatty()
         context = ssl.create_default_context(cafile=str(ca))
         async with httpx.AsyncClient(verify=context, timeout=2) as http:
