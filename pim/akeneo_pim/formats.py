@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -53,21 +53,13 @@ class PayloadError(ValueError):
         self.detail = detail
 
 
-def _as_utc_if_naive(value: Any) -> Any:
-    """Accept ``2020-10-20 09:13:59`` / naive ISO as UTC; leave anything else to pydantic."""
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return value
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+def _utc_if_naive(value: datetime) -> datetime:
+    """Pydantic parses ``2020-10-20 09:13:59`` too; a naive result is taken as UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-Timestamp = Annotated[datetime, BeforeValidator(_as_utc_if_naive)]
-EventId = Annotated[str, Field(min_length=1, max_length=200)]
+Timestamp = Annotated[datetime, AfterValidator(_utc_if_naive)]
+EventId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
 class WireModel(BaseModel):
@@ -123,6 +115,12 @@ class LegacyEvent(WireModel):
 
 class LegacyDelivery(WireModel):
     events: list[Any]
+
+
+class ValidLegacyDelivery(WireModel):
+    """The common case, validated in one pass from the raw bytes (no per-event round trip)."""
+
+    events: list[LegacyEvent]
 
 
 # --- Event Platform (CloudEvents 1.0, structured mode) -------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -29,6 +30,10 @@ async def serve(cfg: receiver_config.ReceiverConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await receiver.start()
+    # long-lived objects (modules, schemas, app) leave the GC's working set: every request
+    # allocates many short-lived dicts, and full collections would rescan all of them
+    gc.collect()
+    gc.freeze()
     try:
         await stop.wait()
     finally:

@@ -1,0 +1,32 @@
+"""Prometheus metrics of the receiver (default registry, so process metrics come along)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter(
+    "akeneo_receiver_requests_total",
+    "Requests to /events by delivery format and answer code",
+    ["format", "code"],
+)
+REJECTED = Counter(
+    "akeneo_receiver_rejected_requests_total",
+    "Requests to /events not answered 200, by reason",
+    ["reason"],
+)
+EVENTS = Counter(
+    "akeneo_receiver_events_total",
+    "Events by delivery format and outcome (accepted, duplicate, rejected)",
+    ["format", "outcome"],
+)
+LATENCY = Histogram(
+    "akeneo_receiver_request_seconds",
+    "Time from request start to answer for /events",
+    ["format"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+CONSUMER_PENDING = Gauge(
+    "akeneo_receiver_consumer_pending",
+    "Last seen pending count of the worker consumer (-1 when unknown)",
+)
+RELOADS = Counter("akeneo_receiver_reloads_total", "Reloads of rotated files by kind", ["kind"])

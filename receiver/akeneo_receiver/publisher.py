@@ -1,0 +1,331 @@
+"""Durable enqueueing into the connection's JetStream stream, and what the receiver asks of it.
+
+A batch is published pipelined (every message sent before any ack is awaited) and the answer
+waits for every ack within the budget: a ``200`` is only given for events JetStream stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.errors import MaxPayloadError
+from nats.js import JetStreamContext
+from nats.js.api import Header
+from nats.js.errors import NotFoundError
+from nats.protocol.command import hpub_cmd
+
+from akeneo_connector.jetstream import ImmutableFieldChanged, ensure_bucket, ensure_stream
+from akeneo_connector.nats_auth import inbox_prefix
+from akeneo_connector.spec import StreamSpec
+from akeneo_pim.normalized import NormalizedEvent, ResourceKind
+from akeneo_receiver.config import ReceiverConfig
+from akeneo_receiver.metrics import CONSUMER_PENDING
+
+log = logging.getLogger("akeneo_receiver.jetstream")
+
+RECONNECT_WAIT = 0.5
+CONNECT_TIMEOUT = 2.0
+API_TIMEOUT = 2.0
+MSG_ID = Header.MSG_ID.value
+EXPECTED_STREAM = Header.EXPECTED_STREAM.value
+NO_RESPONDERS = "503"
+_UNSAFE_HEADER = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class PublishError(Exception):
+    """Not all events were acknowledged; ``reason`` is a short machine word."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    stored: int
+    duplicates: int
+
+
+class _Batch:
+    __slots__ = ("done", "duplicates", "error", "remaining", "tokens")
+
+    def __init__(self, size: int) -> None:
+        self.remaining = size
+        self.duplicates = 0
+        self.error: str | None = None
+        self.tokens: list[str] = []
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+
+class AckPipeline:
+    """JetStream publishes with one shared reply subscription and one waiter per batch.
+
+    Equivalent to ``js.publish`` per message, but pipelined: every message of a batch is
+    written before any ack is awaited, acks are counted as they come, and the batch waits
+    on a single future with one timer (no task or timer per message).
+    """
+
+    def __init__(self, nc: NATS, stream: str) -> None:
+        self.nc = nc
+        self.stream = stream
+        self.prefix = nc.new_inbox()
+        self._cut = len(self.prefix) + 1
+        self._waiting: dict[str, _Batch] = {}
+        self._seq = 0
+        self._hdr_tail = f"\r\n{EXPECTED_STREAM}: {stream}\r\n\r\n".encode()
+
+    @classmethod
+    async def start(cls, nc: NATS, stream: str) -> AckPipeline:
+        pipeline = cls(nc, stream)
+        await nc.subscribe(f"{pipeline.prefix}.*", cb=pipeline._on_ack)
+        return pipeline
+
+    async def publish(self, messages: Sequence[tuple[str, str, bytes]]) -> _Batch:
+        """Send (subject, message id, payload) triples; returns the batch to ``wait`` on."""
+        batch = _Batch(len(messages))
+        frames: list[tuple[str, str, bytes, bytes]] = []
+        for subject, msg_id, payload in messages:
+            if _UNSAFE_HEADER.search(msg_id):
+                raise PublishError("bad_message_id")  # the wire models already refuse these
+            self._seq += 1
+            token = format(self._seq, "x")
+            batch.tokens.append(token)
+            frames.append((subject, f"{self.prefix}.{token}", msg_id.encode(), payload))
+        for token in batch.tokens:
+            self._waiting[token] = batch
+        try:
+            await self._send(frames)
+        except Exception as exc:
+            self._forget(batch)
+            log.warning("publish failed", extra={"error": exc.__class__.__name__})
+            raise PublishError("jetstream_unavailable") from None
+        return batch
+
+    async def _send(self, frames: list[tuple[str, str, bytes, bytes]]) -> None:
+        """All HPUB frames of a batch in one write when the client allows it.
+
+        ``nc.publish`` re-encodes and re-validates the headers of each message, which is the
+        largest cost per event here; the frames are what it would send (same protocol bytes),
+        queued through the client's own pending buffer so reconnect buffering is unchanged.
+        """
+        nc = self.nc
+        send_command = getattr(nc, "_send_command", None)
+        max_payload = getattr(nc, "max_payload", 0)
+        if send_command is None or not max_payload or not nc.is_connected:
+            for subject, reply, msg_id, payload in frames:
+                await nc.publish(
+                    subject,
+                    payload,
+                    reply=reply,
+                    headers={MSG_ID: msg_id.decode(), EXPECTED_STREAM: self.stream},
+                )
+            return
+        parts: list[bytes] = []
+        for subject, reply, msg_id, payload in frames:
+            if len(payload) > max_payload:
+                raise MaxPayloadError
+            hdr = b"NATS/1.0\r\nNats-Msg-Id: " + msg_id + self._hdr_tail
+            parts.append(hpub_cmd(subject, reply, hdr, payload))
+        await send_command(b"".join(parts))
+        await self._flush()
+
+    async def _flush(self) -> None:
+        flush_queue = getattr(self.nc, "_flush_queue", None)
+        if flush_queue is None or flush_queue.empty():
+            await self.nc._flush_pending()
+
+    async def wait(self, batch: _Batch, timeout: float) -> BatchResult:
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(max(timeout, 0.0), _expire, batch.done)
+        try:
+            await batch.done
+        except TimeoutError:
+            raise PublishError("ack_timeout") from None
+        finally:
+            timer.cancel()
+            self._forget(batch)
+        if batch.error is not None:
+            raise PublishError(batch.error)
+        return BatchResult(len(batch.tokens) - batch.duplicates, batch.duplicates)
+
+    def _forget(self, batch: _Batch) -> None:
+        for token in batch.tokens:
+            self._waiting.pop(token, None)
+
+    async def _on_ack(self, msg: Msg) -> None:
+        batch = self._waiting.pop(msg.subject[self._cut :], None)
+        if batch is None or batch.done.done():
+            return
+        if msg.headers and msg.headers.get("Status") == NO_RESPONDERS:
+            batch.error = "stream_error"  # no stream listens on the subject
+        else:
+            data = msg.data
+            # plain acks ({"stream":..,"seq":..}) are told apart without parsing
+            if not data.startswith(b'{"stream":') or b'"error"' in data or b'"duplicate"' in data:
+                self._special_ack(batch, data)
+        batch.remaining -= 1
+        if batch.error is not None or batch.remaining == 0:
+            batch.done.set_result(None)
+
+    @staticmethod
+    def _special_ack(batch: _Batch, data: bytes) -> None:
+        try:
+            ack = json.loads(data)
+        except ValueError:
+            ack = {"error": "unreadable ack"}
+        if not isinstance(ack, dict) or "error" in ack or "seq" not in ack:
+            reason = data[:200].decode(errors="replace")
+            log.warning("publish rejected", extra={"error": reason})
+            batch.error = "stream_error"
+        elif ack.get("duplicate"):
+            batch.duplicates += 1
+
+
+def _expire(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_exception(TimeoutError())
+
+
+class EventPublisher:
+    """Owns the NATS connection; connects in the background so HTTP starts at once."""
+
+    def __init__(self, config: ReceiverConfig) -> None:
+        self.config = config
+        self.stream = config.names.stream
+        self.nc: NATS | None = None
+        self.js: JetStreamContext | None = None
+        self.pending: int | None = None
+        self.acks: AckPipeline | None = None
+        self._subjects = {kind: config.event_subject(kind.value) for kind in ResourceKind}
+        self.ready = asyncio.Event()
+
+    @property
+    def connected(self) -> bool:
+        return self.nc is not None and self.nc.is_connected
+
+    def _connect_options(self) -> dict[str, Any]:
+        cfg = self.config
+        options: dict[str, Any] = {
+            "servers": [u.strip() for u in cfg.nats_url.split(",") if u.strip()],
+            "name": f"akeneo-receiver {cfg.connection}",
+            "inbox_prefix": inbox_prefix(cfg.names),  # replies readable by this tenant only
+            "allow_reconnect": True,
+            "max_reconnect_attempts": -1,
+            "reconnect_time_wait": RECONNECT_WAIT,
+            "connect_timeout": CONNECT_TIMEOUT,
+            "disconnected_cb": self._on_disconnected,
+            "reconnected_cb": self._on_reconnected,
+            "error_cb": self._on_error,
+        }
+        if cfg.nats_user:
+            options["user"] = cfg.nats_user
+        if cfg.nats_password_file is not None:
+            options["password"] = cfg.nats_password_file.read_text().strip()
+        if cfg.nats_creds_file is not None:
+            options["user_credentials"] = str(cfg.nats_creds_file)
+        return options
+
+    async def _on_disconnected(self) -> None:
+        log.warning("NATS disconnected")
+
+    async def _on_reconnected(self) -> None:
+        log.info("NATS reconnected")
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.warning("NATS error", extra={"error": exc.__class__.__name__})
+
+    async def connect(self) -> None:
+        """Connect, retrying until it works (the initial connect is not retried by nats-py)."""
+        delay = RECONNECT_WAIT
+        while True:
+            try:
+                self.nc = await nats.connect(**self._connect_options())
+                break
+            except Exception as exc:  # any failure: keep serving 503s and retry
+                log.warning("NATS not reachable yet", extra={"error": exc.__class__.__name__})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self.js = self.nc.jetstream(timeout=API_TIMEOUT)
+        self.acks = await AckPipeline.start(self.nc, self.stream)
+        log.info("NATS connected")
+        if self.config.ensure_stream:
+            await self._ensure()
+        self.ready.set()
+
+    async def _ensure(self) -> None:
+        assert self.js is not None
+        spec = StreamSpec()
+        while True:
+            try:
+                stream = await ensure_stream(self.js, self.config.names, spec)
+                bucket = await ensure_bucket(self.js, self.config.names, spec)
+            except ImmutableFieldChanged as exc:
+                # retrying cannot help; the existing stream still takes the events
+                log.error("stream not updated", extra={"stream": self.stream, "error": str(exc)})
+                return
+            except Exception as exc:
+                log.warning("stream not ensured yet", extra={"error": exc.__class__.__name__})
+                await asyncio.sleep(RECONNECT_WAIT)
+                continue
+            log.info(
+                "stream ensured",
+                extra={
+                    "stream": self.stream,
+                    "outcome": stream.outcome.value,
+                    "bucket_outcome": bucket.outcome.value,
+                },
+            )
+            return
+
+    async def close(self) -> None:
+        if self.nc is not None and not self.nc.is_closed:
+            with contextlib.suppress(Exception):
+                await self.nc.drain()
+
+    async def publish(self, events: Sequence[NormalizedEvent], budget: float) -> BatchResult:
+        """Publish all, await all acks until ``budget`` seconds from now; raise PublishError."""
+        if not events:
+            return BatchResult(0, 0)
+        acks = self.acks
+        if acks is None or not self.connected:
+            raise PublishError("jetstream_unavailable")
+        subjects = self._subjects
+        batch = await acks.publish([(subjects[e.kind], e.event_id, e.to_message()) for e in events])
+        return await acks.wait(batch, budget)
+
+    async def stream_exists(self) -> bool:
+        if self.js is None or not self.connected:
+            return False
+        try:
+            await self.js.stream_info(self.stream)
+        except Exception:
+            return False
+        return True
+
+    async def watch_pending(self, interval: float) -> None:
+        """Keep ``pending`` = the worker consumer's undelivered count (None while unknown)."""
+        while True:
+            self.pending = await self._read_pending()
+            CONSUMER_PENDING.set(-1 if self.pending is None else self.pending)
+            await asyncio.sleep(interval)
+
+    async def _read_pending(self) -> int | None:
+        if self.js is None or not self.connected:
+            return None
+        try:
+            info = await self.js.consumer_info(self.stream, self.config.names.consumer)
+        except NotFoundError:
+            return None  # no worker consumer yet: nothing to protect
+        except Exception:
+            return self.pending
+        return int(info.num_pending or 0)
