@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test venv testbins sysdeps lint typecheck clean
+.PHONY: dev test venv testbins sysdeps lint typecheck crd crd-check clean bench-operator
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,15 @@ testbins:
 sysdeps:
 	bash scripts/install-sysdeps.sh
 
-lint: $(STAMP)
+## Regenerate the CRD (crds/ and the chart's copy) from the spec models.
+crd: $(STAMP)
+	$(BIN)/python -m akeneo_operator.crd --write
+
+## Fail when the checked-in CRD is stale.
+crd-check: $(STAMP)
+	$(BIN)/python -m akeneo_operator.crd --check
+
+lint: $(STAMP) crd-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
@@ -36,6 +44,9 @@ test: $(STAMP) testbins sysdeps lint typecheck
 
 dev: $(STAMP)
 	$(BIN)/akeneo-connector local -f examples/local.yaml
+
+bench-operator: $(STAMP) testbins
+	$(BIN)/python -m bench.operator_scale
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
