@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test venv testbins sysdeps lint typecheck crd crd-check clean bench-operator
+.PHONY: dev test venv testbins sysdeps lint typecheck crd crd-check clean bench-operator e2e-kind
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ dev: $(STAMP)
 
 bench-operator: $(STAMP) testbins
 	$(BIN)/python -m bench.operator_scale
+
+## End-to-end on kind, for machines with a Docker engine (not run in CI here).
+e2e-kind:
+	bash scripts/e2e-kind.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
