@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end on a kind cluster, for machines with a Docker engine (not run in CI here).
-# Builds the image, loads it into kind, installs NATS-less prerequisites are the caller's:
-# a NATS server with JetStream reachable at $NATS_URL from the cluster (default
-# nats://nats.nats:4222). Then installs the chart, applies examples/local.yaml's connection
-# with a webhook-less sqlite sink and waits for Ready.
+# Builds the image, loads it into kind, installs the chart and applies examples/local.yaml,
+# then waits for the connection to be Ready. NATS is the caller's: a server with JetStream
+# reachable from the cluster at $NATS_URL (default nats://nats.nats:4222).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cluster="${KIND_CLUSTER:-akeneo-e2e}"
