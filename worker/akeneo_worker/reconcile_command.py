@@ -19,6 +19,7 @@ import nats
 from nats.aio.client import Client
 from nats.js.errors import BucketNotFoundError, NotFoundError
 
+from akeneo_connector.nats_auth import inbox_prefix
 from akeneo_pim.rest import AkeneoApiError, AkeneoAuthError, AkeneoRestClient, PimCredentials
 from akeneo_worker.options import add_common, env, read_secret, seconds, setup_logging
 from akeneo_worker.reconcile import (
@@ -78,6 +79,7 @@ async def _connect(args: argparse.Namespace) -> Client:
     options: dict[str, Any] = {
         "servers": [s.strip() for s in args.nats_url.split(",") if s.strip()],
         "name": f"akeneo-reconcile {args.connection.ref}",
+        "inbox_prefix": inbox_prefix(args.connection),  # replies readable by this tenant only
         "connect_timeout": 5,
         "max_reconnect_attempts": 3,
         "allow_reconnect": True,

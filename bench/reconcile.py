@@ -1,0 +1,154 @@
+"""Reconcile throughput against Akeneo's rate limits.
+
+The PIM simulator runs in its own process (20,000 products + 2,000 product models, 40 ms per
+call); a real nats-server is started with its own store. Prints:
+
+- the bound: one ``search_after`` cursor of 100 items per 40 ms call = 2,500 items/s;
+- baseline (same run): one cursor paging the products alone, nothing published;
+- the reconcile job with one cursor per kind (products and product models concurrently);
+- the reconcile job as it runs by default: the products' ``updated`` range cut into 3 slices
+  read side by side, plus the product models (4 cursors, the per-connection cap);
+  each publishing every item and waiting for the stream's acks: items/s published, ratio to
+  the bound and to the baseline, and the most calls in flight seen by client and server.
+
+    .venv/bin/python -m bench.reconcile [--products 20000 --product-models 2000 --latency 0.04]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import tempfile
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import nats
+from tests.ground.nats import NatsServer
+
+from akeneo_connector.jetstream import ensure_all
+from akeneo_connector.names import ConnectionNames
+from akeneo_connector.spec import StreamSpec
+from akeneo_pim.rest import PRODUCTS_UUID_PATH, AkeneoRestClient, PimCredentials
+from akeneo_worker.reconcile import Reconciler, ReconcileSettings
+
+MAX_CALLS = 4
+
+
+def _serve(pipe: Connection, products: int, product_models: int, latency: float) -> None:
+    """Child process: run the simulator until told to stop, then report server stats."""
+    from akeneo_pim.simulator import PimSimulator
+
+    async def main() -> None:
+        started = time.perf_counter()
+        sim = PimSimulator(products=products, product_models=product_models, latency=latency)
+        seeded = time.perf_counter() - started
+        sim.api.warm_cache()  # the JSON of each item is encoded once, outside the timed runs
+        async with sim:
+            pipe.send((sim.url, seeded))
+            loop = asyncio.get_running_loop()
+            while True:
+                command = await loop.run_in_executor(None, pipe.recv)  # "stats" | "stop"
+                pipe.send((sim.stats.max_in_flight, sim.stats.requests))
+                sim.stats.max_in_flight = 0  # per phase
+                if command == "stop":
+                    break
+
+    asyncio.run(main())
+
+
+def _credentials() -> PimCredentials:
+    from akeneo_pim.simulator import PimSimulator
+
+    return PimSimulator(products=0, product_models=0).credentials
+
+
+async def _baseline(url: str, credentials: PimCredentials) -> tuple[int, float]:
+    async with AkeneoRestClient(url, credentials) as client:
+        await client.get_json(f"{PRODUCTS_UUID_PATH}?limit=1")  # log in outside the clock
+        started = time.perf_counter()
+        items = 0
+        async for page in client.iter_pages(PRODUCTS_UUID_PATH, {}):
+            items += len(page)
+        return items, time.perf_counter() - started
+
+
+async def _reconcile(url: str, credentials: PimCredentials, nats_url: str, partitions: int):
+    names = ConnectionNames("bench", f"reconcile-{partitions}")
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        await ensure_all(js, names, StreamSpec())
+        kv = await js.key_value(names.guard_bucket)
+        settings = ReconcileSettings(names=names, partitions=partitions)
+        async with AkeneoRestClient(url, credentials) as client:
+            await client.get_json(f"{PRODUCTS_UUID_PATH}?limit=1")
+            client.stats.pages = client.stats.calls = 0
+            return await Reconciler(settings, client, js, kv).run()
+    finally:
+        await nc.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--products", type=int, default=20_000)
+    parser.add_argument("--product-models", type=int, default=2_000)
+    parser.add_argument("--latency", type=float, default=0.04)
+    args = parser.parse_args()
+    bound = 100 / args.latency
+
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(
+        target=_serve, args=(child, args.products, args.product_models, args.latency)
+    )
+    proc.start()
+    url, seeded = parent.recv()
+    credentials = _credentials()
+    with tempfile.TemporaryDirectory() as tmp:
+        server = NatsServer(Path(tmp)).start()
+        try:
+            base_items, base_s = asyncio.run(_baseline(url, credentials))
+            parent.send("stats")
+            base_server_in_flight, _ = parent.recv()
+            single = asyncio.run(_reconcile(url, credentials, server.url, 1))
+            parent.send("stats")
+            single_in_flight, _ = parent.recv()
+            summary = asyncio.run(_reconcile(url, credentials, server.url, 3))
+            parent.send("stop")
+            server_in_flight, _requests = parent.recv()
+        finally:
+            server.stop()
+            proc.join(timeout=10)
+
+    base_rate = base_items / base_s
+    rate = summary.published / summary.seconds
+    print(f"simulator: {args.products} products + {args.product_models} product models, "
+          f"{args.latency * 1000:.0f} ms per call, seeded in {seeded:.2f} s")  # fmt: skip
+    print(f"bound (one search_after cursor, 100 items/call): {bound:,.0f} items/s")
+    print(f"baseline, same run (products, one cursor, nothing published): "
+          f"{base_items} items in {base_s:.2f} s = {base_rate:,.0f} items/s "
+          f"({base_rate / bound:.2f} of bound), "
+          f"server max in flight {base_server_in_flight}")  # fmt: skip
+    single_rate = single.published / single.seconds
+    print(f"reconcile, one cursor per kind: {single.published} items published in "
+          f"{single.seconds:.2f} s = {single_rate:,.0f} items/s = {single_rate / bound:.2f} of "
+          f"bound, max in flight client {single.max_in_flight} / "
+          f"server {single_in_flight}")  # fmt: skip
+    slices = summary.kinds["products"].slices
+    print(f"reconcile (default: products in {slices} updated-range slices + product models, "
+          f"side by side):")  # fmt: skip
+    print(f"  {summary.published} items published in {summary.seconds:.2f} s = "
+          f"{rate:,.0f} items/s = {rate / bound:.2f} of bound "
+          f"({rate / base_rate:.2f} of baseline)")  # fmt: skip
+    print(f"calls: {summary.calls} ({summary.pages} pages), 429s: {summary.throttled_429}, "
+          f"retries: {summary.retries}")  # fmt: skip
+    peak = max(summary.max_in_flight, server_in_flight)
+    print(f"max calls in flight: client {summary.max_in_flight}, server {server_in_flight} "
+          f"(cap {MAX_CALLS}) -> {'OK' if peak <= MAX_CALLS else 'EXCEEDED'}")  # fmt: skip
+    print(f"target >= 0.85 of bound: {'met' if rate / bound >= 0.85 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

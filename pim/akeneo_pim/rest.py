@@ -1,0 +1,423 @@
+"""Async client of the Akeneo PIM REST API, within Akeneo's documented limits.
+
+- OAuth password grant, then refresh-token grant (each refresh brings a new refresh token);
+  when a refresh is refused the client logs in again. A ``401`` on a call refreshes once.
+- At most ``max_concurrency`` calls in flight (Akeneo: 4 per connection), token calls included.
+- ``429`` waits for ``Retry-After``; ``408``, ``5xx``, timeouts and disconnects are retried with
+  exponential backoff and full jitter; any other ``4xx`` raises ``AkeneoApiError`` carrying
+  Akeneo's own message. Credentials never reach a log line or an exception message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import random
+import re
+import ssl
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+log = logging.getLogger(__name__)
+
+TOKEN_PATH = "/api/oauth/v1/token"
+PRODUCTS_UUID_PATH = "/api/rest/v1/products-uuid"
+PRODUCTS_PATH = "/api/rest/v1/products"
+PRODUCT_MODELS_PATH = "/api/rest/v1/product-models"
+MAX_LIMIT = 100
+BATCH_SIZE = 100
+RETRIABLE_STATUSES = frozenset({408, 500, 502, 503, 504})
+MAX_RETRY_AFTER = 120.0
+MAX_THROTTLED = 50  # consecutive 429s on one call before giving up
+
+
+def akeneo_date(value: datetime) -> str:
+    """Akeneo's filter date format (``YYYY-MM-DD hh:mm:ss``), in UTC."""
+    if value.tzinfo is None:
+        raise ValueError("akeneo_date needs an aware datetime")
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def search_param(filters: Mapping[str, Any]) -> str:
+    """The ``search`` query parameter value (JSON, compact)."""
+    return json.dumps(filters, separators=(",", ":"))
+
+
+class PimCredentials(BaseModel):
+    """OAuth credentials of one Akeneo connection; reprs never show the values."""
+
+    model_config = ConfigDict(frozen=True)
+
+    client_id: SecretStr
+    client_secret: SecretStr
+    username: SecretStr
+    password: SecretStr
+
+    @classmethod
+    def from_dir(cls, path: Path) -> PimCredentials:
+        """Read the mounted Secret keys clientId, clientSecret, username, password."""
+        files = {
+            "client_id": "clientId",
+            "client_secret": "clientSecret",
+            "username": "username",
+            "password": "password",
+        }
+        values: dict[str, str] = {}
+        missing: list[str] = []
+        for field, name in files.items():
+            file = path / name
+            if not file.is_file():
+                missing.append(name)
+                continue
+            values[field] = file.read_text().strip()
+        if missing:
+            raise ValueError(f"PIM credentials directory {path} lacks {', '.join(missing)}")
+        return cls.model_validate(values)
+
+
+class AkeneoApiError(Exception):
+    """An Akeneo call failed for good. ``message`` is Akeneo's own text (or ours for transport)."""
+
+    def __init__(self, status: int, message: str, *, path: str = "") -> None:
+        self.status = status
+        self.message = message
+        self.path = path
+        where = f" on {path}" if path else ""
+        super().__init__(f"Akeneo API error {status}{where}: {message}")
+
+
+class AkeneoAuthError(AkeneoApiError):
+    """The token endpoint refused the credentials (wrong client id/secret/username/password)."""
+
+
+@dataclass
+class ClientStats:
+    calls: int = 0  # HTTP requests sent, token requests included
+    pages: int = 0  # list pages received by iter_pages
+    retries: int = 0  # re-sent requests after 408/5xx/timeouts/disconnects
+    throttled_429: int = 0
+    token_requests: int = 0
+    logins: int = 0
+    refreshes: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+
+
+@dataclass
+class _Token:
+    access: str
+    refresh: str
+    expires_at: float  # monotonic
+
+
+def _retry_after(response: httpx.Response) -> float:
+    raw = response.headers.get("Retry-After")
+    if raw is None:
+        return 1.0
+    try:
+        seconds = float(raw)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            return 1.0
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip()
+        return text[:300] or response.reason_phrase
+    if isinstance(body, dict):
+        message = body.get("message") or body.get("error_description") or body.get("error")
+        if isinstance(message, str):
+            return message
+    return response.reason_phrase
+
+
+_NEXT_HREF = re.compile(r'"next"\s*:\s*\{\s*"href"\s*:\s*"((?:[^"\\]|\\.)*)"')
+_PEEK_CHARS = 4096
+
+
+def _peek_next_href(text: str) -> str | None:
+    """The page's ``_links.next.href`` read from the head of the body, before decoding it all.
+
+    A guess (checked against the decoded page): ``_links`` comes first in Akeneo's pages.
+    """
+    head = text[:_PEEK_CHARS]
+    embedded = head.find('"_embedded"')
+    match = _NEXT_HREF.search(head, 0, embedded if embedded >= 0 else len(head))
+    if match is None:
+        return None
+    try:
+        href = json.loads(f'"{match.group(1)}"')
+    except ValueError:
+        return None
+    return href if isinstance(href, str) else None
+
+
+def _decode(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise AkeneoApiError(
+            response.status_code, "answer is not JSON", path=response.url.path
+        ) from None
+
+
+class AkeneoRestClient:
+    """One connection's client: share it across tasks; use as an async context manager."""
+
+    def __init__(
+        self,
+        base_url: str,
+        credentials: PimCredentials,
+        *,
+        max_concurrency: int = 4,
+        timeout: float = 10.0,
+        max_tries: int = 6,
+        verify: bool | str | ssl.SSLContext = True,
+        backoff_base: float = 0.25,
+        backoff_max: float = 10.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._credentials = credentials
+        self._max_tries = max(1, max_tries)
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._token: _Token | None = None
+        self._token_lock = asyncio.Lock()
+        if isinstance(verify, str):  # a CA bundle path
+            verify = ssl.create_default_context(cafile=verify)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=timeout,
+            verify=verify,
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=max_concurrency + 1),
+            headers={"Accept": "application/json"},
+        )
+        self.stats = ClientStats()
+
+    async def __aenter__(self) -> AkeneoRestClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- transport ------------------------------------------------------------------------
+
+    def _backoff(self, attempt: int) -> float:
+        return random.uniform(0, min(self._backoff_max, self._backoff_base * 2**attempt))
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        """Send one request within the concurrency cap; retry what Akeneo says to retry."""
+        attempt = 0
+        throttled = 0
+        failure = ""
+        path = request.url.path
+        while True:
+            async with self._slots:
+                self.stats.calls += 1
+                self.stats.in_flight += 1
+                self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
+                try:
+                    response = await self._http.send(request)
+                    await response.aread()
+                except (httpx.TimeoutException, httpx.TransportError) as exc:
+                    response = None
+                    failure = f"{type(exc).__name__}"
+                finally:
+                    self.stats.in_flight -= 1
+            if response is not None and response.status_code == 429:
+                self.stats.throttled_429 += 1
+                throttled += 1
+                if throttled > MAX_THROTTLED:
+                    raise AkeneoApiError(429, _error_message(response), path=path)
+                delay = _retry_after(response)
+                log.info("akeneo throttled", extra={"path": path, "retry_after": delay})
+                await asyncio.sleep(delay)
+                continue
+            if response is not None and response.status_code not in RETRIABLE_STATUSES:
+                return response
+            attempt += 1
+            if attempt >= self._max_tries:
+                if response is not None:
+                    raise AkeneoApiError(response.status_code, _error_message(response), path=path)
+                raise AkeneoApiError(0, f"no answer from the PIM ({failure})", path=path)
+            self.stats.retries += 1
+            reason = failure if response is None else f"status {response.status_code}"
+            log.info("akeneo call retried", extra={"path": path, "reason": reason})
+            await asyncio.sleep(self._backoff(attempt))
+
+    # -- authentication ---------------------------------------------------------------------
+
+    async def _token_call(self, body: dict[str, str]) -> httpx.Response:
+        self.stats.token_requests += 1
+        pair = (
+            f"{self._credentials.client_id.get_secret_value()}:"
+            f"{self._credentials.client_secret.get_secret_value()}"
+        )
+        request = self._http.build_request("POST", TOKEN_PATH, json=body)
+        request.headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        return await self._send(request)
+
+    def _store_token(self, response: httpx.Response) -> _Token:
+        body = response.json()
+        try:
+            expires_in = float(body.get("expires_in", 3600))
+            token = _Token(
+                access=str(body["access_token"]),
+                refresh=str(body.get("refresh_token", "")),
+                # renew a little before the PIM's expiry (10 % of the lifetime, at most 60 s)
+                expires_at=time.monotonic() + expires_in - min(60.0, expires_in / 10),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise AkeneoApiError(response.status_code, "malformed token answer") from None
+        self._token = token
+        return token
+
+    async def _login(self) -> _Token:
+        self.stats.logins += 1
+        response = await self._token_call(
+            {
+                "grant_type": "password",
+                "username": self._credentials.username.get_secret_value(),
+                "password": self._credentials.password.get_secret_value(),
+            }
+        )
+        if response.status_code != 200:
+            raise AkeneoAuthError(
+                response.status_code,
+                f"authentication failed: {_error_message(response)}",
+                path=TOKEN_PATH,
+            )
+        return self._store_token(response)
+
+    async def _refresh(self, token: _Token) -> _Token:
+        if not token.refresh:
+            return await self._login()
+        self.stats.refreshes += 1
+        response = await self._token_call(
+            {"grant_type": "refresh_token", "refresh_token": token.refresh}
+        )
+        if response.status_code != 200:
+            log.info("akeneo refresh refused, logging in again")
+            return await self._login()
+        return self._store_token(response)
+
+    async def _access_token(self, stale: str | None = None) -> str:
+        """A valid access token; ``stale`` is one the PIM just refused (refresh it once)."""
+        async with self._token_lock:
+            token = self._token
+            if token is None:
+                token = await self._login()
+            elif token.access == stale or time.monotonic() >= token.expires_at:
+                token = await self._refresh(token)
+            return token.access
+
+    async def _authorized(self, method: str, url: str) -> httpx.Response:
+        access = await self._access_token()
+        for _ in range(2):
+            request = self._http.build_request(method, url)
+            request.headers["Authorization"] = f"Bearer {access}"
+            response = await self._send(request)
+            if response.status_code != 401:
+                return response
+            access = await self._access_token(stale=access)
+        return response
+
+    async def _get_ok(self, url: str) -> httpx.Response:
+        response = await self._authorized("GET", url)
+        if response.status_code >= 400:
+            raise AkeneoApiError(
+                response.status_code, _error_message(response), path=response.url.path
+            )
+        return response
+
+    async def get_json(self, url: str) -> Any:
+        """GET a path (or an absolute ``_links`` href) and decode it; raise on errors."""
+        return _decode(await self._get_ok(url))
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def iter_pages(
+        self, path: str, params: Mapping[str, str]
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Yield each page's items, following ``_links.next.href`` (``search_after``)."""
+        query = {"pagination_type": "search_after", "limit": str(MAX_LIMIT), **params}
+        url: str | None = f"{path}?{urlencode(query)}"
+        ahead: asyncio.Task[httpx.Response] | None = None
+        try:
+            while url is not None:
+                response = await (ahead or self._get_ok(url))
+                ahead = None
+                # One cursor is sequential; request the next page as soon as its link is
+                # known, so decoding this page overlaps the PIM's work on the next one.
+                peeked = _peek_next_href(response.text)
+                if peeked is not None:
+                    ahead = asyncio.create_task(self._get_ok(peeked))
+                    await asyncio.sleep(0)  # let it put the request on the wire first
+                page = _decode(response)
+                self.stats.pages += 1
+                next_link = page.get("_links", {}).get("next") if isinstance(page, dict) else None
+                url = next_link.get("href") if isinstance(next_link, dict) else None
+                if ahead is not None and url != peeked:
+                    ahead.cancel()  # the cheap peek was wrong: follow the real link
+                    ahead = None
+                embedded = page.get("_embedded", {}) if isinstance(page, dict) else {}
+                yield list(embedded.get("items", []))
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                with contextlib.suppress(BaseException):
+                    await ahead
+
+    async def _batched(self, path: str, field: str, keys: Sequence[str]) -> list[dict[str, Any]]:
+        unique = list(dict.fromkeys(keys))
+        batches = [unique[i : i + BATCH_SIZE] for i in range(0, len(unique), BATCH_SIZE)]
+
+        async def one(batch: list[str]) -> list[dict[str, Any]]:
+            # A batch never holds more than one page (limit 100): no ``next`` to follow.
+            search = search_param({field: [{"operator": "IN", "value": batch}]})
+            query = {"search": search, "limit": str(MAX_LIMIT)}
+            page = await self.get_json(f"{path}?{urlencode(query)}")
+            self.stats.pages += 1
+            embedded = page.get("_embedded", {}) if isinstance(page, dict) else {}
+            return list(embedded.get("items", []))
+
+        results = await asyncio.gather(*(one(b) for b in batches))
+        return [item for batch in results for item in batch]
+
+    async def get_products_by_uuid(self, uuids: Sequence[str]) -> list[dict[str, Any]]:
+        """Products with these uuids (missing ones are simply absent), 100 per call."""
+        return await self._batched(PRODUCTS_UUID_PATH, "uuid", uuids)
+
+    async def get_product_models_by_code(self, codes: Sequence[str]) -> list[dict[str, Any]]:
+        """Product models with these codes (missing ones are simply absent), 100 per call."""
+        return await self._batched(PRODUCT_MODELS_PATH, "identifier", codes)

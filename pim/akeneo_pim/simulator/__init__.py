@@ -1,0 +1,143 @@
+"""A simulated Akeneo PIM for tests, demos and deployment checks.
+
+``PimSimulator`` serves the REST API (OAuth, products, product models) on a free loopback
+port over a seeded ``Catalog``; its edit methods return the ``Change`` the PIM would announce,
+which ``EventSender`` delivers to a receiver in either event format.
+"""
+
+from __future__ import annotations
+
+import ssl
+from types import TracebackType
+
+from aiohttp import web
+
+from akeneo_pim.rest import PimCredentials
+from akeneo_pim.simulator.catalog import Catalog, Change
+from akeneo_pim.simulator.events import EventSender, SendReport
+from akeneo_pim.simulator.rest_app import ApiSettings, RestApi, ServerStats
+
+__all__ = ["Catalog", "Change", "EventSender", "PimSimulator", "SendReport", "ServerStats"]
+
+
+class PimSimulator:
+    """The REST side of a PIM on ``127.0.0.1:<free port>``; use ``async with``."""
+
+    def __init__(
+        self,
+        *,
+        products: int = 100,
+        product_models: int = 10,
+        seed: int = 0,
+        latency: float = 0.0,
+        rate_429: float = 0.0,
+        retry_after: float = 1.0,
+        token_ttl: float = 3600,
+        client_id: str = "sim-client",
+        client_secret: str = "sim-secret",
+        username: str = "sim-user",
+        password: str = "sim-password",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.catalog = Catalog(products=products, product_models=product_models, seed=seed)
+        self.api = RestApi(
+            self.catalog,
+            ApiSettings(
+                client_id=client_id,
+                client_secret=client_secret,
+                username=username,
+                password=password,
+                latency=latency,
+                rate_429=rate_429,
+                retry_after=retry_after,
+                token_ttl=token_ttl,
+                seed=seed,
+            ),
+        )
+        self.credentials = PimCredentials.model_validate(
+            {
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "username": username,
+                "password": password,
+            }
+        )
+        self._host, self._port, self._ssl = host, port, ssl_context
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    @property
+    def settings(self) -> ApiSettings:
+        """Live knobs: ``latency``, ``rate_429``, ``retry_after``, ``token_ttl`` may be changed."""
+        return self.api.settings
+
+    @property
+    def stats(self) -> ServerStats:
+        return self.api.stats
+
+    async def start(self) -> PimSimulator:
+        runner = web.AppRunner(self.api.app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self._host, self._port, ssl_context=self._ssl)
+        await site.start()
+        self._runner = runner
+        address = runner.addresses[0]
+        scheme = "https" if self._ssl is not None else "http"
+        self.url = f"{scheme}://{self._host}:{address[1]}"
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> PimSimulator:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- knobs ----------------------------------------------------------------------------
+
+    def expire_tokens(self) -> None:
+        self.api.expire_tokens()
+
+    def revoke_refresh_tokens(self) -> None:
+        self.api.revoke_refresh_tokens()
+
+    def fail_next(self, status: int, count: int = 1) -> None:
+        self.api.fail_next(status, count)
+
+    def clear_failures(self) -> None:
+        self.api.clear_failures()
+
+    # -- catalog edits (each returns the Change the PIM would announce) -------------------
+
+    def create_product(self, *, author: str = "admin") -> Change:
+        return self.catalog.create_product(author=author)
+
+    def edit_product(
+        self, uuid: str | None = None, *, name: str | None = None, author: str = "admin"
+    ) -> Change:
+        return self.catalog.edit_product(uuid, name=name, author=author)
+
+    def delete_product(self, uuid: str | None = None, *, author: str = "admin") -> Change:
+        return self.catalog.delete_product(uuid, author=author)
+
+    def create_product_model(self, *, author: str = "admin") -> Change:
+        return self.catalog.create_product_model(author=author)
+
+    def edit_product_model(
+        self, code: str | None = None, *, name: str | None = None, author: str = "admin"
+    ) -> Change:
+        return self.catalog.edit_product_model(code, name=name, author=author)
+
+    def delete_product_model(self, code: str | None = None, *, author: str = "admin") -> Change:
+        return self.catalog.delete_product_model(code, author=author)

@@ -1,0 +1,407 @@
+"""The simulated PIM's catalog: seeded, realistic products and product models, and their edits.
+
+Items are kept in the REST API representation of Akeneo 7.0/SaaS (products by ``uuid``).
+Keys are kept sorted so ``search_after`` paging is a bisect, and every edit moves ``updated``
+to a time strictly newer than any time the catalog handed out before (second precision, as
+Akeneo formats it), so a version comparison can always tell two edits apart.
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import gc
+import random
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+Kind = Literal["product", "product_model"]
+ChangeAction = Literal["created", "updated", "removed"]
+
+FAMILIES = ("clothing", "shoes", "accessories", "electronics", "furniture")
+LOCALES = ("en_US", "fr_FR", "de_DE")
+CHANNELS = ("ecommerce", "mobile")
+CATEGORIES = (
+    "master",
+    "summer_collection",
+    "winter_collection",
+    "men",
+    "women",
+    "kids",
+    "sale",
+    "new_arrivals",
+    "outdoor",
+    "home",
+)
+COLORS = ("black", "white", "red", "blue", "green", "grey", "yellow")
+SIZES = ("xs", "s", "m", "l", "xl")
+ASSOCIATION_TYPES = ("X_SELL", "UPSELL", "SUBSTITUTION", "PACK")
+IDENTIFIER_ATTRIBUTE = "sku"
+ATTRIBUTES: tuple[tuple[str, str, bool, bool], ...] = (
+    # code, type, localizable, scopable
+    ("sku", "pim_catalog_identifier", False, False),
+    ("name", "pim_catalog_text", True, False),
+    ("description", "pim_catalog_textarea", True, True),
+    ("price", "pim_catalog_price_collection", False, False),
+    ("weight", "pim_catalog_metric", False, False),
+    ("color", "pim_catalog_simpleselect", False, False),
+    ("size", "pim_catalog_simpleselect", False, False),
+    ("ean", "pim_catalog_text", False, False),
+)
+
+
+def akeneo_datetime(value: datetime) -> str:
+    """Akeneo's item date format: ISO 8601, seconds, with offset (``+00:00``)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def _empty_associations() -> dict[str, Any]:
+    return {t: {"products": [], "product_models": [], "groups": []} for t in ASSOCIATION_TYPES}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One catalog edit, as the PIM would announce it through its events."""
+
+    action: ChangeAction
+    kind: Kind
+    key: str  # product uuid or product model code
+    resource: dict[str, Any]  # full resource; identifiers only when removed
+    event_id: str
+    event_datetime: datetime
+    author: str = "admin"
+    author_type: Literal["ui", "api"] = "ui"
+
+    @property
+    def updated(self) -> datetime:
+        """The resource's version: ``updated`` when present, else the event time."""
+        raw = self.resource.get("updated")
+        return datetime.fromisoformat(raw) if isinstance(raw, str) else self.event_datetime
+
+
+@dataclass
+class _Table:
+    """Items by key, with the keys kept sorted (the ``search_after`` order)."""
+
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    keys: list[str] = field(default_factory=list)
+
+    def put(self, key: str, item: dict[str, Any]) -> bool:
+        created = key not in self.items
+        self.items[key] = item
+        if created:
+            bisect.insort(self.keys, key)
+        return created
+
+    def remove(self, key: str) -> dict[str, Any]:
+        item = self.items.pop(key)
+        del self.keys[bisect.bisect_left(self.keys, key)]
+        return item
+
+
+class Catalog:
+    """Products by uuid, product models by code, structure (attributes, families, categories)."""
+
+    def __init__(
+        self,
+        *,
+        products: int = 100,
+        product_models: int = 10,
+        seed: int = 0,
+        seeded_until: datetime | None = None,
+    ) -> None:
+        self._rng = random.Random(seed)
+        self.products = _Table()
+        self.product_models = _Table()
+        self.removed_products: dict[str, dict[str, Any]] = {}
+        self.removed_product_models: dict[str, dict[str, Any]] = {}
+        self.changes: list[Change] = []
+        until = seeded_until or datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+        self._last_time = until
+        self._serial = 0
+        self._seed(products, product_models, until)
+
+    # -- time -----------------------------------------------------------------------------
+
+    def tick(self) -> datetime:
+        """A time strictly after every time handed out before (whole seconds)."""
+        now = datetime.now(UTC).replace(microsecond=0)
+        self._last_time = max(now, self._last_time + timedelta(seconds=1))
+        return self._last_time
+
+    # -- seeding --------------------------------------------------------------------------
+
+    def _uuid(self) -> str:
+        return str(uuidlib.UUID(int=self._rng.getrandbits(128), version=4))
+
+    def _values(self, label: str, n: int, *, variant: bool) -> dict[str, Any]:
+        rng = self._rng
+        values: dict[str, Any] = {
+            "name": [
+                {"locale": loc, "scope": None, "data": f"{label} {loc[:2]}"} for loc in LOCALES
+            ],
+            "description": [
+                {"locale": "en_US", "scope": ch, "data": f"<p>{label} for {ch}.</p>"}
+                for ch in CHANNELS
+            ],
+            "price": [
+                {
+                    "locale": None,
+                    "scope": None,
+                    "data": [
+                        {"amount": f"{10 + n % 490}.{n % 100:02d}", "currency": "EUR"},
+                        {"amount": f"{12 + n % 490}.{n % 100:02d}", "currency": "USD"},
+                    ],
+                }
+            ],
+            "color": [{"locale": None, "scope": None, "data": COLORS[int(rng.random() * 7)]}],
+        }
+        if variant:
+            values["size"] = [{"locale": None, "scope": None, "data": SIZES[n % len(SIZES)]}]
+            values["weight"] = [
+                {
+                    "locale": None,
+                    "scope": None,
+                    "data": {"amount": str(100 + n % 900), "unit": "GRAM"},
+                }
+            ]
+        return values
+
+    def _categories(self) -> list[str]:
+        rng = self._rng
+        first, second = CATEGORIES[int(rng.random() * 10)], CATEGORIES[int(rng.random() * 10)]
+        return sorted({"master", first, second})
+
+    def _timestamps(self, until: datetime) -> tuple[str, str]:
+        rng = self._rng
+        updated = until - timedelta(seconds=int(rng.random() * 365 * 86400))
+        created = updated - timedelta(seconds=int(rng.random() * 365 * 86400))
+        return akeneo_datetime(created), akeneo_datetime(updated)
+
+    def _new_model(self, i: int, until: datetime) -> dict[str, Any]:
+        family = FAMILIES[i % len(FAMILIES)]
+        created, updated = self._timestamps(until)
+        return {
+            "code": f"model_{i:05d}",
+            "family": family,
+            "family_variant": f"{family}_by_size",
+            "parent": None,
+            "categories": self._categories(),
+            "values": self._values(f"Model {i}", i, variant=False),
+            "created": created,
+            "updated": updated,
+            "associations": _empty_associations(),
+            "quantified_associations": {},
+            "metadata": {"workflow_status": "working_copy"},
+        }
+
+    def _new_product(
+        self, i: int, until: datetime, models: list[str], previous: list[str]
+    ) -> dict[str, Any]:
+        rng = self._rng
+        parent = models[rng.randrange(len(models))] if models and rng.random() < 0.3 else None
+        identifier = f"SKU-{i:06d}"
+        created, updated = self._timestamps(until)
+        values = self._values(f"Product {i}", i, variant=parent is not None)
+        values["sku"] = [{"locale": None, "scope": None, "data": identifier}]
+        values["ean"] = [{"locale": None, "scope": None, "data": f"40{i:011d}"}]
+        associations = _empty_associations()
+        quantified: dict[str, Any] = {}
+        if previous and rng.random() < 0.5:
+            associations["X_SELL"]["products"] = [previous[rng.randrange(len(previous))]]
+            quantified = {
+                "PRODUCT_SET": {
+                    "products": [{"uuid": previous[-1], "quantity": 1 + i % 3}],
+                    "product_models": [],
+                }
+            }
+        return {
+            "uuid": self._uuid(),
+            "identifier": identifier,
+            "enabled": rng.random() < 0.9,
+            "family": FAMILIES[i % len(FAMILIES)],
+            "categories": self._categories(),
+            "groups": [],
+            "parent": parent,
+            "values": values,
+            "created": created,
+            "updated": updated,
+            "associations": associations,
+            "quantified_associations": quantified,
+            "metadata": {"workflow_status": "working_copy"},
+        }
+
+    def _seed(self, products: int, product_models: int, until: datetime) -> None:
+        # Tens of thousands of small dicts: the cyclic GC would rescan them over and over.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._seed_items(products, product_models, until)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _seed_items(self, products: int, product_models: int, until: datetime) -> None:
+        models = [self._new_model(i, until) for i in range(1, product_models + 1)]
+        for model in models:
+            self.product_models.items[model["code"]] = model
+        codes = [m["code"] for m in models]
+        recent: list[str] = []
+        for i in range(1, products + 1):
+            product = self._new_product(i, until, codes, recent)
+            self.products.items[product["uuid"]] = product
+            recent = [*recent[-4:], product["uuid"]]
+        self.products.keys = sorted(self.products.items)
+        self.product_models.keys = sorted(self.product_models.items)
+        self._serial = max(products, product_models)
+
+    # -- edits ----------------------------------------------------------------------------
+
+    def _record(
+        self,
+        action: ChangeAction,
+        kind: Kind,
+        key: str,
+        resource: dict[str, Any],
+        when: datetime,
+        author: str,
+    ) -> Change:
+        change = Change(
+            action=action,
+            kind=kind,
+            key=key,
+            resource=copy.deepcopy(resource),
+            event_id=str(uuidlib.UUID(int=self._rng.getrandbits(128), version=4)),
+            event_datetime=when,
+            author=author,
+            author_type="api" if author.startswith("api") else "ui",
+        )
+        self.changes.append(change)
+        return change
+
+    def random_product_uuid(self) -> str:
+        return self.products.keys[self._rng.randrange(len(self.products.keys))]
+
+    def random_product_model_code(self) -> str:
+        keys = self.product_models.keys
+        return keys[self._rng.randrange(len(keys))]
+
+    def create_product(self, *, author: str = "admin") -> Change:
+        self._serial += 1
+        when = self.tick()
+        models = self.product_models.keys
+        product = self._new_product(self._serial, when, list(models), [])
+        product["created"] = product["updated"] = akeneo_datetime(when)
+        self.products.put(product["uuid"], product)
+        return self._record("created", "product", product["uuid"], product, when, author)
+
+    def edit_product(
+        self, uuid: str | None = None, *, name: str | None = None, author: str = "admin"
+    ) -> Change:
+        key = uuid or self.random_product_uuid()
+        product = self.products.items[key]
+        when = self.tick()
+        label = name or f"{product['identifier']} edited {akeneo_datetime(when)}"
+        product["values"]["name"] = [
+            {"locale": "en_US", "scope": None, "data": label},
+            *[v for v in product["values"]["name"] if v["locale"] != "en_US"],
+        ]
+        product["updated"] = akeneo_datetime(when)
+        return self._record("updated", "product", key, product, when, author)
+
+    def delete_product(self, uuid: str | None = None, *, author: str = "admin") -> Change:
+        key = uuid or self.random_product_uuid()
+        product = self.products.remove(key)
+        when = self.tick()
+        self.removed_products[key] = product
+        resource = {"uuid": key, "identifier": product["identifier"]}
+        return self._record("removed", "product", key, resource, when, author)
+
+    def create_product_model(self, *, author: str = "admin") -> Change:
+        self._serial += 1
+        when = self.tick()
+        model = self._new_model(self._serial, when)
+        model["created"] = model["updated"] = akeneo_datetime(when)
+        self.product_models.put(model["code"], model)
+        return self._record("created", "product_model", model["code"], model, when, author)
+
+    def edit_product_model(
+        self, code: str | None = None, *, name: str | None = None, author: str = "admin"
+    ) -> Change:
+        key = code or self.random_product_model_code()
+        model = self.product_models.items[key]
+        when = self.tick()
+        label = name or f"{key} edited {akeneo_datetime(when)}"
+        model["values"]["name"] = [
+            {"locale": "en_US", "scope": None, "data": label},
+            *[v for v in model["values"]["name"] if v["locale"] != "en_US"],
+        ]
+        model["updated"] = akeneo_datetime(when)
+        return self._record("updated", "product_model", key, model, when, author)
+
+    def delete_product_model(self, code: str | None = None, *, author: str = "admin") -> Change:
+        key = code or self.random_product_model_code()
+        model = self.product_models.remove(key)
+        when = self.tick()
+        self.removed_product_models[key] = model
+        return self._record("removed", "product_model", key, {"code": key}, when, author)
+
+    def random_change(self) -> Change:
+        """An edit mix like a busy PIM: mostly updates, some creations, a few removals."""
+        roll = self._rng.random()
+        models = len(self.product_models.keys) > 1
+        if roll < 0.55 or not models:
+            if roll < 0.03 and len(self.products.keys) > 1:
+                return self.delete_product()
+            if roll < 0.13:
+                return self.create_product()
+            return self.edit_product()
+        if roll < 0.85:
+            return self.edit_product_model()
+        if roll < 0.95:
+            return self.create_product_model()
+        return self.delete_product_model()
+
+    def drain_changes(self) -> list[Change]:
+        changes, self.changes = self.changes, []
+        return changes
+
+    # -- structure ------------------------------------------------------------------------
+
+    def attributes(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "code": code,
+                "type": kind,
+                "group": "marketing" if kind != "pim_catalog_identifier" else "technical",
+                "localizable": localizable,
+                "scopable": scopable,
+                "unique": kind == "pim_catalog_identifier",
+                "labels": {"en_US": code.capitalize()},
+            }
+            for code, kind, localizable, scopable in ATTRIBUTES
+        ]
+
+    def families(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "code": family,
+                "attribute_as_label": "name",
+                "attributes": [a[0] for a in ATTRIBUTES],
+                "attribute_requirements": {ch: ["sku", "name"] for ch in CHANNELS},
+                "labels": {"en_US": family.capitalize()},
+            }
+            for family in FAMILIES
+        ]
+
+    def categories(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "code": code,
+                "parent": None if code == "master" else "master",
+                "labels": {"en_US": code.replace("_", " ").capitalize()},
+            }
+            for code in CATEGORIES
+        ]

@@ -1,0 +1,161 @@
+"""`akeneo-connector reconcile` as a CronJob runs it: a process, env, mounted files, exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from nats.js.errors import KeyNotFoundError
+
+from akeneo_connector.guard_state import LOCK_KEY, ReconcileLock, watermark_key
+from akeneo_connector.names import ConnectionNames
+from akeneo_pim.simulator import PimSimulator
+from tests.integration.reconcile.streams import Connection, provisioned, stream_count, stream_events
+
+
+def _credentials_dir(tmp: Path, sim: PimSimulator, *, password: str | None = None) -> Path:
+    directory = tmp / "pim"
+    directory.mkdir(exist_ok=True)
+    c = sim.credentials
+    (directory / "clientId").write_text(c.client_id.get_secret_value())
+    (directory / "clientSecret").write_text(c.client_secret.get_secret_value())
+    (directory / "username").write_text(c.username.get_secret_value())
+    (directory / "password").write_text(password or c.password.get_secret_value())
+    return directory
+
+
+def _env(nats_url: str, names: ConnectionNames, sim: PimSimulator, creds: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "AKENEO_CONNECTION": names.ref,
+        "AKENEO_NATS_URL": nats_url,
+        "AKENEO_PIM_URL": sim.url,
+        "AKENEO_PIM_CREDENTIALS_DIR": str(creds),
+    }
+
+
+async def _start(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "akeneo_connector.cli", "reconcile", *args,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def _run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    proc = await _start(env, *args)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def _has_watermark(conn: Connection) -> bool:
+    try:
+        await conn.kv.get(watermark_key("product"))
+    except KeyNotFoundError:
+        return False
+    return True
+
+
+async def test_success_prints_a_summary(nats: str, tmp_path: Path) -> None:
+    async with PimSimulator(products=150, product_models=8) as sim, provisioned(nats) as conn:
+        env = _env(nats, conn.names, sim, _credentials_dir(tmp_path, sim))
+        code, out, err = await _run(env)
+        assert code == 0, err
+        assert "seen=158 published=158 removals=0" in out
+        assert "throttled_429=0" in out and "pages=" in out
+        assert await stream_count(conn) == 158
+        code, out, _ = await _run(env, "--full")
+        assert code == 0
+        assert "(full)" in out and "scanned=150" in out
+
+
+async def test_wrong_credentials_exit_non_zero_with_a_clear_message(
+    nats: str, tmp_path: Path
+) -> None:
+    async with PimSimulator(products=5) as sim, provisioned(nats) as conn:
+        creds = _credentials_dir(tmp_path, sim, password="hunter2-wrong")
+        code, out, err = await _run(_env(nats, conn.names, sim, creds))
+        assert code == 1
+        assert "the PIM refused the credentials" in err
+        assert "401" in err
+        assert "hunter2" not in out + err
+        assert not await _has_watermark(conn)
+
+
+async def test_missing_stream_and_missing_files_are_clear_failures(
+    nats: str, tmp_path: Path
+) -> None:
+    async with PimSimulator(products=5) as sim:
+        creds = _credentials_dir(tmp_path, sim)
+        ghost = ConnectionNames("tenant-test", "never-provisioned")
+        code, _, err = await _run(_env(nats, ghost, sim, creds))
+        assert code == 1
+        assert "does not exist" in err
+        (creds / "clientSecret").unlink()
+        code, _, err = await _run(_env(nats, ghost, sim, creds))
+        assert code == 1 and "lacks clientSecret" in err
+
+
+async def test_busy_lock_exits_75(nats: str, tmp_path: Path) -> None:
+    async with PimSimulator(products=5) as sim, provisioned(nats) as conn:
+        held = ReconcileLock(holder="other-pod", expires_at=datetime.now(UTC).replace(year=2100))
+        await conn.kv.put(LOCK_KEY, held.to_bytes())
+        code, _, err = await _run(_env(nats, conn.names, sim, _credentials_dir(tmp_path, sim)))
+        assert code == 75
+        assert "other-pod" in err
+        assert not await _has_watermark(conn)
+
+
+async def test_killed_run_commits_nothing_and_the_rerun_misses_nothing(
+    nats: str, tmp_path: Path
+) -> None:
+    async with (
+        PimSimulator(products=4_000, product_models=40, latency=0.03) as sim,
+        provisioned(nats) as conn,
+    ):
+        env = _env(nats, conn.names, sim, _credentials_dir(tmp_path, sim))
+        proc = await _start(env, "--lock-ttl", "1s")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while await stream_count(conn) < 300:
+            assert proc.returncode is None, "the run ended before it could be killed"
+            assert loop.time() < deadline
+            await asyncio.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        published = await stream_count(conn)
+        assert 300 <= published < 4_040
+        assert not await _has_watermark(conn)
+
+        # the PIM keeps changing while nobody reconciles
+        for _ in range(20):
+            sim.edit_product()
+        sim.create_product()
+        sim.edit_product_model()
+
+        # the dead run's lock expires (1 s lease, no renewal any more)
+        while True:
+            code, _, err = await _run(env, "--lock-ttl", "1s")
+            if code != 75:
+                break
+            assert loop.time() < deadline
+            await asyncio.sleep(0.2)
+        assert code == 0, err
+        assert await _has_watermark(conn)
+
+        latest: dict[tuple[str, str], datetime] = {}
+        for event in await stream_events(conn):
+            key = (event.kind.value, event.key)
+            latest[key] = max(latest.get(key, event.version), event.version)
+        expected = {("product", k): v["updated"] for k, v in sim.catalog.products.items.items()}
+        expected.update(
+            {
+                ("product_model", k): v["updated"]
+                for k, v in sim.catalog.product_models.items.items()
+            }
+        )
+        assert {k: v.isoformat() for k, v in latest.items()} == expected

@@ -1,0 +1,114 @@
+"""EventSender: the PIM's deliveries, signed, to a real HTTP receiver that verifies them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from akeneo_pim.simulator import EventSender
+from akeneo_pim.simulator.catalog import Catalog, Change
+from tests.unit.simulator.receiver import Recorder, start
+
+SECRET = "events-secret"
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[Recorder, str]]:
+    recorder = Recorder(events_api_secrets=[SECRET], event_platform_secrets=["new", "old"])
+    runner, url = await start(recorder)
+    try:
+        yield recorder, url
+    finally:
+        await runner.cleanup()
+
+
+def _changes(n: int) -> list[Change]:
+    catalog = Catalog(products=50, product_models=5, seed=1)
+    return [catalog.random_change() for _ in range(n)]
+
+
+async def test_legacy_batches_of_ten_signed_with_test_request(
+    receiver: tuple[Recorder, str],
+) -> None:
+    recorder, url = receiver
+    changes = _changes(25)
+    async with EventSender(url, events_api_secret=SECRET) as sender:
+        assert await sender.send_test_request() == 200
+        report = await sender.send(changes)
+    assert recorder.test_requests == 1
+    assert report.deliveries == 3 and report.accepted == 3 and report.events == 25
+    assert sorted(len(b["events"]) for b in recorder.bodies) == [5, 10, 10]
+    events: list[dict[str, Any]] = [e for b in recorder.bodies for e in b["events"]]
+    assert {e["event_id"] for e in events} == {c.event_id for c in changes}
+    event = events[0]
+    assert set(event) == {
+        "action", "event_id", "event_datetime", "author", "author_type", "pim_source", "data",
+    }  # fmt: skip
+    assert event["action"].split(".")[0] in ("product", "product_model")
+    assert event["event_datetime"].endswith("+00:00")
+    removed = [e for e in events if e["action"] == "product.removed"]
+    for e in removed:
+        assert set(e["data"]["resource"]) == {"uuid", "identifier"}
+    updated = [e for e in events if e["action"] == "product.updated"]
+    assert updated and "values" in updated[0]["data"]["resource"]
+
+
+async def test_wrong_secret_is_rejected(receiver: tuple[Recorder, str]) -> None:
+    recorder, url = receiver
+    async with EventSender(url, events_api_secret="not-it") as sender:
+        assert await sender.send_test_request() == 401
+        report = await sender.send(_changes(3))
+    assert report.rejected == 1 and report.accepted == 0
+    assert report.statuses[401] == 1
+    assert recorder.bodies == []
+
+
+async def test_event_platform_cloudevents_carry_ids_only(receiver: tuple[Recorder, str]) -> None:
+    recorder, url = receiver
+    changes = _changes(8)
+    # secondary signed with a secret the receiver knows, primary with a retired one
+    async with EventSender(
+        url, format="event_platform", event_platform_secrets=("retired", "old")
+    ) as sender:
+        report = await sender.send(changes)
+    assert report.deliveries == 8 and report.accepted == 8
+    by_id = {b["id"]: b for b in recorder.bodies}
+    for change in changes:
+        event = by_id[change.event_id]
+        assert event["specversion"] == "1.0"
+        kind = "product" if change.kind == "product" else "product-model"
+        action = "deleted" if change.action == "removed" else change.action
+        assert event["type"] == f"com.akeneo.pim.v1.{kind}.{action}"
+        ids = event["data"][change.kind]
+        assert ids == ({"uuid": change.key} if change.kind == "product" else {"code": change.key})
+        assert event["data"]["author"]["identifier"] == change.author
+        assert event["time"].endswith("Z")
+
+
+async def test_drop_and_duplicate_knobs(receiver: tuple[Recorder, str]) -> None:
+    recorder, url = receiver
+    async with EventSender(
+        url, events_api_secret=SECRET, batch_size=1, drop=0.3, duplicate=0.3, reorder=0.5, seed=4
+    ) as sender:
+        report = await sender.send(_changes(60))
+    assert report.dropped > 0 and report.duplicated > 0
+    assert report.deliveries == 60 - report.dropped + report.duplicated
+    assert len(recorder.bodies) == report.deliveries == report.accepted
+    ids = [b["events"][0]["event_id"] for b in recorder.bodies]
+    assert len(set(ids)) == 60 - report.dropped
+
+
+async def test_late_answers_count_as_lost(receiver: tuple[Recorder, str]) -> None:
+    recorder, url = receiver
+    recorder.delay = 0.3
+    async with EventSender(url, events_api_secret=SECRET, timeout=0.1) as sender:
+        report = await sender.send(_changes(20))
+    assert report.deliveries == 2
+    assert report.timed_out == 2 and report.accepted == 0
+
+
+def test_sender_refuses_more_than_ten_per_batch() -> None:
+    with pytest.raises(ValueError, match=r"1\.\.10"):
+        EventSender("http://127.0.0.1:9/", events_api_secret=SECRET, batch_size=11)
