@@ -1,0 +1,556 @@
+"""Fault injection: real processes, real signals, a steady mixed load, and the figures.
+
+    .venv/bin/python -m bench.faults            # every scenario, full length
+    .venv/bin/python -m bench.faults --quick    # the short form CI runs (tests/e2e/test_faults.py)
+    .venv/bin/python -m bench.faults --scenario receiver-kill --scenario nats-restart
+
+Each scenario runs the receiver (over TLS) and the worker(s) as `akeneo-connector`
+subprocesses against a nats-server with a file store, a webhook sink that records every
+change it is sent, and the PIM simulator (REST for hydration/reconcile, signed deliveries in
+both formats). Under the load it kills or breaks one part, brings it back, lets the pipeline
+drain and reports: events answered 200, changes applied at the sink, acknowledged changes lost
+(must be 0), duplicate applications (the same version of a resource applied twice), and the
+recovery time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import nats
+from aiohttp import web
+from tests.ground.nats import NatsServer
+from tests.ground.processes import free_port
+from tests.ground.tls import CertificateAuthority
+
+from akeneo_connector.jetstream import ensure_all
+from akeneo_connector.names import ConnectionNames
+from akeneo_connector.spec import StreamSpec
+from akeneo_pim.rest import AkeneoRestClient
+from akeneo_pim.simulator import Change, EventSender, PimSimulator
+from akeneo_worker.reconcile import Reconciler, ReconcileSettings, ReconcileSummary
+
+LEGACY_SECRET = "faults-legacy-secret"
+PLATFORM_SECRET = "faults-platform-secret"
+
+
+# --- the sink: a webhook that records what it is sent ------------------------------------
+
+
+@dataclass
+class Recorder:
+    """The merchant's endpoint: last applied state per resource, and every receipt."""
+
+    state: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    receipts: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    backwards: int = 0
+    down: bool = False
+    last_applied_at: float = 0.0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if self.down:
+            return web.Response(status=503, text="sink down")
+        body = await request.json()
+        for change in body["changes"]:
+            key = (change["kind"], change["key"])
+            version, operation = change["version"], change["operation"]
+            previous = self.state.get(key)
+            if previous is not None and _dt(previous[0]) > _dt(version):
+                self.backwards += 1
+            self.state[key] = (version, operation)
+            self.receipts[(*key, version, operation)] += 1
+        self.last_applied_at = time.monotonic()
+        return web.json_response({"ok": True})
+
+    @property
+    def duplicates(self) -> int:
+        return sum(n - 1 for n in self.receipts.values() if n > 1)
+
+
+def _dt(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+# --- the load: a PIM sending both formats, remembering what was answered 200 ---------------
+
+
+@dataclass
+class Load:
+    sim: PimSimulator
+    legacy: EventSender
+    platform: EventSender
+    acked: list[Change] = field(default_factory=list)
+    answered_200: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    first_200_after: float | None = None  # monotonic time of the first 200 after a mark
+    _mark: float | None = None
+    outage: bool = False
+    ok_during_outage: int = 0
+    slow_during_outage: int = 0
+
+    def mark(self) -> None:
+        """Start timing recovery: the next 200 after this instant sets ``first_200_after``."""
+        self._mark, self.first_200_after = time.monotonic(), None
+
+    async def _deliver(self, sender: EventSender, changes: list[Change]) -> None:
+        started = time.monotonic()
+        report = await sender.send(changes)
+        elapsed = time.monotonic() - started
+        if self.outage:
+            self.ok_during_outage += report.accepted
+            self.slow_during_outage += int(elapsed > 0.5)
+        if report.accepted:
+            self.acked.extend(changes)
+            self.answered_200 += len(changes)
+            if self._mark is not None and self.first_200_after is None:
+                self.first_200_after = time.monotonic()
+        for status, count in report.statuses.items():
+            if str(status) != "200":
+                self.failures[str(status)] += count
+        self.failures["timeout"] += report.timed_out
+        self.failures["connection"] += report.failed
+
+    async def run(self, seconds: float, events_per_second: float) -> None:
+        """Legacy batches of 10 and single CloudEvents, half and half, at a steady rate."""
+        rng = random.Random(3)
+        tasks: set[asyncio.Task[None]] = set()
+        deadline = time.monotonic() + seconds
+        interval = 10 / events_per_second  # one legacy batch of 10 (+ 10 CloudEvents) per tick
+        while time.monotonic() < deadline:
+            tick = time.monotonic()
+            batch = [self.sim.catalog.random_change() for _ in range(10)]
+            singles = [self.sim.catalog.random_change() for _ in range(10)]
+            tasks.add(asyncio.create_task(self._deliver(self.legacy, batch)))
+            for change in singles:
+                if rng.random() < 0.5:
+                    tasks.add(asyncio.create_task(self._deliver(self.platform, [change])))
+                else:
+                    tasks.add(asyncio.create_task(self._deliver(self.legacy, [change])))
+            tasks = {t for t in tasks if not t.done()}
+            await asyncio.sleep(max(0.0, 2 * interval - (time.monotonic() - tick)))
+        await asyncio.gather(*tasks)
+
+
+# --- the pipeline under test ------------------------------------------------------------------
+
+
+class Pipeline:
+    def __init__(self, root: Path, nats_server: NatsServer, sim: PimSimulator, hook: str, *,
+                 connection: str, workers: int, max_deliver: int = 5) -> None:  # fmt: skip
+        self.root, self.nats, self.sim, self.hook = root, nats_server, sim, hook
+        self.names = ConnectionNames.parse(connection)
+        self.port = free_port()
+        self.max_deliver = max_deliver
+        ca = CertificateAuthority("faults CA")
+        self.ca_file = root / "ca.crt"
+        self.ca_file.write_bytes(ca.cert_pem)
+        ca.issue("localhost").write(root / "tls.crt", root / "tls.key")
+        (root / "legacy").write_text(LEGACY_SECRET)
+        (root / "platform").write_text(PLATFORM_SECRET)
+        creds = root / "pim"
+        creds.mkdir()
+        for name, value in (
+            ("clientId", sim.credentials.client_id),
+            ("clientSecret", sim.credentials.client_secret),
+            ("username", sim.credentials.username),
+            ("password", sim.credentials.password),
+        ):
+            (creds / name).write_text(value.get_secret_value())
+        self.receiver: asyncio.subprocess.Process | None = None
+        self.workers: list[asyncio.subprocess.Process | None] = [None] * workers
+
+    @property
+    def url(self) -> str:
+        return f"https://localhost:{self.port}/events"
+
+    def _env(self) -> dict[str, str]:
+        return {**os.environ, "AKENEO_CONNECTION": self.names.ref, "AKENEO_NATS_URL": self.nats.url,
+                "AKENEO_LOG_LEVEL": "warning"}  # fmt: skip
+
+    async def _spawn(self, name: str, *args: str) -> asyncio.subprocess.Process:
+        log = (self.root / f"{name}.log").open("ab")
+        try:
+            return await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "akeneo_connector.cli", *args,
+                env=self._env(), stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+        finally:
+            log.close()
+
+    async def start_receiver(self) -> None:
+        r = self.root
+        self.receiver = await self._spawn(
+            "receiver", "receiver", "--host", "127.0.0.1", "--port", str(self.port),
+            "--tls-cert-file", str(r / "tls.crt"), "--tls-key-file", str(r / "tls.key"),
+            "--events-api-secret-file", str(r / "legacy"),
+            "--event-platform-secrets-file", str(r / "platform"),
+        )  # fmt: skip
+
+    async def start_worker(self, index: int) -> None:
+        self.workers[index] = await self._spawn(
+            f"worker-{index}", "worker", "--port", str(free_port()), "--sink", "webhook",
+            "--webhook-url", self.hook, "--webhook-allow-private",
+            "--max-deliver", str(self.max_deliver), "--ack-wait", "5s",
+            "--pim-url", self.sim.url, "--pim-credentials-dir", str(self.root / "pim"),
+        )  # fmt: skip
+
+    @staticmethod
+    async def kill(proc: asyncio.subprocess.Process | None) -> None:
+        if proc is not None and proc.returncode is None:
+            proc.send_signal(signal.SIGKILL)
+            await proc.wait()
+
+    async def start(self) -> None:
+        nc = await nats.connect(self.nats.url)
+        await ensure_all(nc.jetstream(), self.names, StreamSpec(duplicate_window="10m"))
+        await nc.close()
+        await self.start_receiver()
+        for i in range(len(self.workers)):
+            await self.start_worker(i)
+        await self.wait_receiver()
+
+    async def wait_receiver(self, timeout: float = 30) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(verify=str(self.ca_file), timeout=1) as http:
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get(self.url.replace("/events", "/readyz"))).status_code == 200:
+                        return
+                await asyncio.sleep(0.05)
+        raise TimeoutError("receiver did not become ready")
+
+    async def stop(self) -> None:
+        for proc in [self.receiver, *self.workers]:
+            if proc is not None and proc.returncode is None:
+                proc.terminate()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(proc.wait(), 10)
+                await self.kill(proc)
+
+    async def lag(self) -> int:
+        nc = await nats.connect(self.nats.url)
+        try:
+            info = await nc.jetstream().consumer_info(self.names.stream, self.names.consumer)
+            return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+        finally:
+            await nc.close()
+
+    async def drained(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                if await self.lag() == 0:
+                    return
+            await asyncio.sleep(0.2)
+        raise TimeoutError("the worker did not drain the stream")
+
+    async def replay(self) -> None:
+        proc = await self._spawn("replay", "replay", "--dead-letters")
+        assert await proc.wait() == 0, (self.root / "replay.log").read_text()
+
+
+# --- measuring --------------------------------------------------------------------------------
+
+
+def lost_changes(load: Load, recorder: Recorder, sim: PimSimulator) -> int:
+    """Acknowledged changes whose effect is missing at the sink.
+
+    An Event Platform event carries ids only and is applied as the PIM's current state; if the
+    PIM has since removed the resource there is nothing to fetch, so such keys are judged by
+    their later removal instead (reconcile's full scan covers them).
+    """
+    newest: dict[tuple[str, str], Change] = {}
+    for change in load.acked:
+        key: tuple[str, str] = (change.kind, change.key)
+        if key not in newest or change.updated >= newest[key].updated:
+            newest[key] = change
+    live = {("product", k) for k in sim.catalog.products.items} | {
+        ("product_model", k) for k in sim.catalog.product_models.items
+    }
+    lost = 0
+    for key, change in newest.items():
+        applied = recorder.state.get(key)
+        if change.action == "removed":
+            lost += int(applied is None or applied[1] != "delete")
+        elif key not in live:
+            continue
+        elif applied is None or applied[1] == "delete" or _dt(applied[0]) < change.updated:
+            lost += 1
+    return lost
+
+
+@dataclass
+class Row:
+    scenario: str
+    answered_200: int
+    applied: int
+    lost: int
+    duplicates: int
+    backwards: int
+    recovery_s: float | None
+    notes: str = ""
+
+    def cells(self) -> list[str]:
+        rec = "-" if self.recovery_s is None else f"{self.recovery_s:.2f}"
+        return [self.scenario, str(self.answered_200), str(self.applied), str(self.lost),
+                str(self.duplicates), str(self.backwards), rec, self.notes]  # fmt: skip
+
+
+@dataclass
+class Ground:
+    root: Path
+    nats: NatsServer
+    sim: PimSimulator
+    recorder: Recorder
+    hook: str
+    seconds: float
+    rate: float
+
+    @contextlib.asynccontextmanager
+    async def pipeline(self, name: str, workers: int = 1, max_deliver: int = 5
+                       ) -> AsyncIterator[tuple[Pipeline, Load]]:  # fmt: skip
+        self.recorder.state.clear()
+        self.recorder.receipts.clear()
+        self.recorder.backwards = 0
+        folder = self.root / name
+        folder.mkdir()
+        pipe = Pipeline(folder, self.nats, self.sim, self.hook, connection=f"faults/{name}",
+                        workers=workers, max_deliver=max_deliver)  # fmt: skip
+        await pipe.start()
+        ca = str(pipe.ca_file)
+        legacy = EventSender(pipe.url, events_api_secret=LEGACY_SECRET, verify=ca)
+        platform = EventSender(pipe.url, format="event_platform", verify=ca,
+                               event_platform_secrets=(PLATFORM_SECRET, None))  # fmt: skip
+        try:
+            async with legacy, platform:
+                yield pipe, Load(self.sim, legacy, platform)
+        finally:
+            await pipe.stop()
+
+    def row(self, name: str, load: Load, recovery: float | None, notes: str = "") -> Row:
+        r = self.recorder
+        applied = sum(r.receipts.values())
+        lost = lost_changes(load, r, self.sim)
+        return Row(name, load.answered_200, applied, lost, r.duplicates, r.backwards, recovery,
+                   notes)  # fmt: skip
+
+
+async def until(condition: Callable[[], bool], timeout: float = 30) -> None:
+    """Poll a condition set by another task (bounded: gives up after ``timeout``)."""
+    for _ in range(int(timeout / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+
+
+async def during(load: Load, seconds: float, rate: float, fault: Callable[[], Awaitable[None]]
+                 ) -> None:  # fmt: skip
+    """Run the load and, concurrently, the fault schedule; both end by themselves."""
+    await asyncio.gather(load.run(seconds, rate), fault())
+
+
+async def receiver_kill(g: Ground) -> Row:
+    async with g.pipeline("receiver-kill") as (pipe, load):
+        recoveries: list[float] = []
+
+        async def fault() -> None:
+            for _ in range(3):
+                await asyncio.sleep(g.seconds / 5)
+                await pipe.kill(pipe.receiver)
+                killed = time.monotonic()
+                await pipe.start_receiver()
+                await pipe.wait_receiver()
+                recoveries.append(time.monotonic() - killed)
+
+        await during(load, g.seconds, g.rate, fault)
+        await pipe.drained()
+        note = "recovery = kill to restarted and ready"
+        return g.row("receiver SIGKILL x3", load, max(recoveries), note)
+
+
+async def nats_restart(g: Ground) -> Row:
+    async with g.pipeline("nats-restart") as (pipe, load):
+        recovery: list[float] = []
+
+        async def fault() -> None:
+            await asyncio.sleep(g.seconds / 3)
+            g.nats.kill()
+            load.outage = True
+            await asyncio.sleep(2.0)
+            load.outage = False
+            g.nats.start()
+            load.mark()
+            started = time.monotonic()
+            await until(lambda: load.first_200_after is not None)
+            recovery.append((load.first_200_after or time.monotonic()) - started)
+
+        await during(load, g.seconds, g.rate, fault)
+        await pipe.drained()
+        note = (f"2 s outage: {load.ok_during_outage} answered 200 during it, "
+                f"{load.slow_during_outage} answers slower than 0.5 s")  # fmt: skip
+        row = g.row("nats-server SIGKILL + restart", load, recovery[0], note)
+        row.lost += load.ok_during_outage  # a 200 while the queue is down is a broken promise
+        return row
+
+
+async def worker_kill(g: Ground) -> Row:
+    async with g.pipeline("worker-kill", workers=2) as (pipe, load):
+        recoveries: list[float] = []
+
+        async def fault() -> None:
+            for i in range(4):
+                await asyncio.sleep(g.seconds / 5)
+                index = i % 2
+                await pipe.kill(pipe.workers[index])
+                killed = time.monotonic()
+                await pipe.start_worker(index)
+                before = g.recorder.last_applied_at
+                await until(lambda: g.recorder.last_applied_at != before)  # noqa: B023
+                recoveries.append(time.monotonic() - killed)
+
+        await during(load, g.seconds, g.rate, fault)
+        await pipe.drained()
+        return g.row("worker SIGKILL x4 (2 replicas)", load, max(recoveries),
+                     "recovery = kill to next applied change")  # fmt: skip
+
+
+async def sink_down(g: Ground) -> Row:
+    async with g.pipeline("sink-down", max_deliver=3) as (pipe, load):
+        back_at: list[float] = []
+
+        async def fault() -> None:
+            await asyncio.sleep(g.seconds / 4)
+            g.recorder.down = True
+            await asyncio.sleep(g.seconds / 2)
+            g.recorder.down = False
+            back_at.append(time.monotonic())
+
+        await during(load, g.seconds, g.rate, fault)
+        await pipe.drained()
+        await pipe.replay()  # what an operator does once the merchant's system is back
+        await pipe.drained()
+        recovery = time.monotonic() - back_at[0]
+        return g.row("webhook sink 503s, dead letters, replay", load, recovery,
+                     "recovery = sink back to replayed and drained")  # fmt: skip
+
+
+async def pim_storm(g: Ground) -> Row:
+    """Reconcile while the PIM answers a storm of 429s and 500s: it must still finish."""
+    async with g.pipeline("pim-storm") as (pipe, load):
+        nc = await nats.connect(g.nats.url)
+        try:
+            js = nc.jetstream()
+            kv = await js.key_value(pipe.names.guard_bucket)
+            g.sim.settings.rate_429 = 0.3
+            g.sim.settings.retry_after = 0.2
+            g.sim.fail_next(500, 5)
+            started = time.monotonic()
+            async with AkeneoRestClient(g.sim.url, g.sim.credentials) as client:
+                summary = await Reconciler(
+                    ReconcileSettings(names=pipe.names), client, js, kv
+                ).run()
+            took = time.monotonic() - started
+        finally:
+            g.sim.settings.rate_429 = 0.0
+            g.sim.clear_failures()
+            await nc.close()
+        await pipe.drained()
+        want = {("product", k): v["updated"] for k, v in g.sim.catalog.products.items.items()}
+        want |= {
+            ("product_model", k): v["updated"]
+            for k, v in g.sim.catalog.product_models.items.items()
+        }
+        state = g.recorder.state
+        missing = sum(
+            1
+            for key, updated in want.items()
+            if key not in state or _dt(state[key][0]) < _dt(updated)
+        )
+        row = g.row("PIM 429/500 storm during reconcile", load, took,
+                    f"recovery = reconcile run; {_summary_text(summary)}")  # fmt: skip
+        row.lost = missing
+        return row
+
+
+def _summary_text(summary: ReconcileSummary) -> str:
+    return (f"seen {summary.seen}, published {summary.published}, "
+            f"429s {summary.throttled_429}, retries {summary.retries}")  # fmt: skip
+
+
+SCENARIOS: dict[str, Callable[[Ground], Awaitable[Row]]] = {
+    "receiver-kill": receiver_kill,
+    "nats-restart": nats_restart,
+    "worker-kill": worker_kill,
+    "sink-down": sink_down,
+    "pim-storm": pim_storm,
+}
+
+
+async def run_scenarios(names: list[str], seconds: float, rate: float, root: Path) -> list[Row]:
+    recorder = Recorder()
+    app = web.Application()
+    app.router.add_post("/hook", recorder.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    (root / "nats-data").mkdir()
+    nats_server = NatsServer(root / "nats-data").start()
+    rows: list[Row] = []
+    try:
+        async with PimSimulator(products=300, product_models=30, seed=11) as sim:
+            ground = Ground(root, nats_server, sim, recorder, f"http://127.0.0.1:{port}/hook",
+                            seconds, rate)  # fmt: skip
+            for name in names:
+                rows.append(await SCENARIOS[name](ground))
+    finally:
+        nats_server.stop()
+        await runner.cleanup()
+    return rows
+
+
+def print_table(rows: list[Row]) -> None:
+    head = ["scenario", "answered 200", "applied", "lost", "duplicates", "backwards",
+            "recovery s", "notes"]  # fmt: skip
+    table = [head, *[r.cells() for r in rows]]
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    for i, row in enumerate(table):
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+        if i == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs (CI)")
+    parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS))
+    parser.add_argument("--rate", type=float, default=None, help="events/s offered")
+    args = parser.parse_args()
+    seconds = 8.0 if args.quick else 30.0
+    rate = args.rate or (150.0 if args.quick else 300.0)
+    with tempfile.TemporaryDirectory(prefix="faults-") as tmp:
+        rows = asyncio.run(
+            run_scenarios(args.scenario or list(SCENARIOS), seconds, rate, Path(tmp))
+        )
+    print(f"load: {rate:.0f} events/s offered for {seconds:.0f} s per scenario, mixed formats")
+    print_table(rows)
+    return 0 if all(r.lost == 0 and r.backwards == 0 for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
