@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
     kopf.configure(log_format=kopf.LogFormat.JSON, verbose=level <= logging.DEBUG)
     logging.getLogger().setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    if level > logging.DEBUG:  # kopf reports every watched child event at INFO
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
     from akeneo_operator.handlers import build_registry
 

@@ -1,0 +1,352 @@
+"""Pure builders: one connection's spec -> the manifests of all its Kubernetes children.
+
+Every manifest carries the common labels and a build-hash annotation. Owner references are
+added by the caller (``kopf.adopt``) so that these functions stay free of kopf.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from akeneo_operator.meta import (
+    CONNECTION,
+    L_COMPONENT,
+    L_INSTANCE,
+    RECEIVER,
+    RECONCILE,
+    TLS_SERIAL_ANNOTATION,
+    WORKER,
+    Manifest,
+    object_meta,
+    selector,
+    with_hash,
+)
+from akeneo_operator.pods import (
+    RECEIVER_PORT,
+    WORKER_PORT,
+    BuildInput,
+    container,
+    pod_template,
+    receiver_parts,
+    reconcile_parts,
+    worker_parts,
+)
+
+SERVICE_PORT = 443
+
+
+@dataclass(frozen=True)
+class ChildRef:
+    api_version: str
+    kind: str
+    name: str
+
+
+def names_of(name: str) -> dict[str, str]:
+    """Object names of one connection (kind-local; different kinds may share a name)."""
+    return {
+        "service_account": name,
+        "receiver": f"{name}-receiver",
+        "worker": f"{name}-worker",
+        "reconcile": f"{name}-reconcile",
+        "full_scan": f"{name}-full-scan",
+        "ingress": name,
+        "tls_secret": f"{name}-tls",
+        "ca_secret": f"{name}-ca",
+        "certificate": name,
+    }
+
+
+def endpoint(inp: BuildInput) -> str:
+    if inp.spec.receiver.host:
+        return f"https://{inp.spec.receiver.host}/"
+    n = names_of(inp.names.name)
+    return f"https://{n['receiver']}.{inp.names.namespace}.svc:{SERVICE_PORT}/"
+
+
+def service_dns_names(name: str, namespace: str) -> list[str]:
+    svc = names_of(name)["receiver"]
+    return [
+        f"{svc}.{namespace}.svc",
+        svc,
+        f"{svc}.{namespace}",
+        f"{svc}.{namespace}.svc.cluster.local",
+    ]
+
+
+def tls_dns_names(inp: BuildInput) -> list[str]:
+    base = service_dns_names(inp.names.name, inp.names.namespace)
+    host = inp.spec.receiver.host
+    return [host, *base] if host else base
+
+
+def _meta(inp: BuildInput, name: str, component: str, **annotations: str) -> Manifest:
+    return object_meta(name, inp.names.namespace, inp.names.name, component, annotations or None)
+
+
+def service_account(inp: BuildInput) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _meta(inp, names_of(inp.names.name)["service_account"], CONNECTION),
+        "automountServiceAccountToken": False,
+    }
+
+
+def receiver_deployment(inp: BuildInput) -> Manifest:
+    parts = receiver_parts(inp)
+    cont = container(inp, RECEIVER, ["receiver"], parts, RECEIVER_PORT)
+    annotations = {TLS_SERIAL_ANNOTATION: inp.tls_revision} if inp.tls_revision else None
+    spec: Manifest = {
+        "selector": {"matchLabels": selector(inp.names.name, RECEIVER)},
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+        },
+        "revisionHistoryLimit": 3,
+        "template": pod_template(inp, RECEIVER, cont, parts, annotations=annotations),
+    }
+    if inp.spec.receiver.autoscaling is None:
+        spec["replicas"] = inp.spec.receiver.replicas
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(inp, names_of(inp.names.name)["receiver"], RECEIVER),
+        "spec": spec,
+    }
+
+
+def worker_deployment(inp: BuildInput) -> Manifest:
+    parts = worker_parts(inp)
+    cont = container(inp, WORKER, ["worker"], parts, WORKER_PORT)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(inp, names_of(inp.names.name)["worker"], WORKER),
+        "spec": {
+            "replicas": inp.spec.worker.replicas,
+            "selector": {"matchLabels": selector(inp.names.name, WORKER)},
+            # one consumer group: no overlap needed, avoid double hydration on rollout
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0},
+            },
+            "revisionHistoryLimit": 3,
+            "template": pod_template(inp, WORKER, cont, parts),
+        },
+    }
+
+
+def receiver_service(inp: BuildInput) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(inp, names_of(inp.names.name)["receiver"], RECEIVER),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector(inp.names.name, RECEIVER),
+            "ports": [
+                {"name": "https", "port": SERVICE_PORT, "targetPort": "https", "protocol": "TCP"}
+            ],
+        },
+    }
+
+
+def ingress(inp: BuildInput) -> Manifest | None:
+    host = inp.spec.receiver.host
+    if host is None:
+        return None
+    n = names_of(inp.names.name)
+    annotations = {
+        "external-dns.alpha.kubernetes.io/hostname": host,
+        "nginx.ingress.kubernetes.io/backend-protocol": "HTTPS",
+        "nginx.ingress.kubernetes.io/proxy-body-size": str(inp.spec.receiver.max_body_bytes),
+    }
+    if inp.spec.receiver.allowed_source_ranges:
+        annotations["nginx.ingress.kubernetes.io/whitelist-source-range"] = ",".join(
+            inp.spec.receiver.allowed_source_ranges
+        )
+    spec: Manifest = {
+        "tls": [{"hosts": [host], "secretName": inp.tls_secret}],
+        "rules": [
+            {
+                "host": host,
+                "http": {
+                    "paths": [
+                        {
+                            "path": "/",
+                            "pathType": "Prefix",
+                            "backend": {
+                                "service": {
+                                    "name": n["receiver"],
+                                    "port": {"number": SERVICE_PORT},
+                                }
+                            },
+                        }
+                    ]
+                },
+            }
+        ],
+    }
+    if inp.settings.ingress_class:
+        spec = {"ingressClassName": inp.settings.ingress_class, **spec}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": _meta(inp, n["ingress"], RECEIVER, **annotations),
+        "spec": spec,
+    }
+
+
+def receiver_pdb(inp: BuildInput) -> Manifest:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(inp, names_of(inp.names.name)["receiver"], RECEIVER),
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": selector(inp.names.name, RECEIVER)},
+        },
+    }
+
+
+def receiver_hpa(inp: BuildInput) -> Manifest | None:
+    auto = inp.spec.receiver.autoscaling
+    if auto is None:
+        return None
+    name = names_of(inp.names.name)["receiver"]
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _meta(inp, name, RECEIVER),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": auto.min_replicas,
+            "maxReplicas": auto.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": auto.target_cpu_utilization,
+                        },
+                    },
+                }
+            ],
+        },
+    }
+
+
+def receiver_network_policy(inp: BuildInput) -> Manifest:
+    rule: Manifest = {"ports": [{"protocol": "TCP", "port": RECEIVER_PORT}]}
+    ranges = inp.spec.receiver.allowed_source_ranges
+    if ranges:
+        rule["from"] = [{"ipBlock": {"cidr": cidr}} for cidr in ranges]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(inp, names_of(inp.names.name)["receiver"], RECEIVER),
+        "spec": {
+            "podSelector": {"matchLabels": selector(inp.names.name, RECEIVER)},
+            "policyTypes": ["Ingress"],
+            "ingress": [rule],
+        },
+    }
+
+
+def worker_network_policy(inp: BuildInput) -> Manifest:
+    """Worker and reconcile pods accept no inbound traffic at all."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(inp, names_of(inp.names.name)["worker"], WORKER),
+        "spec": {
+            "podSelector": {
+                "matchLabels": {L_INSTANCE: inp.names.name},
+                "matchExpressions": [
+                    {"key": L_COMPONENT, "operator": "In", "values": [WORKER, RECONCILE]}
+                ],
+            },
+            "policyTypes": ["Ingress"],
+        },
+    }
+
+
+def _cronjob(inp: BuildInput, name: str, schedule: str, args: list[str]) -> Manifest:
+    parts = reconcile_parts(inp)
+    cont = container(inp, RECONCILE, args, parts, None)
+    template = pod_template(inp, RECONCILE, cont, parts, restart_policy="Never")
+    job_labels = _meta(inp, name, RECONCILE)["labels"]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": _meta(inp, name, RECONCILE),
+        "spec": {
+            "schedule": schedule,
+            "concurrencyPolicy": "Forbid",
+            "suspend": inp.spec.reconciliation.suspend,
+            "startingDeadlineSeconds": 300,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {
+                "metadata": {"labels": job_labels},
+                "spec": {"backoffLimit": 2, "activeDeadlineSeconds": 3600, "template": template},
+            },
+        },
+    }
+
+
+def reconcile_cronjobs(inp: BuildInput) -> list[Manifest]:
+    """The incremental reconcile CronJob and, when scheduled, the full-scan one.
+
+    Without PIM credentials there is nothing a reconcile job could fetch: none is built.
+    """
+    if inp.spec.pim.credentials_secret is None:
+        return []
+    rec = inp.spec.reconciliation
+    n = names_of(inp.names.name)
+    jobs = [_cronjob(inp, n["reconcile"], rec.schedule, ["reconcile"])]
+    if rec.full_scan_schedule:
+        jobs.append(_cronjob(inp, n["full_scan"], rec.full_scan_schedule, ["reconcile", "--full"]))
+    return jobs
+
+
+def build_children(inp: BuildInput) -> list[Manifest]:
+    """All Kubernetes children of a connection except the TLS material (see ``tls``)."""
+    optional = [ingress(inp), receiver_hpa(inp)]
+    manifests = [
+        service_account(inp),
+        receiver_deployment(inp),
+        receiver_service(inp),
+        receiver_pdb(inp),
+        receiver_network_policy(inp),
+        worker_deployment(inp),
+        worker_network_policy(inp),
+        *reconcile_cronjobs(inp),
+        *(m for m in optional if m is not None),
+    ]
+    return [with_hash(m) for m in manifests]
+
+
+def possible_children(name: str) -> list[ChildRef]:
+    """Every child a connection may have (optional ones included), for pruning."""
+    n = names_of(name)
+    return [
+        ChildRef("v1", "ServiceAccount", n["service_account"]),
+        ChildRef("apps/v1", "Deployment", n["receiver"]),
+        ChildRef("v1", "Service", n["receiver"]),
+        ChildRef("policy/v1", "PodDisruptionBudget", n["receiver"]),
+        ChildRef("networking.k8s.io/v1", "NetworkPolicy", n["receiver"]),
+        ChildRef("apps/v1", "Deployment", n["worker"]),
+        ChildRef("networking.k8s.io/v1", "NetworkPolicy", n["worker"]),
+        ChildRef("batch/v1", "CronJob", n["reconcile"]),
+        ChildRef("batch/v1", "CronJob", n["full_scan"]),
+        ChildRef("networking.k8s.io/v1", "Ingress", n["ingress"]),
+        ChildRef("autoscaling/v2", "HorizontalPodAutoscaler", n["receiver"]),
+    ]
+
+
+def ref_of(manifest: Manifest) -> ChildRef:
+    return ChildRef(manifest["apiVersion"], manifest["kind"], manifest["metadata"]["name"])

@@ -1,0 +1,177 @@
+"""kopf handlers, registered on a registry built from the operator settings. Thin: each one
+hands the body to the ``Reconciler`` and lets kopf do the watching, peering and retries."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+import nats.errors
+from aiohttp import web
+
+from akeneo_connector.spec import GROUP, PLURAL, VERSION
+from akeneo_operator.health import OperatorMetrics, start_server
+from akeneo_operator.kubeclient import Credentials, KubeClient, credentials_from
+from akeneo_operator.meta import Manifest, managed_selector
+from akeneo_operator.reconciler import Reconciler
+from akeneo_operator.settings import MANAGED_BY, OperatorSettings
+from akeneo_operator.streams import NatsLink
+from akeneo_operator.timing import first_delay, jittered
+
+FINALIZER = f"{GROUP}/finalizer"
+# Unexpected errors: a few quick retries by kopf, then the maintenance loop retries at its
+# own pace (the connection is marked for retry), so a broken object never spins.
+RETRIES: dict[str, Any] = {"retries": 3, "backoff": 10}
+# Children whose changes the operator watches: repaired when deleted or edited by hand.
+WATCHED_CHILDREN: tuple[tuple[str, str], ...] = (
+    ("v1", "serviceaccounts"),
+    ("v1", "services"),
+    ("v1", "secrets"),
+    ("apps/v1", "deployments"),
+    ("policy/v1", "poddisruptionbudgets"),
+    ("networking.k8s.io/v1", "networkpolicies"),
+    ("networking.k8s.io/v1", "ingresses"),
+    ("autoscaling/v2", "horizontalpodautoscalers"),
+    ("batch/v1", "cronjobs"),
+    ("batch/v1", "jobs"),
+)
+
+
+@dataclass
+class Runtime:
+    settings: OperatorSettings
+    reconciler: Reconciler | None = None
+    metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
+    server: web.AppRunner | None = None
+
+    @property
+    def r(self) -> Reconciler:
+        if self.reconciler is None:
+            raise kopf.TemporaryError("operator is starting", delay=1)
+        return self.reconciler
+
+
+def _adopt(manifest: Manifest, owner: Manifest) -> Manifest:
+    child = copy.deepcopy(manifest)
+    kopf.adopt(child, owner=owner)  # type: ignore[arg-type]
+    return child
+
+
+def _emit(body: Manifest, event_type: str, reason: str, message: str) -> None:
+    kopf.event(body, type=event_type, reason=reason, message=message)  # type: ignore[arg-type]
+
+
+def _login(settings: kopf.OperatorSettings, **kwargs: Any) -> Any:
+    return kopf.login_with_service_account(
+        settings=settings, **kwargs
+    ) or kopf.login_with_kubeconfig(settings=settings, **kwargs)
+
+
+def build_registry(ops: OperatorSettings) -> tuple[kopf.OperatorRegistry, Runtime]:
+    registry = kopf.OperatorRegistry()
+    rt = Runtime(ops)
+    log = logging.getLogger("akeneo_operator")
+
+    @kopf.on.login(registry=registry)
+    def login(settings: kopf.OperatorSettings, **kwargs: Any) -> Any:
+        return _login(settings, **kwargs)
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
+        settings.persistence.finalizer = FINALIZER
+        settings.watching.server_timeout = ops.watch_server_timeout
+        settings.watching.client_timeout = ops.watch_client_timeout
+        settings.watching.connect_timeout = 10
+        settings.networking.request_timeout = ops.request_timeout
+        settings.posting.level = logging.WARNING  # our own Events carry the transitions
+        settings.peering.name = ops.peering_name
+        settings.peering.priority = ops.priority
+        info = _login(settings, **kwargs)
+        if info is None:
+            raise kopf.PermanentError("no Kubernetes credentials (service account or kubeconfig)")
+
+        def relogin() -> Credentials:
+            fresh = _login(settings, **kwargs)
+            if fresh is None:
+                raise kopf.PermanentError("Kubernetes credentials disappeared")
+            return credentials_from(fresh)
+
+        client = KubeClient(
+            credentials_from(info), MANAGED_BY, timeout=ops.request_timeout, refresh=relogin
+        )
+        rt.reconciler = Reconciler(ops, client, NatsLink(ops), adopt=_adopt, emit=_emit, logger=log)
+        if ops.port:
+            rt.server = await start_server(
+                ops.port, rt.metrics, lambda: rt.reconciler is not None, _refresh
+            )
+
+    def _refresh() -> None:
+        if rt.reconciler is not None:
+            rt.metrics.connections.set(len(rt.reconciler.states))
+            rt.metrics.api_calls.set(rt.reconciler.client.calls)
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        if rt.server is not None:
+            await rt.server.cleanup()
+        if rt.reconciler is not None:
+            await rt.reconciler.nats.close()
+            await rt.reconciler.client.close()
+
+    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry, id="reconcile", **RETRIES)
+    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry, id="reconcile", **RETRIES)
+    @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry, id="reconcile", **RETRIES)
+    async def reconcile(body: kopf.Body, **_: Any) -> None:
+        try:
+            await rt.r.reconcile(_plain(body))
+        except Exception:
+            rt.metrics.reconciles.labels("error").inc()
+            raise
+        rt.metrics.reconciles.labels("ok").inc()
+
+    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, id="finalize")
+    async def delete(body: kopf.Body, **_: Any) -> None:
+        try:
+            await rt.r.finalize(_plain(body))
+        except (OSError, TimeoutError, nats.errors.Error) as exc:
+            raise kopf.TemporaryError(
+                f"NATS not reachable: {type(exc).__name__}", delay=10
+            ) from exc
+
+    @kopf.daemon(GROUP, VERSION, PLURAL, registry=registry, cancellation_timeout=5, id="maintain")
+    async def maintain(
+        stopped: kopf.DaemonStopped, namespace: str | None, name: str, **_: Any
+    ) -> None:
+        interval = ops.maintenance_seconds
+        await stopped.wait(first_delay(interval))
+        while not stopped:
+            try:
+                await rt.r.maintain(namespace or "", name)
+            except Exception:
+                log.exception("maintenance of %s/%s failed", namespace, name)
+            await stopped.wait(jittered(interval))
+
+    for api_version, plural in WATCHED_CHILDREN:
+        group, _, version = api_version.rpartition("/")
+
+        @kopf.on.event(
+            group,
+            version,
+            plural,
+            labels=managed_selector(),
+            registry=registry,
+            id=f"child-{plural}",
+        )
+        async def child_event(event: kopf.RawEvent, **_: Any) -> None:
+            obj = event.get("object")
+            if obj is not None and rt.reconciler is not None:
+                await rt.reconciler.on_child_event(event.get("type") or "MODIFIED", dict(obj))
+
+    return registry, rt
+
+
+def _plain(body: kopf.Body) -> Manifest:
+    return copy.deepcopy(dict(body))

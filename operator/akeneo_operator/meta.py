@@ -1,0 +1,78 @@
+"""Labels, names and the build hash shared by every child object of a connection."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+from akeneo_operator.settings import MANAGED_BY
+
+Manifest = dict[str, Any]
+
+APP = "akeneo-connector"
+HASH_ANNOTATION = "akeneo.connectors.dev/build-hash"
+TLS_SERIAL_ANNOTATION = "akeneo.connectors.dev/tls-serial"
+L_NAME = "app.kubernetes.io/name"
+L_INSTANCE = "app.kubernetes.io/instance"
+L_COMPONENT = "app.kubernetes.io/component"
+L_MANAGED_BY = "app.kubernetes.io/managed-by"
+
+RECEIVER = "receiver"
+WORKER = "worker"
+RECONCILE = "reconcile"
+TLS = "tls"
+CONNECTION = "connection"  # objects serving the whole connection (ServiceAccount)
+
+
+def selector(name: str, component: str) -> dict[str, str]:
+    """Stable selector labels (never change for a Deployment's lifetime)."""
+    return {L_NAME: APP, L_INSTANCE: name, L_COMPONENT: component}
+
+
+def labels(name: str, component: str) -> dict[str, str]:
+    return {**selector(name, component), L_MANAGED_BY: MANAGED_BY}
+
+
+def managed_selector() -> dict[str, str]:
+    """Label filter of every object the operator manages (for watches)."""
+    return {L_NAME: APP, L_MANAGED_BY: MANAGED_BY}
+
+
+def build_hash(manifest: Manifest) -> str:
+    """sha256 of the canonical JSON of a manifest, ignoring the hash annotation itself."""
+    body = copy.deepcopy(manifest)
+    meta = body.get("metadata", {})
+    annotations = meta.get("annotations")
+    if isinstance(annotations, dict):
+        annotations.pop(HASH_ANNOTATION, None)
+        if not annotations:
+            del meta["annotations"]
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def with_hash(manifest: Manifest) -> Manifest:
+    """The manifest with its build hash annotation set."""
+    digest = build_hash(manifest)
+    out = copy.deepcopy(manifest)
+    out.setdefault("metadata", {}).setdefault("annotations", {})[HASH_ANNOTATION] = digest
+    return out
+
+
+def object_meta(
+    name: str,
+    namespace: str,
+    instance: str,
+    component: str,
+    annotations: dict[str, str] | None = None,
+) -> Manifest:
+    meta: Manifest = {
+        "name": name,
+        "namespace": namespace,
+        "labels": labels(instance, component),
+    }
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return meta

@@ -1,0 +1,438 @@
+"""What the kopf handlers delegate to: one connection's full reconcile, child repair,
+periodic maintenance and deletion. Holds the per-connection in-memory observations.
+
+Handlers stay thin; every decision is made by the pure modules (``children``, ``apply``,
+``status``, ``secretcheck``, ``certs``); this module only sequences I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from akeneo_connector.names import ConnectionNames
+from akeneo_connector.spec import API_VERSION, KIND, AkeneoConnectionSpec, TLSMode
+from akeneo_operator import secretcheck
+from akeneo_operator.apply import Outcome, ensure_child
+from akeneo_operator.certs import utcnow
+from akeneo_operator.children import (
+    ChildRef,
+    build_children,
+    endpoint,
+    names_of,
+    possible_children,
+    ref_of,
+)
+from akeneo_operator.kubeclient import ApiError, KubeClient
+from akeneo_operator.meta import L_COMPONENT, L_INSTANCE, RECEIVER, WORKER, Manifest
+from akeneo_operator.pods import SIGNATURE_KEYS, BuildInput
+from akeneo_operator.settings import OperatorSettings
+from akeneo_operator.status import (
+    RECEIVER_READY,
+    RECONCILE_SCHEDULED,
+    STREAM_READY,
+    TLS_READY,
+    WORKER_READY,
+    Cond,
+    Observed,
+    deployment_condition,
+    job_result,
+    render_status,
+    transitions,
+)
+from akeneo_operator.streams import NatsLink
+from akeneo_operator.tls import ensure_tls
+
+Key = tuple[str, str]
+EventFn = Callable[[Manifest, str, str, str], None]
+Adopt = Callable[[Manifest, Manifest], Manifest]
+
+
+def spec_error(exc: ValidationError) -> Cond:
+    """A precise, value-free message from a pydantic error (locations and messages only)."""
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "spec"
+        parts.append(f"spec.{loc}: {err['msg']}")
+    return Cond.fail("InvalidSpec", "; ".join(parts))
+
+
+@dataclass
+class ConnState:
+    key: Key
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    obs: Observed = field(default_factory=Observed)
+    body: Manifest = field(default_factory=dict)  # last seen AkeneoConnection (metadata, status)
+    desired: dict[ChildRef, Manifest] = field(default_factory=dict)
+    spec: AkeneoConnectionSpec | None = None
+    names: ConnectionNames | None = None
+    tls_mode: TLSMode | None = None
+    cert_not_after: datetime | None = None
+    needs_retry: bool = False
+    deleting: bool = False
+    last_status: dict[str, Any] = field(default_factory=dict)
+    last_job_time: str = ""
+    seen_versions: dict[ChildRef, int] = field(default_factory=dict)
+
+    def fresh(self, ref: ChildRef, child: Manifest | None) -> bool:
+        """False for an event older than what the operator already wrote or saw."""
+        version = _version(child)
+        if version is None:
+            return True
+        if version < self.seen_versions.get(ref, 0):
+            return False
+        self.seen_versions[ref] = version
+        return True
+
+    @property
+    def uid(self) -> str | None:
+        uid = self.body.get("metadata", {}).get("uid")
+        return uid if isinstance(uid, str) else None
+
+
+class Reconciler:
+    def __init__(
+        self,
+        settings: OperatorSettings,
+        client: KubeClient,
+        nats: NatsLink,
+        *,
+        adopt: Adopt,
+        emit: EventFn,
+        logger: logging.Logger | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ):
+        self.settings = settings
+        self.client = client
+        self.nats = nats
+        self.adopt = adopt
+        self.emit = emit
+        self.log = logger or logging.getLogger("akeneo_operator")
+        self.clock = clock
+        self.states: dict[Key, ConnState] = {}
+        self.handler_errors = 0
+
+    def state(self, namespace: str, name: str) -> ConnState:
+        key = (namespace, name)
+        if key not in self.states:
+            self.states[key] = ConnState(key)
+        return self.states[key]
+
+    # -- full reconcile ------------------------------------------------------------------------
+    async def reconcile(self, body: Manifest) -> None:
+        meta = body["metadata"]
+        st = self.state(meta["namespace"], meta["name"])
+        async with st.lock:
+            st.body = _owner_view(body, st.body)
+            st.deleting = False
+            try:
+                await self._reconcile(st, body.get("spec") or {})
+            except ApiError as exc:
+                st.needs_retry = True
+                st.obs.blocker = Cond.fail("KubernetesApiError", str(exc)[:300])
+                raise
+            except Exception as exc:
+                st.needs_retry = True
+                st.obs.blocker = Cond.fail("ReconcileFailed", type(exc).__name__)
+                raise
+            finally:
+                await self._write_status(st)
+
+    async def _reconcile(self, st: ConnState, raw_spec: Manifest) -> None:
+        namespace, name = st.key
+        st.obs.generation = st.body["metadata"].get("generation")
+        try:
+            spec = AkeneoConnectionSpec.model_validate(raw_spec)
+        except ValidationError as exc:
+            st.obs.blocker = spec_error(exc)
+            st.needs_retry = False  # only a spec change can fix it (update handler)
+            return
+        names = ConnectionNames(namespace, name)
+        if st.tls_mode is TLSMode.CERT_MANAGER and spec.tls.mode is not TLSMode.CERT_MANAGER:
+            await self._drop_certificate(namespace, name)
+        st.spec, st.names, st.tls_mode = spec, names, spec.tls.mode
+        signature_keys, blocker = await self._check_secrets(namespace, spec)
+        st.obs.blocker = blocker
+        if blocker is not None:
+            st.needs_retry = True  # the maintenance loop retries: the Secret may appear
+            return
+        base = BuildInput(names, spec, self.settings, names_of(name)["tls_secret"])
+        tls = await ensure_tls(self.client, base, self._adopter(st), self.clock())
+        st.obs.conditions[TLS_READY] = tls.cond
+        st.cert_not_after = tls.not_after if not tls.renews_itself else None
+        if tls.issued:
+            self._event(st, "Normal", "CertificateIssued", "serving certificate replaced")
+        inp = BuildInput(
+            names, spec, self.settings, tls.secret_name, tls.revision, frozenset(signature_keys)
+        )
+        await self._apply_children(st, inp)
+        stream_cond, _changed = await self.nats.ensure(names, spec.stream)
+        st.obs.conditions[STREAM_READY] = stream_cond
+        if stream_cond.status == "True" and st.obs.counters is None:
+            st.obs.counters = await self.nats.counters(names)
+        st.obs.endpoint = endpoint(inp)
+        st.needs_retry = tls.cond.status != "True" or stream_cond.status != "True"
+
+    async def _check_secrets(
+        self, namespace: str, spec: AkeneoConnectionSpec
+    ) -> tuple[set[str], Cond | None]:
+        signature_keys: set[str] = set()
+        for need in secretcheck.needs(
+            spec, self.settings.pod_nats_secret, self.settings.pod_nats_secret_key
+        ):
+            secret = await self.client.get("v1", "Secret", namespace, need.secret)
+            keys = None if secret is None else set((secret.get("data") or {}).keys())
+            problem = secretcheck.check(need, keys)
+            if problem is not None:
+                return signature_keys, problem
+            if need.secret == spec.receiver.signature_secret and keys is not None:
+                signature_keys = keys & set(SIGNATURE_KEYS)
+        return signature_keys, None
+
+    async def _drop_certificate(self, namespace: str, name: str) -> None:
+        try:
+            await self.client.delete(
+                "cert-manager.io/v1", "Certificate", namespace, names_of(name)["certificate"]
+            )
+        except ApiError as exc:
+            if not exc.kind_missing:
+                raise
+
+    def _adopter(self, st: ConnState) -> Callable[[Manifest], Manifest]:
+        return lambda manifest: self.adopt(manifest, st.body)
+
+    async def _apply_children(self, st: ConnState, inp: BuildInput) -> None:
+        desired = {ref_of(m): self.adopt(m, st.body) for m in build_children(inp)}
+        st.desired = desired
+        namespace = inp.names.namespace
+        for ref, manifest in desired.items():
+            outcome, live = await ensure_child(self.client, manifest)
+            st.fresh(ref, live)
+            if outcome is not Outcome.UNCHANGED:
+                self.log.info("%s %s/%s %s", outcome.value, ref.kind, namespace, ref.name)
+            if ref.kind == "Deployment":
+                self._observe_deployment(st, live)
+        for ref in possible_children(inp.names.name):
+            if ref not in desired and await self.client.delete(
+                ref.api_version, ref.kind, namespace, ref.name
+            ):
+                self.log.info("Pruned %s/%s/%s", ref.kind, namespace, ref.name)
+        st.obs.conditions[RECONCILE_SCHEDULED] = self._reconcile_condition(inp, desired)
+
+    @staticmethod
+    def _reconcile_condition(inp: BuildInput, desired: dict[ChildRef, Manifest]) -> Cond:
+        rec = inp.spec.reconciliation
+        if inp.spec.pim.credentials_secret is None:
+            return Cond.fail(
+                "NoPimCredentials", "no pim.credentialsSecret: nothing to reconcile from"
+            )
+        if rec.suspend:
+            return Cond.fail("Suspended", "reconciliation.suspend is true")
+        jobs = [r.name for r in desired if r.kind == "CronJob"]
+        return Cond.ok("Scheduled", f"{', '.join(jobs)} on {rec.schedule}")
+
+    def _observe_deployment(self, st: ConnState, live: Manifest | None) -> None:
+        if live is None:
+            return
+        component = (live["metadata"].get("labels") or {}).get(L_COMPONENT)
+        if component == RECEIVER:
+            st.obs.conditions[RECEIVER_READY] = deployment_condition(live, RECEIVER)
+        elif component == WORKER:
+            st.obs.conditions[WORKER_READY] = deployment_condition(live, WORKER)
+
+    # -- child events --------------------------------------------------------------------------
+    def _owner_state(self, child: Manifest) -> ConnState | None:
+        meta = child.get("metadata", {})
+        instance = (meta.get("labels") or {}).get(L_INSTANCE)
+        st = self.states.get((meta.get("namespace", ""), instance or ""))
+        if st is None or st.deleting or not st.desired:
+            return None
+        owners = {o.get("uid") for o in meta.get("ownerReferences") or [] if o.get("kind") == KIND}
+        if owners and st.uid not in owners:
+            return None
+        return st
+
+    async def on_child_event(self, event_type: str, child: Manifest) -> None:
+        """Repair a deleted or edited child; refresh readiness from Deployments and Jobs."""
+        st = self._owner_state(child)
+        if st is None:
+            return
+        meta = child["metadata"]
+        kind = child.get("kind", "")
+        async with st.lock:
+            if st.deleting:
+                return
+            gone = event_type == "DELETED"
+            ref = ChildRef(child.get("apiVersion", ""), kind, meta["name"])
+            if not gone and not st.fresh(ref, child):
+                return  # a stale event from before our last write
+            if kind == "Job":
+                self._observe_job(st, child)
+            elif kind == "Deployment":
+                if gone:
+                    component = (meta.get("labels") or {}).get(L_COMPONENT, "")
+                    kind_cond = RECEIVER_READY if component == RECEIVER else WORKER_READY
+                    st.obs.conditions[kind_cond] = deployment_condition(None, component)
+                else:
+                    self._observe_deployment(st, child)
+            desired = st.desired.get(ref)
+            if kind == "Secret" and gone and st.spec is not None:
+                st.needs_retry = True  # TLS material removed: reissued by the next reconcile
+            if desired is not None and not meta.get("deletionTimestamp"):
+                outcome, live = await ensure_child(self.client, desired, None if gone else child)
+                st.fresh(ref, live)
+                if outcome is not Outcome.UNCHANGED:
+                    self.log.info(
+                        "Repaired %s/%s/%s (%s)",
+                        kind,
+                        meta["namespace"],
+                        meta["name"],
+                        outcome.value,
+                    )
+                    self._event(
+                        st,
+                        "Warning",
+                        "ChildRepaired",
+                        f"{kind} {meta['name']} {outcome.value.lower()}",
+                    )
+                    if kind == "Deployment":
+                        self._observe_deployment(st, live)
+            await self._write_status(st)
+        if kind == "Secret" and gone and st.needs_retry:
+            await self.retry(st)
+
+    def _observe_job(self, st: ConnState, job: Manifest) -> None:
+        finished = job_result(job)
+        if finished is None:
+            return
+        when, result = finished
+        if when >= st.last_job_time:
+            st.last_job_time = when
+            st.obs.last_reconcile_time = when
+            st.obs.last_reconcile_result = result
+
+    # -- periodic maintenance ------------------------------------------------------------------
+    async def maintain(self, namespace: str, name: str) -> None:
+        """One tick of the per-connection loop: retry, stream drift, TLS renewal, counters."""
+        st = self.states.get((namespace, name))
+        if st is None or st.deleting:
+            return
+        due = st.cert_not_after is not None and needs_renewal_at(
+            st.cert_not_after, self.settings.cert_renew_before_delta, self.clock()
+        )
+        if st.needs_retry or due:
+            if due:
+                self._event(st, "Normal", "CertificateRenewal", "serving certificate near expiry")
+            await self.retry(st)
+            return
+        if st.spec is None or st.names is None:
+            return
+        async with st.lock:
+            cond, changed = await self.nats.ensure(st.names, st.spec.stream)
+            st.obs.conditions[STREAM_READY] = cond
+            if changed:
+                self._event(
+                    st,
+                    "Warning",
+                    "StreamRepaired",
+                    f"stream/bucket of {st.names.ref} drifted and were repaired",
+                )
+            counters = await self.nats.counters(st.names)
+            self.log.debug(
+                "maintenance of %s: stream %s, counters %s", st.names.ref, cond.reason, counters
+            )
+            if counters is not None:
+                st.obs.counters = counters
+            await self._write_status(st)
+
+    async def retry(self, st: ConnState) -> None:
+        if st.body and not st.deleting:
+            body = await self.client.get(API_VERSION, KIND, *st.key)
+            if body is not None and not body["metadata"].get("deletionTimestamp"):
+                await self.reconcile(body)
+
+    # -- deletion ------------------------------------------------------------------------------
+    async def finalize(self, body: Manifest) -> None:
+        meta = body["metadata"]
+        st = self.state(meta["namespace"], meta["name"])
+        st.deleting = True
+        preserve = bool(((body.get("spec") or {}).get("stream") or {}).get("preserveOnDelete"))
+        names = ConnectionNames(meta["namespace"], meta["name"])
+        if preserve:
+            self.log.info(
+                "Keeping stream %s and bucket %s (preserveOnDelete)",
+                names.stream,
+                names.guard_bucket,
+            )
+        else:
+            await self.nats.delete(names)
+            self.log.info("Deleted stream %s and bucket %s", names.stream, names.guard_bucket)
+        self.states.pop(st.key, None)
+
+    # -- status and events ---------------------------------------------------------------------
+    async def _write_status(self, st: ConnState) -> None:
+        if not st.body or st.deleting:
+            return
+        previous = st.last_status or (st.body.get("status") or {})
+        status = render_status(st.obs, previous, self.clock())
+        if _comparable(status) == _comparable(previous):
+            return
+        namespace, name = st.key
+        try:
+            await self.client.merge_patch(
+                API_VERSION, KIND, namespace, name, {"status": status}, "status"
+            )
+        except ApiError as exc:
+            if exc.status == 404:
+                return
+            raise
+        for t in transitions(previous.get("conditions") or [], status["conditions"]):
+            self._event(st, t.event_type, t.reason, f"{t.type} is {t.status}: {t.message}")
+        st.last_status = status
+
+    def _event(self, st: ConnState, event_type: str, reason: str, message: str) -> None:
+        try:
+            self.emit(st.body, event_type, reason, message[:1000])
+        except Exception:  # events are best effort
+            self.log.debug("event %s not posted", reason, exc_info=True)
+
+
+def needs_renewal_at(not_after: datetime, before: timedelta, now: datetime) -> bool:
+    return now >= not_after - before
+
+
+def _version(obj: Manifest | None) -> int | None:
+    try:
+        return int((obj or {}).get("metadata", {}).get("resourceVersion", ""))
+    except ValueError:
+        return None
+
+
+def _owner_view(body: Manifest, previous: Manifest) -> Manifest:
+    """What status writes, events and owner references need of the parent."""
+    meta = body.get("metadata", {})
+    return {
+        "apiVersion": body.get("apiVersion", API_VERSION),
+        "kind": body.get("kind", KIND),
+        "metadata": {
+            k: meta[k] for k in ("name", "namespace", "uid", "generation", "labels") if k in meta
+        },
+        "status": body.get("status") or previous.get("status") or {},
+    }
+
+
+def _comparable(status: dict[str, Any]) -> Any:
+    conditions = [
+        {k: v for k, v in c.items() if k != "lastTransitionTime"}
+        for c in status.get("conditions") or []
+    ]
+    return {
+        **{k: v for k, v in status.items() if k not in ("conditions", "kopf")},
+        "conditions": conditions,
+    }

@@ -1,0 +1,54 @@
+"""Which Secret keys a spec needs, and a precise reason when one is missing.
+
+The API server cannot check references to Secrets; the operator does, before building pods
+that would otherwise never start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from akeneo_connector.spec import AkeneoConnectionSpec, TLSMode
+from akeneo_operator.pods import PIM_KEYS, SIGNATURE_KEYS
+from akeneo_operator.status import Cond
+
+
+@dataclass(frozen=True)
+class Need:
+    secret: str
+    keys: tuple[str, ...]
+    any_of: bool = False  # at least one of the keys (signature secrets)
+    purpose: str = ""
+
+
+def needs(spec: AkeneoConnectionSpec, pod_nats_secret: str | None, pod_nats_key: str) -> list[Need]:
+    out = [
+        Need(
+            spec.receiver.signature_secret, tuple(SIGNATURE_KEYS), True, "receiver.signatureSecret"
+        )
+    ]
+    if spec.pim.credentials_secret:
+        out.append(Need(spec.pim.credentials_secret, PIM_KEYS, False, "pim.credentialsSecret"))
+    sink = spec.worker.sink
+    if sink.webhook is not None and sink.webhook.signing_secret:
+        out.append(Need(sink.webhook.signing_secret, ("signingSecret",), False, "sink.webhook"))
+    if sink.postgres is not None:
+        out.append(Need(sink.postgres.dsn_secret, ("dsn",), False, "sink.postgres.dsnSecret"))
+    if spec.tls.mode is TLSMode.SECRET and spec.tls.secret_name:
+        out.append(Need(spec.tls.secret_name, ("tls.crt", "tls.key"), False, "tls.secretName"))
+    if pod_nats_secret:
+        out.append(Need(pod_nats_secret, (pod_nats_key,), False, "operator NATS secret"))
+    return out
+
+
+def check(need: Need, present_keys: set[str] | None) -> Cond | None:
+    """None when satisfied, else the blocking condition (names only, never values)."""
+    if present_keys is None:
+        return Cond.fail("SecretMissing", f"Secret {need.secret} ({need.purpose}) not found")
+    missing = [k for k in need.keys if k not in present_keys]
+    if need.any_of and len(missing) < len(need.keys):
+        return None
+    if not missing:
+        return None
+    what = " or ".join(missing) if need.any_of else ", ".join(missing)
+    return Cond.fail("SecretKeyMissing", f"Secret {need.secret} ({need.purpose}) lacks key {what}")

@@ -1,0 +1,299 @@
+"""Operator-wide settings: flags with environment-variable equivalents (the flag wins).
+
+Nothing here is per connection; per-connection choices live in the AkeneoConnection spec.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from akeneo_connector.durations import parse_duration
+
+DEFAULT_IMAGE = "akeneo-connector:0.1.0"
+MANAGED_BY = "akeneo-connector-operator"
+
+
+class Resources(BaseModel):
+    """Container resources as in a pod spec (quantities as canonical Kubernetes strings)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requests: dict[str, str] = Field(default_factory=dict)
+    limits: dict[str, str] = Field(default_factory=dict)
+
+    def manifest(self) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        if self.requests:
+            out["requests"] = dict(self.requests)
+        if self.limits:
+            out["limits"] = dict(self.limits)
+        return out
+
+
+def _default_resources() -> Resources:
+    return Resources(requests={"cpu": "100m", "memory": "128Mi"}, limits={"memory": "256Mi"})
+
+
+class OperatorSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # NATS as the operator reaches it (stream/bucket provisioning, counters).
+    nats_url: str = "nats://nats.nats:4222"
+    nats_user: str | None = None
+    nats_password_file: str | None = None
+    nats_creds_file: str | None = None
+    # NATS as the pods reach it; credentials come from a Secret in the connection's namespace.
+    pod_nats_url: str | None = None
+    pod_nats_user: str | None = None
+    pod_nats_secret: str | None = Field(
+        default=None,
+        description="Secret (in each connection's namespace) with key `password` or `nats.creds`",
+    )
+    pod_nats_secret_key: str = "nats.creds"
+
+    image: str = DEFAULT_IMAGE
+    image_pull_policy: str = "IfNotPresent"
+    log_level: str = "info"
+    default_resources: Resources = Field(default_factory=_default_resources)
+    receiver_resources: Resources | None = None
+    worker_resources: Resources | None = None
+    reconcile_resources: Resources | None = None
+    ingress_class: str | None = None
+
+    namespaces: tuple[str, ...] = ()  # empty: cluster-wide
+    peering_name: str = "akeneo-connector"
+    priority: int = Field(default_factory=lambda: random.randint(1, 1_000_000))
+    standalone: bool = False
+
+    # Timers. Short values only make sense in tests.
+    maintenance_interval: str = "60s"  # stream drift, TLS renewal, retry of failed reconciles
+    cert_validity: str = "2160h"  # 90 days
+    cert_renew_before: str = "720h"  # 30 days
+    ca_validity: str = "87600h"  # 10 years
+    watch_server_timeout: int = 300
+    watch_client_timeout: int = 360
+    request_timeout: int = 30
+    kubeconfig: str | None = None
+    port: int = 8080  # 0: no health/metrics server
+
+    def resources(self, component: str) -> Resources:
+        own = {
+            "receiver": self.receiver_resources,
+            "worker": self.worker_resources,
+            "reconcile": self.reconcile_resources,
+        }.get(component)
+        return own or self.default_resources
+
+    @field_validator("maintenance_interval", "cert_validity", "cert_renew_before", "ca_validity")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @property
+    def effective_pod_nats_url(self) -> str:
+        return self.pod_nats_url or self.nats_url
+
+    @property
+    def maintenance_seconds(self) -> float:
+        return parse_duration(self.maintenance_interval).total_seconds()
+
+    @property
+    def cert_validity_delta(self) -> timedelta:
+        return parse_duration(self.cert_validity)
+
+    @property
+    def cert_renew_before_delta(self) -> timedelta:
+        return parse_duration(self.cert_renew_before)
+
+    @property
+    def ca_validity_delta(self) -> timedelta:
+        return parse_duration(self.ca_validity)
+
+
+# flag name, env name, settings field, help
+_OPTIONS: tuple[tuple[str, str, str, str], ...] = (
+    ("--nats-url", "AKENEO_NATS_URL", "nats_url", "NATS the operator provisions streams on"),
+    ("--nats-user", "AKENEO_NATS_USER", "nats_user", "NATS user of the operator"),
+    (
+        "--nats-password-file",
+        "AKENEO_NATS_PASSWORD_FILE",
+        "nats_password_file",
+        "file with the NATS password",
+    ),
+    (
+        "--nats-creds-file",
+        "AKENEO_NATS_CREDS_FILE",
+        "nats_creds_file",
+        "NATS .creds file of the operator",
+    ),
+    (
+        "--pod-nats-url",
+        "AKENEO_OPERATOR_POD_NATS_URL",
+        "pod_nats_url",
+        "NATS URL written into pods (default: --nats-url)",
+    ),
+    (
+        "--pod-nats-user",
+        "AKENEO_OPERATOR_POD_NATS_USER",
+        "pod_nats_user",
+        "NATS user written into pods",
+    ),
+    (
+        "--pod-nats-secret",
+        "AKENEO_OPERATOR_POD_NATS_SECRET",
+        "pod_nats_secret",
+        "Secret in each connection namespace holding the pods' NATS password or creds",
+    ),
+    (
+        "--pod-nats-secret-key",
+        "AKENEO_OPERATOR_POD_NATS_SECRET_KEY",
+        "pod_nats_secret_key",
+        "key of that Secret: `password` or `nats.creds`",
+    ),
+    ("--image", "AKENEO_IMAGE", "image", "image of receiver, worker and reconcile pods"),
+    (
+        "--image-pull-policy",
+        "AKENEO_OPERATOR_IMAGE_PULL_POLICY",
+        "image_pull_policy",
+        "imagePullPolicy of the pods",
+    ),
+    (
+        "--log-level",
+        "AKENEO_LOG_LEVEL",
+        "log_level",
+        "log level of the operator and AKENEO_LOG_LEVEL of its pods",
+    ),
+    (
+        "--default-resources",
+        "AKENEO_DEFAULT_RESOURCES",
+        "default_resources",
+        "JSON {requests, limits} of every pod the operator creates",
+    ),
+    (
+        "--receiver-resources",
+        "AKENEO_OPERATOR_RECEIVER_RESOURCES",
+        "receiver_resources",
+        "JSON {requests, limits}",
+    ),
+    (
+        "--worker-resources",
+        "AKENEO_OPERATOR_WORKER_RESOURCES",
+        "worker_resources",
+        "JSON {requests, limits}",
+    ),
+    (
+        "--reconcile-resources",
+        "AKENEO_OPERATOR_RECONCILE_RESOURCES",
+        "reconcile_resources",
+        "JSON {requests, limits}",
+    ),
+    (
+        "--ingress-class",
+        "AKENEO_OPERATOR_INGRESS_CLASS",
+        "ingress_class",
+        "ingressClassName of Ingresses",
+    ),
+    (
+        "--namespaces",
+        "AKENEO_WATCH_NAMESPACES",
+        "namespaces",
+        "comma list of watched namespaces (default: all)",
+    ),
+    (
+        "--peering-name",
+        "AKENEO_PEERING_NAME",
+        "peering_name",
+        "kopf peering object shared by replicas",
+    ),
+    (
+        "--priority",
+        "AKENEO_OPERATOR_PRIORITY",
+        "priority",
+        "peering priority (default: random, so one replica acts)",
+    ),
+    (
+        "--maintenance-interval",
+        "AKENEO_OPERATOR_MAINTENANCE_INTERVAL",
+        "maintenance_interval",
+        "stream drift / TLS renewal check period (jittered)",
+    ),
+    (
+        "--cert-validity",
+        "AKENEO_OPERATOR_CERT_VALIDITY",
+        "cert_validity",
+        "validity of self-signed serving certs",
+    ),
+    (
+        "--cert-renew-before",
+        "AKENEO_OPERATOR_CERT_RENEW_BEFORE",
+        "cert_renew_before",
+        "renew serving certs this long before expiry",
+    ),
+    (
+        "--watch-server-timeout",
+        "AKENEO_OPERATOR_WATCH_SERVER_TIMEOUT",
+        "watch_server_timeout",
+        "seconds before the API server ends a watch",
+    ),
+    (
+        "--watch-client-timeout",
+        "AKENEO_OPERATOR_WATCH_CLIENT_TIMEOUT",
+        "watch_client_timeout",
+        "seconds before a stalled watch is dropped and reconnected",
+    ),
+    ("--port", "AKENEO_PORT", "port", "port of the operator's /healthz and /metrics"),
+    (
+        "--kubeconfig",
+        "KUBECONFIG",
+        "kubeconfig",
+        "kubeconfig file (default: in-cluster service account)",
+    ),
+)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    for flag, env, _field, help_text in _OPTIONS:
+        parser.add_argument(flag, default=None, help=f"{help_text} [env {env}]")
+    parser.add_argument(
+        "--standalone",
+        action="store_true",
+        default=None,
+        help="no peering: act even if other replicas run (tests, single replica)",
+    )
+
+
+def _convert(field: str, raw: str) -> Any:
+    if field == "namespaces":
+        return tuple(n.strip() for n in raw.split(",") if n.strip())
+    if field.endswith("_resources"):
+        return Resources.model_validate(json.loads(raw))
+    return raw
+
+
+def from_sources(args: argparse.Namespace | None, env: Mapping[str, str]) -> OperatorSettings:
+    """Merge flags over env over defaults; raise ``pydantic.ValidationError`` when invalid."""
+    values: dict[str, Any] = {}
+    for _flag, env_name, field, _help in _OPTIONS:
+        raw = getattr(args, field, None) if args is not None else None
+        if raw is None:
+            raw = env.get(env_name) or None
+        if raw is not None:
+            values[field] = _convert(field, str(raw))
+    standalone = getattr(args, "standalone", None) if args is not None else None
+    if standalone is None:
+        standalone = env.get("AKENEO_OPERATOR_STANDALONE", "").lower() in ("1", "true", "yes")
+    values["standalone"] = bool(standalone)
+    return OperatorSettings.model_validate(values)
+
+
+def from_env() -> OperatorSettings:
+    return from_sources(None, os.environ)

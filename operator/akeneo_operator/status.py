@@ -1,0 +1,175 @@
+"""Pure status logic: observations -> conditions (with stable transition times) -> status.
+
+Condition types follow the CRD (``akeneo_operator.crd.CONDITION_TYPES``); ``Ready`` is derived.
+Messages never hold secret values: only names of Secrets and keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+TLS_READY = "TLSReady"
+STREAM_READY = "StreamReady"
+RECEIVER_READY = "ReceiverReady"
+WORKER_READY = "WorkerReady"
+RECONCILE_SCHEDULED = "ReconcileScheduled"
+READY = "Ready"
+COMPONENTS = (TLS_READY, STREAM_READY, RECEIVER_READY, WORKER_READY, RECONCILE_SCHEDULED)
+# ReconcileScheduled=False with these reasons is a choice of the user, not a fault.
+BENIGN_RECONCILE_REASONS = frozenset({"Suspended", "NoPimCredentials"})
+
+
+@dataclass(frozen=True)
+class Cond:
+    status: str  # "True" | "False" | "Unknown"
+    reason: str
+    message: str = ""
+
+    @classmethod
+    def ok(cls, reason: str, message: str = "") -> Cond:
+        return cls("True", reason, message)
+
+    @classmethod
+    def fail(cls, reason: str, message: str = "") -> Cond:
+        return cls("False", reason, message)
+
+
+UNKNOWN = Cond("Unknown", "Pending", "not observed yet")
+
+
+@dataclass
+class Observed:
+    """What the operator last saw of one connection; rendered into ``.status``."""
+
+    generation: int | None = None
+    blocker: Cond | None = None  # invalid spec / missing Secret: nothing else can be trusted
+    conditions: dict[str, Cond] = field(default_factory=lambda: dict.fromkeys(COMPONENTS, UNKNOWN))
+    endpoint: str | None = None
+    last_reconcile_time: str | None = None
+    last_reconcile_result: str | None = None
+    counters: dict[str, int] | None = None
+
+
+def deployment_condition(deployment: dict[str, Any] | None, component: str) -> Cond:
+    """Readiness from the Deployment's available replicas (real pod readiness)."""
+    if deployment is None:
+        return Cond.fail("DeploymentMissing", f"{component} Deployment does not exist")
+    spec, status = deployment.get("spec", {}), deployment.get("status") or {}
+    desired = int(spec.get("replicas", 1))
+    available = int(status.get("availableReplicas") or 0)
+    for c in status.get("conditions") or []:
+        if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded":
+            return Cond.fail("ProgressDeadlineExceeded", f"{component} rollout is stuck")
+    if desired == 0:
+        return Cond.ok("ScaledToZero", f"{component} has 0 replicas")
+    text = f"{available}/{desired} {component} pods available"
+    if available >= desired:
+        return Cond.ok("PodsAvailable", text)
+    if available > 0:
+        return Cond.ok("PartiallyAvailable", text)
+    return Cond.fail("NoPodsAvailable", text)
+
+
+def ready_condition(obs: Observed) -> Cond:
+    if obs.blocker is not None:
+        return obs.blocker
+    for kind in COMPONENTS:
+        cond = obs.conditions.get(kind, UNKNOWN)
+        if cond.status == "True":
+            continue
+        if kind == RECONCILE_SCHEDULED and cond.reason in BENIGN_RECONCILE_REASONS:
+            continue
+        return Cond(
+            "False" if cond.status == "False" else "Unknown", cond.reason, f"{kind}: {cond.message}"
+        )
+    return Cond.ok("AllComponentsReady", "receiver, worker, stream and TLS are ready")
+
+
+def _time(now: datetime) -> str:
+    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def render_conditions(
+    obs: Observed, previous: list[dict[str, Any]], now: datetime
+) -> list[dict[str, Any]]:
+    """Conditions in CRD order; ``lastTransitionTime`` kept while the status does not change."""
+    before = {c.get("type"): c for c in previous}
+    current = {**obs.conditions, READY: ready_condition(obs)}
+    out = []
+    for kind in (READY, *COMPONENTS):
+        cond = current.get(kind, UNKNOWN)
+        old = before.get(kind)
+        since = old.get("lastTransitionTime") if old and old.get("status") == cond.status else None
+        item: dict[str, Any] = {
+            "type": kind,
+            "status": cond.status,
+            "reason": cond.reason,
+            "message": cond.message,
+            "lastTransitionTime": since or _time(now),
+        }
+        if obs.generation is not None:
+            item["observedGeneration"] = obs.generation
+        out.append(item)
+    return out
+
+
+def render_status(obs: Observed, previous: dict[str, Any], now: datetime) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "conditions": render_conditions(obs, previous.get("conditions") or [], now)
+    }
+    if obs.generation is not None:
+        status["observedGeneration"] = obs.generation
+    if obs.endpoint:
+        status["endpoint"] = obs.endpoint
+    if obs.last_reconcile_time:
+        status["lastReconcileTime"] = obs.last_reconcile_time
+    if obs.last_reconcile_result:
+        status["lastReconcileResult"] = obs.last_reconcile_result
+    if obs.counters is not None:
+        status["counters"] = dict(obs.counters)
+    return status
+
+
+@dataclass(frozen=True)
+class Transition:
+    type: str
+    status: str
+    reason: str
+    message: str
+
+    @property
+    def event_type(self) -> str:
+        return "Normal" if self.status == "True" else "Warning"
+
+
+def transitions(previous: list[dict[str, Any]], current: list[dict[str, Any]]) -> list[Transition]:
+    """Conditions whose status or reason changed: one Kubernetes Event each.
+
+    ``Ready`` reports every change; a component only once it had a known status, so that
+    creating a connection yields a couple of Events, not one per condition.
+    """
+    before = {c.get("type"): (c.get("status"), c.get("reason")) for c in previous}
+    out = []
+    for c in current:
+        old = before.get(c["type"])
+        if old == (c["status"], c["reason"]) or c["status"] == "Unknown":
+            continue
+        if c["type"] != READY and (old is None or old[0] == "Unknown"):
+            continue
+        out.append(Transition(c["type"], c["status"], c["reason"], c["message"]))
+    return out
+
+
+def job_result(job: dict[str, Any]) -> tuple[str, str] | None:
+    """(finish time, result) of a finished reconcile Job, None while it runs."""
+    status = job.get("status") or {}
+    for c in status.get("conditions") or []:
+        if c.get("status") != "True":
+            continue
+        if c.get("type") == "Complete":
+            return str(status.get("completionTime") or c.get("lastTransitionTime")), "Succeeded"
+        if c.get("type") == "Failed":
+            return str(c.get("lastTransitionTime")), f"Failed: {c.get('reason') or 'unknown'}"
+    return None

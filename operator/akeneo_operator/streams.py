@@ -1,0 +1,99 @@
+"""The operator's NATS link: provisions, repairs and removes each connection's stream and
+bucket through ``akeneo_connector.jetstream``, and sums the worker counters from the bucket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.errors import BucketNotFoundError, NotFoundError
+
+from akeneo_connector import jetstream
+from akeneo_connector.guard_state import STATS_PREFIX, WorkerStats
+from akeneo_connector.names import ConnectionNames
+from akeneo_connector.spec import StreamSpec
+from akeneo_operator.settings import OperatorSettings
+from akeneo_operator.status import Cond
+
+COUNTER_FIELDS = {
+    "applied": "applied",
+    "skipped_outdated": "skippedOutdated",
+    "dead_lettered": "deadLettered",
+}
+
+
+class NatsLink:
+    def __init__(self, settings: OperatorSettings):
+        self.settings = settings
+        self._nc: Client | None = None
+        self._lock = asyncio.Lock()
+
+    async def js(self) -> JetStreamContext:
+        async with self._lock:
+            if self._nc is None or self._nc.is_closed:
+                s = self.settings
+                password = self._password()
+                self._nc = await nats.connect(
+                    servers=[u.strip() for u in s.nats_url.split(",") if u.strip()],
+                    user=s.nats_user,
+                    password=password,
+                    user_credentials=s.nats_creds_file,
+                    connect_timeout=5,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=1,
+                    name="akeneo-connector-operator",
+                )
+            return self._nc.jetstream(timeout=5)
+
+    def _password(self) -> str | None:
+        path = self.settings.nats_password_file
+        return Path(path).read_text().strip() if path else None
+
+    async def close(self) -> None:
+        if self._nc is not None and not self._nc.is_closed:
+            await self._nc.close()
+
+    async def ensure(self, names: ConnectionNames, spec: StreamSpec) -> tuple[Cond, bool]:
+        """(StreamReady condition, whether something was created or repaired)."""
+        try:
+            js = await self.js()
+            stream, bucket = await jetstream.ensure_all(js, names, spec)
+        except jetstream.ImmutableFieldChanged as exc:
+            return Cond.fail("ImmutableFieldChanged", str(exc)), False
+        except (TimeoutError, OSError, nats.errors.Error) as exc:
+            return Cond.fail("NatsUnavailable", f"NATS: {type(exc).__name__}"), False
+        changed = (stream.outcome, bucket.outcome) != (jetstream.Outcome.UNCHANGED,) * 2
+        message = f"stream {names.stream}, bucket {names.guard_bucket}"
+        return Cond.ok("StreamProvisioned", message), changed
+
+    async def delete(self, names: ConnectionNames) -> None:
+        await jetstream.delete_all(await self.js(), names)
+
+    async def counters(self, names: ConnectionNames) -> dict[str, int] | None:
+        """Sum of ``stats.worker.*`` entries; None when the bucket cannot be read."""
+        try:
+            js = await self.js()
+            kv = await js.key_value(names.guard_bucket)
+            watcher = await kv.watch(f"{STATS_PREFIX}.>", ignore_deletes=True)
+        except (BucketNotFoundError, NotFoundError, TimeoutError, OSError, nats.errors.Error):
+            return None
+        totals = dict.fromkeys(COUNTER_FIELDS.values(), 0)
+        try:
+            while True:
+                entry = await watcher.updates(timeout=5)  # type: ignore[no-untyped-call]
+                if entry is None:
+                    break
+                with contextlib.suppress(ValueError):
+                    stats = WorkerStats.model_validate_json(entry.value or b"")
+                    for attr, key in COUNTER_FIELDS.items():
+                        totals[key] += int(getattr(stats, attr))
+        except (TimeoutError, nats.errors.Error):
+            return None
+        finally:
+            with contextlib.suppress(Exception):
+                await watcher.stop()  # type: ignore[no-untyped-call]
+        return totals

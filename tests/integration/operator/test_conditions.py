@@ -1,0 +1,203 @@
+"""Problems the API server cannot see: precise Ready=False reasons, no crash loop, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from akeneo_operator.certs import issue_ca, issue_serving, utcnow
+from akeneo_operator.kubeclient import KubeClient
+from tests.ground.helm import ChartIdentity
+from tests.ground.kube import KubeCluster
+from tests.integration.operator.running import (
+    API,
+    OperatorProcess,
+    admin_client,
+    basic_spec,
+    condition,
+    connection,
+    make_namespace,
+    poll,
+    secret,
+    tenant_secrets,
+)
+
+pytestmark = pytest.mark.kube
+NS = "tenant-cond"
+
+
+@pytest.fixture(scope="module")
+def operator(
+    kube: KubeCluster,
+    nats: str,
+    chart_identity: ChartIdentity,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    op = OperatorProcess(
+        tmp_path_factory.mktemp("op-cond"),
+        "operator",
+        chart_identity.kubeconfig,
+        nats,
+        AKENEO_PEERING_NAME=chart_identity.peering_name,
+        AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
+    ).start()
+    yield op
+    op.stop()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def client(kube: KubeCluster, operator: OperatorProcess) -> AsyncIterator[KubeClient]:
+    c = admin_client(kube)
+    await make_namespace(c, NS, tenant_secrets(NS, "acme"))
+    yield c
+    for item in await c.list(API, "AkeneoConnection", NS):  # removed while the operator runs
+        await c.delete(API, "AkeneoConnection", NS, item["metadata"]["name"])
+
+    async def none_left() -> bool:
+        return not await c.list(API, "AkeneoConnection", NS)
+
+    await poll(none_left, what="connections finalized", operators=(operator,))
+    await c.close()
+
+
+async def ready_condition(client: KubeClient, name: str, reason: str) -> dict[str, Any] | None:
+    body = await client.get(API, "AkeneoConnection", NS, name)
+    ready = condition(body, "Ready")
+    return body if ready.get("reason") == reason else None
+
+
+async def assert_quiet(client: KubeClient, name: str, operator: OperatorProcess) -> None:
+    """No status churn and no retries: the object stays untouched for a few maintenance ticks."""
+    before = await client.get(API, "AkeneoConnection", NS, name)
+    await asyncio.sleep(3)
+    after = await client.get(API, "AkeneoConnection", NS, name)
+    assert before and after
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert "failed temporarily" not in operator.log
+    assert "Traceback" not in operator.log
+
+
+async def test_invalid_spec_is_a_precise_condition_without_retries(operator, client):
+    spec = basic_spec("acme")
+    spec["stream"] = {"maxAge": "1d", "duplicateWindow": "30h"}  # CEL cannot compare "d"
+    await client.create(connection(NS, "bad-window", spec))
+    body = await poll(
+        lambda: ready_condition(client, "bad-window", "InvalidSpec"),
+        what="Ready=False InvalidSpec",
+        operators=(operator,),
+    )
+    ready = condition(body, "Ready")
+    assert ready["status"] == "False"
+    assert "stream" in ready["message"] and "duplicateWindow" in ready["message"]
+    assert await client.get("apps/v1", "Deployment", NS, "bad-window-receiver") is None
+    await assert_quiet(client, "bad-window", operator)
+
+    await client.merge_patch(
+        API, "AkeneoConnection", NS, "bad-window", {"spec": {"stream": {"maxAge": "2d"}}}
+    )
+    await poll(
+        lambda: ready_condition(client, "bad-window", "AllComponentsReady"),
+        timeout=90,
+        what="fixed spec becomes Ready",
+        operators=(operator,),
+    )
+
+
+async def test_missing_secret_then_created(operator, client):
+    spec = basic_spec("acme")
+    spec["receiver"] = {"signatureSecret": "late-events"}
+    await client.create(connection(NS, "late", spec))
+    body = await poll(
+        lambda: ready_condition(client, "late", "SecretMissing"),
+        what="SecretMissing",
+        operators=(operator,),
+    )
+    assert "late-events" in condition(body, "Ready")["message"]
+    await client.create(secret(NS, "late-events", {"eventPlatformSecrets": "one\ntwo\n"}))
+    await poll(
+        lambda: ready_condition(client, "late", "AllComponentsReady"),
+        timeout=90,
+        what="Ready once the Secret exists",
+        operators=(operator,),
+    )
+    dep = await client.get("apps/v1", "Deployment", NS, "late-receiver")
+    assert dep is not None
+    env = {e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert (
+        "AKENEO_EVENT_PLATFORM_SECRETS_FILE" in env and "AKENEO_EVENTS_API_SECRET_FILE" not in env
+    )
+
+
+async def test_missing_secret_key(operator, client):
+    await client.create(
+        secret(NS, "partial-pim", {"clientId": "a", "clientSecret": "b", "username": "c"})
+    )
+    spec = basic_spec("acme")
+    spec["pim"]["credentialsSecret"] = "partial-pim"
+    await client.create(connection(NS, "partial", spec))
+    body = await poll(
+        lambda: ready_condition(client, "partial", "SecretKeyMissing"),
+        what="SecretKeyMissing",
+        operators=(operator,),
+    )
+    assert condition(body, "Ready")["message"].endswith("lacks key password")
+
+
+async def test_cert_manager_absent_is_a_condition(operator, client):
+    spec = basic_spec("acme")
+    spec["tls"] = {"mode": "certManager", "issuerRef": {"name": "letsencrypt"}}
+    await client.create(connection(NS, "cm", spec))
+    body = await poll(
+        lambda: ready_condition(client, "cm", "CertManagerNotInstalled"),
+        what="CertManagerNotInstalled",
+        operators=(operator,),
+    )
+    assert condition(body, "TLSReady")["status"] == "False"
+    assert await client.get("apps/v1", "Deployment", NS, "cm-worker") is not None
+
+
+async def test_user_secret_must_match_and_cover_the_host(operator, client):
+    now = utcnow()
+    ca = issue_ca("user CA", timedelta(days=30), now)
+    good = issue_serving(ca, ["*.hooks.example.com"], timedelta(days=10), now)
+    other = issue_serving(ca, ["*.hooks.example.com"], timedelta(days=10), now)
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    mismatched: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "user-cert", "namespace": NS},
+        "type": "kubernetes.io/tls",
+        "data": {"tls.crt": b64(good.cert_pem), "tls.key": b64(other.key_pem)},
+    }
+    await client.create(mismatched)
+    spec = basic_spec("acme")
+    spec["receiver"]["host"] = "acme.hooks.example.com"
+    spec["tls"] = {"mode": "secret", "secretName": "user-cert"}
+    await client.create(connection(NS, "usertls", spec))
+    await poll(
+        lambda: ready_condition(client, "usertls", "KeyMismatch"),
+        what="KeyMismatch",
+        operators=(operator,),
+    )
+    mismatched["data"]["tls.key"] = b64(good.key_pem)
+    await client.replace({**mismatched, "metadata": {"name": "user-cert", "namespace": NS}})
+    body = await poll(
+        lambda: ready_condition(client, "usertls", "AllComponentsReady"),
+        timeout=90,
+        what="valid user cert accepted",
+        operators=(operator,),
+    )
+    assert body["status"]["endpoint"] == "https://acme.hooks.example.com/"
+    ingress = await client.get("networking.k8s.io/v1", "Ingress", NS, "usertls")
+    assert ingress is not None
+    assert ingress["spec"]["tls"][0]["secretName"] == "user-cert"
+    assert "PRIVATE KEY" not in operator.log

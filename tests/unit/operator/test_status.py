@@ -1,0 +1,111 @@
+"""Conditions, Ready derivation, transition times and Events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from akeneo_operator.status import (
+    COMPONENTS,
+    RECEIVER_READY,
+    RECONCILE_SCHEDULED,
+    Cond,
+    Observed,
+    deployment_condition,
+    job_result,
+    ready_condition,
+    render_status,
+    transitions,
+)
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+T1 = datetime(2026, 1, 1, 0, 5, tzinfo=UTC)
+
+
+def all_ready() -> Observed:
+    obs = Observed(generation=3, endpoint="https://x/")
+    for c in COMPONENTS:
+        obs.conditions[c] = Cond.ok("Fine")
+    return obs
+
+
+def test_deployment_condition_from_available_replicas():
+    def dep(want: int, have: int | None) -> dict[str, Any]:
+        return {"spec": {"replicas": want}, "status": {"availableReplicas": have}}
+
+    assert deployment_condition(None, "receiver").reason == "DeploymentMissing"
+    assert deployment_condition(dep(2, 2), "receiver") == Cond.ok(
+        "PodsAvailable", "2/2 receiver pods available"
+    )
+    assert deployment_condition(dep(2, 1), "receiver").reason == "PartiallyAvailable"
+    assert deployment_condition(dep(2, None), "receiver").status == "False"
+    assert deployment_condition(dep(0, None), "worker").reason == "ScaledToZero"
+    stuck = dep(2, 0)
+    stuck["status"]["conditions"] = [{"type": "Progressing", "reason": "ProgressDeadlineExceeded"}]
+    assert deployment_condition(stuck, "receiver").reason == "ProgressDeadlineExceeded"
+
+
+def test_ready_is_derived_with_the_failing_reason():
+    obs = all_ready()
+    assert ready_condition(obs).status == "True"
+    obs.conditions[RECEIVER_READY] = Cond.fail("NoPodsAvailable", "0/2")
+    ready = ready_condition(obs)
+    assert (ready.status, ready.reason) == ("False", "NoPodsAvailable")
+    assert ready.message.startswith("ReceiverReady")
+    obs = all_ready()
+    obs.conditions[RECONCILE_SCHEDULED] = Cond.fail("Suspended")
+    assert ready_condition(obs).status == "True"
+    obs.blocker = Cond.fail("SecretMissing", "Secret x not found")
+    assert ready_condition(obs).reason == "SecretMissing"
+
+
+def test_transition_time_is_kept_while_status_is_unchanged():
+    first = render_status(all_ready(), {}, T0)
+    second = render_status(all_ready(), first, T1)
+    assert [c["lastTransitionTime"] for c in second["conditions"]] == ["2026-01-01T00:00:00Z"] * 6
+    obs = all_ready()
+    obs.conditions[RECEIVER_READY] = Cond.fail("NoPodsAvailable")
+    third = render_status(obs, second, T1)
+    by_type = {c["type"]: c for c in third["conditions"]}
+    assert by_type["ReceiverReady"]["lastTransitionTime"] == "2026-01-01T00:05:00Z"
+    assert by_type["TLSReady"]["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+    assert third["observedGeneration"] == 3
+    assert by_type["Ready"]["observedGeneration"] == 3
+    changed = transitions(second["conditions"], third["conditions"])
+    assert {(t.type, t.event_type) for t in changed} == {
+        ("Ready", "Warning"),
+        ("ReceiverReady", "Warning"),
+    }
+    assert transitions(third["conditions"], third["conditions"]) == []
+
+
+def test_status_fields():
+    obs = all_ready()
+    obs.counters = {"applied": 4, "skippedOutdated": 1, "deadLettered": 0}
+    obs.last_reconcile_time, obs.last_reconcile_result = "2026-01-01T00:00:00Z", "Succeeded"
+    status = render_status(obs, {}, T0)
+    assert status["endpoint"] == "https://x/"
+    assert status["counters"]["applied"] == 4
+    assert status["lastReconcileResult"] == "Succeeded"
+
+
+def test_job_result():
+    assert job_result({"status": {}}) is None
+    complete = {"type": "Complete", "status": "True"}
+    done = {"status": {"completionTime": "2026-01-01T00:00:00Z", "conditions": [complete]}}
+    assert job_result(done) == ("2026-01-01T00:00:00Z", "Succeeded")
+    failure = {
+        "type": "Failed",
+        "status": "True",
+        "reason": "BackoffLimitExceeded",
+        "lastTransitionTime": "2026-01-02T00:00:00Z",
+    }
+    failed = {"status": {"conditions": [failure]}}
+    assert job_result(failed) == ("2026-01-02T00:00:00Z", "Failed: BackoffLimitExceeded")
+
+
+def test_a_new_connection_reports_only_ready():
+    first = render_status(all_ready(), {}, T0)
+    assert [(t.type, t.reason) for t in transitions([], first["conditions"])] == [
+        ("Ready", "AllComponentsReady")
+    ]
