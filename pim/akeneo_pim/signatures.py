@@ -82,7 +82,8 @@ def _matches_any(candidates: Sequence[str], expected: Sequence[str]) -> bool:
     """Constant-time per comparison; every pair is compared (no early exit on a match)."""
     found = False
     for candidate in candidates:
-        raw = candidate.strip().lower().encode()
+        # header values may hold undecodable bytes (surrogate escapes): never raise on them
+        raw = candidate.strip().lower().encode(errors="replace")
         for value in expected:
             found |= hmac.compare_digest(raw, value.encode())
     return found

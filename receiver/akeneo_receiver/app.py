@@ -1,7 +1,8 @@
 """The aiohttp app: ``POST /events`` (both formats), ``/healthz``, ``/readyz``, ``/metrics``.
 
-Order of checks on ``/events``: size (413) -> signature (401) -> back-pressure (429, Event
-Platform only) -> shape (400) -> durable enqueue (503 unless every ack arrived) -> answer.
+Order of checks on ``/events``: size and read time (413, 408) -> signature (401) ->
+back-pressure (429, Event Platform only) -> shape (400) -> durable enqueue (503 unless
+every ack arrived) -> answer.
 The format is told apart by the signature headers: Event Platform sends ``X-AKENEO-SIGNATURE-*``.
 """
 
@@ -38,6 +39,10 @@ from akeneo_receiver.reloading import Reloader, SecretFile, TLSKeyPair
 log = logging.getLogger("akeneo_receiver")
 
 LINGERING_TIME = 2.0  # after a 413, discard what the client still sends for at most this long
+# a connection's life without a complete request (aiohttp counts it from the accept): bounds
+# slowloris clients that trickle their headers; aiohttp's default is an hour
+KEEPALIVE_TIMEOUT = 30.0
+BODY_READ_TIMEOUT = 10.0  # a body trickled slower than this is cut off with a 408
 PENDING_POLL_INTERVAL = 1.0
 
 
@@ -114,7 +119,11 @@ class Receiver:
         if self.tls is None:
             log.warning("no TLS key pair configured: serving plain HTTP")
         self._runner = web.AppRunner(
-            self.app(), access_log=None, lingering_time=LINGERING_TIME, handle_signals=False
+            self.app(),
+            access_log=None,
+            lingering_time=LINGERING_TIME,
+            keepalive_timeout=KEEPALIVE_TIMEOUT,
+            handle_signals=False,
         )
         await self._runner.setup()
         site = web.TCPSite(
@@ -185,7 +194,7 @@ class Receiver:
             body["detail"] = rej.detail
         body.update(rej.fields)
         response = _json(rej.status, body)
-        if rej.status == 413:
+        if rej.status in (408, 413):
             response.force_close()
         return response
 
@@ -196,11 +205,17 @@ class Receiver:
             raise too_large
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.content.iter_any():
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(BODY_READ_TIMEOUT):
+                async for chunk in request.content.iter_any():
+                    size += len(chunk)
+                    if size > limit:
+                        raise too_large
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise Rejection(
+                408, "body_timeout", f"body not received within {BODY_READ_TIMEOUT:g}s"
+            ) from None
         return b"".join(chunks)
 
     def _verify(self, fmt: SourceFormat | None, request: web.Request, body: bytes) -> None:

@@ -17,6 +17,9 @@ from pathlib import Path
 
 log = logging.getLogger("akeneo_receiver.reload")
 
+# TLS 1.2: forward secrecy (ECDHE) and authenticated encryption (GCM, ChaCha20-Poly1305) only
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
+
 
 def read_secrets(path: Path) -> tuple[str, ...]:
     """One secret per non-empty line, surrounding whitespace removed."""
@@ -77,6 +80,7 @@ class TLSKeyPair:
         self.key_file = key_file
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self.context.set_ciphers(TLS12_CIPHERS)  # TLS 1.3 suites are all AEAD already
         self.context.load_cert_chain(cert_file, key_file)
         self._stamps = self._current()
         self.loads = 1

@@ -1,0 +1,188 @@
+"""Per-tenant NATS users: the least permissions a connection's receiver, worker and reconcile need.
+
+Every connection's streams live in one JetStream account; what keeps tenants apart is that
+each user may only publish to (and subscribe on) its own connection's subjects, call the
+JetStream API on its own stream, consumer and KV bucket, and receive replies on its own inbox
+prefix. Replies on the shared ``_INBOX.>`` would let one tenant read another's API answers and
+pulled messages, so clients of a connection use ``inbox_prefix(names)`` instead; pass
+``inbox=DEFAULT_INBOX`` only for clients that cannot set one.
+
+The functions are pure: the operator (or a local setup) renders the result into the
+nats-server config with ``render_authorization``.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from akeneo_connector.names import ConnectionNames
+
+JS_API = "$JS.API"
+DEFAULT_INBOX = "_INBOX"
+
+
+class Role(enum.StrEnum):
+    RECEIVER = "receiver"
+    WORKER = "worker"
+    RECONCILE = "reconcile"
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """Allow lists; everything else is denied by nats-server."""
+
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NatsUser:
+    user: str
+    password: str  # plain text or a bcrypt hash (``$2a$...``); never logged
+    permissions: Permissions
+
+    def __repr__(self) -> str:  # keep the password out of tracebacks and logs
+        return f"NatsUser(user={self.user!r}, permissions={self.permissions!r})"
+
+
+def inbox_prefix(names: ConnectionNames) -> str:
+    """The connection's own reply-subject prefix (a single subject token)."""
+    return f"_INBOX_{names.stream}"
+
+
+def user_name(names: ConnectionNames, role: Role) -> str:
+    return f"{names.stream}-{role.value}"
+
+
+def kv_stream(names: ConnectionNames) -> str:
+    return f"KV_{names.guard_bucket}"
+
+
+def _stream_info(*streams: str) -> list[str]:
+    return [f"{JS_API}.STREAM.INFO.{s}" for s in streams]
+
+
+def _stream_manage(*streams: str) -> list[str]:
+    return [f"{JS_API}.STREAM.{op}.{s}" for s in streams for op in ("CREATE", "UPDATE")]
+
+
+def _kv_access(names: ConnectionNames) -> list[str]:
+    """Read and write keys of the connection's bucket (puts, CAS updates, direct/msg gets)."""
+    kv = kv_stream(names)
+    return [
+        *_stream_info(kv),
+        f"$KV.{names.guard_bucket}.>",
+        f"{JS_API}.DIRECT.GET.{kv}",
+        f"{JS_API}.DIRECT.GET.{kv}.>",
+        f"{JS_API}.STREAM.MSG.GET.{kv}",
+    ]
+
+
+def _kv_watch(names: ConnectionNames) -> list[str]:
+    """Ordered (ephemeral) consumers on the bucket, as ``kv.watch`` creates them."""
+    kv = kv_stream(names)
+    return [
+        f"{JS_API}.CONSUMER.CREATE.{kv}",
+        f"{JS_API}.CONSUMER.CREATE.{kv}.>",
+        f"{JS_API}.CONSUMER.DELETE.{kv}.>",
+        f"{JS_API}.CONSUMER.INFO.{kv}.>",
+        f"$JS.FC.{kv}.>",
+    ]
+
+
+def _durable_consumer(names: ConnectionNames) -> list[str]:
+    stream, consumer = names.stream, names.consumer
+    return [
+        f"{JS_API}.CONSUMER.CREATE.{stream}",
+        f"{JS_API}.CONSUMER.CREATE.{stream}.{consumer}",
+        f"{JS_API}.CONSUMER.CREATE.{stream}.{consumer}.>",
+        f"{JS_API}.CONSUMER.DURABLE.CREATE.{stream}.{consumer}",
+        f"{JS_API}.CONSUMER.INFO.{stream}.{consumer}",
+        f"{JS_API}.CONSUMER.MSG.NEXT.{stream}.{consumer}",
+        f"$JS.ACK.{stream}.{consumer}.>",
+    ]
+
+
+def permissions(
+    names: ConnectionNames,
+    role: Role,
+    *,
+    ensure_stream: bool = False,
+    inbox: str | None = None,
+) -> Permissions:
+    """What ``role`` of connection ``names`` may publish and subscribe to.
+
+    ``ensure_stream``: the receiver may also create/update its stream and bucket
+    (``--ensure-stream``, local mode); in a cluster the operator provisions them.
+    """
+    prefix = inbox if inbox is not None else inbox_prefix(names)
+    stream = names.stream
+    publish: list[str]
+    if role is Role.RECEIVER:
+        publish = [
+            f"{names.events_subject}.>",
+            *_stream_info(stream),
+            f"{JS_API}.CONSUMER.INFO.{stream}.{names.consumer}",
+        ]
+        if ensure_stream:
+            publish += [*_stream_info(kv_stream(names)), *_stream_manage(stream, kv_stream(names))]
+    elif role is Role.WORKER:
+        publish = [
+            names.dead_letter_subject,
+            *_stream_info(stream),
+            *_durable_consumer(names),
+            *_kv_access(names),
+        ]
+    else:
+        publish = [
+            f"{names.events_subject}.>",
+            *_stream_info(stream),
+            *_kv_access(names),
+            *_kv_watch(names),
+        ]
+    return Permissions(publish=_unique(publish), subscribe=(f"{prefix}.>",))
+
+
+def tenant_users(
+    names: ConnectionNames,
+    passwords: dict[Role, str],
+    *,
+    ensure_stream: bool = False,
+    inbox: str | None = None,
+) -> list[NatsUser]:
+    """One user per role given a password, named ``<stream>-<role>``."""
+    return [
+        NatsUser(
+            user_name(names, role),
+            password,
+            permissions(names, role, ensure_stream=ensure_stream, inbox=inbox),
+        )
+        for role, password in passwords.items()
+    ]
+
+
+def _unique(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def _list(items: Sequence[str]) -> str:
+    return "[" + ", ".join(json.dumps(i) for i in items) + "]"
+
+
+def render_user(user: NatsUser) -> str:
+    """One entry of ``users = [...]``; strings are JSON-quoted (valid nats-server syntax)."""
+    perms = user.permissions
+    return (
+        f"{{user: {json.dumps(user.user)}, password: {json.dumps(user.password)}, permissions: {{"
+        f"publish: {{allow: {_list(perms.publish)}}}, "
+        f"subscribe: {{allow: {_list(perms.subscribe)}}}}}}}"
+    )
+
+
+def render_authorization(users: Sequence[NatsUser]) -> str:
+    """A nats-server ``authorization`` block holding ``users`` (it contains their passwords)."""
+    entries = ",\n".join(f"    {render_user(u)}" for u in users)
+    return f"authorization {{\n  users = [\n{entries}\n  ]\n}}\n"
