@@ -58,10 +58,11 @@ def names_of(name: str) -> dict[str, str]:
 
 
 def endpoint(inp: BuildInput) -> str:
+    """The URL the PIM posts to: the receiver serves ``POST /events`` only."""
     if inp.spec.receiver.host:
-        return f"https://{inp.spec.receiver.host}/"
+        return f"https://{inp.spec.receiver.host}/events"
     n = names_of(inp.names.name)
-    return f"https://{n['receiver']}.{inp.names.namespace}.svc:{SERVICE_PORT}/"
+    return f"https://{n['receiver']}.{inp.names.namespace}.svc:{SERVICE_PORT}/events"
 
 
 def service_dns_names(name: str, namespace: str) -> list[str]:

@@ -196,7 +196,7 @@ async def test_user_secret_must_match_and_cover_the_host(operator, client):
         what="valid user cert accepted",
         operators=(operator,),
     )
-    assert body["status"]["endpoint"] == "https://acme.hooks.example.com/"
+    assert body["status"]["endpoint"] == "https://acme.hooks.example.com/events"
     ingress = await client.get("networking.k8s.io/v1", "Ingress", NS, "usertls")
     assert ingress is not None
     assert ingress["spec"]["tls"][0]["secretName"] == "user-cert"

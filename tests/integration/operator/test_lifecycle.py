@@ -104,7 +104,7 @@ async def test_create_builds_everything_and_becomes_ready(operator, client, nats
     body = await poll(ready, timeout=120, what="Ready=True", operators=(operator,))
     status = body["status"]
     assert status["observedGeneration"] == body["metadata"]["generation"]
-    assert status["endpoint"] == f"https://acme-receiver.{NS}.svc:443/"
+    assert status["endpoint"] == f"https://acme-receiver.{NS}.svc:443/events"
     assert condition(body, "ReceiverReady")["reason"] == "PodsAvailable"
     assert condition(body, "ReconcileScheduled")["status"] == "True"
     assert "akeneo.connectors.dev/finalizer" in body["metadata"]["finalizers"]

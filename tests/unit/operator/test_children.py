@@ -252,8 +252,8 @@ def test_ingress_network_policy_and_hpa_options():
     hpa = children[("HorizontalPodAutoscaler", "acme-receiver")]
     assert hpa["spec"]["maxReplicas"] == 6
     assert "replicas" not in children[("Deployment", "acme-receiver")]["spec"]
-    assert endpoint(inp) == "https://acme.hooks.example.com/"
-    assert endpoint(make_input()) == "https://acme-receiver.tenant-acme.svc:443/"
+    assert endpoint(inp) == "https://acme.hooks.example.com/events"
+    assert endpoint(make_input()) == "https://acme-receiver.tenant-acme.svc:443/events"
 
 
 def test_settings_change_image_nats_and_resources():

@@ -1,0 +1,407 @@
+"""The cluster path end to end: the manifests the operator writes are the ones that work.
+
+On the test ground's control plane (no kubelet: kwok only fakes pod status) the chart is
+installed with ``helm install`` and the operator runs as a process with the chart's
+ServiceAccount token and the chart Deployment's env. A connection (self-signed TLS, webhook
+sink, PIM simulator credentials) becomes Ready; then the receiver and worker Deployments'
+containers and a Job made from the reconcile CronJob are run here as local processes, with
+exactly the command, args, env and mounted Secret files of their pod specs
+(``tests/e2e/podrunner.py``). The simulator posts both delivery formats, duplicated and
+reordered, over TLS to the endpoint in the connection's status, verifying the certificate
+the operator issued; the webhook recorder must receive signed, ordered, de-duplicated
+changes, equal to the PIM's catalog after the reconcile Job, and the status must count them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import sys
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+import yaml
+from kubernetes_asyncio import client as k8s_client
+
+from akeneo_operator.kubeclient import KubeClient
+from akeneo_pim.simulator import Change, EventSender, PimSimulator
+from tests.e2e.cluster_harness import Key, WebhookRecorder, pinned_name_context
+from tests.e2e.podrunner import ContainerPlan, plan_container
+from tests.ground.helm import CHART, apply, helm, service_account_token, write_token_kubeconfig
+from tests.ground.kube import KubeCluster
+from tests.ground.processes import ServerProcess, free_port
+from tests.integration.operator.conftest import crd_installed, kube_api
+from tests.integration.operator.running import (
+    API,
+    OperatorProcess,
+    admin_client,
+    condition,
+    connection,
+    make_namespace,
+    poll,
+    secret,
+)
+
+__all__ = ["crd_installed", "kube_api"]  # fixtures shared with the operator's tests
+
+pytestmark = pytest.mark.kube
+
+RELEASE, OPERATOR_NS, NS, NAME = "e2e", "e2e-operator", "e2e-tenant", "shop"
+LEGACY_SECRET = "e2e-cluster-legacy"
+PLATFORM_SECRETS = ("e2e-cluster-platform-a", "e2e-cluster-platform-b")
+SIGNING_SECRET = "e2e-cluster-signing"
+VENV_BIN = str(Path(sys.executable).parent)
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[PimSimulator]:
+    async with PimSimulator(products=60, product_models=8, seed=17) as sim:
+        yield sim
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[WebhookRecorder]:
+    rec = await WebhookRecorder(SIGNING_SECRET).start()
+    yield rec
+    await rec.stop()
+
+
+@pytest.fixture
+def installed_chart(kube: KubeCluster, crd_installed: list[str]) -> Iterator[str]:
+    """``helm install`` in namespaced mode watching the tenant namespace; yields the name."""
+    apply(kube.kubeconfig, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}])
+    values = yaml.safe_dump({"watchNamespaces": [NS]})
+    helm(
+        "install", RELEASE, CHART, "--namespace", OPERATOR_NS, "--create-namespace",
+        "--values", "-", "--wait", "--timeout", "180s",
+        kubeconfig=kube.kubeconfig, timeout=240, stdin=values,
+    )  # fmt: skip
+    try:
+        yield f"{RELEASE}-akeneo-connector-operator"
+    finally:
+        helm("uninstall", RELEASE, "--namespace", OPERATOR_NS, "--wait", kubeconfig=kube.kubeconfig)
+
+
+@pytest.fixture
+async def operator(
+    kube: KubeCluster,
+    nats: str,
+    installed_chart: str,
+    kube_api: k8s_client.ApiClient,
+    tmp_path: Path,
+) -> AsyncIterator[OperatorProcess]:
+    """The operator with the installed ServiceAccount's token and the chart Deployment's env."""
+    name = installed_chart
+    token = await service_account_token(kube_api, OPERATOR_NS, name)
+    user = f"system:serviceaccount:{OPERATOR_NS}:{name}"
+    kubeconfig = write_token_kubeconfig(kube, user, token, tmp_path / "operator-kubeconfig")
+    deployment = await k8s_client.AppsV1Api(kube_api).read_namespaced_deployment(name, OPERATOR_NS)
+    env = {e.name: e.value for e in deployment.spec.template.spec.containers[0].env}
+    # The session's nats-server stands in for the chart's in-cluster NATS, for both the
+    # operator and (through --pod-nats-url) the pods it declares.
+    env.update(
+        AKENEO_PORT=str(free_port()),
+        AKENEO_NATS_URL=nats,
+        AKENEO_OPERATOR_POD_NATS_URL=nats,
+        AKENEO_OPERATOR_MAINTENANCE_INTERVAL="2s",
+    )
+    op = OperatorProcess(tmp_path / "operator", "operator", kubeconfig, nats, **env).start()
+    yield op
+    op.stop()
+
+
+def tenant_secrets(sim: PimSimulator) -> list[dict[str, Any]]:
+    creds = sim.credentials
+    events = secret(
+        NS,
+        "shop-events",
+        {"eventsApiSecret": LEGACY_SECRET, "eventPlatformSecrets": "\n".join(PLATFORM_SECRETS)},
+    )
+    pim = secret(
+        NS,
+        "shop-pim",
+        {
+            "clientId": creds.client_id.get_secret_value(),
+            "clientSecret": creds.client_secret.get_secret_value(),
+            "username": creds.username.get_secret_value(),
+            "password": creds.password.get_secret_value(),
+        },
+    )
+    sink = secret(NS, "shop-sink", {"signingSecret": SIGNING_SECRET})
+    return [events, pim, sink]
+
+
+def connection_spec(sim: PimSimulator, recorder: WebhookRecorder) -> dict[str, Any]:
+    return {
+        "pim": {"url": sim.url, "credentialsSecret": "shop-pim"},
+        "receiver": {"signatureSecret": "shop-events"},
+        "tls": {"mode": "selfSigned"},
+        "worker": {
+            "sink": {
+                "webhook": {
+                    "url": recorder.url,
+                    "signingSecret": "shop-sink",
+                    "allowPrivateAddresses": True,
+                }
+            }
+        },
+        # never due during the test: it runs a Job made from the CronJob itself
+        "reconciliation": {"schedule": "0 0 1 1 *", "fullScanSchedule": None},
+    }
+
+
+async def job_from_cronjob(client: KubeClient, cronjob: str, job: str) -> dict[str, Any]:
+    """What ``kubectl create job --from=cronjob/<cronjob>`` creates."""
+    cron = await client.get("batch/v1", "CronJob", NS, cronjob)
+    assert cron is not None, cronjob
+    template = cron["spec"]["jobTemplate"]
+    return await client.create(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {
+                "name": job,
+                "namespace": NS,
+                "labels": template["metadata"].get("labels", {}),
+                "annotations": {"cronjob.kubernetes.io/instantiate": "manual"},
+                "ownerReferences": [
+                    {"apiVersion": "batch/v1", "kind": "CronJob", "name": cronjob,
+                     "uid": cron["metadata"]["uid"], "controller": True}
+                ],
+            },
+            "spec": template["spec"],
+        }
+    )  # fmt: skip
+
+
+class LocalPods:
+    """The pods' containers as local processes, planned from their pod specs."""
+
+    def __init__(self, root: Path, secrets: dict[str, dict[str, Any]]) -> None:
+        self.root, self.secrets = root, secrets
+        self.processes: list[ServerProcess] = []
+
+    def plan(self, pod: str, pod_spec: dict[str, Any], container: str, **env: str) -> ContainerPlan:
+        # The only rewrites of the pod spec: ports (every "pod" shares the host's loopback)
+        # and PATH, so that the image's `akeneo-connector` resolves to this venv's script.
+        overrides = {"PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}", **env}
+        plan = plan_container(
+            pod_spec, container, root=self.root / pod, secrets=self.secrets,
+            config_maps={}, overrides=overrides,
+        )  # fmt: skip
+        # Nothing of ours may leak into the container's settings from the test's environment.
+        declared = {e["name"] for c in pod_spec["containers"] for e in c.get("env", [])}
+        plan.env = {
+            k: v
+            for k, v in plan.env.items()
+            if not k.startswith("AKENEO_") or k in declared or k in overrides
+        }
+        plan.write_files()
+        return plan
+
+    def start(self, pod: str, plan: ContainerPlan) -> ServerProcess:
+        process = ServerProcess(pod, plan.argv, self.root).start(env=plan.env)
+        self.processes.append(process)
+        return process
+
+    def assert_alive(self) -> None:
+        for p in self.processes:
+            assert p.alive, f"{p.name} exited ({p.returncode}):\n{p.log_tail(40)}"
+
+    def stop(self) -> None:
+        for p in reversed(self.processes):
+            p.stop(timeout=15)
+
+
+def pod_spec(deployment: dict[str, Any] | None) -> dict[str, Any]:
+    assert deployment is not None
+    spec: dict[str, Any] = deployment["spec"]["template"]["spec"]
+    return spec
+
+
+def env_of(spec: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in spec["containers"][0].get("env", [])}
+
+
+def newest(changes: list[Change]) -> dict[Key, Change]:
+    out: dict[Key, Change] = {}
+    for change in changes:
+        key = (change.kind, change.key)
+        if key not in out or change.updated >= out[key].updated:
+            out[key] = change
+    return out
+
+
+def catalog_item(sim: PimSimulator, key: Key) -> dict[str, Any] | None:
+    table = sim.catalog.products if key[0] == "product" else sim.catalog.product_models
+    item: dict[str, Any] | None = table.items.get(key[1])
+    return item
+
+
+def updated_of(resource: dict[str, Any] | None) -> str | None:
+    return None if resource is None else str(resource["updated"])
+
+
+async def test_cluster_manifests_run_the_pipeline_end_to_end(
+    kube: KubeCluster,
+    operator: OperatorProcess,
+    simulator: PimSimulator,
+    recorder: WebhookRecorder,
+    tmp_path: Path,
+) -> None:
+    sim = simulator
+    client = admin_client(kube)
+    pods = LocalPods(tmp_path / "pods", {})
+    try:
+        # 1. the connection, as a user would apply it; the operator makes it Ready
+        await make_namespace(client, NS, tenant_secrets(sim))
+        await client.create(connection(NS, NAME, connection_spec(sim, recorder)))
+
+        async def ready() -> dict[str, Any] | None:
+            body = await client.get(API, "AkeneoConnection", NS, NAME)
+            return body if condition(body, "Ready").get("status") == "True" else None
+
+        body = await poll(ready, timeout=90, what="Ready=True", operators=(operator,))
+        endpoint = urlsplit(body["status"]["endpoint"])
+        assert endpoint.scheme == "https" and endpoint.hostname and endpoint.path == "/events"
+
+        # 2. the pods the operator declared, run from their specs with the mounted Secrets
+        receiver = pod_spec(await client.get("apps/v1", "Deployment", NS, f"{NAME}-receiver"))
+        worker = pod_spec(await client.get("apps/v1", "Deployment", NS, f"{NAME}-worker"))
+        job = await job_from_cronjob(client, f"{NAME}-reconcile", f"{NAME}-reconcile-e2e")
+        reconcile = job["spec"]["template"]["spec"]
+        pods.secrets = {s["metadata"]["name"]: s for s in await client.list("v1", "Secret", NS)}
+        tls_secret = pods.secrets[f"{NAME}-tls"]
+        ca_pem = base64.b64decode(tls_secret["data"]["ca.crt"]).decode()
+
+        receiver_port, worker_port = free_port(), free_port()
+        receiver_plan = pods.plan("receiver", receiver, "receiver", AKENEO_PORT=str(receiver_port))
+        worker_plan = pods.plan("worker", worker, "worker", AKENEO_PORT=str(worker_port))
+        reconcile_plan = pods.plan("reconcile", reconcile, "reconcile")
+        assert receiver_plan.argv[0] == worker_plan.argv[0] == "akeneo-connector"
+        assert env_of(worker)["AKENEO_WEBHOOK_URL"] == recorder.url
+        assert "AKENEO_WEBHOOK_SIGNING_SECRET_FILE" in env_of(worker)
+        assert SIGNING_SECRET not in str(worker) and LEGACY_SECRET not in str(receiver)
+        pods.start("receiver", receiver_plan)
+        pods.start("worker", worker_plan)
+
+        # The certificate covers the Service's names, not a loopback one: connect to
+        # 127.0.0.1 and verify the certificate for the endpoint's host name (SNI).
+        tls = pinned_name_context(ca_pem, endpoint.hostname)
+        target = urlunsplit(endpoint._replace(netloc=f"127.0.0.1:{receiver_port}"))
+
+        async def serving() -> bool:
+            pods.assert_alive()
+            try:
+                async with httpx.AsyncClient(verify=tls, timeout=2) as http:
+                    r = await http.get(f"https://127.0.0.1:{receiver_port}/readyz")
+                    w = await http.get(f"http://127.0.0.1:{worker_port}/readyz")
+            except httpx.HTTPError:
+                return False
+            return r.status_code == 200 and w.status_code == 200
+
+        await poll(serving, timeout=60, what="receiver and worker ready", operators=(operator,))
+
+        # 3. the PIM delivers both formats over TLS, with duplicates and reordering
+        changes = [sim.catalog.random_change() for _ in range(160)]
+        legacy = EventSender(
+            target, events_api_secret=LEGACY_SECRET, verify=tls,
+            reorder=0.3, duplicate=0.2, seed=3,
+        )  # fmt: skip
+        platform = EventSender(
+            target, format="event_platform", event_platform_secrets=PLATFORM_SECRETS,
+            verify=tls, reorder=0.3, duplicate=0.2, seed=4,
+        )  # fmt: skip
+        async with legacy, platform:
+            assert await legacy.send_test_request() == 200
+            reports = await asyncio.gather(legacy.send(changes[::2]), platform.send(changes[1::2]))
+        for report in reports:
+            assert report.duplicated > 0, report.as_dict()
+            assert report.rejected == 0 and report.timed_out == 0, report.as_dict()
+            assert report.dropped == 0, report.as_dict()
+
+        want = newest(changes)
+
+        async def delivered() -> bool:
+            pods.assert_alive()
+            state = recorder.state()
+            for key, change in want.items():
+                if key not in state:
+                    return False
+                got = state[key]
+                if change.action == "removed":
+                    if got is not None:
+                        return False
+                elif got is None or datetime.fromisoformat(got["updated"]) < change.updated:
+                    return False
+            return True
+
+        await poll(delivered, timeout=60, what="webhook has every change", operators=(operator,))
+
+        # 4. edits whose events the PIM never delivers: only the reconcile Job can bring them
+        silent = [sim.catalog.edit_product() for _ in range(4)]
+        silent += [sim.catalog.edit_product_model() for _ in range(2)]
+        state = recorder.state()
+        assert all(updated_of(state.get((c.kind, c.key))) != updated_of(c.resource) for c in silent)
+        changed = {*want, *((c.kind, c.key) for c in silent)}
+
+        # the reconcile Job's container, run to completion
+        job_process = await asyncio.create_subprocess_exec(
+            *reconcile_plan.argv, env=reconcile_plan.env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(job_process.communicate(), 60)
+        assert job_process.returncode == 0, out.decode(errors="replace")
+
+        async def equal_to_catalog() -> bool:
+            pods.assert_alive()
+            state = recorder.state()
+            return all(
+                updated_of(state.get(key)) == updated_of(catalog_item(sim, key)) for key in changed
+            )
+
+        await poll(equal_to_catalog, timeout=60, what="webhook equals the PIM's catalog")
+
+        # signed, ordered (per resource, versions only go up) and de-duplicated
+        assert recorder.refused == 0 and recorder.batches > 0
+        versions: dict[Key, datetime] = {}
+        for change in recorder.changes:
+            key = (change["kind"], change["key"])
+            version = datetime.fromisoformat(change["version"])
+            assert key not in versions or version > versions[key], (key, change["version"])
+            versions[key] = version
+
+        # 5. the status counts what the worker applied, and the connection stays Ready
+        async def counted() -> dict[str, Any] | None:
+            pods.assert_alive()
+            body = await client.get(API, "AkeneoConnection", NS, NAME)
+            counters = ((body or {}).get("status") or {}).get("counters") or {}
+            if counters.get("applied") == len(recorder.changes):
+                return body
+            return None
+
+        body = await poll(counted, timeout=60, what="status counters", operators=(operator,))
+        assert body["status"]["counters"].get("deadLettered", 0) == 0
+        assert condition(body, "Ready")["status"] == "True"
+        assert body["status"]["observedGeneration"] == body["metadata"]["generation"]
+    finally:
+        pods.stop()
+        await client.delete(API, "AkeneoConnection", NS, NAME)
+
+        async def gone() -> bool:
+            return await client.get(API, "AkeneoConnection", NS, NAME) is None
+
+        try:
+            await poll(gone, timeout=60, what="connection deleted", operators=(operator,))
+        finally:
+            await client.close()
+    logs = operator.log + "".join(p.log_path.read_text(errors="replace") for p in pods.processes)
+    assert "Traceback" not in logs, logs[-4000:]
+    for value in (LEGACY_SECRET, SIGNING_SECRET, *PLATFORM_SECRETS):
+        assert value not in logs
