@@ -66,7 +66,7 @@ class PostgresServer:
              "-A", "trust", "--no-sync", "-E", "UTF8"],
             check=True, capture_output=True, timeout=120,
         )  # fmt: skip
-        argv = [
+        argv: list[str | Path] = [
             *self._prefix(), pg_binary("postgres"), "-D", cluster, "-p", str(self.port),
             "-k", self.data_dir, "-c", "listen_addresses=127.0.0.1",
             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",

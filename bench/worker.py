@@ -1,0 +1,343 @@
+"""Worker benchmark: throughput, stream-to-sink latency and memory, against a same-run baseline.
+
+    .venv/bin/python -m bench.worker [--products 5000] [--events 50000]
+
+One nats-server (started here), one stream holding ``--events`` events over ``--products``
+products, 20 % of them duplicates (re-sent with a new event id) and 20 % out of order.
+Drained by, in turn:
+
+- baseline: a pull consumer of the same stream that acks without work (same batch size);
+- the worker with the sqlite sink (the local-mode default);
+- the worker with the webhook sink, POSTing to a local aiohttp server that verifies the
+  signature (the guard is reset in between, so it applies everything again).
+
+Printed: events/s drained, ratio to the baseline, applied count, final state exact or not,
+RSS; then p99 stream-to-sink latency in a paced phase (events published at a steady rate
+while the worker runs, so the latency is not the backlog's queueing time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import random
+import tempfile
+import time
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import nats
+from aiohttp import web
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig
+from tests.ground.nats import NatsServer
+
+from akeneo_connector.guard_state import GUARD_PREFIX
+from akeneo_connector.jetstream import ensure_all
+from akeneo_connector.names import ConnectionNames
+from akeneo_connector.spec import StreamSpec
+from akeneo_pim.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
+from akeneo_worker.metrics import WorkerMetrics
+from akeneo_worker.sinks.base import Sink
+from akeneo_worker.sinks.sqlite import SqliteSink
+from akeneo_worker.sinks.webhook import WebhookSink
+from akeneo_worker.worker import Worker, WorkerConfig
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+SECRET = "bench-secret"
+CONFIG = WorkerConfig(batch_size=500, fetch_timeout=0.5, stats_interval=5.0, replica="bench")
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def product(key: str, n: int) -> dict[str, Any]:
+    updated = (T0 + timedelta(seconds=n)).isoformat()
+    return {
+        "uuid": key,
+        "identifier": f"sku-{key[:8]}",
+        "family": "clothing",
+        "enabled": True,
+        "categories": ["summer", "tshirts"],
+        "values": {
+            "name": [{"locale": "en_US", "scope": None, "data": f"T-shirt {key[:8]} v{n}"}],
+            "description": [{"locale": "en_US", "scope": "ecommerce", "data": "x" * 300}],
+            "price": [{"locale": None, "scope": None, "data": [{"amount": n, "currency": "EUR"}]}],
+        },
+        "created": T0.isoformat(),
+        "updated": updated,
+    }
+
+
+def workload(
+    names: ConnectionNames, products: int, events: int, rng: random.Random
+) -> tuple[list[NormalizedEvent], dict[str, int]]:
+    """``events`` events: 80 % distinct changes, 20 % duplicates; 20 % displaced."""
+    keys = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(products)]
+    distinct = int(events * 0.8)
+    per_product = max(1, distinct // products)
+    changes: list[NormalizedEvent] = []
+    for n in range(1, per_product + 1):
+        for key in rng.sample(keys, len(keys)):
+            changes.append(
+                NormalizedEvent(
+                    connection=names.ref,
+                    source=SourceFormat.EVENTS_API,
+                    event_id=str(uuid.uuid4()),
+                    action=Action.UPSERT,
+                    kind=ResourceKind.PRODUCT,
+                    key=key,
+                    version=T0 + timedelta(seconds=n),
+                    resource=product(key, n),
+                )
+            )
+    # 20 % out of order: swapped with an event up to 2,000 positions later.
+    for i in rng.sample(range(len(changes)), len(changes) // 5):
+        j = min(len(changes) - 1, i + rng.randint(1, 2000))
+        changes[i], changes[j] = changes[j], changes[i]
+    stream = list(changes)
+    for _ in range(events - len(changes)):  # duplicates: the same change sent again, later
+        original = changes[rng.randrange(len(changes))]
+        copy = original.model_copy(update={"event_id": str(uuid.uuid4())})
+        stream.insert(rng.randint(0, len(stream)), copy)
+    newest = dict.fromkeys(keys, per_product)
+    return stream, newest
+
+
+async def publish_all(js: JetStreamContext, names: ConnectionNames, events: list[Any]) -> None:
+    for i in range(0, len(events), 1000):
+        await asyncio.gather(
+            *(
+                js.publish(
+                    names.event_subject(e.kind.value),
+                    e.to_message(),
+                    headers={"Nats-Msg-Id": e.event_id},
+                )
+                for e in events[i : i + 1000]
+            )
+        )
+
+
+async def baseline(js: JetStreamContext, names: ConnectionNames, total: int) -> float:
+    await js.add_consumer(
+        names.stream,
+        config=ConsumerConfig(
+            durable_name="baseline",
+            filter_subject=f"{names.events_subject}.>",
+            ack_policy=AckPolicy.EXPLICIT,
+            max_ack_pending=2000,
+        ),
+    )
+    sub = await js.pull_subscribe_bind(durable="baseline", stream=names.stream)
+    started, done = time.perf_counter(), 0
+    while done < total:
+        msgs = await sub.fetch(CONFIG.batch_size, timeout=5)
+        for msg in msgs:
+            await msg.ack()
+        done += len(msgs)
+    elapsed = time.perf_counter() - started
+    await sub.unsubscribe()
+    return total / elapsed
+
+
+async def drain(
+    js: JetStreamContext, names: ConnectionNames, sink: Sink, total: int
+) -> tuple[float, WorkerMetrics]:
+    metrics = WorkerMetrics()
+    worker = Worker(js, names, sink, CONFIG, metrics=metrics)
+    stop = asyncio.Event()
+    started = time.perf_counter()
+    task = asyncio.create_task(worker.run(stop))
+
+    def processed() -> int:
+        c = metrics.counts
+        return c["applied"] + c["outdated"] + c["duplicate"] + c["dead_lettered"]
+
+    while processed() < total:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    elapsed = time.perf_counter() - started
+    stop.set()
+    await task
+    return total / elapsed, metrics
+
+
+async def paced_latency(
+    js: JetStreamContext,
+    names: ConnectionNames,
+    sink: Sink,
+    keys: list[str],
+    *,
+    rate: int,
+    seconds: float,
+    first_version: int,
+) -> tuple[float, float]:
+    """Publish fresh versions at ``rate``/s while the worker runs: p50/p99 stream-to-sink (ms)."""
+    metrics = WorkerMetrics(keep_latencies=1_000_000)
+    worker = Worker(js, names, sink, replace(CONFIG, fetch_timeout=0.05), metrics=metrics)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    while not worker.ready:  # noqa: ASYNC110 - polling a plain flag
+        await asyncio.sleep(0.01)
+    total = int(rate * seconds)
+    tick = 0.05
+    per_tick = max(1, int(rate * tick))
+    started = time.perf_counter()
+    n = first_version
+    for i in range(0, total, per_tick):
+        batch = []
+        for j in range(i, min(total, i + per_tick)):
+            n += 1
+            key = keys[j % len(keys)]
+            batch.append(
+                NormalizedEvent(
+                    connection=names.ref,
+                    source=SourceFormat.EVENTS_API,
+                    event_id=str(uuid.uuid4()),
+                    action=Action.UPSERT,
+                    kind=ResourceKind.PRODUCT,
+                    key=key,
+                    version=T0 + timedelta(seconds=n),
+                    resource=product(key, n),
+                )
+            )
+        await publish_all(js, names, batch)
+        delay = started + (i // per_tick + 1) * tick - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+    while metrics.counts["applied"] < total:  # noqa: ASYNC110 - polling a counter
+        await asyncio.sleep(0.01)
+    stop.set()
+    await task
+    assert metrics.latencies is not None
+    samples = sorted(metrics.latencies)
+    return samples[len(samples) // 2] * 1000, samples[int(len(samples) * 0.99)] * 1000
+
+
+class Merchant:
+    """The webhook's receiving end: verifies the signature, keeps the newest per key."""
+
+    def __init__(self) -> None:
+        self.versions: dict[str, str] = {}
+        self.state: dict[str, int] = {}
+        self.bad = 0
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        ts = request.headers.get("X-Connector-Timestamp", "")
+        want = hmac.new(SECRET.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(want, request.headers.get("X-Connector-Signature", "")):
+            self.bad += 1
+            return web.Response(status=401)
+        for change in json.loads(body)["changes"]:
+            if self.versions.get(change["key"], "") <= change["version"]:
+                self.versions[change["key"]] = change["version"]
+                self.state[change["key"]] = change["resource"]["values"]["price"][0]["data"][0][
+                    "amount"
+                ]
+        return web.Response(status=204)
+
+    async def start(self) -> Merchant:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/hook", self.handle)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}/hook"
+        return self
+
+
+async def reset_worker(js: JetStreamContext, names: ConnectionNames) -> None:
+    """Forget the previous run: delete the durable consumer and empty the guard."""
+    await js.delete_consumer(names.stream, names.consumer)
+    await js.purge_stream(
+        f"KV_{names.guard_bucket}", subject=f"$KV.{names.guard_bucket}.{GUARD_PREFIX}.>"
+    )
+
+
+async def main(args: argparse.Namespace) -> None:
+    rng = random.Random(args.seed)
+    work = Path(tempfile.mkdtemp(prefix="bench-worker-"))
+    server = NatsServer(work).start()
+    nc = await nats.connect(server.url)
+    js = nc.jetstream()
+    try:
+        names = ConnectionNames("bench", "worker")
+        await ensure_all(js, names, StreamSpec())
+        events, newest = workload(names, args.products, args.events, rng)
+        t = time.perf_counter()
+        await publish_all(js, names, events)
+        print(f"published {len(events)} events over {len(newest)} products "
+              f"in {time.perf_counter() - t:.1f}s")  # fmt: skip
+        total = len(events)
+        rss0 = rss_mb()
+
+        base = await baseline(js, names, total)
+        print(f"baseline (ack only)   {base:9,.0f} events/s")
+
+        db = work / "catalog.db"
+        rate, m = await drain(js, names, SqliteSink(db), total)
+        state = {key: r["values"]["price"][0]["data"][0]["amount"] for (_, key), (_, r) in
+                 SqliteSink(db).read_all().items()}  # fmt: skip
+        exact = state == newest
+        print(f"sqlite sink           {rate:9,.0f} events/s  ratio {rate / base:.2f}  "
+              f"applied {m.counts['applied']:,}  skipped outdated {m.counts['outdated']:,} "
+              f"duplicate {m.counts['duplicate']:,}  final state exact: {exact}  "
+              f"RSS {rss_mb():.0f} MB (+{rss_mb() - rss0:.0f})")  # fmt: skip
+
+        merchant = await Merchant().start()
+        await reset_worker(js, names)
+        hook = WebhookSink(merchant.url, signing_secret=SECRET, allow_private=True)
+        rate, m = await drain(js, names, hook, total)
+        exact = merchant.state == newest and merchant.bad == 0
+        print(f"webhook sink          {rate:9,.0f} events/s  ratio {rate / base:.2f}  "
+              f"applied {m.counts['applied']:,}  final state exact: {exact}  "
+              f"RSS {rss_mb():.0f} MB")  # fmt: skip
+
+        keys = list(newest)
+        p50, p99 = await paced_latency(
+            js,
+            names,
+            SqliteSink(db),
+            keys,
+            rate=args.rate,
+            seconds=args.seconds,
+            first_version=10**6,
+        )
+        print(f"sqlite  stream-to-sink at {args.rate}/s: p50 {p50:.1f} ms  p99 {p99:.1f} ms")
+        p50, p99 = await paced_latency(
+            js, names, hook, keys, rate=args.rate, seconds=args.seconds, first_version=2 * 10**6
+        )
+        print(f"webhook stream-to-sink at {args.rate}/s: p50 {p50:.1f} ms  p99 {p99:.1f} ms")
+        if merchant.runner is not None:
+            await merchant.runner.cleanup()
+    finally:
+        await nc.drain()
+        server.stop()
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--products", type=int, default=5000)
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--rate", type=int, default=1000, help="paced phase: events/s")
+    parser.add_argument("--seconds", type=float, default=5.0, help="paced phase: duration")
+    parser.add_argument("--seed", type=int, default=1)
+    asyncio.run(main(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,199 @@
+"""Helpers of the worker's integration tests: events, a running worker, a webhook receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from nats.js import JetStreamContext
+
+from akeneo_connector.names import ConnectionNames
+from akeneo_pim.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
+from akeneo_worker.sinks.base import Sink
+from akeneo_worker.worker import Worker, WorkerConfig
+from tests.ground.tls import CertificateAuthority
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+FAST = WorkerConfig(
+    max_deliver=3,
+    ack_wait=2.0,
+    batch_size=100,
+    fetch_timeout=0.2,
+    retry_delays=(0.05, 0.1, 0.2),
+    stats_interval=0.3,
+    replica="test",
+)
+
+
+def version(n: int) -> datetime:
+    return T0 + timedelta(seconds=n)
+
+
+def event(
+    names: ConnectionNames,
+    key: str,
+    n: int,
+    *,
+    delete: bool = False,
+    kind: ResourceKind = ResourceKind.PRODUCT,
+    resource: dict[str, Any] | None = None,
+    hydrate: bool = False,
+    author: str | None = None,
+    source: SourceFormat = SourceFormat.EVENTS_API,
+) -> NormalizedEvent:
+    """Version ``n`` of resource ``key``; its content says which version it is."""
+    body: dict[str, Any] | None = None
+    if not delete and not hydrate:
+        body = resource or {"uuid": key, "n": n, "updated": version(n).isoformat()}
+    return NormalizedEvent(
+        connection=names.ref,
+        source=source,
+        event_id=str(uuid.uuid4()),
+        action=Action.DELETE if delete else Action.UPSERT,
+        kind=kind,
+        key=key,
+        version=version(n),
+        author=author,
+        resource=body,
+    )
+
+
+async def publish(js: JetStreamContext, names: ConnectionNames, ev: NormalizedEvent) -> None:
+    await js.publish(
+        names.event_subject(ev.kind.value), ev.to_message(), headers={"Nats-Msg-Id": ev.event_id}
+    )
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]] | Callable[[], bool],
+    *,
+    timeout: float = 30.0,
+    what: str = "condition",
+) -> None:
+    """Poll ``check`` until true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not reached within {timeout:.0f}s")
+        await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    js: JetStreamContext,
+    names: ConnectionNames,
+    sink: Sink,
+    config: WorkerConfig = FAST,
+    **kwargs: Any,
+) -> AsyncIterator[Worker]:
+    """A worker consuming in the background; stopped gracefully on exit."""
+    worker = Worker(js, names, sink, config, **kwargs)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        await eventually(lambda: worker.ready or task.done(), timeout=15, what="worker ready")
+        if task.done():
+            task.result()
+        yield worker
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+
+
+async def dead_letters(js: JetStreamContext, names: ConnectionNames) -> list[Any]:
+    """Every dead letter currently in the stream (raw messages, headers included)."""
+    from akeneo_worker.replay import _read
+
+    return [m async for m in _read(js, names.stream, names.dead_letter_subject)]
+
+
+def sqlite_state(path: Path) -> dict[str, Any]:
+    import sqlite3
+
+    from akeneo_worker.sinks.sqlite import SqliteSink
+
+    if not path.exists():
+        return {}
+    try:
+        rows = SqliteSink(path).read_all()
+    except sqlite3.OperationalError as exc:  # the worker has not created its table yet
+        if "no such table" in str(exc):
+            return {}
+        raise
+    return {key: resource for (_, key), (_, resource) in rows.items()}
+
+
+@dataclass
+class WebhookReceiver:
+    """A merchant's endpoint over real TLS: verifies signatures, keeps the newest per key."""
+
+    ca: CertificateAuthority
+    secret: str = "merchant-secret"
+    status: int = 200  # answer with this while not 2xx
+    requests: int = 0
+    bad_signatures: int = 0
+    state: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    received: list[dict[str, Any]] = field(default_factory=list)
+    url: str = ""
+    _runner: web.AppRunner | None = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        self.requests += 1
+        ts = request.headers.get("X-Connector-Timestamp", "")
+        want = hmac.new(self.secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(want, request.headers.get("X-Connector-Signature", "")):
+            self.bad_signatures += 1
+            return web.Response(status=401)
+        if not 200 <= self.status < 300:
+            return web.Response(status=self.status)
+        for change in json.loads(body)["changes"]:
+            self.received.append(change)
+            key = change["key"]
+            if self.versions.get(key, "") <= change["version"]:  # idempotent, newest wins
+                self.versions[key] = change["version"]
+                upsert = change["operation"] == "upsert"
+                self.state[key] = change["resource"] if upsert else None
+        return web.Response(status=204)
+
+    async def start(self, tmp: Path) -> WebhookReceiver:
+        import ssl
+
+        pair = self.ca.issue("127.0.0.1")
+        pair.write(tmp / "hook.crt", tmp / "hook.key")
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(tmp / "hook.crt", tmp / "hook.key")
+        app = web.Application()
+        app.router.add_post("/akeneo", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=ctx)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"https://127.0.0.1:{port}/akeneo"
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def live(self) -> dict[str, Any]:
+        return {k: v for k, v in self.state.items() if v is not None}

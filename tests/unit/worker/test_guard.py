@@ -1,0 +1,51 @@
+"""The ordering guard's rule, as a table."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from akeneo_connector.guard_state import GuardEntry
+from akeneo_worker.guard import Verdict, decide
+
+T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+EARLIER, LATER = T - timedelta(seconds=1), T + timedelta(seconds=1)
+
+
+def stored(*, deleted: bool = False, digest: str | None = "d1") -> GuardEntry:
+    return GuardEntry(version=T, deleted=deleted, digest=None if deleted else digest)
+
+
+@pytest.mark.parametrize(
+    ("entry", "version", "deleted", "digest", "verdict"),
+    [
+        (None, T, False, "d1", Verdict.APPLY),
+        (None, T, True, None, Verdict.APPLY),  # removal of an unknown resource: tombstone
+        (stored(), LATER, False, "d2", Verdict.APPLY),
+        (stored(), EARLIER, False, "d2", Verdict.OUTDATED),
+        (stored(), T, False, "d1", Verdict.DUPLICATE),
+        (stored(), T, False, "d2", Verdict.TIE),
+        (stored(), T, True, None, Verdict.APPLY),  # a removal wins at equal versions
+        (stored(), LATER, True, None, Verdict.APPLY),
+        (stored(), EARLIER, True, None, Verdict.OUTDATED),
+        (stored(deleted=True), EARLIER, False, "d1", Verdict.OUTDATED),  # no resurrection
+        (stored(deleted=True), T, False, "d1", Verdict.OUTDATED),  # ... not even at a tie
+        (stored(deleted=True), LATER, False, "d1", Verdict.APPLY),  # re-created later
+        (stored(deleted=True), T, True, None, Verdict.DUPLICATE),
+        (stored(deleted=True), EARLIER, True, None, Verdict.OUTDATED),
+    ],
+)
+def test_decide(
+    entry: GuardEntry | None, version: datetime, deleted: bool, digest: str | None, verdict: Verdict
+) -> None:
+    assert decide(entry, version, deleted=deleted, digest=digest) is verdict
+
+
+def test_versions_compare_as_instants_whatever_the_offset() -> None:
+    paris = timezone(timedelta(hours=1))
+    same_instant = T.astimezone(paris)
+    assert decide(stored(), same_instant, deleted=False, digest="d1") is Verdict.DUPLICATE
+    assert decide(
+        stored(), same_instant + timedelta(microseconds=1), deleted=False, digest="d1"
+    ) is (Verdict.APPLY)

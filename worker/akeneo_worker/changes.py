@@ -1,0 +1,85 @@
+"""A change the worker applies to a sink: one resource, one version, upsert or delete."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from typing import Any, Literal
+
+from akeneo_pim.normalized import Action, NormalizedEvent
+
+Operation = Literal["upsert", "delete"]
+
+
+def resource_digest(resource: dict[str, Any] | None) -> str | None:
+    """sha256 of the canonical JSON of a resource: equal content, equal digest."""
+    if resource is None:
+        return None
+    canonical = json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def resource_updated(resource: dict[str, Any]) -> datetime | None:
+    """The resource's own ``updated`` (ISO 8601 with offset), if it has a usable one."""
+    value = resource.get("updated")
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a sink receives (the webhook sends exactly these fields)."""
+
+    connection: str
+    kind: str  # "product" | "product_model"
+    key: str
+    operation: Operation
+    version: datetime
+    event_id: str
+    resource: dict[str, Any] | None
+
+    @cached_property
+    def digest(self) -> str | None:
+        return resource_digest(self.resource)
+
+    @property
+    def deleted(self) -> bool:
+        return self.operation == "delete"
+
+    @classmethod
+    def from_event(
+        cls,
+        event: NormalizedEvent,
+        *,
+        resource: dict[str, Any] | None = None,
+        version: datetime | None = None,
+    ) -> Change:
+        operation: Operation = "delete" if event.action is Action.DELETE else "upsert"
+        return cls(
+            connection=event.connection,
+            kind=event.kind.value,
+            key=event.key,
+            operation=operation,
+            version=version or event.version,
+            event_id=event.event_id,
+            resource=None if operation == "delete" else (resource or event.resource),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "connection": self.connection,
+            "kind": self.kind,
+            "key": self.key,
+            "operation": self.operation,
+            "version": self.version.isoformat(),
+            "event_id": self.event_id,
+            "resource": self.resource,
+        }

@@ -1,0 +1,156 @@
+"""Re-publishing dead letters, and re-delivering the stream to rebuild a sink.
+
+Both publish into the connection's own stream, so the worker's ordering guard decides as for
+any event. Re-published messages get a fresh ``Nats-Msg-Id`` (the original ``event_id`` is
+still inside the duplicate window and would be dropped as a duplicate otherwise).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from akeneo_connector.guard_state import GUARD_PREFIX
+from akeneo_connector.names import ConnectionNames
+from akeneo_worker import dead_letters as dl
+
+_FETCH = 256
+
+
+@dataclass(frozen=True)
+class DeadLetterFilter:
+    since: datetime | None = None
+    until: datetime | None = None
+    key: str | None = None
+    kind: str | None = None
+    include_malformed: bool = False
+
+    def matches(self, letter: dl.DeadLetter) -> bool:
+        if letter.cause == dl.CAUSE_MALFORMED and not self.include_malformed:
+            return False
+        if self.key is not None and letter.key != self.key:
+            return False
+        if self.kind is not None and letter.kind != self.kind:
+            return False
+        at = letter.dead_at
+        if self.since is not None and (at is None or at < self.since):
+            return False
+        return not (self.until is not None and (at is None or at >= self.until))
+
+
+@dataclass
+class ReplayReport:
+    scanned: int = 0
+    published: int = 0
+    removed: int = 0
+
+
+async def _read(
+    js: JetStreamContext,
+    stream: str,
+    subject: str,
+    *,
+    start_sequence: int | None = None,
+    start_time: datetime | None = None,
+) -> AsyncIterator[Any]:
+    """Every message of ``subject`` from a point on, through an ephemeral pull consumer."""
+    config = ConsumerConfig(
+        filter_subject=subject,
+        ack_policy=AckPolicy.NONE,
+        inactive_threshold=60.0,
+        deliver_policy=DeliverPolicy.ALL,
+    )
+    if start_sequence is not None:
+        config.deliver_policy, config.opt_start_seq = (
+            DeliverPolicy.BY_START_SEQUENCE,
+            start_sequence,
+        )
+    elif start_time is not None:
+        config.deliver_policy = DeliverPolicy.BY_START_TIME
+        config.opt_start_time = start_time
+    info = await js.add_consumer(stream, config=config)
+    sub = await js.pull_subscribe_bind(durable=info.name, stream=stream)
+    try:
+        pending = int(info.num_pending or 0)
+        while pending > 0:
+            try:
+                msgs = await sub.fetch(min(_FETCH, pending), timeout=5)
+            except (NatsTimeoutError, TimeoutError):
+                break
+            for msg in msgs:
+                yield msg
+            pending = int(msgs[-1].metadata.num_pending)
+    finally:
+        await sub.unsubscribe()
+        await js.delete_consumer(stream, info.name)
+
+
+async def replay_dead_letters(
+    js: JetStreamContext,
+    names: ConnectionNames,
+    selection: DeadLetterFilter | None = None,
+    *,
+    remove: bool = True,
+) -> ReplayReport:
+    """Re-publish matching dead letters to their original subject (removing them by default)."""
+    selection = selection or DeadLetterFilter()
+    report = ReplayReport()
+    run = uuid.uuid4().hex[:12]
+    async for msg in _read(js, names.stream, names.dead_letter_subject):
+        report.scanned += 1
+        seq = int(msg.metadata.sequence.stream)
+        letter = dl.DeadLetter.from_parts(seq, msg.data, msg.headers)
+        if not selection.matches(letter):
+            continue
+        subject = letter.subject
+        if not subject or not subject.startswith(names.events_subject + "."):
+            continue  # never publish outside the connection's event subjects
+        await js.publish(subject, letter.data, headers={dl.MSG_ID: f"replay.{run}.{seq}"})
+        report.published += 1
+        if remove:
+            await js.delete_msg(names.stream, seq)
+            report.removed += 1
+    return report
+
+
+async def redeliver_stream(
+    js: JetStreamContext,
+    names: ConnectionNames,
+    *,
+    start_sequence: int | None = None,
+    start_time: datetime | None = None,
+    reset_guard: bool = False,
+) -> ReplayReport:
+    """Re-publish the stream's events from a sequence or time (all when neither is given).
+
+    With ``reset_guard`` the ordering guard is emptied first, so a sink rebuilt from scratch
+    gets every resource again (otherwise the guard skips what it already applied).
+    """
+    if reset_guard:
+        await js.purge_stream(
+            f"KV_{names.guard_bucket}", subject=f"$KV.{names.guard_bucket}.{GUARD_PREFIX}.>"
+        )
+    report = ReplayReport()
+    run = uuid.uuid4().hex[:12]
+    last = (await js.stream_info(names.stream)).state.last_seq
+    async for msg in _read(
+        js,
+        names.stream,
+        f"{names.events_subject}.>",
+        start_sequence=start_sequence,
+        start_time=start_time,
+    ):
+        seq = int(msg.metadata.sequence.stream)
+        if seq > last:
+            break  # our own re-published copies
+        report.scanned += 1
+        await js.publish(msg.subject, msg.data, headers={dl.MSG_ID: f"redeliver.{run}.{seq}"})
+        report.published += 1
+    return report

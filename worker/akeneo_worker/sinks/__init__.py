@@ -1,0 +1,1 @@
+"""Destinations the worker applies changes to: webhook, postgres, sqlite."""
