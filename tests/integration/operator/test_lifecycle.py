@@ -99,13 +99,14 @@ async def test_create_builds_everything_and_becomes_ready(operator, client, nats
 
     async def ready() -> dict[str, Any] | None:
         body = await get(client, API, "AkeneoConnection", "acme")
-        return body if condition(body, "Ready").get("status") == "True" else None
+        # Ready may already be True with 1 of 2 receiver pods (PartiallyAvailable): wait for all
+        all_pods = condition(body, "ReceiverReady").get("reason") == "PodsAvailable"
+        return body if all_pods and condition(body, "Ready").get("status") == "True" else None
 
-    body = await poll(ready, timeout=120, what="Ready=True", operators=(operator,))
+    body = await poll(ready, timeout=120, what="Ready=True, all pods", operators=(operator,))
     status = body["status"]
     assert status["observedGeneration"] == body["metadata"]["generation"]
     assert status["endpoint"] == f"https://acme-receiver.{NS}.svc:443/events"
-    assert condition(body, "ReceiverReady")["reason"] == "PodsAvailable"
     assert condition(body, "ReconcileScheduled")["status"] == "True"
     assert "akeneo.connectors.dev/finalizer" in body["metadata"]["finalizers"]
 
