@@ -12,6 +12,7 @@ are encoded with unpadded URL-safe base64):
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
@@ -55,11 +56,31 @@ class _State(BaseModel):
         return self.model_dump_json().encode()
 
 
+NEVER_APPLIED = datetime(1970, 1, 1, tzinfo=UTC)
+"""Version of an entry that only holds a claim: no change of the resource was applied yet."""
+
+
 class GuardEntry(_State):
     version: AwareDatetime
     deleted: bool = False
     digest: str | None = None  # sha256 of the applied resource JSON (tie detection)
     event_id: str | None = None
+    # A worker applying a change first claims the resource (compare-and-set on this entry),
+    # so two replicas never send two versions of one resource to the sink at once.
+    claimed_by: str | None = None
+    claimed_until: AwareDatetime | None = None
+
+    @property
+    def applied(self) -> bool:
+        return self.version > NEVER_APPLIED
+
+    def claimed_by_other(self, holder: str, now: datetime) -> bool:
+        return (
+            self.claimed_by is not None
+            and self.claimed_by != holder
+            and self.claimed_until is not None
+            and self.claimed_until > now
+        )
 
 
 class Watermark(_State):

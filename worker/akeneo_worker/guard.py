@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import enum
 from collections import OrderedDict
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from akeneo_connector.guard_state import GuardEntry, guard_key
+from akeneo_connector.guard_state import NEVER_APPLIED, GuardEntry, guard_key
 from akeneo_worker.changes import Change
 
 
@@ -123,18 +123,61 @@ class GuardStore:
                     return  # already recorded (a re-delivery after a crash)
                 raise Superseded(k)
             try:
-                if revision == 0:
-                    revision = await self._kv.create(k, new.to_bytes(), validate_keys=False)
-                else:
-                    revision = await self._kv.update(
-                        k, new.to_bytes(), last=revision, validate_keys=False
-                    )
+                revision = await self._write(k, new, revision)
             except KeyWrongLastSequenceError:
                 stored, revision = await self._read(k)
                 continue
             self._remember(k, new, revision)
             return
         raise Superseded(k)
+
+    async def _write(self, key: str, entry: GuardEntry, revision: int) -> int:
+        if revision == 0:
+            return await self._kv.create(key, entry.to_bytes(), validate_keys=False)
+        return await self._kv.update(key, entry.to_bytes(), last=revision, validate_keys=False)
+
+    async def claim(
+        self, kind: str, key: str, holder: str, ttl: timedelta, now: datetime
+    ) -> tuple[bool, GuardEntry | None]:
+        """Claim the resource for ``holder``; returns (claimed, last applied entry or None).
+
+        The claim is a compare-and-set on the guard entry itself, so winning it also proves
+        the entry read is the live one: the caller judges the change against it, applies it,
+        and ``record`` releases the claim with the same write that stores the new version.
+        """
+        k = guard_key(kind, key)
+        cached = self._cache.get(k)
+        stored, revision = cached if cached is not None else await self._read(k)
+        for _ in range(self._max_conflicts):
+            if stored is not None and stored.claimed_by_other(holder, now):
+                return False, stored
+            base = stored or GuardEntry(version=NEVER_APPLIED)
+            claimed = base.model_copy(update={"claimed_by": holder, "claimed_until": now + ttl})
+            try:
+                new_revision = await self._write(k, claimed, revision)
+            except KeyWrongLastSequenceError:
+                stored, revision = await self._read(k)
+                continue
+            self._remember(k, claimed, new_revision)
+            return True, stored if stored is not None and stored.applied else None
+        return False, stored
+
+    async def release(self, kind: str, key: str, holder: str) -> None:
+        """Drop our claim when the change was not recorded (skipped or failed)."""
+        k = guard_key(kind, key)
+        cached = self._cache.get(k)
+        if cached is None or cached[0].claimed_by != holder:
+            return
+        entry, revision = cached
+        try:
+            if entry.applied:
+                released = entry.model_copy(update={"claimed_by": None, "claimed_until": None})
+                self._remember(k, released, await self._write(k, released, revision))
+            else:
+                await self._kv.delete(k, last=revision, validate_keys=False)
+                self._cache.pop(k, None)
+        except KeyWrongLastSequenceError:
+            self._cache.pop(k, None)  # someone else wrote it (our claim had expired)
 
     def forget(self) -> None:
         self._cache.clear()

@@ -13,9 +13,10 @@ import asyncio
 import contextlib
 import logging
 import socket
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -35,6 +36,8 @@ from akeneo_worker.metrics import WorkerMetrics
 from akeneo_worker.sinks.base import Sink, SinkError
 
 log = logging.getLogger("akeneo_worker")
+
+CLAIM_ATTEMPTS = 8  # about 1 s of waiting for another replica's claim before a retry
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class Worker:
         self._guard: GuardStore | None = None
         self._kv: Any = None
         self._stats_base = WorkerStats(updated_at=datetime.now(UTC))
+        self._holder = f"{self.config.replica}/{uuid.uuid4().hex[:12]}"  # unique per process
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -192,12 +196,62 @@ class Worker:
             else:
                 group.stored = guard.peek(group.kind, group.key)
                 self._judge(group)
-        await self._hydrate([g for g in groups if g.hydrate and g.error is None and g.skip is None])
-        todo = [g for g in groups if g.error is None and g.skip is None]
-        await self._apply(todo)
-        await asyncio.gather(*(self._record(g) for g in todo if g.error is None))
+        claimed = await self._claim([g for g in groups if g.error is None and g.skip is None])
+        try:
+            await self._hydrate(
+                [g for g in claimed if g.hydrate and g.error is None and g.skip is None]
+            )
+            todo = [g for g in claimed if g.error is None and g.skip is None]
+            await self._apply(todo)
+            await asyncio.gather(*(self._record(g) for g in todo if g.error is None))
+        finally:
+            unrecorded = [g for g in claimed if g.error is not None or g.skip is not None]
+            await asyncio.gather(
+                *(guard.release(g.kind, g.key, self._holder) for g in unrecorded),
+                return_exceptions=True,
+            )
         for group in groups:  # in one task: acks are cheap publishes
             await self._finish(group)
+
+    async def _claim(self, groups: list[_Group]) -> list[_Group]:
+        """Claim each resource about to be applied, and judge it again on the live entry.
+
+        Without the claim two replicas could both judge a change newer than the stored one
+        and send two versions of one resource to the sink at once, the older landing last.
+        """
+        assert self._guard is not None
+        guard = self._guard
+        ttl = timedelta(seconds=self.config.ack_wait)
+        claimed: list[_Group] = []
+        pending = groups
+        for attempt in range(CLAIM_ATTEMPTS):
+            if attempt:  # the other replica holds it for one sink call: usually milliseconds
+                await asyncio.sleep(min(0.01 * 2**attempt, 0.25))
+            now = datetime.now(UTC)
+            results = await asyncio.gather(
+                *(guard.claim(g.kind, g.key, self._holder, ttl, now) for g in pending),
+                return_exceptions=True,
+            )
+            busy = []
+            for group, result in zip(pending, results, strict=True):
+                if isinstance(result, BaseException):
+                    name = type(result).__name__
+                    group.error = SinkError(f"guard claim failed: {name}", retryable=True)
+                    continue
+                won, stored = result
+                if not won:
+                    busy.append(group)
+                    continue
+                claimed.append(group)
+                if stored != group.stored:  # another replica applied something meanwhile
+                    group.stored, group.hydrate, group.tie = stored, False, False
+                    self._judge(group)
+            pending = busy
+            if not pending:
+                break
+        for group in pending:
+            group.error = SinkError("resource busy on another replica", retryable=True)
+        return claimed
 
     async def _groups(self, msgs: Sequence[Any]) -> list[_Group]:
         by_key: dict[tuple[str, str], list[_Delivery]] = {}
