@@ -21,6 +21,7 @@ import contextlib
 import os
 import random
 import signal
+import ssl
 import sys
 import tempfile
 import time
@@ -226,7 +227,8 @@ class Pipeline:
         import httpx
 
         deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient(verify=str(self.ca_file), timeout=1) as http:
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        async with httpx.AsyncClient(verify=context, timeout=1) as http:
             while time.monotonic() < deadline:
                 with contextlib.suppress(httpx.HTTPError):
                     if (await http.get(self.url.replace("/events", "/readyz"))).status_code == 200:

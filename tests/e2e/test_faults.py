@@ -1,0 +1,23 @@
+"""The fault-injection scenarios, in the short form CI runs (full: `python -m bench.faults`).
+
+Real processes, real SIGKILLs: no acknowledged change may be lost, no resource may go
+backwards at the sink, and while nats-server is down no delivery may be answered 200.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from bench.faults import SCENARIOS, print_table, run_scenarios
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+async def test_fault_scenario_loses_nothing(scenario: str, tmp_path: Path) -> None:
+    [row] = await run_scenarios([scenario], seconds=6.0, rate=120.0, root=tmp_path)
+    print_table([row])
+    assert row.lost == 0, row
+    assert row.backwards == 0, row
+    assert row.applied > 0, row
+    if scenario != "pim-storm":
+        assert row.answered_200 > 0, row
