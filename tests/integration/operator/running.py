@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+
 from akeneo_operator.kubeclient import Credentials, KubeClient
+from tests.ground.helm import ChartIdentity
 from tests.ground.kube import KubeCluster
 from tests.ground.processes import ServerProcess
 
@@ -57,6 +61,29 @@ class OperatorProcess:
 
     def assert_alive(self) -> None:
         assert self.process.alive, f"operator exited:\n{self.process.log_tail(60)}"
+
+
+@contextlib.contextmanager
+def chart_operator(
+    tmp_path_factory: pytest.TempPathFactory,
+    identity: ChartIdentity,
+    nats_url: str,
+    label: str,
+    **env: str,
+) -> Iterator[OperatorProcess]:
+    """The operator as a process with the chart's identity and peering; stopped on exit."""
+    op = OperatorProcess(
+        tmp_path_factory.mktemp(label),
+        "operator",
+        identity.kubeconfig,
+        nats_url,
+        AKENEO_PEERING_NAME=identity.peering_name,
+        **env,
+    ).start()
+    try:
+        yield op
+    finally:
+        op.stop()
 
 
 async def poll(

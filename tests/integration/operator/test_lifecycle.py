@@ -26,6 +26,7 @@ from tests.integration.operator.running import (
     OperatorProcess,
     admin_client,
     basic_spec,
+    chart_operator,
     condition,
     connection,
     make_namespace,
@@ -52,21 +53,16 @@ CHILDREN = [
 
 @pytest.fixture(scope="module")
 def operator(
-    kube: KubeCluster,
-    nats: str,
-    chart_identity: ChartIdentity,
-    tmp_path_factory: pytest.TempPathFactory,
+    nats: str, chart_identity: ChartIdentity, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    op = OperatorProcess(
-        tmp_path_factory.mktemp("op-life"),
-        "operator",
-        chart_identity.kubeconfig,
+    with chart_operator(
+        tmp_path_factory,
+        chart_identity,
         nats,
-        AKENEO_PEERING_NAME=chart_identity.peering_name,
+        "op-life",
         AKENEO_PORT=str(free_port()),
-    ).start()
-    yield op
-    op.stop()
+    ) as op:
+        yield op
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -18,6 +18,7 @@ from tests.integration.operator.running import (
     OperatorProcess,
     admin_client,
     basic_spec,
+    chart_operator,
     condition,
     connection,
     make_namespace,
@@ -57,21 +58,16 @@ CERTIFICATE_CRD: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def operator(
-    kube: KubeCluster,
-    nats: str,
-    chart_identity: ChartIdentity,
-    tmp_path_factory: pytest.TempPathFactory,
+    nats: str, chart_identity: ChartIdentity, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    op = OperatorProcess(
-        tmp_path_factory.mktemp("op-cm"),
-        "operator",
-        chart_identity.kubeconfig,
+    with chart_operator(
+        tmp_path_factory,
+        chart_identity,
         nats,
-        AKENEO_PEERING_NAME=chart_identity.peering_name,
+        "op-cm",
         AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
-    ).start()
-    yield op
-    op.stop()
+    ) as op:
+        yield op
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -17,6 +17,7 @@ from tests.integration.operator.running import (
     OperatorProcess,
     admin_client,
     basic_spec,
+    chart_operator,
     connection,
     make_namespace,
     poll,
@@ -29,23 +30,18 @@ NS = "tenant-tls"
 
 @pytest.fixture(scope="module")
 def operator(
-    kube: KubeCluster,
-    nats: str,
-    chart_identity: ChartIdentity,
-    tmp_path_factory: pytest.TempPathFactory,
+    nats: str, chart_identity: ChartIdentity, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    op = OperatorProcess(
-        tmp_path_factory.mktemp("op-tls"),
-        "operator",
-        chart_identity.kubeconfig,
+    with chart_operator(
+        tmp_path_factory,
+        chart_identity,
         nats,
-        AKENEO_PEERING_NAME=chart_identity.peering_name,
+        "op-tls",
         AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
         AKENEO_OPERATOR_CERT_VALIDITY="40s",
         AKENEO_OPERATOR_CERT_RENEW_BEFORE="32s",
-    ).start()
-    yield op
-    op.stop()
+    ) as op:
+        yield op
 
 
 @pytest_asyncio.fixture(scope="module")
