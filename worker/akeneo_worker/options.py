@@ -71,12 +71,14 @@ def add_common(parser: argparse.ArgumentParser) -> None:
         choices=["debug", "info", "warning", "error"], help="[AKENEO_LOG_LEVEL]")  # fmt: skip
 
 
-async def connect(args: argparse.Namespace, name: str) -> Client:
+async def connect(args: argparse.Namespace, name: str, **overrides: Any) -> Client:
+    """Connect with the common flags; ``overrides`` adjust nats.connect (e.g. reconnects)."""
     options: dict[str, Any] = {
         "servers": [s.strip() for s in args.nats_url.split(",") if s.strip()],
         "name": f"akeneo-{name} {args.connection.ref}",
         "inbox_prefix": inbox_prefix(args.connection),  # replies readable by this tenant only
         "max_reconnect_attempts": -1,
+        **overrides,
     }
     if args.nats_user:
         options["user"] = args.nats_user

@@ -13,15 +13,13 @@ import logging
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import nats
 from nats.aio.client import Client
 from nats.js.errors import BucketNotFoundError, NotFoundError
 
-from akeneo_connector.nats_auth import inbox_prefix
 from akeneo_pim.rest import AkeneoApiError, AkeneoAuthError, AkeneoRestClient, PimCredentials
-from akeneo_worker.options import add_common, env, read_secret, seconds, setup_logging
+from akeneo_worker.options import add_common, connect, env, seconds, setup_logging
 from akeneo_worker.reconcile import (
     KINDS,
     STRUCTURE_RESOURCES,
@@ -76,21 +74,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 async def _connect(args: argparse.Namespace) -> Client:
-    options: dict[str, Any] = {
-        "servers": [s.strip() for s in args.nats_url.split(",") if s.strip()],
-        "name": f"akeneo-reconcile {args.connection.ref}",
-        "inbox_prefix": inbox_prefix(args.connection),  # replies readable by this tenant only
-        "connect_timeout": 5,
-        "max_reconnect_attempts": 3,
-        "allow_reconnect": True,
-    }
-    if args.nats_user:
-        options["user"] = args.nats_user
-    if args.nats_password_file:
-        options["password"] = read_secret(Path(args.nats_password_file))
-    if args.nats_creds_file:
-        options["user_credentials"] = str(args.nats_creds_file)
-    return await asyncio.wait_for(nats.connect(**options), timeout=30)
+    """Fail fast: a job that cannot reach NATS exits non-zero instead of waiting forever."""
+    job_options = {"connect_timeout": 5, "max_reconnect_attempts": 3, "allow_reconnect": True}
+    return await asyncio.wait_for(connect(args, "reconcile", **job_options), timeout=30)
 
 
 async def reconcile(args: argparse.Namespace) -> int:
