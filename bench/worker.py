@@ -79,6 +79,20 @@ def product(key: str, n: int) -> dict[str, Any]:
     }
 
 
+def upsert(names: ConnectionNames, key: str, n: int) -> NormalizedEvent:
+    """The n-th version of product ``key``, as the receiver would publish it."""
+    return NormalizedEvent(
+        connection=names.ref,
+        source=SourceFormat.EVENTS_API,
+        event_id=str(uuid.uuid4()),
+        action=Action.UPSERT,
+        kind=ResourceKind.PRODUCT,
+        key=key,
+        version=T0 + timedelta(seconds=n),
+        resource=product(key, n),
+    )
+
+
 def workload(
     names: ConnectionNames, products: int, events: int, rng: random.Random
 ) -> tuple[list[NormalizedEvent], dict[str, int]]:
@@ -89,18 +103,7 @@ def workload(
     changes: list[NormalizedEvent] = []
     for n in range(1, per_product + 1):
         for key in rng.sample(keys, len(keys)):
-            changes.append(
-                NormalizedEvent(
-                    connection=names.ref,
-                    source=SourceFormat.EVENTS_API,
-                    event_id=str(uuid.uuid4()),
-                    action=Action.UPSERT,
-                    kind=ResourceKind.PRODUCT,
-                    key=key,
-                    version=T0 + timedelta(seconds=n),
-                    resource=product(key, n),
-                )
-            )
+            changes.append(upsert(names, key, n))
     # 20 % out of order: swapped with an event up to 2,000 positions later.
     for i in rng.sample(range(len(changes)), len(changes) // 5):
         j = min(len(changes) - 1, i + rng.randint(1, 2000))
@@ -200,18 +203,7 @@ async def paced_latency(
         for j in range(i, min(total, i + per_tick)):
             n += 1
             key = keys[j % len(keys)]
-            batch.append(
-                NormalizedEvent(
-                    connection=names.ref,
-                    source=SourceFormat.EVENTS_API,
-                    event_id=str(uuid.uuid4()),
-                    action=Action.UPSERT,
-                    kind=ResourceKind.PRODUCT,
-                    key=key,
-                    version=T0 + timedelta(seconds=n),
-                    resource=product(key, n),
-                )
-            )
+            batch.append(upsert(names, key, n))
         await publish_all(js, names, batch)
         delay = started + (i // per_tick + 1) * tick - time.perf_counter()
         if delay > 0:
