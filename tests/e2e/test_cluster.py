@@ -53,6 +53,10 @@ __all__ = ["crd_installed", "kube_api"]  # fixtures shared with the operator's t
 pytestmark = pytest.mark.kube
 
 RELEASE, OPERATOR_NS, NS, NAME = "e2e", "e2e-operator", "e2e-tenant", "shop"
+# A correctness test, not a timing one: on a loaded 2-core CI machine an answer may take
+# longer than the PIM's 0.5 s, which the simulator would count as lost. The 0.5 s budget is
+# measured by bench/receiver.py (p99) and bench/faults.py, so here the sender waits longer.
+ANSWER_BUDGET = 5.0
 LEGACY_SECRET = "e2e-cluster-legacy"
 PLATFORM_SECRETS = ("e2e-cluster-platform-a", "e2e-cluster-platform-b")
 SIGNING_SECRET = "e2e-cluster-signing"
@@ -311,12 +315,12 @@ async def test_cluster_manifests_run_the_pipeline_end_to_end(
         # 3. the PIM delivers both formats over TLS, with duplicates and reordering
         changes = [sim.catalog.random_change() for _ in range(160)]
         legacy = EventSender(
-            target, events_api_secret=LEGACY_SECRET, verify=tls,
+            target, events_api_secret=LEGACY_SECRET, verify=tls, timeout=ANSWER_BUDGET,
             reorder=0.3, duplicate=0.2, seed=3,
         )  # fmt: skip
         platform = EventSender(
             target, format="event_platform", event_platform_secrets=PLATFORM_SECRETS,
-            verify=tls, reorder=0.3, duplicate=0.2, seed=4,
+            verify=tls, timeout=ANSWER_BUDGET, reorder=0.3, duplicate=0.2, seed=4,
         )  # fmt: skip
         async with legacy, platform:
             assert await legacy.send_test_request() == 200

@@ -38,7 +38,15 @@ def replica(
         nats,
         AKENEO_PEERING_NAME=identity.peering_name,
         AKENEO_OPERATOR_PRIORITY=str(priority),
+        AKENEO_LOG_LEVEL="debug",  # kopf's pause/resume and watch-stream lines, for diagnosis
     )
+
+
+def story(op: OperatorProcess) -> str:
+    """The lines of a replica's debug log that tell who paused, watched and handled what."""
+    keys = ("Paus", "Resum", "watch-stream", "acme", "Handler", "rror", "Peer")
+    lines = [line for line in op.log.splitlines() if any(k in line for k in keys)]
+    return f"--- {op.process.name}:\n" + "\n".join(lines[-80:])
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -74,7 +82,10 @@ async def test_one_replica_acts_and_the_other_takes_over(
             body = await client.get(API, "AkeneoConnection", NS, "acme")
             return condition(body, "Ready").get("status") == "True"
 
-        await poll(ready, timeout=90, what="Ready", operators=(low, high))
+        try:
+            await poll(ready, timeout=90, what="Ready", operators=(low, high))
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{story(low)}\n{story(high)}") from None
         assert "Created Deployment/tenant-peers acme-worker" in high.log
         assert "tenant-peers" not in low.log
 
