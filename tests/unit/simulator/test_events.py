@@ -12,6 +12,9 @@ from akeneo_pim.simulator.catalog import Catalog, Change
 from tests.unit.simulator.receiver import Recorder, start
 
 SECRET = "events-secret"
+# Formats, signatures and knobs are under test, not speed: a loaded machine must not turn a
+# slow answer into a PIM timeout (only the last test is about late answers).
+PATIENT = 5.0
 
 
 @pytest.fixture
@@ -34,7 +37,7 @@ async def test_legacy_batches_of_ten_signed_with_test_request(
 ) -> None:
     recorder, url = receiver
     changes = _changes(25)
-    async with EventSender(url, events_api_secret=SECRET) as sender:
+    async with EventSender(url, events_api_secret=SECRET, timeout=PATIENT) as sender:
         assert await sender.send_test_request() == 200
         report = await sender.send(changes)
     assert recorder.test_requests == 1
@@ -57,7 +60,7 @@ async def test_legacy_batches_of_ten_signed_with_test_request(
 
 async def test_wrong_secret_is_rejected(receiver: tuple[Recorder, str]) -> None:
     recorder, url = receiver
-    async with EventSender(url, events_api_secret="not-it") as sender:
+    async with EventSender(url, events_api_secret="not-it", timeout=PATIENT) as sender:
         assert await sender.send_test_request() == 401
         report = await sender.send(_changes(3))
     assert report.rejected == 1 and report.accepted == 0
@@ -70,7 +73,7 @@ async def test_event_platform_cloudevents_carry_ids_only(receiver: tuple[Recorde
     changes = _changes(8)
     # secondary signed with a secret the receiver knows, primary with a retired one
     async with EventSender(
-        url, format="event_platform", event_platform_secrets=("retired", "old")
+        url, format="event_platform", event_platform_secrets=("retired", "old"), timeout=PATIENT
     ) as sender:
         report = await sender.send(changes)
     assert report.deliveries == 8 and report.accepted == 8
@@ -90,7 +93,14 @@ async def test_event_platform_cloudevents_carry_ids_only(receiver: tuple[Recorde
 async def test_drop_and_duplicate_knobs(receiver: tuple[Recorder, str]) -> None:
     recorder, url = receiver
     async with EventSender(
-        url, events_api_secret=SECRET, batch_size=1, drop=0.3, duplicate=0.3, reorder=0.5, seed=4
+        url,
+        events_api_secret=SECRET,
+        batch_size=1,
+        drop=0.3,
+        duplicate=0.3,
+        reorder=0.5,
+        seed=4,
+        timeout=PATIENT,
     ) as sender:
         report = await sender.send(_changes(60))
     assert report.dropped > 0 and report.duplicated > 0
