@@ -19,7 +19,7 @@ import random
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -411,7 +411,7 @@ class AkeneoRestClient:
 
     async def iter_offset_pages(
         self, path: str, params: Mapping[str, str] | None = None
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
         """Yield each page of a ``page``-paginated listing (the catalog structure's), in order.
 
         The first page asks ``with_count=true``; with the total known, the other pages are

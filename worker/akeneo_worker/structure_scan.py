@@ -12,6 +12,7 @@ which leaves a tombstone in the guard.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -64,15 +65,16 @@ class StructureScan:
         # The guard first: whatever it holds existed before the listing was read.
         known = await read_guard_entries(self._kv, listing.kind.value)
         present: set[str] = set()
-        async for items in self._client.iter_offset_pages(listing.path):
-            summary.calls += 1
-            page = []
-            for item in items:  # an offset page can repeat an item of the page before
-                code = str(item["code"])
-                if code not in present:
-                    present.add(code)
-                    page.append(item)
-            await self._upserts(listing, page, known, summary)
+        async with contextlib.aclosing(self._client.iter_offset_pages(listing.path)) as pages:
+            async for items in pages:  # closed at once on failure: no page left in flight
+                summary.calls += 1
+                page = []
+                for item in items:  # an offset page can repeat an item of the page before
+                    code = str(item["code"])
+                    if code not in present:
+                        present.add(code)
+                        page.append(item)
+                await self._upserts(listing, page, known, summary)
         missing = [c for c, entry in known.items() if not entry.deleted and c not in present]
         if not missing:
             return

@@ -22,7 +22,7 @@ import pytest
 
 from akeneo_connector.guard_state import GuardEntry, guard_key
 from akeneo_connector.spec import StreamSpec
-from akeneo_pim.normalized import Action, ResourceKind
+from akeneo_pim.normalized import Action, NormalizedEvent, ResourceKind
 from akeneo_pim.rest import AkeneoRestClient
 from akeneo_pim.simulator import PimSimulator
 from akeneo_pim.structure import STRUCTURE
@@ -30,6 +30,7 @@ from akeneo_worker.reconcile import Reconciler, ReconcileSettings, ReconcileSumm
 from akeneo_worker.sinks.base import Sink
 from akeneo_worker.sinks.postgres import PostgresSink
 from akeneo_worker.sinks.sqlite import SqliteSink
+from akeneo_worker.structure_scan import StructureScan, StructureSummary
 from akeneo_worker.worker import Worker
 from tests.integration.reconcile.streams import Connection, provisioned, stream_events
 from tests.integration.worker.support import eventually, running
@@ -115,6 +116,29 @@ async def test_429s_during_the_structure_scan_are_waited_out(nats: str) -> None:
         assert summary.structure["families"].published == 450
         assert summary.throttled_429 == sim.stats.throttled_429 > 0
         assert summary.max_in_flight <= 4
+
+
+async def test_a_failing_listing_fails_the_run_and_leaves_no_call_behind(nats: str) -> None:
+    async with (
+        PimSimulator(products=0, product_models=0, families=900, latency=0.02) as sim,
+        provisioned(nats) as conn,
+    ):
+        calls = 0
+
+        async def publish_then_fail(events: list[NormalizedEvent]) -> tuple[int, int]:
+            nonlocal calls
+            calls += 1
+            raise RuntimeError("the stream is gone")
+
+        async with AkeneoRestClient(sim.url, sim.credentials) as client:
+            scan = StructureScan(
+                client, conn.kv, publish_then_fail, connection="ns/c", started=datetime.now(UTC)
+            )
+            with pytest.raises(RuntimeError, match="stream is gone"):
+                await scan.run(STRUCTURE["families"], StructureSummary())
+            await asyncio.sleep(0.1)
+            assert client.stats.in_flight == 0  # the pages requested ahead were cancelled
+        assert calls == 1 and _calls(sim, STRUCTURE["families"].path) < 9
 
 
 # -- through the worker into a sink ----------------------------------------------------------
