@@ -22,7 +22,7 @@ from nats.js.kv import KeyValue
 
 from akeneo_connector.guard_state import GuardEntry, read_guard_entries
 from akeneo_pim.normalized import NormalizedEvent
-from akeneo_pim.rest import BATCH_SIZE, AkeneoRestClient
+from akeneo_pim.rest import BATCH_SIZE, AkeneoApiError, AkeneoRestClient
 from akeneo_pim.structure import StructureResource
 from akeneo_worker.reconcile_events import removal_event, structure_upsert
 
@@ -70,7 +70,7 @@ class StructureScan:
                 summary.calls += 1
                 page = []
                 for item in items:  # an offset page can repeat an item of the page before
-                    code = str(item["code"])
+                    code = _code(item, listing)
                     if code not in present:
                         present.add(code)
                         page.append(item)
@@ -81,7 +81,7 @@ class StructureScan:
         still = await self._client.get_by_codes(listing.path, missing)
         summary.calls += -(-len(missing) // BATCH_SIZE)
         await self._upserts(listing, still, known, summary)  # skipped by a shifted page
-        alive = {str(item["code"]) for item in still}
+        alive = {_code(item, listing) for item in still}
         removals = [
             removal_event(self._connection, listing.kind, code, known[code], self._started)
             for code in missing
@@ -100,7 +100,7 @@ class StructureScan:
     ) -> None:
         events = []
         for item in items:
-            stored = known.get(str(item["code"]))
+            stored = known.get(_code(item, listing))
             event = structure_upsert(self._connection, listing.kind, item, stored, self._started)
             if stored is not None and not stored.deleted and event.version == stored.version:
                 summary.unchanged += 1
@@ -109,3 +109,12 @@ class StructureScan:
         summary.seen += len(events)
         summary.published += stored_count
         summary.duplicates += duplicates
+
+
+def _code(item: dict[str, Any], listing: StructureResource) -> str:
+    code = item.get("code")
+    if not isinstance(code, str) or not code:
+        raise AkeneoApiError(
+            200, f"a listed item has no code: {str(item)[:120]}", path=listing.path
+        )
+    return code
