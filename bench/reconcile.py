@@ -9,15 +9,19 @@ call); a real nats-server is started with its own store. Prints:
 - the reconcile job as it runs by default: the products' ``updated`` range cut into 3 slices
   read side by side, plus the product models (4 cursors, the per-connection cap);
   each publishing every item and waiting for the stream's acks: items/s published, ratio to
-  the bound and to the baseline, and the most calls in flight seen by client and server.
+  the bound and to the baseline, and the most calls in flight seen by client and server;
+- the full scan of the catalog structure (categories, families, attributes: ``page``
+  pagination only): REST calls against the ceil(n / 100) bound, seconds, items/s.
 
     .venv/bin/python -m bench.reconcile [--products 20000 --product-models 2000 --latency 0.04]
+                                        [--categories 3000 --families 500 --attributes 1500]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import multiprocessing
 import tempfile
 import time
@@ -31,18 +35,27 @@ from akeneo_connector.jetstream import ensure_all
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.spec import StreamSpec
 from akeneo_pim.rest import PRODUCTS_UUID_PATH, AkeneoRestClient, PimCredentials
+from akeneo_pim.structure import STRUCTURE
 from akeneo_worker.reconcile import Reconciler, ReconcileSettings
 
 MAX_CALLS = 4
+STRUCTURE_RESOURCES = ("categories", "families", "attributes")
 
 
-def _serve(pipe: Connection, products: int, product_models: int, latency: float) -> None:
+def _serve(pipe: Connection, args: argparse.Namespace) -> None:
     """Child process: run the simulator until told to stop, then report server stats."""
     from akeneo_pim.simulator import PimSimulator
 
     async def main() -> None:
         started = time.perf_counter()
-        sim = PimSimulator(products=products, product_models=product_models, latency=latency)
+        sim = PimSimulator(
+            products=args.products,
+            product_models=args.product_models,
+            categories=args.categories,
+            families=args.families,
+            attributes=args.attributes,
+            latency=args.latency,
+        )
         seeded = time.perf_counter() - started
         sim.api.warm_cache()  # the JSON of each item is encoded once, outside the timed runs
         async with sim:
@@ -74,17 +87,40 @@ async def _baseline(url: str, credentials: PimCredentials) -> tuple[int, float]:
         return items, time.perf_counter() - started
 
 
-async def _reconcile(url: str, credentials: PimCredentials, nats_url: str, partitions: int):
-    names = ConnectionNames("bench", f"reconcile-{partitions}")
+async def _structure_baseline(url: str, credentials: PimCredentials) -> tuple[int, float]:
+    """The three structure listings paged side by side, nothing published."""
+    async with AkeneoRestClient(url, credentials) as client:
+        await client.get_json(f"{PRODUCTS_UUID_PATH}?limit=1")  # log in outside the clock
+        started = time.perf_counter()
+
+        async def count(path: str) -> int:
+            return sum([len(page) async for page in client.iter_offset_pages(path)])
+
+        paths = [STRUCTURE[name].path for name in STRUCTURE_RESOURCES]
+        items = sum(await asyncio.gather(*(count(path) for path in paths)))
+        return items, time.perf_counter() - started
+
+
+async def _reconcile(
+    url: str,
+    credentials: PimCredentials,
+    nats_url: str,
+    partitions: int,
+    resources: tuple[str, ...] = ("products", "product_models"),
+):
+    full = resources == STRUCTURE_RESOURCES
+    names = ConnectionNames("bench", f"reconcile-{partitions}{'-structure' * full}")
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
         await ensure_all(js, names, StreamSpec())
         kv = await js.key_value(names.guard_bucket)
-        settings = ReconcileSettings(names=names, partitions=partitions)
+        settings = ReconcileSettings(
+            names=names, partitions=partitions, resources=resources, full=full
+        )
         async with AkeneoRestClient(url, credentials) as client:
             await client.get_json(f"{PRODUCTS_UUID_PATH}?limit=1")
-            client.stats.pages = client.stats.calls = 0
+            client.stats.pages = client.stats.calls = client.stats.max_in_flight = 0
             return await Reconciler(settings, client, js, kv).run()
     finally:
         await nc.close()
@@ -95,14 +131,15 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=20_000)
     parser.add_argument("--product-models", type=int, default=2_000)
     parser.add_argument("--latency", type=float, default=0.04)
+    parser.add_argument("--categories", type=int, default=3_000)
+    parser.add_argument("--families", type=int, default=500)
+    parser.add_argument("--attributes", type=int, default=1_500)
     args = parser.parse_args()
     bound = 100 / args.latency
 
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
-    proc = ctx.Process(
-        target=_serve, args=(child, args.products, args.product_models, args.latency)
-    )
+    proc = ctx.Process(target=_serve, args=(child, args))
     proc.start()
     url, seeded = parent.recv()
     credentials = _credentials()
@@ -116,8 +153,16 @@ def main() -> None:
             parent.send("stats")
             single_in_flight, _ = parent.recv()
             summary = asyncio.run(_reconcile(url, credentials, server.url, 3))
+            parent.send("stats")
+            server_in_flight, _ = parent.recv()
+            listed, listed_s = asyncio.run(_structure_baseline(url, credentials))
+            parent.send("stats")
+            _, before = parent.recv()
+            structure = asyncio.run(
+                _reconcile(url, credentials, server.url, 1, STRUCTURE_RESOURCES)
+            )
             parent.send("stop")
-            server_in_flight, _requests = parent.recv()
+            structure_in_flight, after = parent.recv()
         finally:
             server.stop()
             proc.join(timeout=10)
@@ -148,6 +193,20 @@ def main() -> None:
     print(f"max calls in flight: client {summary.max_in_flight}, server {server_in_flight} "
           f"(cap {MAX_CALLS}) -> {'OK' if peak <= MAX_CALLS else 'EXCEEDED'}")  # fmt: skip
     print(f"target >= 0.85 of bound: {'met' if rate / bound >= 0.85 else 'NOT met'}")
+    sizes = {"categories": args.categories, "families": args.families,
+             "attributes": args.attributes}  # fmt: skip
+    pages = sum(max(1, math.ceil(n / 100)) for n in sizes.values())
+    items = sum(part.seen for part in structure.structure.values())
+    print(f"structure full scan ({', '.join(f'{n} {name}' for name, n in sizes.items())}, "
+          f"page pagination): {items} items published in {structure.seconds:.2f} s = "
+          f"{items / structure.seconds:,.0f} items/s; "
+          f"{sum(part.calls for part in structure.structure.values())} listing calls "
+          f"(server saw {after - before - 2} after the log-in; ceil(n/100) bound {pages}); "
+          f"max in flight client "
+          f"{structure.max_in_flight} / server {structure_in_flight}; sequential paging "
+          f"would take >= {pages * args.latency:.2f} s")  # fmt: skip
+    print(f"  baseline, same run (the three listings paged, nothing published): {listed} "
+          f"items in {listed_s:.2f} s")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime
 
+from nats.js.kv import KeyValue
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 GUARD_PREFIX = "guard"
@@ -99,3 +100,18 @@ class WorkerStats(_State):
     skipped_duplicate: int = 0
     dead_lettered: int = 0
     updated_at: AwareDatetime
+
+
+async def read_guard_entries(kv: KeyValue, kind: str) -> dict[str, GuardEntry]:
+    """Every guard entry of a kind (tombstones and claims included), read once."""
+    watcher = await kv.watch(f"{GUARD_PREFIX}.{kind}.>", ignore_deletes=True)
+    entries: dict[str, GuardEntry] = {}
+    try:
+        async for entry in watcher:
+            if entry is None:
+                break
+            if entry.value:
+                entries[parse_guard_key(entry.key)[1]] = GuardEntry.model_validate_json(entry.value)
+    finally:
+        await watcher.stop()  # type: ignore[no-untyped-call]
+    return entries

@@ -184,7 +184,9 @@ class ReconciliationSpec(SpecModel):
     schedule: Annotated[str, Field(pattern=CRON_PATTERN)] = "*/15 * * * *"
     full_scan_schedule: Annotated[str, Field(pattern=CRON_PATTERN)] | None = "0 3 * * 0"
     resources: list[ReconcileResource] = Field(
-        default_factory=lambda: list[ReconcileResource](["products", "product_models"])
+        default_factory=lambda: list[ReconcileResource](["products", "product_models"]),
+        description="What the reconcile jobs read; categories, families and attributes are "
+        "synced by the full scan only (fullScanSchedule)",
     )
     safety_margin: Duration = "5m"
     suspend: bool = False

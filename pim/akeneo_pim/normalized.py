@@ -24,6 +24,10 @@ class SourceFormat(StrEnum):
 class ResourceKind(StrEnum):
     PRODUCT = "product"
     PRODUCT_MODEL = "product_model"
+    # The catalog structure: no event announces it; only the reconcile job's full scan does.
+    CATEGORY = "category"
+    FAMILY = "family"
+    ATTRIBUTE = "attribute"
 
 
 class Action(StrEnum):
@@ -41,7 +45,7 @@ class NormalizedEvent(BaseModel):
     kind: ResourceKind
     key: str = Field(
         min_length=1,
-        description="Guard key: product uuid (else identifier), product model code",
+        description="Guard key: product uuid (else identifier); code of the other kinds",
     )
     version: AwareDatetime = Field(
         description="data.resource.updated when present, else event_datetime / CloudEvents time"

@@ -19,7 +19,7 @@ import random
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -169,6 +169,17 @@ def _peek_next_href(text: str) -> str | None:
         href = json.loads(f'"{match.group(1)}"')
     except ValueError:
         return None
+    return href if isinstance(href, str) else None
+
+
+def _items(page: Any) -> list[dict[str, Any]]:
+    embedded = page.get("_embedded", {}) if isinstance(page, dict) else {}
+    return list(embedded.get("items", []))
+
+
+def _next_href(page: Any) -> str | None:
+    link = page.get("_links", {}).get("next") if isinstance(page, dict) else None
+    href = link.get("href") if isinstance(link, dict) else None
     return href if isinstance(href, str) else None
 
 
@@ -397,6 +408,50 @@ class AkeneoRestClient:
                 ahead.cancel()
                 with contextlib.suppress(BaseException):
                     await ahead
+
+    async def iter_offset_pages(
+        self, path: str, params: Mapping[str, str] | None = None
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """Yield each page of a ``page``-paginated listing (the catalog structure's), in order.
+
+        The first page asks ``with_count=true``; with the total known, the other pages are
+        requested at once (the cap on calls in flight still holds) instead of one after the
+        other: ceil(n / 100) calls, where following ``next`` costs one more when n is a
+        multiple of 100 (Akeneo links a next page after every full one). An answer without
+        ``items_count`` is paged by following ``_links.next.href``.
+        """
+        query = {**(params or {}), "limit": str(MAX_LIMIT), "with_count": "true"}
+        first = await self.get_json(f"{path}?{urlencode({**query, 'page': '1'})}")
+        self.stats.pages += 1
+        yield _items(first)
+        count = first.get("items_count") if isinstance(first, dict) else None
+        if not isinstance(count, int):
+            url = _next_href(first)
+            while url is not None:
+                page = await self.get_json(url)
+                self.stats.pages += 1
+                yield _items(page)
+                url = _next_href(page)
+            return
+
+        async def one(number: int) -> list[dict[str, Any]]:
+            page = await self.get_json(f"{path}?{urlencode({**query, 'page': str(number)})}")
+            self.stats.pages += 1
+            return _items(page)
+
+        last = -(-count // MAX_LIMIT)
+        tasks = [asyncio.create_task(one(n)) for n in range(2, last + 1)]
+        try:
+            for task in tasks:
+                yield await task
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def get_by_codes(self, path: str, codes: Sequence[str]) -> list[dict[str, Any]]:
+        """Items of a structure listing with these codes (missing ones absent), 100 per call."""
+        return await self._batched(path, "code", codes)
 
     async def _batched(self, path: str, field: str, keys: Sequence[str]) -> list[dict[str, Any]]:
         unique = list(dict.fromkeys(keys))

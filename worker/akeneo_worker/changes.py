@@ -39,7 +39,7 @@ class Change:
     """What a sink receives (the webhook sends exactly these fields)."""
 
     connection: str
-    kind: str  # "product" | "product_model"
+    kind: str  # a ResourceKind value: "product", "product_model", "category", "family", ...
     key: str
     operation: Operation
     version: datetime

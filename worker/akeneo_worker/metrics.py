@@ -6,6 +6,8 @@ from collections import deque
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from akeneo_pim.normalized import ResourceKind
+
 SKIP_REASONS = ("outdated", "duplicate", "own_author", "not_found")
 
 
@@ -45,6 +47,9 @@ class WorkerMetrics:
             "akeneo_worker_consumer_lag", "Messages pending for the worker's consumer",
             registry=self.registry,
         )  # fmt: skip
+        for kind in ResourceKind:  # every series exists from the start, at 0
+            for operation in ("upsert", "delete"):
+                self.applied.labels(kind.value, operation)
         self.counts: dict[str, int] = {
             "applied": 0, "outdated": 0, "duplicate": 0, "dead_lettered": 0,
         }  # fmt: skip

@@ -5,7 +5,9 @@ safety margin`` with ``search_after`` and publishes every item into the connecti
 as a synthetic ``NormalizedEvent`` whose message id depends only on (kind, key, updated), so a
 rerun is de-duplicated by JetStream and the worker's ordering guard ignores what it applied.
 With ``full``, it also scans every identifier (small pages) and publishes removals for what
-the guard knows but the PIM no longer has (confirmed by a batched read before publishing).
+the guard knows but the PIM no longer has (confirmed by a batched read before publishing),
+and syncs the catalog structure listed in the resources (``structure_scan``): categories,
+families and attributes are read on the full-scan schedule only.
 
 The watermark (``reconcile.watermark.<kind>``, the run's start time) moves only after the
 whole run succeeded, under the ``reconcile.lock`` lease, with compare-and-set writes, so a
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import socket
@@ -33,16 +34,14 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from akeneo_connector.guard_state import (
-    GUARD_PREFIX,
     LOCK_KEY,
-    GuardEntry,
     ReconcileLock,
     Watermark,
-    parse_guard_key,
+    read_guard_entries,
     watermark_key,
 )
 from akeneo_connector.names import ConnectionNames
-from akeneo_pim.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat, utc_version
+from akeneo_pim.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
 from akeneo_pim.rest import (
     PRODUCT_MODELS_PATH,
     PRODUCTS_UUID_PATH,
@@ -51,11 +50,17 @@ from akeneo_pim.rest import (
     akeneo_date,
     search_param,
 )
+from akeneo_pim.structure import ATTRIBUTES_PATH, STRUCTURE, StructureResource
+from akeneo_worker.reconcile_events import (
+    RECONCILE_AUTHOR,
+    event_id,
+    parse_updated,
+    removal_event,
+)
+from akeneo_worker.structure_scan import StructureScan, StructureSummary
 
 log = logging.getLogger(__name__)
 
-RECONCILE_AUTHOR = "reconcile"
-ATTRIBUTES_PATH = "/api/rest/v1/attributes"
 PAGE_QUEUE = 3  # pages fetched ahead of publishing, per cursor
 
 
@@ -75,7 +80,6 @@ KINDS: dict[str, KindSpec] = {
         "product_models", ResourceKind.PRODUCT_MODEL, PRODUCT_MODELS_PATH, "code"
     ),
 }
-STRUCTURE_RESOURCES = frozenset({"categories", "families", "attributes"})
 
 
 class LockBusy(RuntimeError):
@@ -123,25 +127,29 @@ class ReconcileSummary:
     connection: str
     full: bool
     kinds: dict[str, KindSummary] = field(default_factory=dict)
+    structure: dict[str, StructureSummary] = field(default_factory=dict)
     pages: int = 0
     calls: int = 0
     retries: int = 0
     throttled_429: int = 0
     max_in_flight: int = 0
     seconds: float = 0.0
-    skipped_resources: list[str] = field(default_factory=list)
+    full_scan_only: list[str] = field(default_factory=list)  # listed, left to the full scan
+
+    def _all(self) -> list[KindSummary | StructureSummary]:
+        return [*self.kinds.values(), *self.structure.values()]
 
     @property
     def seen(self) -> int:
-        return sum(k.seen for k in self.kinds.values())
+        return sum(k.seen for k in self._all())
 
     @property
     def published(self) -> int:
-        return sum(k.published for k in self.kinds.values())
+        return sum(k.published for k in self._all())
 
     @property
     def removals(self) -> int:
-        return sum(k.removals for k in self.kinds.values())
+        return sum(k.removals for k in self._all())
 
     def line(self) -> str:
         parts = [
@@ -155,25 +163,13 @@ class ReconcileSummary:
                 f"[{name}: seen={k.seen} published={k.published} duplicates={k.duplicates}"
                 f" removals={k.removals}{f' scanned={k.scanned}' if self.full else ''}]"
             )
-        if self.skipped_resources:
-            parts.append(f"skipped={','.join(self.skipped_resources)}")
+        parts += [f"[{name}: {k.line()}]" for name, k in self.structure.items()]
+        if self.full_scan_only:
+            parts.append(f"full-scan-only={','.join(self.full_scan_only)}")
         return " ".join(parts)
 
 
 # -- pure helpers ---------------------------------------------------------------------------
-
-
-def event_id(kind: ResourceKind, key: str, version: datetime, *, removed: bool = False) -> str:
-    """Deterministic message id: the same item at the same version always maps to it."""
-    digest = hashlib.sha256(f"{kind.value}\0{key}\0{utc_version(version)}".encode()).hexdigest()
-    return f"reconcile-{'rm' if removed else 'up'}-{kind.value}-{digest[:40]}"
-
-
-def parse_updated(raw: Any) -> datetime:
-    if not isinstance(raw, str):
-        raise ValueError(f"item without an 'updated' date: {raw!r}")
-    value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def upsert_event(
@@ -193,24 +189,6 @@ def upsert_event(
         author=RECONCILE_AUTHOR,
         resource=resource,
         received_at=now,
-    )
-
-
-def removal_event(
-    connection: str, kind: ResourceKind, key: str, entry: GuardEntry, started: datetime
-) -> NormalizedEvent:
-    """A removal newer than what the guard applied (the PIM gives no removal time)."""
-    version = max(started, entry.version + timedelta(microseconds=1))
-    return NormalizedEvent(
-        connection=connection,
-        source=SourceFormat.RECONCILE,
-        event_id=event_id(kind, key, entry.version, removed=True),
-        action=Action.DELETE,
-        kind=kind,
-        key=key,
-        version=version,
-        author=RECONCILE_AUTHOR,
-        received_at=started,
     )
 
 
@@ -405,25 +383,6 @@ class _Publisher:
         return len(acks) - duplicates, duplicates
 
 
-async def _guard_entries(kv: KeyValue, kind: ResourceKind) -> dict[str, GuardEntry]:
-    """Every live (not deleted) guard entry of a kind: what the sink is believed to hold."""
-    watcher = await kv.watch(f"{GUARD_PREFIX}.{kind.value}.>", ignore_deletes=True)
-    entries: dict[str, GuardEntry] = {}
-    try:
-        async for entry in watcher:
-            if entry is None:
-                break
-            if not entry.value:
-                continue
-            _, key = parse_guard_key(entry.key)
-            guard = GuardEntry.model_validate_json(entry.value)
-            if not guard.deleted:
-                entries[key] = guard
-    finally:
-        await watcher.stop()  # type: ignore[no-untyped-call]
-    return entries
-
-
 class Reconciler:
     """One run: ``await Reconciler(...).run()`` returns the summary or raises."""
 
@@ -449,14 +408,16 @@ class Reconciler:
         started_clock = time.monotonic()
         started = datetime.now(UTC)
         specs = [KINDS[r] for r in self.settings.resources if r in KINDS]
-        # categories / families / attributes have no event kind in the stream yet
-        self.summary.skipped_resources = [r for r in self.settings.resources if r not in KINDS]
+        listings = [STRUCTURE[r] for r in self.settings.resources if r in STRUCTURE]
+        if not self.settings.full:
+            self.summary.full_scan_only = [listing.resource for listing in listings]
         lease = Lease(self.kv, self.settings.holder, self.settings.lock_ttl)
         await lease.acquire()
         try:
             tasks = [self._incremental(spec, started) for spec in specs]
             if self.settings.full:
                 tasks += [self._full_scan(spec, started) for spec in specs]
+                tasks += [self._structure_scan(listing, started) for listing in listings]
             await _together(tasks)
             if lease.lost is not None:
                 raise LockLost(f"reconcile lock lost during the run: {lease.lost}")
@@ -539,11 +500,20 @@ class Reconciler:
         if self._on_page is not None:
             await self._on_page(spec.resource, len(items))
 
+    async def _structure_scan(self, listing: StructureResource, started: datetime) -> None:
+        summary = self.summary.structure.setdefault(listing.resource, StructureSummary())
+        connection = self.settings.names.ref
+        scan = StructureScan(
+            self.client, self.kv, self._publisher.publish, connection=connection, started=started
+        )
+        await scan.run(listing, summary)
+
     async def _full_scan(self, spec: KindSpec, started: datetime) -> None:
         summary = self._kind_summary(spec)
         # Snapshot the guard first: anything it holds existed before the scan started, so a
         # key missing from the scan was removed (creations during the scan are not in it).
-        known = await _guard_entries(self.kv, spec.kind)
+        entries = await read_guard_entries(self.kv, spec.kind.value)
+        known = {key: entry for key, entry in entries.items() if not entry.deleted}
         present: set[str] = set()
         attribute = await self._identifier_attribute()
         params = {"attributes": attribute} if attribute else {}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -19,10 +18,10 @@ from nats.aio.client import Client
 from nats.js.errors import BucketNotFoundError, NotFoundError
 
 from akeneo_pim.rest import AkeneoApiError, AkeneoAuthError, AkeneoRestClient, PimCredentials
+from akeneo_pim.structure import STRUCTURE
 from akeneo_worker.options import add_common, connect, env, seconds, setup_logging
 from akeneo_worker.reconcile import (
     KINDS,
-    STRUCTURE_RESOURCES,
     LockBusy,
     LockLost,
     Reconciler,
@@ -34,8 +33,6 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_LOCKED = 75  # EX_TEMPFAIL
 
-log = logging.getLogger("akeneo_worker.reconcile")
-
 
 class ConfigError(Exception):
     """Bad flags or mounted files: said plainly, never with a secret in it."""
@@ -43,11 +40,11 @@ class ConfigError(Exception):
 
 def _resources(text: str) -> tuple[str, ...]:
     names = tuple(r.strip() for r in text.split(",") if r.strip())
-    unknown = [r for r in names if r not in KINDS and r not in STRUCTURE_RESOURCES]
+    unknown = [r for r in names if r not in KINDS and r not in STRUCTURE]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
             f"unknown resources {', '.join(unknown) or '(none)'}: use a comma list of "
-            f"{', '.join([*KINDS, *sorted(STRUCTURE_RESOURCES)])}"
+            f"{', '.join([*KINDS, *STRUCTURE])}"
         )
     return names
 
@@ -70,7 +67,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--pim-ca-file", default=env("AKENEO_PIM_CA_FILE"),
         help="CA bundle to verify the PIM's certificate [AKENEO_PIM_CA_FILE]")  # fmt: skip
     add("--full", action="store_true",
-        help="also scan all identifiers and publish removals for deleted resources")  # fmt: skip
+        help="also scan all identifiers and publish removals for deleted resources, and "
+             "sync the listed categories, families and attributes")  # fmt: skip
 
 
 async def _connect(args: argparse.Namespace) -> Client:
@@ -118,10 +116,6 @@ async def reconcile(args: argparse.Namespace) -> int:
     finally:
         await nc.close()
     print(summary.line(), flush=True)
-    if summary.skipped_resources:
-        log.warning(
-            "structure resources are not reconciled yet: %s", ",".join(summary.skipped_resources)
-        )
     return EXIT_OK
 
 

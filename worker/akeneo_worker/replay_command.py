@@ -8,6 +8,7 @@ import contextlib
 import json
 from datetime import datetime
 
+from akeneo_pim.normalized import ResourceKind
 from akeneo_worker.options import add_common, connect, setup_logging
 from akeneo_worker.replay import DeadLetterFilter, redeliver_stream, replay_dead_letters
 
@@ -39,7 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--since", type=_time, help="dead letters: dead-lettered at or after (ISO 8601)")
     add("--until", type=_time, help="dead letters: dead-lettered before (ISO 8601)")
     add("--key", help="dead letters: only this resource key (uuid, identifier or code)")
-    add("--kind", choices=["product", "product_model"], help="dead letters: only this kind")
+    add("--kind", choices=[k.value for k in ResourceKind], help="dead letters: only this kind")
     add("--include-malformed", action="store_true",
         help="dead letters: also re-publish messages that could not be parsed")  # fmt: skip
     add("--keep", action="store_true", help="dead letters: keep them after re-publishing")

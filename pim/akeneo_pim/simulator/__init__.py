@@ -1,14 +1,16 @@
 """A simulated Akeneo PIM for tests, demos and deployment checks.
 
-``PimSimulator`` serves the REST API (OAuth, products, product models) on a free loopback
-port over a seeded ``Catalog``; its edit methods return the ``Change`` the PIM would announce,
-which ``EventSender`` delivers to a receiver in either event format.
+``PimSimulator`` serves the REST API (OAuth, products, product models, categories, families,
+attributes) on a free loopback port over a seeded ``Catalog``; its product edit methods
+return the ``Change`` the PIM would announce, which ``EventSender`` delivers to a receiver in
+either event format. Structure edits announce nothing (neither does the real PIM).
 """
 
 from __future__ import annotations
 
 import ssl
 from types import TracebackType
+from typing import Any
 
 from aiohttp import web
 
@@ -16,6 +18,7 @@ from akeneo_pim.rest import PimCredentials
 from akeneo_pim.simulator.catalog import Catalog, Change
 from akeneo_pim.simulator.events import EventSender, SendReport
 from akeneo_pim.simulator.rest_app import ApiSettings, RestApi, ServerStats
+from akeneo_pim.simulator.structure import ATTRIBUTES, CATEGORIES, FAMILIES, StructureName
 
 __all__ = ["Catalog", "Change", "EventSender", "PimSimulator", "SendReport", "ServerStats"]
 
@@ -28,6 +31,9 @@ class PimSimulator:
         *,
         products: int = 100,
         product_models: int = 10,
+        categories: int = len(CATEGORIES),
+        families: int = len(FAMILIES),
+        attributes: int = len(ATTRIBUTES),
         seed: int = 0,
         latency: float = 0.0,
         rate_429: float = 0.0,
@@ -41,7 +47,14 @@ class PimSimulator:
         port: int = 0,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.catalog = Catalog(products=products, product_models=product_models, seed=seed)
+        self.catalog = Catalog(
+            products=products,
+            product_models=product_models,
+            seed=seed,
+            categories=categories,
+            families=families,
+            attributes=attributes,
+        )
         self.api = RestApi(
             self.catalog,
             ApiSettings(
@@ -141,3 +154,17 @@ class PimSimulator:
 
     def delete_product_model(self, code: str | None = None, *, author: str = "admin") -> Change:
         return self.catalog.delete_product_model(code, author=author)
+
+    # -- structure edits (no event: a full reconcile scan is what finds them) -------------
+
+    def create_structure(self, name: StructureName, *, parent: str | None = "master") -> str:
+        """A new category (under ``parent``), family or attribute; returns its code."""
+        return str(self.catalog.structure.create(name, parent=parent)["code"])
+
+    def edit_structure(self, name: StructureName, code: str, *, label: str) -> dict[str, Any]:
+        """Change an item's en_US label; returns the item as the API now serves it."""
+        return self.catalog.structure.edit(name, code, label=label)
+
+    def delete_structure(self, name: StructureName, code: str) -> list[str]:
+        """Remove an item (a category with its subtree); returns the removed codes."""
+        return self.catalog.structure.delete(name, code)

@@ -17,39 +17,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from akeneo_pim.simulator.structure import (
+    ATTRIBUTES,
+    CATEGORIES,
+    CHANNELS,
+    FAMILIES,
+    LOCALES,
+    CatalogStructure,
+)
+
 Kind = Literal["product", "product_model"]
 ChangeAction = Literal["created", "updated", "removed"]
 
-FAMILIES = ("clothing", "shoes", "accessories", "electronics", "furniture")
-LOCALES = ("en_US", "fr_FR", "de_DE")
-CHANNELS = ("ecommerce", "mobile")
-CATEGORIES = (
-    "master",
-    "summer_collection",
-    "winter_collection",
-    "men",
-    "women",
-    "kids",
-    "sale",
-    "new_arrivals",
-    "outdoor",
-    "home",
-)
 COLORS = ("black", "white", "red", "blue", "green", "grey", "yellow")
 SIZES = ("xs", "s", "m", "l", "xl")
 ASSOCIATION_TYPES = ("X_SELL", "UPSELL", "SUBSTITUTION", "PACK")
-IDENTIFIER_ATTRIBUTE = "sku"
-ATTRIBUTES: tuple[tuple[str, str, bool, bool], ...] = (
-    # code, type, localizable, scopable
-    ("sku", "pim_catalog_identifier", False, False),
-    ("name", "pim_catalog_text", True, False),
-    ("description", "pim_catalog_textarea", True, True),
-    ("price", "pim_catalog_price_collection", False, False),
-    ("weight", "pim_catalog_metric", False, False),
-    ("color", "pim_catalog_simpleselect", False, False),
-    ("size", "pim_catalog_simpleselect", False, False),
-    ("ean", "pim_catalog_text", False, False),
-)
 
 
 def akeneo_datetime(value: datetime) -> str:
@@ -102,7 +84,7 @@ class _Table:
 
 
 class Catalog:
-    """Products by uuid, product models by code, structure (attributes, families, categories)."""
+    """Products by uuid, product models by code, and the structure (``CatalogStructure``)."""
 
     def __init__(
         self,
@@ -111,6 +93,9 @@ class Catalog:
         product_models: int = 10,
         seed: int = 0,
         seeded_until: datetime | None = None,
+        categories: int = len(CATEGORIES),
+        families: int = len(FAMILIES),
+        attributes: int = len(ATTRIBUTES),
     ) -> None:
         self._rng = random.Random(seed)
         self.products = _Table()
@@ -122,6 +107,14 @@ class Catalog:
         self._last_time = until
         self._serial = 0
         self._seed(products, product_models, until)
+        self.structure = CatalogStructure(
+            categories=categories,
+            families=families,
+            attributes=attributes,
+            until=until,
+            tick=self.tick,
+            stamp=akeneo_datetime,
+        )
 
     # -- time -----------------------------------------------------------------------------
 
@@ -367,41 +360,3 @@ class Catalog:
     def drain_changes(self) -> list[Change]:
         changes, self.changes = self.changes, []
         return changes
-
-    # -- structure ------------------------------------------------------------------------
-
-    def attributes(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "code": code,
-                "type": kind,
-                "group": "marketing" if kind != "pim_catalog_identifier" else "technical",
-                "localizable": localizable,
-                "scopable": scopable,
-                "unique": kind == "pim_catalog_identifier",
-                "labels": {"en_US": code.capitalize()},
-            }
-            for code, kind, localizable, scopable in ATTRIBUTES
-        ]
-
-    def families(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "code": family,
-                "attribute_as_label": "name",
-                "attributes": [a[0] for a in ATTRIBUTES],
-                "attribute_requirements": {ch: ["sku", "name"] for ch in CHANNELS},
-                "labels": {"en_US": family.capitalize()},
-            }
-            for family in FAMILIES
-        ]
-
-    def categories(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "code": code,
-                "parent": None if code == "master" else "master",
-                "labels": {"en_US": code.replace("_", " ").capitalize()},
-            }
-            for code in CATEGORIES
-        ]

@@ -1,8 +1,9 @@
-"""The simulated PIM's REST API (aiohttp): OAuth tokens, product and product model listings.
+"""The simulated PIM's REST API (aiohttp): OAuth tokens, products, product models, structure.
 
 Behaves as Akeneo documents it: password and refresh-token grants with expiring tokens,
 ``search`` filters (``updated``, ``uuid``, ``identifier``...), ``page`` and ``search_after``
-paging with Akeneo's limits and error bodies, plus knobs for latency and ``429`` storms.
+paging with Akeneo's limits and error bodies (categories, families and attributes: ``page``
+only, see ``akeneo_pim.structure``), plus knobs for latency and ``429`` storms.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from akeneo_pim.simulator.catalog import Catalog
+from akeneo_pim.simulator.catalog import Catalog, akeneo_datetime
+from akeneo_pim.simulator.structure import StructureName
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 10
@@ -97,9 +99,9 @@ class RestApi:
         r.add_get("/api/rest/v1/products/{identifier}", self.get_product_by_identifier)
         r.add_get("/api/rest/v1/product-models", self.list_product_models)
         r.add_get("/api/rest/v1/product-models/{code}", self.get_product_model)
-        r.add_get("/api/rest/v1/attributes", self.list_structure)
-        r.add_get("/api/rest/v1/families", self.list_structure)
-        r.add_get("/api/rest/v1/categories", self.list_structure)
+        for name in _STRUCTURE_NOUNS:
+            r.add_get(f"/api/rest/v1/{name}", self.list_structure)
+            r.add_get(f"/api/rest/v1/{name}/{{code}}", self.get_structure_item)
 
     # -- knobs ----------------------------------------------------------------------------
 
@@ -259,21 +261,17 @@ class RestApi:
         )
 
     async def list_structure(self, request: web.Request) -> web.Response:
-        kind = request.path.rsplit("/", 1)[-1]
-        rows = {
-            "attributes": self.catalog.attributes,
-            "families": self.catalog.families,
-            "categories": self.catalog.categories,
-        }[kind]()
-        items = {row["code"]: row for row in rows}
-        path = f"/api/rest/v1/{kind}"
+        name = _structure_name(request.path.rsplit("/", 1)[-1])
+        structure = self.catalog.structure
+        path = f"/api/rest/v1/{name}"
         return self._listing(
             request,
-            sorted(items),
-            items,
-            _structure_filters,
+            structure.codes(name),
+            structure.items[name],
+            lambda search: _structure_filters(name, search),
             lambda item: f"{path}/{item['code']}",
             path,
+            structure=True,
         )
 
     def _listing(
@@ -284,12 +282,17 @@ class RestApi:
         filters: Callable[[dict[str, Any]], Callable[[dict[str, Any]], bool]],
         href: Callable[[dict[str, Any]], str],
         path: str,
+        *,
+        structure: bool = False,
     ) -> web.Response:
+        """One page of a listing; ``structure``: page pagination only, no 10,000-item cap."""
         q = request.query
         limit = _limit(q.get("limit"))
         pagination = q.get("pagination_type", "page")
         if pagination not in ("page", "search_after"):
             raise ApiError(422, "Pagination type does not exist.")
+        if structure and pagination == "search_after":
+            raise ApiError(422, "Pagination type is not supported.")
         search = _parse_search(q.get("search"))
         accept = filters(search)
         attributes = set(q["attributes"].split(",")) if q.get("attributes") else None
@@ -319,7 +322,7 @@ class RestApi:
             body = {"_links": links}
         else:
             page = _positive_int(q.get("page", "1"), "page")
-            if (page - 1) * limit >= MAX_PAGE_ITEMS:
+            if not structure and (page - 1) * limit >= MAX_PAGE_ITEMS:
                 raise ApiError(
                     422,
                     'You have reached the maximum number of pages you can retrieve with the "page"'
@@ -331,12 +334,15 @@ class RestApi:
             links = {"self": link({"page": str(page)}), "first": link({"page": "1"})}
             if page > 1:
                 links["previous"] = link({"page": str(page - 1)})
-            if page * limit < len(matching):
+            if len(chunk) == limit:  # Akeneo links a next page after every full one
                 links["next"] = link({"page": str(page + 1)})
             body = {"_links": links, "current_page": page}
             if q.get("with_count") == "true":
                 body["items_count"] = len(matching)
-        if attributes is not None:
+        if structure:  # small, and edited in place: encoded on every call
+            rendered = [json.dumps(_render(item, origin + href(item), None)).encode()
+                        for item in page_items]  # fmt: skip
+        elif attributes is not None:
             rendered = [
                 json.dumps(_render(item, origin + href(item), attributes)).encode()
                 for item in page_items
@@ -380,6 +386,15 @@ class RestApi:
             404,
             f'Product "{identifier}" does not exist or you do not have permission to access it.',
         )
+
+    async def get_structure_item(self, request: web.Request) -> web.Response:
+        name = _structure_name(request.path.split("/")[-2])
+        code = request.match_info["code"]
+        item = self.catalog.structure.items[name].get(code)
+        if item is None:
+            raise ApiError(404, f'{_STRUCTURE_NOUNS[name]} "{code}" does not exist.')
+        origin = f"{request.scheme}://{request.host}"
+        return web.json_response(_render(item, f"{origin}{request.path}", None))
 
     async def get_product_model(self, request: web.Request) -> web.Response:
         key = request.match_info["code"]
@@ -566,12 +581,52 @@ def _model_filters(search: dict[str, list[dict[str, Any]]]) -> Predicate:
     return _combine(predicates)
 
 
-def _structure_filters(search: dict[str, list[dict[str, Any]]]) -> Predicate:
+def _structure_name(text: str) -> StructureName:
+    if text not in _STRUCTURE_NOUNS:
+        raise ApiError(404, "Not found")
+    return text
+
+
+def _structure_filters(name: StructureName, search: dict[str, list[dict[str, Any]]]) -> Predicate:
+    """Akeneo's filters of these listings: ``code IN`` on all, ``type IN`` on attributes,
+    ``parent =``, ``is_root =`` and ``updated >`` (ISO 8601) on categories."""
     predicates: list[Predicate] = []
     for prop, conditions in search.items():
         for condition in conditions:
-            if prop in ("code", "type"):
+            operator, value = condition.get("operator"), condition.get("value")
+            if (name, prop, operator) in _STRUCTURE_MATCHES:
                 predicates.append(_in_predicate(prop, prop, condition))
+            elif name == "categories" and (prop, operator) == ("is_root", "="):
+                predicates.append(_is_root(bool(value)))
+            elif name == "categories" and (prop, operator) == ("updated", ">"):
+                predicates.append(_iso_after(value))
             else:
-                raise _unsupported(prop, str(condition.get("operator")))
+                raise _unsupported(prop, str(operator))
     return _combine(predicates)
+
+
+def _is_root(root: bool) -> Predicate:
+    return lambda item: (item["parent"] is None) is root
+
+
+def _iso_after(value: Any) -> Predicate:
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ApiError(
+            422, f'Property "updated" expects a string with the ISO 8601 format, "{value}" given.'
+        ) from None
+    bound = akeneo_datetime(parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC))
+    return lambda item: bool(item["updated"] > bound)
+
+
+_STRUCTURE_MATCHES = {
+    *((name, "code", "IN") for name in ("categories", "families", "attributes")),
+    ("attributes", "type", "IN"),
+    ("categories", "parent", "="),
+}
+_STRUCTURE_NOUNS: dict[StructureName, str] = {
+    "categories": "Category",
+    "families": "Family",
+    "attributes": "Attribute",
+}

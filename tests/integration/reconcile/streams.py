@@ -29,12 +29,14 @@ class Connection:
 
 
 @asynccontextmanager
-async def provisioned(url: str, prefix: str = "reconcile") -> AsyncIterator[Connection]:
+async def provisioned(
+    url: str, prefix: str = "reconcile", spec: StreamSpec | None = None
+) -> AsyncIterator[Connection]:
     """A fresh connection (unique name) with its stream and bucket, deleted afterwards."""
     names = ConnectionNames("tenant-test", f"{prefix}-{next(_counter)}")
     nc = await nats.connect(url)
     js = nc.jetstream()
-    await ensure_all(js, names, StreamSpec())
+    await ensure_all(js, names, spec or StreamSpec())
     kv = await js.key_value(names.guard_bucket)
     try:
         yield Connection(nc, js, kv, names)

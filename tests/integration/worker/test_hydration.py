@@ -13,8 +13,9 @@ from akeneo_pim.rest import AkeneoRestClient
 from akeneo_pim.simulator import PimSimulator
 from akeneo_worker.changes import resource_updated
 from akeneo_worker.hydration import RestHydrator
+from akeneo_worker.reconcile_events import structure_upsert
 from akeneo_worker.sinks.sqlite import SqliteSink
-from tests.integration.worker.support import eventually, publish, running, sqlite_state
+from tests.integration.worker.support import T0, eventually, publish, running, sqlite_state
 
 
 def ids_only(names: ConnectionNames, kind: ResourceKind, key: str, when: object) -> NormalizedEvent:
@@ -123,3 +124,36 @@ async def test_without_a_pim_api_a_tie_is_applied_and_counted(
             ),
         )
         await eventually(lambda: worker.metrics.counts["dead_lettered"] == 1, what="dead letter")
+
+
+async def test_a_structure_tie_is_resolved_by_re_reading_it_by_code(
+    js: JetStreamContext, names: ConnectionNames, tmp_path: Path
+) -> None:
+    """Two full scans read a category with one ``updated`` and two contents (the second scan
+    with a guard snapshot taken before the first scan's event was applied)."""
+    db = tmp_path / "catalog.db"
+    async with PimSimulator(products=1, product_models=0) as sim:
+        item = sim.catalog.structure.items["categories"]["kids"]
+        before = structure_upsert(names.ref, ResourceKind.CATEGORY, dict(item), None, T0)
+        item["labels"] = {**item["labels"], "en_US": "Children"}  # `updated` left as it was
+        after = structure_upsert(names.ref, ResourceKind.CATEGORY, dict(item), None, T0)
+        assert before.version == after.version and before.event_id != after.event_id
+        async with (
+            AkeneoRestClient(sim.url, sim.credentials) as client,
+            running(js, names, SqliteSink(db), hydrator=RestHydrator(client)) as worker,
+        ):
+            await publish(js, names, before)
+            await eventually(lambda: "kids" in sqlite_state(db), what="first applied")
+            await publish(js, names, after)
+            await eventually(
+                lambda: worker.metrics.ties.labels("reread")._value.get() == 1, what="re-read"
+            )
+            await eventually(
+                lambda: sqlite_state(db)["kids"]["labels"]["en_US"] == "Children", what="applied"
+            )
+            replayed = before.model_copy(update={"event_id": str(uuid.uuid4())})
+            await publish(js, names, replayed)  # the older content, once more, at that version
+            await eventually(
+                lambda: worker.metrics.counts["duplicate"] >= 1, what="re-read: a duplicate"
+            )
+        assert sqlite_state(db)["kids"] == item

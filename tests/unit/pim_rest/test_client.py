@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
+import json
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from akeneo_pim.rest import (
     PRODUCT_MODELS_PATH,
@@ -20,6 +23,8 @@ from akeneo_pim.rest import (
     search_param,
 )
 from akeneo_pim.simulator import PimSimulator
+from akeneo_pim.simulator.rest_app import Handler
+from akeneo_pim.structure import CATEGORIES_PATH, FAMILIES_PATH
 from tests.unit.pim_rest.certs import make_pki
 
 
@@ -64,6 +69,46 @@ async def test_batch_reads_by_uuid_and_code_skip_missing_ones() -> None:
         codes = sim.catalog.product_models.keys[:120]
         models = await client.get_product_models_by_code([*codes, "nope"])
         assert sorted(m["code"] for m in models) == codes
+
+
+async def test_offset_pages_are_read_side_by_side_in_ceil_n_over_100_calls() -> None:
+    async with (
+        PimSimulator(products=0, product_models=0, categories=1_000, latency=0.02) as sim,
+        _client(sim) as client,
+    ):
+        pages = [page async for page in client.iter_offset_pages(CATEGORIES_PATH)]
+        assert [i["code"] for page in pages for i in page] == sim.catalog.structure.codes(
+            "categories"
+        )
+        calls = [e for e in sim.stats.log if e[1] == CATEGORIES_PATH]
+        assert len(calls) == 10  # 1,000 items: no 11th call for the empty page after them
+        assert sim.stats.max_in_flight == client.stats.max_in_flight == 4
+        families = [i async for page in client.iter_offset_pages(FAMILIES_PATH) for i in page]
+        assert len(families) == 5
+        found = await client.get_by_codes(FAMILIES_PATH, ["shoes", "nope"])
+        assert [f["code"] for f in found] == ["shoes"]
+
+
+async def test_offset_pages_follow_next_links_without_a_count() -> None:
+    sim = PimSimulator(products=0, product_models=0, families=250)
+    sim.api.app.middlewares.append(_drop_items_count)
+    async with sim, _client(sim) as client:
+        items = [i async for page in client.iter_offset_pages(FAMILIES_PATH) for i in page]
+    assert [i["code"] for i in items] == sim.catalog.structure.codes("families")
+    assert len([e for e in sim.stats.log if e[1] == FAMILIES_PATH]) == 3
+
+
+@web.middleware
+async def _drop_items_count(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A PIM that ignores ``with_count``."""
+    response = await handler(request)
+    if isinstance(response, web.Response) and response.body and request.path == FAMILIES_PATH:
+        raw = bytes(response.body)  # type: ignore[arg-type]
+        gzipped = response.headers.get("Content-Encoding") == "gzip"
+        body = json.loads(gzip.decompress(raw) if gzipped else raw)
+        body.pop("items_count", None)
+        return web.json_response(body)
+    return response
 
 
 async def test_never_more_than_four_calls_in_flight() -> None:

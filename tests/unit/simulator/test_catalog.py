@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
+
 from akeneo_pim.simulator.catalog import Catalog
 
 
@@ -80,3 +82,14 @@ def test_random_changes_mix_all_kinds() -> None:
         ("product", "removed"),
         ("product_model", "updated"),
     }
+
+
+def test_structure_size_leaves_the_products_alone() -> None:
+    small, large = Catalog(products=20, seed=4), Catalog(products=20, seed=4, families=300)
+    assert small.products.items == large.products.items
+    assert len(large.structure.codes("families")) == 300
+    assert {p["family"] for p in large.products.items.values()} <= set(
+        small.structure.items["families"]
+    )
+    with pytest.raises(ValueError, match="at least"):
+        Catalog(products=1, categories=3)

@@ -180,3 +180,103 @@ async def test_429_storm_answers_retry_after(sim: PimSimulator) -> None:
     assert answer.status_code == 429
     assert answer.headers["Retry-After"] == "2"
     assert sim.stats.throttled_429 == 1
+
+
+# -- the catalog structure: categories, families, attributes ------------------------------
+
+STRUCTURE = ("categories", "families", "attributes")
+
+
+@pytest.fixture
+async def big() -> AsyncIterator[PimSimulator]:
+    async with PimSimulator(
+        products=5, product_models=1, categories=10_050, families=200, attributes=120
+    ) as simulator:
+        yield simulator
+
+
+async def test_structure_is_paged_by_page_only_as_in_akeneo(big: PimSimulator) -> None:
+    for name in STRUCTURE:
+        refused = await _get(big, f"/api/rest/v1/{name}", pagination_type="search_after")
+        assert refused.status_code == 422
+        assert refused.json() == {"code": 422, "message": "Pagination type is not supported."}
+    first = (await _get(big, "/api/rest/v1/families", limit=100, with_count="true")).json()
+    assert first["items_count"] == 200 and first["current_page"] == 1
+    assert "page=2" in first["_links"]["next"]["href"]
+    second = (await _get(big, "/api/rest/v1/families", limit=100, page=2)).json()
+    assert len(second["_embedded"]["items"]) == 100
+    assert "page=3" in second["_links"]["next"]["href"]  # after every full page, as Akeneo
+    third = (await _get(big, "/api/rest/v1/families", limit=100, page=3)).json()
+    assert third["_embedded"]["items"] == [] and "next" not in third["_links"]
+    # not served from the search index: no 10,000-item cap
+    deep = await _get(big, "/api/rest/v1/categories", limit=100, page=101)
+    assert deep.status_code == 200 and len(deep.json()["_embedded"]["items"]) == 50
+    assert (await _get(big, "/api/rest/v1/attributes", limit=101)).status_code == 422
+
+
+async def test_structure_items_look_like_akeneo_ones(sim: PimSimulator) -> None:
+    categories = (await _get(sim, "/api/rest/v1/categories", limit=100)).json()
+    items = categories["_embedded"]["items"]
+    assert items[0]["code"] == "master" and items[0]["parent"] is None
+    for item in items:
+        assert set(item) == {"_links", "code", "parent", "updated", "labels"}
+        assert item["_links"]["self"]["href"].endswith(f"/api/rest/v1/categories/{item['code']}")
+        assert item["updated"].endswith("+00:00") and "en_US" in item["labels"]
+    family = (await _get(sim, "/api/rest/v1/families/shoes")).json()
+    assert set(family) >= {
+        "code", "attributes", "attribute_as_label", "attribute_requirements", "labels",
+    }  # fmt: skip
+    assert "updated" not in family and family["attribute_as_label"] in family["attributes"]
+    weight = (await _get(sim, "/api/rest/v1/attributes/weight")).json()
+    assert weight["type"] == "pim_catalog_metric" and weight["metric_family"] == "Weight"
+    assert set(weight) >= {"code", "type", "group", "unique", "localizable", "scopable", "labels"}
+    assert "updated" not in weight
+    missing = await _get(sim, "/api/rest/v1/families/nope")
+    assert missing.status_code == 404
+    assert missing.json()["message"] == 'Family "nope" does not exist.'
+
+
+async def test_categories_are_listed_as_a_tree(big: PimSimulator) -> None:
+    seen: list[dict[str, Any]] = []
+    for page in range(1, 4):
+        answer = await _get(big, "/api/rest/v1/categories", limit=100, page=page)
+        seen += answer.json()["_embedded"]["items"]
+    position = {item["code"]: i for i, item in enumerate(seen)}
+    for item in seen:
+        if item["parent"] is not None and item["parent"] in position:
+            assert position[item["parent"]] < position[item["code"]]
+
+
+async def test_structure_filters(sim: PimSimulator) -> None:
+    async def codes(name: str, **search: Any) -> list[str]:
+        answer = await _get(sim, f"/api/rest/v1/{name}", limit=100, search=search)
+        assert answer.status_code == 200, answer.text
+        return [item["code"] for item in answer.json()["_embedded"]["items"]]
+
+    assert await codes("families", code=[{"operator": "IN", "value": ["shoes", "nope"]}]) == [
+        "shoes"
+    ]
+    assert await codes("categories", is_root=[{"operator": "=", "value": True}]) == ["master"]
+    assert "men" in await codes("categories", parent=[{"operator": "=", "value": "master"}])
+    after = "2100-01-01T00:00:00Z"
+    assert await codes("categories", updated=[{"operator": ">", "value": after}]) == []
+    unsupported = await _get(
+        sim, "/api/rest/v1/families", search={"type": [{"operator": "IN", "value": ["x"]}]}
+    )
+    assert unsupported.status_code == 422
+
+
+async def test_structure_edits_are_served_and_announce_nothing(sim: PimSimulator) -> None:
+    before = (await _get(sim, "/api/rest/v1/categories/kids")).json()
+    events = len(sim.catalog.changes)
+    family = sim.edit_structure("families", "shoes", label="Sneakers")
+    assert family["labels"]["en_US"] == "Sneakers"
+    served = (await _get(sim, "/api/rest/v1/families/shoes")).json()
+    assert served["labels"]["en_US"] == "Sneakers" and "updated" not in served
+    sim.edit_structure("categories", "kids", label="Children")
+    after = (await _get(sim, "/api/rest/v1/categories/kids")).json()
+    assert after["updated"] > before["updated"]
+    child = sim.create_structure("categories", parent="kids")
+    assert sim.delete_structure("categories", "kids") == ["kids", child]
+    assert (await _get(sim, f"/api/rest/v1/categories/{child}")).status_code == 404
+    assert len(sim.catalog.changes) == events  # the PIM sends no event for its structure

@@ -1,0 +1,267 @@
+"""The catalog structure on the full-scan schedule: the simulator over HTTP, real NATS, the worker.
+
+Categories, families and attributes are read in pages of 100 (never one call per item, never
+more than 4 calls in flight), reach the sink through the worker, and a re-scan of an
+unchanged catalog writes nothing while a change is written exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from akeneo_connector.guard_state import GuardEntry, guard_key
+from akeneo_connector.spec import StreamSpec
+from akeneo_pim.normalized import Action, NormalizedEvent, ResourceKind
+from akeneo_pim.rest import AkeneoRestClient
+from akeneo_pim.simulator import PimSimulator
+from akeneo_pim.structure import STRUCTURE
+from akeneo_worker.reconcile import Reconciler, ReconcileSettings, ReconcileSummary
+from akeneo_worker.sinks.base import Sink
+from akeneo_worker.sinks.postgres import PostgresSink
+from akeneo_worker.sinks.sqlite import SqliteSink
+from akeneo_worker.structure_scan import StructureScan, StructureSummary
+from akeneo_worker.worker import Worker
+from tests.integration.reconcile.streams import Connection, provisioned, stream_events
+from tests.integration.worker.support import eventually, running
+
+ALL = ("products", "product_models", "categories", "families", "attributes")
+Rows = dict[tuple[str, str], tuple[str, dict[str, Any], str]]  # -> (version, resource, written)
+
+
+async def _reconcile(
+    sim: PimSimulator, conn: Connection, *, full: bool = True, resources: tuple[str, ...] = ALL
+) -> ReconcileSummary:
+    settings = ReconcileSettings(names=conn.names, full=full, resources=resources)
+    async with AkeneoRestClient(sim.url, sim.credentials, backoff_base=0.01) as client:
+        return await Reconciler(settings, client, conn.js, conn.kv).run()
+
+
+def _structure(sim: PimSimulator) -> dict[tuple[str, str], dict[str, Any]]:
+    """What the PIM serves: (kind, code) -> item."""
+    return {
+        (STRUCTURE[name].kind.value, code): item
+        for name, items in sim.catalog.structure.items.items()
+        for code, item in items.items()
+    }
+
+
+def _calls(sim: PimSimulator, path: str) -> int:
+    return sum(1 for _, p, status in sim.stats.log if p == path and status == 200)
+
+
+async def test_full_scan_reads_the_structure_in_batched_calls(nats: str) -> None:
+    sizes = {"categories": 250, "families": 120, "attributes": 130}
+    async with (
+        PimSimulator(
+            products=0, product_models=0, categories=250, families=120, attributes=130, latency=0.01
+        ) as sim,
+        provisioned(nats) as conn,
+    ):
+        before = datetime.now(UTC)
+        summary = await _reconcile(sim, conn, resources=tuple(sizes))
+        for name, n in sizes.items():
+            assert _calls(sim, STRUCTURE[name].path) == math.ceil(n / 100)
+            part = summary.structure[name]
+            assert (part.seen, part.published, part.removals) == (n, n, 0)
+            assert part.calls == math.ceil(n / 100)
+        assert sim.stats.tokens_issued == 1
+        assert sim.stats.requests == 3 + 2 + 2 + 1  # the listings' pages and one token call
+        assert sim.stats.max_in_flight <= 4 and summary.max_in_flight <= 4
+        line = summary.line()
+        assert (
+            "[categories: seen=250 published=250 duplicates=0 unchanged=0 removals=0 calls=3]"
+            in line
+        )
+        assert "[families: seen=120 published=120" in line
+
+        events = await stream_events(conn)
+        assert len(events) == sum(sizes.values())
+        assert {(e.kind.value, e.key): e.resource for e in events} == _structure(sim)
+        for e in events:
+            assert e.action is Action.UPSERT and e.author == "reconcile"
+            if e.kind is ResourceKind.CATEGORY:  # its own updated
+                assert e.resource is not None and e.version == datetime.fromisoformat(
+                    e.resource["updated"]
+                )
+            else:  # no updated: the run's start
+                assert before <= e.version <= datetime.now(UTC)
+
+        # at once again, before any worker applied them: the categories keep their version
+        # and message id (JetStream drops them); the others, unknown to the guard, are read
+        # at this run's start and stored again (the worker's guard applies the newer copy)
+        again = await _reconcile(sim, conn, resources=tuple(sizes))
+        assert again.structure["categories"].duplicates == 250
+        assert again.structure["families"].published == 120
+
+
+async def test_429s_during_the_structure_scan_are_waited_out(nats: str) -> None:
+    async with (
+        PimSimulator(
+            products=0, product_models=0, families=450, rate_429=0.3, retry_after=0.01
+        ) as sim,
+        provisioned(nats) as conn,
+    ):
+        summary = await _reconcile(sim, conn, resources=("families",))
+        assert summary.structure["families"].published == 450
+        assert summary.throttled_429 == sim.stats.throttled_429 > 0
+        assert summary.max_in_flight <= 4
+
+
+async def test_a_failing_listing_fails_the_run_and_leaves_no_call_behind(nats: str) -> None:
+    async with (
+        PimSimulator(products=0, product_models=0, families=900, latency=0.02) as sim,
+        provisioned(nats) as conn,
+    ):
+        calls = 0
+
+        async def publish_then_fail(events: list[NormalizedEvent]) -> tuple[int, int]:
+            nonlocal calls
+            calls += 1
+            raise RuntimeError("the stream is gone")
+
+        async with AkeneoRestClient(sim.url, sim.credentials) as client:
+            scan = StructureScan(
+                client, conn.kv, publish_then_fail, connection="ns/c", started=datetime.now(UTC)
+            )
+            with pytest.raises(RuntimeError, match="stream is gone"):
+                await scan.run(STRUCTURE["families"], StructureSummary())
+            await asyncio.sleep(0.1)
+            assert client.stats.in_flight == 0  # the pages requested ahead were cancelled
+        assert calls == 1 and _calls(sim, STRUCTURE["families"].path) < 9
+
+
+# -- through the worker into a sink ----------------------------------------------------------
+
+
+def _sqlite_rows(db: Path) -> Callable[[], Rows]:
+    def read() -> Rows:
+        if not db.exists():
+            return {}
+        with sqlite3.connect(db) as conn:
+            try:
+                found = conn.execute(
+                    "SELECT kind, key, version, resource, updated_at FROM akeneo_resources"
+                ).fetchall()
+            except sqlite3.OperationalError:  # table not created yet
+                return {}
+        return {(k, key): (v, json.loads(r), str(at)) for k, key, v, r, at in found}
+
+    return read
+
+
+def _postgres_rows(dsn: str, table: str) -> Callable[[], Rows]:
+    def read() -> Rows:
+        with psycopg.connect(dsn) as conn:
+            found = conn.execute(
+                f"SELECT kind, key, version, resource, updated_at FROM {table}"
+            ).fetchall()
+        return {(k, key): (v.isoformat(), r, at.isoformat()) for k, key, v, r, at in found}
+
+    return read
+
+
+@asynccontextmanager
+async def _sink(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, table: str
+) -> AsyncIterator[tuple[Sink, Callable[[], Rows]]]:
+    if kind == "sqlite":
+        db = tmp_path / "catalog.db"
+        yield SqliteSink(db), _sqlite_rows(db)
+        return
+    dsn = request.getfixturevalue("postgres")
+    yield PostgresSink(dsn, table=table), _postgres_rows(dsn, table)
+
+
+def _resources(rows: Rows) -> dict[tuple[str, str], dict[str, Any]]:
+    structure = {listing.kind.value for listing in STRUCTURE.values()}
+    return {key: resource for key, (_, resource, _) in rows.items() if key[0] in structure}
+
+
+async def _applied(worker: Worker, want: int) -> None:
+    await eventually(lambda: worker.metrics.counts["applied"] == want, what=f"{want} applied")
+    await asyncio.sleep(0.3)  # and nothing more comes
+    assert worker.metrics.counts["applied"] == want
+
+
+@pytest.mark.parametrize("sink_kind", ["sqlite", "postgres"])
+async def test_structure_reaches_the_sink_and_only_changes_are_written(
+    nats: str, tmp_path: Path, request: pytest.FixtureRequest, sink_kind: str
+) -> None:
+    window = StreamSpec(duplicate_window="1s")  # so a re-scan 1 s later reaches the worker
+    sim = PimSimulator(products=20, product_models=2, categories=130, families=8, attributes=10)
+    async with sim, provisioned(nats, spec=window) as conn:
+        table = f"structure_{conn.names.name}".replace("-", "_")
+        async with (
+            _sink(sink_kind, request, tmp_path, table) as (sink, rows),
+            running(conn.js, conn.names, sink) as worker,
+        ):
+            await _scan_until_only_changes_are_written(sim, conn, worker, rows)
+
+
+async def _scan_until_only_changes_are_written(
+    sim: PimSimulator, conn: Connection, worker: Worker, rows: Callable[[], Rows]
+) -> None:
+    n = 130 + 8 + 10
+    first = await _reconcile(sim, conn)
+    assert first.seen == 22 + n
+    await _applied(worker, 22 + n)
+    assert _resources(rows()) == _structure(sim)
+    written = rows()
+
+    # a re-scan: every message stored (past the duplicate window), every one a duplicate
+    # for the guard, as it carries the version and content the guard applied
+    await asyncio.sleep(1.2)
+    skipped = worker.metrics.counts["duplicate"]
+    later = await _reconcile(sim, conn)
+    assert sum(p.published for p in later.structure.values()) == n
+    assert sum(p.unchanged for p in later.structure.values()) == n
+    await eventually(
+        lambda: worker.metrics.counts["duplicate"] == skipped + n, what="guard duplicates"
+    )
+    await _applied(worker, 22 + n)
+    assert rows() == written  # not one row rewritten
+
+    # a changed family: exactly one write
+    sim.edit_structure("families", "shoes", label="Sneakers")
+    changed = await _reconcile(sim, conn)
+    assert changed.structure["families"].unchanged == 7
+    await _applied(worker, 22 + n + 1)
+    now = rows()
+    assert now[("family", "shoes")][1]["labels"]["en_US"] == "Sneakers"
+    assert {k: v for k, v in now.items() if k != ("family", "shoes")} == {
+        k: v for k, v in written.items() if k != ("family", "shoes")
+    }
+
+    # a deleted category: removed from the sink, a tombstone in the guard
+    leaf = "category_00042"
+    assert sim.delete_structure("categories", leaf) == [leaf]
+    removed = await _reconcile(sim, conn)
+    assert removed.structure["categories"].removals == 1
+    await _applied(worker, 22 + n + 2)
+    assert ("category", leaf) not in rows()
+    entry = await conn.kv.get(guard_key("category", leaf))
+    assert GuardEntry.model_validate_json(entry.value or b"").deleted
+    assert _resources(rows()) == _structure(sim)
+
+
+async def test_incremental_runs_leave_the_structure_to_the_full_scan(nats: str) -> None:
+    async with PimSimulator(products=30, product_models=2) as sim, provisioned(nats) as conn:
+        summary = await _reconcile(sim, conn, full=False)
+        assert summary.structure == {}
+        assert summary.seen == 32
+        assert "full-scan-only=categories,families,attributes" in summary.line()
+        for listing in STRUCTURE.values():
+            assert _calls(sim, listing.path) == 0
+        kinds = {e.kind for e in await stream_events(conn)}
+        assert kinds == {ResourceKind.PRODUCT, ResourceKind.PRODUCT_MODEL}

@@ -1,0 +1,120 @@
+"""The full scan of the catalog structure: categories, families, attributes.
+
+It runs with ``reconcile --full`` only: no event announces a structure change and only
+categories have an ``updated`` to filter on, so there is no incremental read. Each listing is
+read in pages of 100 (``iter_offset_pages``: ceil(n / 100) calls, side by side within the
+client's 4-call cap) and every item is published as a synthetic upsert, versioned against the
+guard (``reconcile_events.structure_version``) so an unchanged item changes nothing. Items
+the guard holds but the listing lacks are read again by ``code IN`` (100 per call: offset
+pages may skip an item while another is removed) and the ones still absent get a removal,
+which leaves a tombstone in the guard.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from nats.js.kv import KeyValue
+
+from akeneo_connector.guard_state import GuardEntry, read_guard_entries
+from akeneo_pim.normalized import NormalizedEvent
+from akeneo_pim.rest import BATCH_SIZE, AkeneoApiError, AkeneoRestClient
+from akeneo_pim.structure import StructureResource
+from akeneo_worker.reconcile_events import removal_event, structure_upsert
+
+Publish = Callable[[list[NormalizedEvent]], Awaitable[tuple[int, int]]]
+"""Publishes events and waits for the acks: (stored, duplicates)."""
+
+
+@dataclass
+class StructureSummary:
+    seen: int = 0
+    published: int = 0  # stored by the stream
+    duplicates: int = 0  # already in the stream (duplicate window)
+    unchanged: int = 0  # same content as the guard's: published at its version, no sink write
+    removals: int = 0
+    calls: int = 0  # listing pages and ``code IN`` reads
+
+    def line(self) -> str:
+        return (
+            f"seen={self.seen} published={self.published} duplicates={self.duplicates}"
+            f" unchanged={self.unchanged} removals={self.removals} calls={self.calls}"
+        )
+
+
+class StructureScan:
+    """One run's scan of the structure listings, all versioned against ``started``."""
+
+    def __init__(
+        self,
+        client: AkeneoRestClient,
+        kv: KeyValue,
+        publish: Publish,
+        *,
+        connection: str,
+        started: datetime,
+    ) -> None:
+        self._client, self._kv, self._publish = client, kv, publish
+        self._connection, self._started = connection, started
+
+    async def run(self, listing: StructureResource, summary: StructureSummary) -> None:
+        # The guard first: whatever it holds existed before the listing was read.
+        known = await read_guard_entries(self._kv, listing.kind.value)
+        present: set[str] = set()
+        async with contextlib.aclosing(self._client.iter_offset_pages(listing.path)) as pages:
+            async for items in pages:  # closed at once on failure: no page left in flight
+                summary.calls += 1
+                page = []
+                for item in items:  # an offset page can repeat an item of the page before
+                    code = _code(item, listing)
+                    if code not in present:
+                        present.add(code)
+                        page.append(item)
+                await self._upserts(listing, page, known, summary)
+        missing = [c for c, entry in known.items() if not entry.deleted and c not in present]
+        if not missing:
+            return
+        still = await self._client.get_by_codes(listing.path, missing)
+        summary.calls += -(-len(missing) // BATCH_SIZE)
+        await self._upserts(listing, still, known, summary)  # skipped by a shifted page
+        alive = {_code(item, listing) for item in still}
+        removals = [
+            removal_event(self._connection, listing.kind, code, known[code], self._started)
+            for code in missing
+            if code not in alive
+        ]
+        for i in range(0, len(removals), BATCH_SIZE):
+            stored, duplicates = await self._publish(removals[i : i + BATCH_SIZE])
+            summary.removals += stored + duplicates
+
+    async def _upserts(
+        self,
+        listing: StructureResource,
+        items: list[dict[str, Any]],
+        known: dict[str, GuardEntry],
+        summary: StructureSummary,
+    ) -> None:
+        events = []
+        for item in items:
+            stored = known.get(_code(item, listing))
+            event = structure_upsert(self._connection, listing.kind, item, stored, self._started)
+            if stored is not None and not stored.deleted and event.version == stored.version:
+                summary.unchanged += 1
+            events.append(event)
+        stored_count, duplicates = await self._publish(events)
+        summary.seen += len(events)
+        summary.published += stored_count
+        summary.duplicates += duplicates
+
+
+def _code(item: dict[str, Any], listing: StructureResource) -> str:
+    code = item.get("code")
+    if not isinstance(code, str) or not code:
+        raise AkeneoApiError(
+            200, f"a listed item has no code: {str(item)[:120]}", path=listing.path
+        )
+    return code
