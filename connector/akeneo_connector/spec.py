@@ -177,6 +177,12 @@ class WorkerSpec(SpecModel):
 
 
 ReconcileResource = Literal["products", "product_models", "categories", "families", "attributes"]
+# Read by the full scan only: these have no events and no reliable ``updated`` filter.
+FULL_SCAN_ONLY = ("categories", "families", "attributes")
+STRUCTURE_NEEDS_FULL_SCAN = (
+    "reconciliation.fullScanSchedule is required when resources lists categories, "
+    "families or attributes (the full scan is what syncs them)"
+)
 CRON_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|hourly)|(\S+\s+){4}\S+)$"
 
 
@@ -185,11 +191,19 @@ class ReconciliationSpec(SpecModel):
     full_scan_schedule: Annotated[str, Field(pattern=CRON_PATTERN)] | None = "0 3 * * 0"
     resources: list[ReconcileResource] = Field(
         default_factory=lambda: list[ReconcileResource](["products", "product_models"]),
+        max_length=5,  # each kind once; also bounds the CEL rule's cost for the API server
         description="What the reconcile jobs read; categories, families and attributes are "
         "synced by the full scan only (fullScanSchedule)",
     )
     safety_margin: Duration = "5m"
     suspend: bool = False
+
+    @model_validator(mode="after")
+    def _structure_needs_full_scan(self) -> ReconciliationSpec:
+        listed = [r for r in self.resources if r in FULL_SCAN_ONLY]
+        if listed and self.full_scan_schedule is None:
+            raise ValueError(STRUCTURE_NEEDS_FULL_SCAN)
+        return self
 
 
 class AkeneoConnectionSpec(SpecModel):

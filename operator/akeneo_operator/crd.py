@@ -37,9 +37,11 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from akeneo_connector.spec import (
+    FULL_SCAN_ONLY,
     GROUP,
     KIND,
     PLURAL,
+    STRUCTURE_NEEDS_FULL_SCAN,
     VERSION,
     AkeneoConnectionSpec,
 )
@@ -75,6 +77,14 @@ Schema = dict[str, Any]
 # cannot say (duplicateWindow <= maxAge when one uses the "d" unit, unknown to CEL durations)
 # is left to the operator, which reports it as a Ready=False condition.
 CEL_RULES: dict[str, list[Schema]] = {
+    "ReconciliationSpec": [
+        {
+            "rule": "!has(self.resources) || !self.resources.exists(r, r in "
+            + repr(list(FULL_SCAN_ONLY))
+            + ") || has(self.fullScanSchedule)",
+            "message": STRUCTURE_NEEDS_FULL_SCAN,
+        }
+    ],
     "ReceiverAutoscaling": [
         {
             "rule": "!has(self.minReplicas) || !has(self.maxReplicas)"

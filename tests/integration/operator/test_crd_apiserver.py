@@ -106,6 +106,13 @@ async def test_server_defaults_equal_model_defaults(
         ({**MINIMAL, "stream": {"maxAge": "a week"}}, "spec.stream.maxAge"),
         ({"pim": {"url": "ftp://x"}, "receiver": MINIMAL["receiver"]}, "spec.pim.url"),
         ({"pim": MINIMAL["pim"]}, "spec.receiver"),
+        (
+            {
+                **MINIMAL,
+                "reconciliation": {"fullScanSchedule": None, "resources": ["families"]},
+            },
+            "fullScanSchedule is required when resources lists categories",
+        ),
     ],
 )
 async def test_server_refuses_what_the_models_refuse(

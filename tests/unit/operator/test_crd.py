@@ -195,7 +195,7 @@ def test_only_non_null_defaults_are_nullable() -> None:
         with_(MINIMAL, "worker.sink", {"postgres": {"dsnSecret": "db"}}),
         with_(MINIMAL, "tls", {"mode": "certManager", "issuerRef": {"name": "le"}}),
         with_(MINIMAL, "stream", {"maxAge": "24h"}),
-        with_(MINIMAL, "reconciliation", {"fullScanSchedule": None, "resources": ["families"]}),
+        with_(MINIMAL, "reconciliation", {"fullScanSchedule": None, "resources": ["products"]}),
         with_(MINIMAL, "receiver.allowedSourceRanges", ["10.0.0.0/8"]),
     ],
 )
