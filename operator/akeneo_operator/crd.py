@@ -56,6 +56,7 @@ CONDITION_TYPES = (
     "Ready",
     "TLSReady",
     "StreamReady",
+    "NatsCredentialsReady",
     "ReceiverReady",
     "WorkerReady",
     "ReconcileScheduled",

@@ -23,7 +23,13 @@ RECEIVER = "receiver"
 WORKER = "worker"
 RECONCILE = "reconcile"
 TLS = "tls"
+NATS = "nats"  # the connection's NATS credentials (Secret <name>-nats)
 CONNECTION = "connection"  # objects serving the whole connection (ServiceAccount)
+
+
+def nats_secret_name(name: str) -> str:
+    """Secret holding the connection's NATS creds files, one key per role."""
+    return f"{name}-nats"
 
 
 def selector(name: str, component: str) -> dict[str, str]:
