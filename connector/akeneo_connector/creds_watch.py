@@ -44,9 +44,8 @@ def interval_from_env() -> float:
     return DEFAULT_INTERVAL
 
 
-async def follow(nc: Reconnectable, path: Path, interval: float) -> None:
-    """Until ``nc`` closes: reconnect whenever ``path`` holds new content."""
-    last = _digest(path)
+async def follow(nc: Reconnectable, path: Path, interval: float, last: bytes | None) -> None:
+    """Until ``nc`` closes: reconnect whenever ``path`` holds content other than ``last``."""
     while not nc.is_closed:
         await asyncio.sleep(interval)
         current = _digest(path)
@@ -57,10 +56,13 @@ async def follow(nc: Reconnectable, path: Path, interval: float) -> None:
 
 
 def start(nc: Reconnectable, path: Path | str, interval: float | None = None) -> asyncio.Task[None]:
-    """``follow`` in the background (the task ends by itself once ``nc`` is closed)."""
-    task = asyncio.get_running_loop().create_task(
-        follow(nc, Path(path), interval if interval is not None else interval_from_env())
-    )
+    """``follow`` in the background (the task ends by itself once ``nc`` is closed).
+
+    The content is taken now, as the client just connected with it, not when the task runs.
+    """
+    path = Path(path)
+    every = interval if interval is not None else interval_from_env()
+    task = asyncio.get_running_loop().create_task(follow(nc, path, every, _digest(path)))
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
     return task
