@@ -65,7 +65,8 @@ def postgres(postgres_server: PostgresServer) -> str:
 @pytest.fixture(scope="session")
 def jwt_nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JwtNatsServer]:
     """A nats-server in operator mode (JWT auth, memory resolver) with one tenants account."""
-    server = JwtNatsServer(tmp_path_factory.mktemp("nats-jwt")).start()
+    server = JwtNatsServer(tmp_path_factory.mktemp("nats-jwt"))
+    server.start()
     try:
         yield server
     finally:
