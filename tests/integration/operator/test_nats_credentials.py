@@ -276,6 +276,11 @@ async def test_creds_are_renewed_on_the_timer(operator, client):
         != parse_creds(creds_of(first)[Role.WORKER]).seed
     )
     assert after["metadata"]["uid"] == first["metadata"]["uid"]  # updated in place
+    # between renewals the maintenance ticks (1s) leave the Secret alone
+    await asyncio.sleep(4)
+    still = await client.get("v1", "Secret", NS, "shop-nats")
+    assert still is not None
+    assert still["metadata"]["resourceVersion"] == after["metadata"]["resourceVersion"]
     events = await client.list("v1", "Event", NS)
     reasons = {e["reason"] for e in events if e["involvedObject"].get("name") == "shop"}
     assert {"NatsCredentialsRenewal", "NatsCredentialsIssued"} <= reasons
