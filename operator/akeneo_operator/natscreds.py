@@ -37,18 +37,26 @@ from akeneo_connector.nats_jwt import (
     user_claims,
 )
 from akeneo_operator.kubeclient import KubeClient
-from akeneo_operator.meta import HASH_ANNOTATION, NATS, Manifest, nats_secret_name, object_meta
+from akeneo_operator.meta import (
+    HASH_ANNOTATION,
+    NATS,
+    NATS_CREDS_FILE,
+    Manifest,
+    nats_creds_key,
+    nats_secret_name,
+    object_meta,
+)
 from akeneo_operator.settings import OperatorSettings
 from akeneo_operator.status import Cond
 
 ROLES = tuple(Role)
-CREDS_FILE = "nats.creds"  # the file name inside each pod
+CREDS_FILE = NATS_CREDS_FILE
 NOT_AFTER_ANNOTATION = "akeneo.connectors.dev/nats-creds-not-after"
 _BACKDATE = timedelta(minutes=5)  # clock skew between the operator and nats-server
 
 
 def creds_key(role: Role) -> str:
-    return f"{role.value}.creds"
+    return nats_creds_key(role.value)
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,10 @@ class IssuerFile:
         self.account = settings.nats_account
         self._raw: bytes | None = None
         self._issuer: Issuer | None = None
+
+    @property
+    def last_good(self) -> Issuer | None:
+        return self._issuer
 
     def current(self) -> Issuer | None:
         """None without a configured key; ``ValueError`` when it is unusable."""
@@ -185,7 +197,7 @@ def permissions_hash(names: ConnectionNames, issuer: Issuer) -> str:
         "account": issuer.account,
         "roles": {r.value: desired_permissions(names, r).__dict__ for r in ROLES},
     }
-    text = json.dumps(desired, sort_keys=True, default=list)
+    text = json.dumps(desired, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

@@ -10,8 +10,14 @@ from typing import Any
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.nats_auth import Role
 from akeneo_connector.spec import AkeneoConnectionSpec
-from akeneo_operator.meta import RECEIVER, Manifest, labels, nats_secret_name
-from akeneo_operator.natscreds import CREDS_FILE, creds_key
+from akeneo_operator.meta import (
+    NATS_CREDS_FILE,
+    RECEIVER,
+    Manifest,
+    labels,
+    nats_creds_key,
+    nats_secret_name,
+)
 from akeneo_operator.settings import OperatorSettings
 
 RECEIVER_PORT = 8443
@@ -76,8 +82,8 @@ def _common(inp: BuildInput, role: Role) -> PodParts:
     parts.set("AKENEO_NATS_URL", s.effective_pod_nats_url)
     if s.issues_nats_credentials:  # this role's own user, issued by the operator
         secret = nats_secret_name(inp.names.name)
-        parts.secret("nats", secret, NATS_DIR, {creds_key(role): CREDS_FILE})
-        parts.set("AKENEO_NATS_CREDS_FILE", f"{NATS_DIR}/{CREDS_FILE}")
+        parts.secret("nats", secret, NATS_DIR, {nats_creds_key(role.value): NATS_CREDS_FILE})
+        parts.set("AKENEO_NATS_CREDS_FILE", f"{NATS_DIR}/{NATS_CREDS_FILE}")
     if s.pod_nats_user:
         parts.set("AKENEO_NATS_USER", s.pod_nats_user)
     if s.pod_nats_secret:

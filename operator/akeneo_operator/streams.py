@@ -63,7 +63,10 @@ class NatsLink:
                 "password": Path(path).read_text().strip() if path else None,
                 "user_credentials": s.nats_creds_file,
             }
-        issuer = self._issuers.current()
+        try:
+            issuer = self._issuers.current()
+        except ValueError:  # reported on each connection (SigningKeyInvalid); keep working
+            issuer = self._issuers.last_good
         if issuer is None:
             return {}
         return {**operator_connect_options(issuer, utcnow), "inbox_prefix": OPERATOR_INBOX}
