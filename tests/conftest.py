@@ -9,6 +9,7 @@ import pytest
 
 from tests.ground.kube import KubeCluster
 from tests.ground.nats import NatsServer
+from tests.ground.nats_auth import JwtNatsServer
 from tests.ground.postgres import PostgresServer
 
 
@@ -59,3 +60,14 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
 def postgres(postgres_server: PostgresServer) -> str:
     """DSN of the session's PostgreSQL."""
     return postgres_server.dsn
+
+
+@pytest.fixture(scope="session")
+def jwt_nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JwtNatsServer]:
+    """A nats-server in operator mode (JWT auth, memory resolver) with one tenants account."""
+    server = JwtNatsServer(tmp_path_factory.mktemp("nats-jwt"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

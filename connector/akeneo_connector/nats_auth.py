@@ -1,4 +1,4 @@
-"""Per-tenant NATS users: the least permissions a connection's receiver, worker and reconcile need.
+"""Per-tenant NATS users: the least permissions each role of a connection needs.
 
 Every connection's streams live in one JetStream account; what keeps tenants apart is that
 each user may only publish to (and subscribe on) its own connection's subjects, call the
@@ -7,8 +7,9 @@ prefix. Replies on the shared ``_INBOX.>`` would let one tenant read another's A
 pulled messages, so clients of a connection use ``inbox_prefix(names)`` instead; pass
 ``inbox=DEFAULT_INBOX`` only for clients that cannot set one.
 
-The functions are pure: the operator (or a local setup) renders the result into the
-nats-server config with ``render_authorization``.
+The functions are pure. A static set-up renders them into the nats-server config with
+``render_authorization``; the operator puts them into per-connection user JWTs
+(``akeneo_connector.nats_jwt``, decentralized auth), so the server is never reconfigured.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from akeneo_connector.names import ConnectionNames
 
 JS_API = "$JS.API"
 DEFAULT_INBOX = "_INBOX"
+OPERATOR_INBOX = "_INBOX_akeneo_operator"  # tenants' prefixes are _INBOX_AKENEO_...
 
 
 class Role(enum.StrEnum):
     RECEIVER = "receiver"
     WORKER = "worker"
     RECONCILE = "reconcile"
+    REPLAY = "replay"  # ``akeneo-connector replay``, run by hand or as a Job
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,24 @@ def _durable_consumer(names: ConnectionNames) -> list[str]:
     ]
 
 
+def _replay(names: ConnectionNames) -> list[str]:
+    """Ephemeral readers of the stream, re-publishing, removing replayed dead letters and
+    (``--reset-guard``) purging the bucket's guard keys."""
+    stream = names.stream
+    return [
+        f"{names.events_subject}.>",
+        *_stream_info(stream),
+        f"{JS_API}.CONSUMER.CREATE.{stream}",
+        f"{JS_API}.CONSUMER.CREATE.{stream}.>",
+        f"{JS_API}.CONSUMER.INFO.{stream}.*",
+        f"{JS_API}.CONSUMER.DELETE.{stream}.*",
+        f"{JS_API}.CONSUMER.MSG.NEXT.{stream}.*",
+        f"{JS_API}.STREAM.MSG.DELETE.{stream}",
+        *_stream_info(kv_stream(names)),
+        f"{JS_API}.STREAM.PURGE.{kv_stream(names)}",
+    ]
+
+
 def permissions(
     names: ConnectionNames,
     role: Role,
@@ -136,14 +157,22 @@ def permissions(
             *_durable_consumer(names),
             *_kv_access(names),
         ]
-    else:
+    elif role is Role.RECONCILE:
         publish = [
             f"{names.events_subject}.>",
             *_stream_info(stream),
             *_kv_access(names),
             *_kv_watch(names),
         ]
+    else:
+        publish = _replay(names)
     return Permissions(publish=_unique(publish), subscribe=(f"{prefix}.>",))
+
+
+def operator_permissions() -> Permissions:
+    """The operator's own user: every stream and bucket of the account (it provisions them
+    and reads the workers' counters), replies on its own inbox prefix only."""
+    return Permissions(publish=(f"{JS_API}.>", "$JS.FC.>"), subscribe=(f"{OPERATOR_INBOX}.>",))
 
 
 def tenant_users(

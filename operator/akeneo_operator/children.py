@@ -17,6 +17,7 @@ from akeneo_operator.meta import (
     TLS_SERIAL_ANNOTATION,
     WORKER,
     Manifest,
+    nats_secret_name,
     object_meta,
     selector,
     with_hash,
@@ -54,6 +55,7 @@ def names_of(name: str) -> dict[str, str]:
         "tls_secret": f"{name}-tls",
         "ca_secret": f"{name}-ca",
         "certificate": name,
+        "nats_secret": nats_secret_name(name),
     }
 
 

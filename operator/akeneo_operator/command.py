@@ -12,6 +12,7 @@ import kopf
 from pydantic import ValidationError
 
 from akeneo_operator import settings as settings_mod
+from akeneo_operator.natscreds import IssuerFile
 
 HELP = "run the kopf operator that reconciles AkeneoConnections"
 
@@ -26,6 +27,11 @@ def run(args: argparse.Namespace) -> int:
     except (ValidationError, ValueError) as exc:
         print(f"akeneo-connector operator: invalid settings: {exc}", file=sys.stderr)
         return 2
+    try:
+        signing_key = IssuerFile(ops).current()  # fail fast on an unusable key, not per object
+    except ValueError as exc:
+        print(f"akeneo-connector operator: NATS signing key: {exc}", file=sys.stderr)
+        return 2
     if ops.kubeconfig:
         os.environ["KUBECONFIG"] = ops.kubeconfig
     level = getattr(logging, ops.log_level.upper(), logging.INFO)
@@ -34,6 +40,12 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     if level > logging.DEBUG:  # kopf reports every watched child event at INFO
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+
+    if signing_key is None:
+        logging.getLogger("akeneo_operator").warning(
+            "no NATS account signing key (--nats-signing-key-file): connections are not "
+            "isolated from each other on NATS"
+        )
 
     from akeneo_operator.handlers import build_registry
 

@@ -58,6 +58,7 @@ CONDITION_TYPES = (
     "Ready",
     "TLSReady",
     "StreamReady",
+    "NatsCredentialsReady",
     "ReceiverReady",
     "WorkerReady",
     "ReconcileScheduled",

@@ -23,7 +23,21 @@ RECEIVER = "receiver"
 WORKER = "worker"
 RECONCILE = "reconcile"
 TLS = "tls"
+NATS = "nats"  # the connection's NATS credentials (Secret <name>-nats)
 CONNECTION = "connection"  # objects serving the whole connection (ServiceAccount)
+
+
+NATS_CREDS_FILE = "nats.creds"  # the file name of a role's creds inside its pod
+
+
+def nats_secret_name(name: str) -> str:
+    """Secret holding the connection's NATS creds files, one key per role."""
+    return f"{name}-nats"
+
+
+def nats_creds_key(role: str) -> str:
+    """Key of a role's creds file in ``nats_secret_name``: ``receiver.creds``, ..."""
+    return f"{role}.creds"
 
 
 def selector(name: str, component: str) -> dict[str, str]:

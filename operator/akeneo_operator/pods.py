@@ -8,8 +8,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from akeneo_connector.names import ConnectionNames
+from akeneo_connector.nats_auth import Role
 from akeneo_connector.spec import AkeneoConnectionSpec
-from akeneo_operator.meta import RECEIVER, Manifest, labels
+from akeneo_operator.meta import (
+    NATS_CREDS_FILE,
+    RECEIVER,
+    Manifest,
+    labels,
+    nats_creds_key,
+    nats_secret_name,
+)
 from akeneo_operator.settings import OperatorSettings
 
 RECEIVER_PORT = 8443
@@ -51,10 +59,14 @@ class PodParts:
     def set(self, name: str, value: str) -> None:
         self.env.append({"name": name, "value": value})
 
-    def secret(self, volume: str, secret: str, path: str, items: list[str] | None = None) -> None:
+    def secret(
+        self, volume: str, secret: str, path: str, items: list[str] | dict[str, str] | None = None
+    ) -> None:
+        """Mount ``items`` (keys, or key -> file name) of ``secret`` read-only at ``path``."""
         source: Manifest = {"secretName": secret, "defaultMode": SECRET_MODE}
         if items is not None:
-            source["items"] = [{"key": k, "path": k} for k in items]
+            files = items if isinstance(items, dict) else {k: k for k in items}
+            source["items"] = [{"key": k, "path": p} for k, p in files.items()]
         self.volumes.append({"name": volume, "secret": source})
         self.mounts.append({"name": volume, "mountPath": path.rstrip("/"), "readOnly": True})
 
@@ -63,11 +75,15 @@ class PodParts:
         self.mounts.append({"name": volume, "mountPath": path})
 
 
-def _common(inp: BuildInput) -> PodParts:
+def _common(inp: BuildInput, role: Role) -> PodParts:
     parts = PodParts()
     s = inp.settings
     parts.set("AKENEO_CONNECTION", inp.names.ref)
     parts.set("AKENEO_NATS_URL", s.effective_pod_nats_url)
+    if s.issues_nats_credentials:  # this role's own user, issued by the operator
+        secret = nats_secret_name(inp.names.name)
+        parts.secret("nats", secret, NATS_DIR, {nats_creds_key(role.value): NATS_CREDS_FILE})
+        parts.set("AKENEO_NATS_CREDS_FILE", f"{NATS_DIR}/{NATS_CREDS_FILE}")
     if s.pod_nats_user:
         parts.set("AKENEO_NATS_USER", s.pod_nats_user)
     if s.pod_nats_secret:
@@ -90,7 +106,7 @@ def _pim(inp: BuildInput, parts: PodParts) -> None:
 
 
 def receiver_parts(inp: BuildInput) -> PodParts:
-    parts = _common(inp)
+    parts = _common(inp, Role.RECEIVER)
     r = inp.spec.receiver
     parts.set("AKENEO_PORT", str(RECEIVER_PORT))
     parts.secret("tls", inp.tls_secret, TLS_DIR, ["tls.crt", "tls.key"])
@@ -106,7 +122,7 @@ def receiver_parts(inp: BuildInput) -> PodParts:
 
 
 def worker_parts(inp: BuildInput) -> PodParts:
-    parts = _common(inp)
+    parts = _common(inp, Role.WORKER)
     w = inp.spec.worker
     parts.set("AKENEO_PORT", str(WORKER_PORT))
     parts.set("AKENEO_MAX_DELIVER", str(w.max_deliver))
@@ -132,7 +148,7 @@ def worker_parts(inp: BuildInput) -> PodParts:
 
 
 def reconcile_parts(inp: BuildInput) -> PodParts:
-    parts = _common(inp)
+    parts = _common(inp, Role.RECONCILE)
     rec = inp.spec.reconciliation
     _pim(inp, parts)
     parts.set("AKENEO_RECONCILE_RESOURCES", ",".join(rec.resources))

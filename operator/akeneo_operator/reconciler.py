@@ -31,9 +31,11 @@ from akeneo_operator.children import (
 )
 from akeneo_operator.kubeclient import ApiError, KubeClient
 from akeneo_operator.meta import L_COMPONENT, L_INSTANCE, RECEIVER, WORKER, Manifest
+from akeneo_operator.natscreds import CredsOutcome, IssuerFile, ensure_creds, without_issuer
 from akeneo_operator.pods import SIGNATURE_KEYS, BuildInput
 from akeneo_operator.settings import OperatorSettings
 from akeneo_operator.status import (
+    NATS_CREDENTIALS,
     RECEIVER_READY,
     RECONCILE_SCHEDULED,
     STREAM_READY,
@@ -74,6 +76,8 @@ class ConnState:
     names: ConnectionNames | None = None
     tls_mode: TLSMode | None = None
     cert_not_after: datetime | None = None
+    creds_not_after: datetime | None = None  # earliest expiry of the issued NATS users
+    creds_issuer: str | None = None  # signing key (public) those users were issued with
     needs_retry: bool = False
     deleting: bool = False
     last_status: dict[str, Any] = field(default_factory=dict)
@@ -117,6 +121,7 @@ class Reconciler:
         self.clock = clock
         self.states: dict[Key, ConnState] = {}
         self.handler_errors = 0
+        self.issuers = IssuerFile(settings)
 
     def state(self, namespace: str, name: str) -> ConnState:
         key = (namespace, name)
@@ -168,6 +173,9 @@ class Reconciler:
         st.cert_not_after = tls.not_after if not tls.renews_itself else None
         if tls.issued:
             self._event(st, "Normal", "CertificateIssued", "serving certificate replaced")
+        creds = await self._nats_creds(st, names)
+        st.obs.conditions[NATS_CREDENTIALS] = creds.cond
+        st.creds_not_after, st.creds_issuer = creds.not_after, creds.issuer
         inp = BuildInput(
             names, spec, self.settings, tls.secret_name, tls.revision, frozenset(signature_keys)
         )
@@ -177,7 +185,41 @@ class Reconciler:
         if stream_cond.status == "True" and st.obs.counters is None:
             st.obs.counters = await self.nats.counters(names)
         st.obs.endpoint = endpoint(inp)
-        st.needs_retry = tls.cond.status != "True" or stream_cond.status != "True"
+        st.needs_retry = any(c.status != "True" for c in (tls.cond, stream_cond, creds.cond))
+
+    async def _nats_creds(self, st: ConnState, names: ConnectionNames) -> CredsOutcome:
+        """The connection's own NATS users when a signing key is configured (``natscreds``)."""
+        try:
+            issuer = self.issuers.current()
+        except ValueError as exc:  # names the file, never its content
+            return CredsOutcome(Cond.fail("SigningKeyInvalid", str(exc)[:300]))
+        if issuer is None:
+            return CredsOutcome(without_issuer(self.settings))
+        outcome = await ensure_creds(
+            self.client, names, issuer, self._adopter(st), self.clock(), self.settings
+        )
+        if outcome.reissued:
+            self.log.info("Issued NATS users of %s: %s", names.ref, ", ".join(outcome.reissued))
+            self._event(
+                st, "Normal", "NatsCredentialsIssued", f"issued {', '.join(outcome.reissued)}"
+            )
+        return outcome
+
+    def _creds_due(self, st: ConnState) -> str | None:
+        """Why the maintenance tick must reissue NATS users (near expiry, key rotated)."""
+        if st.creds_not_after is None:
+            return None
+        if needs_renewal_at(
+            st.creds_not_after, self.settings.nats_creds_renew_before_delta, self.clock()
+        ):
+            return "NATS credentials near expiry"
+        try:
+            issuer = self.issuers.current()
+        except ValueError:
+            return None  # the next reconcile reports it; keep the working credentials
+        if issuer is not None and issuer.signer.public != st.creds_issuer:
+            return "NATS account signing key changed"
+        return None
 
     async def _check_secrets(
         self, namespace: str, spec: AkeneoConnectionSpec
@@ -283,7 +325,7 @@ class Reconciler:
                     self._observe_deployment(st, child)
             desired = st.desired.get(ref)
             if kind == "Secret" and gone and st.spec is not None:
-                st.needs_retry = True  # TLS material removed: reissued by the next reconcile
+                st.needs_retry = True  # TLS or NATS material removed: reissued on reconcile
             if desired is not None and not meta.get("deletionTimestamp"):
                 outcome, live = await ensure_child(self.client, desired, None if gone else child)
                 st.fresh(ref, live)
@@ -319,16 +361,20 @@ class Reconciler:
 
     # -- periodic maintenance ------------------------------------------------------------------
     async def maintain(self, namespace: str, name: str) -> None:
-        """One tick of the per-connection loop: retry, stream drift, TLS renewal, counters."""
+        """One tick of the per-connection loop: retry, stream drift, TLS and NATS credential
+        renewal, counters."""
         st = self.states.get((namespace, name))
         if st is None or st.deleting:
             return
         due = st.cert_not_after is not None and needs_renewal_at(
             st.cert_not_after, self.settings.cert_renew_before_delta, self.clock()
         )
-        if st.needs_retry or due:
+        creds_due = self._creds_due(st)
+        if st.needs_retry or due or creds_due:
             if due:
                 self._event(st, "Normal", "CertificateRenewal", "serving certificate near expiry")
+            if creds_due:
+                self._event(st, "Normal", "NatsCredentialsRenewal", creds_due)
             await self.retry(st)
             return
         if st.spec is None or st.names is None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from akeneo_connector.durations import parse_duration
 
@@ -58,6 +58,17 @@ class OperatorSettings(BaseModel):
         description="Secret (in each connection's namespace) with key `password` or `nats.creds`",
     )
     pod_nats_secret_key: str = "nats.creds"
+    # Decentralized JWT auth: with the account's signing key, the operator issues each
+    # connection's own NATS users (Secret <name>-nats) instead of a shared pod credential.
+    nats_signing_key_file: str | None = Field(
+        default=None, description="file with the NATS account signing key seed (SA...)"
+    )
+    nats_account: str | None = Field(
+        default=None,
+        description="public key of the account (A...); default: the signing key's own account",
+    )
+    nats_creds_validity: str = "720h"  # 30 days
+    nats_creds_renew_before: str = "240h"  # 10 days
 
     image: str = DEFAULT_IMAGE
     image_pull_policy: str = "IfNotPresent"
@@ -92,11 +103,33 @@ class OperatorSettings(BaseModel):
         }.get(component)
         return own or self.default_resources
 
-    @field_validator("maintenance_interval", "cert_validity", "cert_renew_before", "ca_validity")
+    @field_validator(
+        "maintenance_interval",
+        "cert_validity",
+        "cert_renew_before",
+        "ca_validity",
+        "nats_creds_validity",
+        "nats_creds_renew_before",
+    )
     @classmethod
     def _duration(cls, value: str) -> str:
         parse_duration(value)
         return value
+
+    @model_validator(mode="after")
+    def _nats_credentials(self) -> OperatorSettings:
+        if self.nats_signing_key_file and (self.pod_nats_secret or self.pod_nats_user):
+            raise ValueError(
+                "nats_signing_key_file issues each connection's NATS users: "
+                "pod_nats_secret / pod_nats_user (one shared credential) cannot be used with it"
+            )
+        if self.nats_creds_renew_before_delta >= self.nats_creds_validity_delta:
+            raise ValueError("nats_creds_renew_before must be shorter than nats_creds_validity")
+        return self
+
+    @property
+    def issues_nats_credentials(self) -> bool:
+        return bool(self.nats_signing_key_file)
 
     @property
     def effective_pod_nats_url(self) -> str:
@@ -117,6 +150,14 @@ class OperatorSettings(BaseModel):
     @property
     def ca_validity_delta(self) -> timedelta:
         return parse_duration(self.ca_validity)
+
+    @property
+    def nats_creds_validity_delta(self) -> timedelta:
+        return parse_duration(self.nats_creds_validity)
+
+    @property
+    def nats_creds_renew_before_delta(self) -> timedelta:
+        return parse_duration(self.nats_creds_renew_before)
 
 
 # flag name, env name, settings field, help
@@ -158,6 +199,30 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
         "AKENEO_OPERATOR_POD_NATS_SECRET_KEY",
         "pod_nats_secret_key",
         "key of that Secret: `password` or `nats.creds`",
+    ),
+    (
+        "--nats-signing-key-file",
+        "AKENEO_OPERATOR_NATS_SIGNING_KEY_FILE",
+        "nats_signing_key_file",
+        "file with the NATS account signing key seed: issue per-connection NATS users",
+    ),
+    (
+        "--nats-account",
+        "AKENEO_OPERATOR_NATS_ACCOUNT",
+        "nats_account",
+        "public key of the NATS account the signing key belongs to",
+    ),
+    (
+        "--nats-creds-validity",
+        "AKENEO_OPERATOR_NATS_CREDS_VALIDITY",
+        "nats_creds_validity",
+        "lifetime of the issued NATS user JWTs",
+    ),
+    (
+        "--nats-creds-renew-before",
+        "AKENEO_OPERATOR_NATS_CREDS_RENEW_BEFORE",
+        "nats_creds_renew_before",
+        "reissue NATS user JWTs this long before expiry",
     ),
     ("--image", "AKENEO_IMAGE", "image", "image of receiver, worker and reconcile pods"),
     (

@@ -12,11 +12,19 @@ from typing import Any
 
 TLS_READY = "TLSReady"
 STREAM_READY = "StreamReady"
+NATS_CREDENTIALS = "NatsCredentialsReady"
 RECEIVER_READY = "ReceiverReady"
 WORKER_READY = "WorkerReady"
 RECONCILE_SCHEDULED = "ReconcileScheduled"
 READY = "Ready"
-COMPONENTS = (TLS_READY, STREAM_READY, RECEIVER_READY, WORKER_READY, RECONCILE_SCHEDULED)
+COMPONENTS = (
+    TLS_READY,
+    STREAM_READY,
+    NATS_CREDENTIALS,
+    RECEIVER_READY,
+    WORKER_READY,
+    RECONCILE_SCHEDULED,
+)
 # ReconcileScheduled=False with these reasons is a choice of the user, not a fault.
 BENIGN_RECONCILE_REASONS = frozenset({"Suspended", "NoPimCredentials"})
 

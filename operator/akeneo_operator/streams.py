@@ -1,11 +1,15 @@
 """The operator's NATS link: provisions, repairs and removes each connection's stream and
-bucket through ``akeneo_connector.jetstream``, and sums the worker counters from the bucket."""
+bucket through ``akeneo_connector.jetstream``, and sums the worker counters from the bucket.
+
+Credentials: the configured user/password/creds file; else, with an account signing key,
+a user the operator issues itself (``natscreds.operator_connect_options``); else none."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from pathlib import Path
+from typing import Any
 
 import nats
 from nats.aio.client import Client
@@ -15,7 +19,10 @@ from nats.js.errors import BucketNotFoundError, NotFoundError
 from akeneo_connector import jetstream
 from akeneo_connector.guard_state import STATS_PREFIX, WorkerStats
 from akeneo_connector.names import ConnectionNames
+from akeneo_connector.nats_auth import OPERATOR_INBOX
 from akeneo_connector.spec import StreamSpec
+from akeneo_operator.certs import utcnow
+from akeneo_operator.natscreds import IssuerFile, operator_connect_options
 from akeneo_operator.settings import OperatorSettings
 from akeneo_operator.status import Cond
 
@@ -31,17 +38,15 @@ class NatsLink:
         self.settings = settings
         self._nc: Client | None = None
         self._lock = asyncio.Lock()
+        self._issuers = IssuerFile(settings)
 
     async def js(self) -> JetStreamContext:
         async with self._lock:
             if self._nc is None or self._nc.is_closed:
                 s = self.settings
-                password = self._password()
                 self._nc = await nats.connect(
                     servers=[u.strip() for u in s.nats_url.split(",") if u.strip()],
-                    user=s.nats_user,
-                    password=password,
-                    user_credentials=s.nats_creds_file,
+                    **self._auth(),
                     connect_timeout=5,
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=1,
@@ -49,9 +54,22 @@ class NatsLink:
                 )
             return self._nc.jetstream(timeout=5)
 
-    def _password(self) -> str | None:
-        path = self.settings.nats_password_file
-        return Path(path).read_text().strip() if path else None
+    def _auth(self) -> dict[str, Any]:
+        s = self.settings
+        if s.nats_user or s.nats_password_file or s.nats_creds_file:
+            path = s.nats_password_file
+            return {
+                "user": s.nats_user,
+                "password": Path(path).read_text().strip() if path else None,
+                "user_credentials": s.nats_creds_file,
+            }
+        try:
+            issuer = self._issuers.current()
+        except ValueError:  # reported on each connection (SigningKeyInvalid); keep working
+            issuer = self._issuers.last_good
+        if issuer is None:
+            return {}
+        return {**operator_connect_options(issuer, utcnow), "inbox_prefix": OPERATOR_INBOX}
 
     async def close(self) -> None:
         if self._nc is not None and not self._nc.is_closed:

@@ -24,6 +24,7 @@ from nats.js.api import Header
 from nats.js.errors import NotFoundError
 from nats.protocol.command import hpub_cmd
 
+from akeneo_connector import creds_watch
 from akeneo_connector.jetstream import ImmutableFieldChanged, ensure_bucket, ensure_stream
 from akeneo_connector.nats_auth import inbox_prefix
 from akeneo_connector.spec import StreamSpec
@@ -255,6 +256,8 @@ class EventPublisher:
                 log.warning("NATS not reachable yet", extra={"error": exc.__class__.__name__})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        if self.config.nats_creds_file is not None:
+            creds_watch.start(self.nc, self.config.nats_creds_file)  # renewed JWTs in time
         self.js = self.nc.jetstream(timeout=API_TIMEOUT)
         self.acks = await AckPipeline.start(self.nc, self.stream)
         log.info("NATS connected")

@@ -2,11 +2,13 @@
 
 On the test ground's control plane (no kubelet: kwok only fakes pod status) the chart is
 installed with ``helm install`` and the operator runs as a process with the chart's
-ServiceAccount token and the chart Deployment's env. A connection (self-signed TLS, webhook
-sink, PIM simulator credentials) becomes Ready; then the receiver and worker Deployments'
+ServiceAccount token and the chart Deployment's env and mounted Secret (the NATS account
+signing key: nats-server runs in operator mode, JWT auth). A connection (self-signed TLS,
+webhook sink, PIM simulator credentials) becomes Ready; then the receiver and worker Deployments'
 containers and a Job made from the reconcile CronJob are run here as local processes, with
 exactly the command, args, env and mounted Secret files of their pod specs
-(``tests/e2e/podrunner.py``). The simulator posts both delivery formats, duplicated and
+(``tests/e2e/podrunner.py``), so each connects to NATS with the user the operator issued
+for its role and nothing else. The simulator posts both delivery formats, duplicated and
 reordered, over TLS to the endpoint in the connection's status, verifying the certificate
 the operator issued; the webhook recorder must receive signed, ordered, de-duplicated
 changes, equal to the PIM's catalog after the reconcile Job, and the status must count them.
@@ -29,12 +31,16 @@ import pytest
 import yaml
 from kubernetes_asyncio import client as k8s_client
 
+from akeneo_connector.nats_auth import Role
+from akeneo_connector.nats_jwt import Creds, parse_creds
 from akeneo_operator.kubeclient import KubeClient
+from akeneo_operator.natscreds import creds_key
 from akeneo_pim.simulator import Change, EventSender, PimSimulator
 from tests.e2e.cluster_harness import Key, WebhookRecorder, pinned_name_context
 from tests.e2e.podrunner import ContainerPlan, plan_container
 from tests.ground.helm import CHART, apply, helm, service_account_token, write_token_kubeconfig
 from tests.ground.kube import KubeCluster
+from tests.ground.nats_auth import JwtNatsServer
 from tests.ground.processes import ServerProcess, free_port
 from tests.integration.operator.conftest import crd_installed, kube_api
 from tests.integration.operator.running import (
@@ -61,6 +67,7 @@ LEGACY_SECRET = "e2e-cluster-legacy"
 PLATFORM_SECRETS = ("e2e-cluster-platform-a", "e2e-cluster-platform-b")
 SIGNING_SECRET = "e2e-cluster-signing"
 VENV_BIN = str(Path(sys.executable).parent)
+ACCOUNT_SECRET = "nats-account"  # the platform admin's Secret with the account signing key
 
 
 @pytest.fixture
@@ -77,10 +84,20 @@ async def recorder() -> AsyncIterator[WebhookRecorder]:
 
 
 @pytest.fixture
-def installed_chart(kube: KubeCluster, crd_installed: list[str]) -> Iterator[str]:
-    """``helm install`` in namespaced mode watching the tenant namespace; yields the name."""
-    apply(kube.kubeconfig, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}])
-    values = yaml.safe_dump({"watchNamespaces": [NS]})
+def installed_chart(
+    kube: KubeCluster, crd_installed: list[str], jwt_nats_server: JwtNatsServer
+) -> Iterator[str]:
+    """``helm install`` in namespaced mode watching the tenant namespace, with the NATS
+    account signing key Secret the platform admin created; yields the release's name."""
+    authority = jwt_nats_server.authority
+    namespaces = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+        for ns in (NS, OPERATOR_NS)
+    ]
+    seed = authority.signing_key.seed.decode()
+    apply(kube.kubeconfig, [*namespaces, secret(OPERATOR_NS, ACCOUNT_SECRET, {"seed": seed})])
+    signing = {"existingSecret": ACCOUNT_SECRET, "account": authority.account.public}
+    values = yaml.safe_dump({"watchNamespaces": [NS], "nats": {"accountSigningKey": signing}})
     helm(
         "install", RELEASE, CHART, "--namespace", OPERATOR_NS, "--create-namespace",
         "--values", "-", "--wait", "--timeout", "180s",
@@ -95,26 +112,40 @@ def installed_chart(kube: KubeCluster, crd_installed: list[str]) -> Iterator[str
 @pytest.fixture
 async def operator(
     kube: KubeCluster,
-    nats: str,
+    jwt_nats_server: JwtNatsServer,
     installed_chart: str,
     kube_api: k8s_client.ApiClient,
     tmp_path: Path,
 ) -> AsyncIterator[OperatorProcess]:
-    """The operator with the installed ServiceAccount's token and the chart Deployment's env."""
+    """The operator with the installed ServiceAccount's token and the chart Deployment's env
+    and mounted Secret (run like the pods, through ``plan_container``)."""
     name = installed_chart
     token = await service_account_token(kube_api, OPERATOR_NS, name)
     user = f"system:serviceaccount:{OPERATOR_NS}:{name}"
     kubeconfig = write_token_kubeconfig(kube, user, token, tmp_path / "operator-kubeconfig")
-    deployment = await k8s_client.AppsV1Api(kube_api).read_namespaced_deployment(name, OPERATOR_NS)
-    env = {e.name: e.value for e in deployment.spec.template.spec.containers[0].env}
-    # The session's nats-server stands in for the chart's in-cluster NATS, for both the
-    # operator and (through --pod-nats-url) the pods it declares.
-    env.update(
-        AKENEO_PORT=str(free_port()),
-        AKENEO_NATS_URL=nats,
-        AKENEO_OPERATOR_POD_NATS_URL=nats,
-        AKENEO_OPERATOR_MAINTENANCE_INTERVAL="2s",
-    )
+    client = admin_client(kube)
+    try:
+        deployment = await client.get("apps/v1", "Deployment", OPERATOR_NS, name)
+        account_secret = await client.get("v1", "Secret", OPERATOR_NS, ACCOUNT_SECRET)
+    finally:
+        await client.close()
+    assert deployment is not None and account_secret is not None
+    nats = jwt_nats_server.url
+    # The session's JWT-auth nats-server stands in for the chart's in-cluster NATS, for both
+    # the operator and (through --pod-nats-url) the pods it declares.
+    plan = plan_container(
+        pod_spec(deployment), "operator", root=tmp_path / "operator-pod",
+        secrets={ACCOUNT_SECRET: account_secret}, config_maps={},
+        overrides={
+            "AKENEO_PORT": str(free_port()),
+            "AKENEO_NATS_URL": nats,
+            "AKENEO_OPERATOR_POD_NATS_URL": nats,
+            "AKENEO_OPERATOR_MAINTENANCE_INTERVAL": "2s",
+        },
+    )  # fmt: skip
+    plan.write_files()
+    env = {k: v for k, v in plan.env.items() if k.startswith("AKENEO_")}
+    assert Path(env["AKENEO_OPERATOR_NATS_SIGNING_KEY_FILE"]) in plan.files
     op = OperatorProcess(tmp_path / "operator", "operator", kubeconfig, nats, **env).start()
     yield op
     op.stop()
@@ -254,6 +285,7 @@ def updated_of(resource: dict[str, Any] | None) -> str | None:
 
 async def test_cluster_manifests_run_the_pipeline_end_to_end(
     kube: KubeCluster,
+    jwt_nats_server: JwtNatsServer,
     operator: OperatorProcess,
     simulator: PimSimulator,
     recorder: WebhookRecorder,
@@ -262,6 +294,7 @@ async def test_cluster_manifests_run_the_pipeline_end_to_end(
     sim = simulator
     client = admin_client(kube)
     pods = LocalPods(tmp_path / "pods", {})
+    nats_creds: dict[Role, Creds] = {}
     try:
         # 1. the connection, as a user would apply it; the operator makes it Ready
         await make_namespace(client, NS, tenant_secrets(sim))
@@ -292,6 +325,21 @@ async def test_cluster_manifests_run_the_pipeline_end_to_end(
         assert env_of(worker)["AKENEO_WEBHOOK_URL"] == recorder.url
         assert "AKENEO_WEBHOOK_SIGNING_SECRET_FILE" in env_of(worker)
         assert SIGNING_SECRET not in str(worker) and LEGACY_SECRET not in str(receiver)
+        # each pod holds its own role's NATS user, issued by the operator, and only that
+        nats_creds = {
+            role: parse_creds(base64.b64decode(data).decode())
+            for role, data in (
+                (r, pods.secrets[f"{NAME}-nats"]["data"][creds_key(r)]) for r in Role
+            )
+        }
+        for plan, role in (
+            (receiver_plan, Role.RECEIVER),
+            (worker_plan, Role.WORKER),
+            (reconcile_plan, Role.RECONCILE),
+        ):
+            mounted = plan.files[Path(plan.env["AKENEO_NATS_CREDS_FILE"])]
+            assert parse_creds(mounted.decode()) == nats_creds[role], role
+            assert not {"AKENEO_NATS_USER", "AKENEO_NATS_PASSWORD_FILE"} & set(plan.env)
         pods.start("receiver", receiver_plan)
         pods.start("worker", worker_plan)
 
@@ -407,5 +455,8 @@ async def test_cluster_manifests_run_the_pipeline_end_to_end(
             await client.close()
     logs = operator.log + "".join(p.log_path.read_text(errors="replace") for p in pods.processes)
     assert "Traceback" not in logs, logs[-4000:]
-    for value in (LEGACY_SECRET, SIGNING_SECRET, *PLATFORM_SECRETS):
+    assert "Permissions Violation" not in logs and "Authorization Violation" not in logs
+    seeds = [c.seed.decode() for c in nats_creds.values()]
+    signing_seed = jwt_nats_server.authority.signing_key.seed.decode()
+    for value in (LEGACY_SECRET, SIGNING_SECRET, *PLATFORM_SECRETS, *seeds, signing_seed):
         assert value not in logs

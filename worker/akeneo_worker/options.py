@@ -17,6 +17,7 @@ from typing import Any
 import nats
 from nats.aio.client import Client
 
+from akeneo_connector import creds_watch
 from akeneo_connector.durations import parse_duration
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.nats_auth import inbox_prefix
@@ -86,7 +87,10 @@ async def connect(args: argparse.Namespace, name: str, **overrides: Any) -> Clie
         options["password"] = read_secret(Path(args.nats_password_file))
     if args.nats_creds_file:
         options["user_credentials"] = str(args.nats_creds_file)
-    return await nats.connect(**options)
+    nc = await nats.connect(**options)
+    if args.nats_creds_file:
+        creds_watch.start(nc, args.nats_creds_file)  # renewed JWTs are picked up in time
+    return nc
 
 
 class _JsonFormatter(logging.Formatter):

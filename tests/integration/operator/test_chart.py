@@ -83,6 +83,7 @@ def _by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
             "metrics": {"serviceMonitor": {"enabled": True}},
             "nats": {"existingSecret": "nats-auth", "passwordKey": "password", "user": "op"},
         },
+        {"nats": {"accountSigningKey": {"existingSecret": "nats-account", "account": "A" * 56}}},
     ],
 )
 def test_helm_lint_is_clean(values: dict[str, Any], tmp_path: Path) -> None:
@@ -122,6 +123,26 @@ def test_nats_credentials_are_mounted_files_never_values() -> None:
     assert env["AKENEO_NATS_PASSWORD_FILE"] == "/etc/akeneo/nats/password"
     assert env["AKENEO_NATS_CREDS_FILE"] == "/etc/akeneo/nats/c"
     assert {"name": "nats", "secret": {"secretName": "nats-auth"}} in pod["volumes"]
+
+
+def test_account_signing_key_is_a_mounted_file_and_excludes_a_shared_credential() -> None:
+    account = "A" + "B" * 55
+    signing = {"existingSecret": "nats-account", "key": "seed", "account": account}
+    (deployment,) = _by_kind(render("akc", "ops", {"nats": {"accountSigningKey": signing}}),
+                             "Deployment")  # fmt: skip
+    pod = deployment["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["AKENEO_OPERATOR_NATS_SIGNING_KEY_FILE"] == "/etc/akeneo/nats-signing/seed"
+    assert env["AKENEO_OPERATOR_NATS_ACCOUNT"] == account
+    assert env["AKENEO_OPERATOR_NATS_CREDS_VALIDITY"] == "720h"
+    assert "AKENEO_OPERATOR_POD_NATS_SECRET" not in env
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "nats-signing"]
+    assert volume["secret"]["secretName"] == "nats-account"
+    assert volume["secret"]["items"] == [{"key": "seed", "path": "seed"}]
+    with pytest.raises(RuntimeError, match="accountSigningKey"):
+        render("akc", "ops", {"nats": {"accountSigningKey": signing, "podSecret": "shared"}})
+    (plain,) = _by_kind(render("akc", "ops"), "Deployment")
+    assert "AKENEO_OPERATOR_NATS_SIGNING_KEY_FILE" not in str(plain)
 
 
 def test_cluster_role_grants_only_what_the_operator_uses() -> None:

@@ -62,7 +62,8 @@ def test_ready_is_derived_with_the_failing_reason():
 def test_transition_time_is_kept_while_status_is_unchanged():
     first = render_status(all_ready(), {}, T0)
     second = render_status(all_ready(), first, T1)
-    assert [c["lastTransitionTime"] for c in second["conditions"]] == ["2026-01-01T00:00:00Z"] * 6
+    times = [c["lastTransitionTime"] for c in second["conditions"]]
+    assert times == ["2026-01-01T00:00:00Z"] * (len(COMPONENTS) + 1)
     obs = all_ready()
     obs.conditions[RECEIVER_READY] = Cond.fail("NoPodsAvailable")
     third = render_status(obs, second, T1)

@@ -1,0 +1,217 @@
+"""Tenant isolation with the users the operator issues (decentralized JWT auth).
+
+nats-server runs in operator mode; each tenant's creds files come from
+``akeneo_operator.natscreds.issue``, exactly what the operator writes into ``<name>-nats``.
+Tenant A's users reach A's stream, consumer and bucket and nothing of B's; expired creds and
+creds signed by a key the account does not know are refused; a client following its creds
+file survives the expiry of the JWT it connected with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from nats.aio.client import Client
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from akeneo_connector import creds_watch
+from akeneo_connector.jetstream import ensure_all
+from akeneo_connector.names import ConnectionNames
+from akeneo_connector.nats_auth import Role, inbox_prefix
+from akeneo_connector.nats_jwt import KeyKind, Signer
+from akeneo_connector.spec import StreamSpec
+from akeneo_operator.natscreds import issue
+from akeneo_worker import dead_letters as dl
+from akeneo_worker.replay import DeadLetterFilter, redeliver_stream, replay_dead_letters
+from tests.ground.nats_auth import JwtNatsServer
+from tests.security.conftest import stream_messages
+
+A = ConnectionNames("tenant-a", "shop")
+B = ConnectionNames("tenant-b", "shop")
+DENIED = (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError)
+VALIDITY = timedelta(days=30)
+
+
+def creds_file(server: JwtNatsServer, names: ConnectionNames, role: Role, **kw: Any) -> Path:
+    now = kw.pop("now", datetime.now(UTC))
+    validity = kw.pop("validity", VALIDITY)
+    path = server.data_dir / f"{names.namespace}-{role.value}-{now.timestamp()}.creds"
+    path.write_text(issue(names, role, server.authority.issuer, now, validity))
+    return path
+
+
+async def connect(
+    server: JwtNatsServer, creds: Path, names: ConnectionNames | None = None, **kw: Any
+) -> tuple[Client, list[str]]:
+    errors: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc))
+
+    options: dict[str, Any] = {"allow_reconnect": False, **kw}
+    if names is not None:
+        options["inbox_prefix"] = inbox_prefix(names)
+    nc = await nats.connect(server.url, user_credentials=str(creds), error_cb=on_error, **options)
+    return nc, errors
+
+
+@pytest.fixture(scope="module")
+async def admin(jwt_nats_server: JwtNatsServer) -> AsyncIterator[Client]:
+    nc = await nats.connect(jwt_nats_server.url, user_credentials=str(jwt_nats_server.admin_creds))
+    js = nc.jetstream()
+    for names in (A, B):
+        await ensure_all(js, names, StreamSpec())
+    await js.publish(B.event_subject("product"), b"secret of b", headers={"Nats-Msg-Id": "b-1"})
+    await (await js.key_value(B.guard_bucket)).put("guard.product.y", b"b-data")
+    yield nc
+    await nc.close()
+
+
+async def test_own_receiver_worker_and_replay_work(jwt_nats_server, admin) -> None:
+    server = jwt_nats_server
+    receiver, errors_r = await connect(server, creds_file(server, A, Role.RECEIVER), A)
+    worker, errors_w = await connect(server, creds_file(server, A, Role.WORKER), A)
+    replay, errors_p = await connect(server, creds_file(server, A, Role.REPLAY), A)
+    try:
+        ack = await receiver.jetstream().publish(
+            A.event_subject("product"), b"{}", headers={"Nats-Msg-Id": "own-1"}
+        )
+        assert ack.stream == A.stream
+        wjs = worker.jetstream()
+        await wjs.add_consumer(
+            A.stream,
+            config=ConsumerConfig(
+                durable_name=A.consumer,
+                filter_subject=f"{A.events_subject}.>",
+                ack_policy=AckPolicy.EXPLICIT,
+            ),
+        )
+        sub = await wjs.pull_subscribe_bind(durable=A.consumer, stream=A.stream)
+        (msg,) = await sub.fetch(1, timeout=5)
+        await msg.ack_sync()
+        kv = await wjs.key_value(A.guard_bucket)
+        await kv.put("guard.product.x", b"1")
+        assert (await kv.get("guard.product.x")).value == b"1"
+        await wjs.publish(
+            A.dead_letter_subject, b"{}", headers={dl.SUBJECT: A.event_subject("product")}
+        )
+        # the replay role: read dead letters, re-deliver the stream, reset the guard
+        pjs = replay.jetstream()
+        letters = await replay_dead_letters(pjs, A, DeadLetterFilter(include_malformed=True))
+        assert letters.scanned == 1
+        report = await redeliver_stream(pjs, A, reset_guard=True)
+        assert report.published >= 1
+        for nc in (receiver, worker, replay):
+            await nc.flush(timeout=5)
+        assert errors_r == errors_w == errors_p == []
+    finally:
+        for nc in (receiver, worker, replay):
+            await nc.close()
+
+
+async def test_a_cannot_read_or_write_b(jwt_nats_server, admin) -> None:
+    server = jwt_nats_server
+    ajs = admin.jetstream()
+    bkv = await ajs.key_value(B.guard_bucket)
+    before = stream_messages(server, B.stream)
+    for role in Role:
+        nc, errors = await connect(server, creds_file(server, A, role), A)
+        js = nc.jetstream(timeout=0.5)
+        try:
+            seen: list[bytes] = []
+
+            async def spy(msg: Any, seen: list[bytes] = seen) -> None:
+                seen.append(msg.data)
+
+            for subject in (
+                f"{B.subject_prefix}.>",
+                f"$KV.{B.guard_bucket}.>",
+                f"{inbox_prefix(B)}.>",
+                "_INBOX.>",
+                ">",
+            ):
+                await nc.subscribe(subject, cb=spy)
+            await nc.flush(timeout=5)
+            await nc.publish(B.event_subject("product"), b"forged by a")
+            with pytest.raises(DENIED):
+                await js.publish(B.event_subject("product"), b"forged by a")
+            calls = [
+                js.stream_info(B.stream),
+                js.get_msg(B.stream, 1),
+                js.consumer_info(B.stream, B.consumer),
+                js.add_consumer(B.stream, durable_name="stolen"),
+                js.add_consumer(B.stream, config=ConsumerConfig(filter_subject=">")),
+                js.delete_stream(B.stream),
+                js.purge_stream(B.stream),
+                js.delete_msg(B.stream, 1),
+                js.key_value(B.guard_bucket),
+                nc.request(f"$JS.API.DIRECT.GET.KV_{B.guard_bucket}", b"{}", timeout=0.5),
+                nc.request(f"$JS.API.CONSUMER.MSG.NEXT.{B.stream}.{B.consumer}", b"1", timeout=0.5),
+                nc.request(f"$KV.{B.guard_bucket}.guard.product.y", b"overwrite", timeout=0.5),
+            ]
+            outcomes = await asyncio.gather(*calls, return_exceptions=True)
+            assert all(isinstance(o, DENIED) for o in outcomes), (role, outcomes)
+            await ajs.publish(
+                B.event_subject("product"), b"later b", headers={"Nats-Msg-Id": f"b-{role}"}
+            )
+            await bkv.put("guard.product.z", b"more b-data")
+            await nc.flush(timeout=5)
+            assert seen == [], role
+            violations = [e for e in errors if "permissions violation" in e.lower()]
+            assert len(violations) >= 5 and len(violations) == len(errors), errors
+        finally:
+            await nc.close()
+    assert stream_messages(server, B.stream) == before + len(Role)
+    info = await ajs.stream_info(B.stream)
+    assert info.state.consumer_count == 0
+    assert (await bkv.get("guard.product.y")).value == b"b-data"
+
+
+async def test_expired_creds_are_refused(jwt_nats_server) -> None:
+    server = jwt_nats_server
+    old = datetime.now(UTC) - timedelta(days=31)
+    expired = creds_file(server, A, Role.WORKER, now=old)
+    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+        await connect(server, expired, A, connect_timeout=2)
+
+
+async def test_creds_signed_by_an_unknown_key_are_refused(jwt_nats_server) -> None:
+    server = jwt_nats_server
+    rogue = Signer.generate(KeyKind.ACCOUNT)  # not a signing key of the account
+    path = server.data_dir / "rogue.creds"
+    path.write_text(server.authority.user_creds([">"], [">"], signer=rogue))
+    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+        await connect(server, path, connect_timeout=2)
+
+
+async def test_a_client_following_its_creds_file_outlives_the_first_jwt(
+    jwt_nats_server, admin
+) -> None:
+    """The server cuts a connection when its JWT expires; renewal must reach it before."""
+    server = jwt_nats_server
+    short = timedelta(seconds=4)
+    now = datetime.now(UTC)
+    followed = creds_file(server, A, Role.RECEIVER, now=now, validity=short)
+    unfollowed = creds_file(server, A, Role.RECEIVER, now=now + timedelta(microseconds=1),
+                            validity=short)  # fmt: skip
+    kept, _ = await connect(server, followed, A, allow_reconnect=True, max_reconnect_attempts=-1)
+    cut, _ = await connect(server, unfollowed, A, allow_reconnect=True, max_reconnect_attempts=-1)
+    task = creds_watch.start(kept, followed, interval=0.2)
+    try:
+        renewed = issue(A, Role.RECEIVER, server.authority.issuer, datetime.now(UTC), VALIDITY)
+        followed.write_text(renewed)  # what the kubelet does when the operator renews
+        await asyncio.sleep(short.total_seconds() + 2)
+        assert kept.is_connected, "the following client was cut at the old JWT's expiry"
+        ack = await kept.jetstream().publish(A.event_subject("product"), b"after renewal")
+        assert ack.stream == A.stream
+        assert not cut.is_connected  # without following, "User Authentication Expired"
+    finally:
+        await kept.close()
+        await cut.close()
+        await asyncio.wait_for(task, 5)
