@@ -15,13 +15,12 @@ from aiohttp import web
 from akeneo_connector.spec import GROUP, PLURAL, VERSION
 from akeneo_operator.health import OperatorMetrics, start_server
 from akeneo_operator.kubeclient import Credentials, KubeClient, credentials_from
-from akeneo_operator.meta import Manifest, managed_selector
+from akeneo_operator.meta import FINALIZER, Manifest, managed_selector
 from akeneo_operator.reconciler import Reconciler
 from akeneo_operator.settings import MANAGED_BY, OperatorSettings
 from akeneo_operator.streams import NatsLink
 from akeneo_operator.timing import first_delay, jittered
 
-FINALIZER = f"{GROUP}/finalizer"
 # Unexpected errors: a few quick retries by kopf, then the maintenance loop retries at its
 # own pace (the connection is marked for retry), so a broken object never spins.
 RETRIES: dict[str, Any] = {"retries": 3, "backoff": 10}

@@ -13,6 +13,7 @@ Manifest = dict[str, Any]
 
 APP = "akeneo-connector"
 HASH_ANNOTATION = "akeneo.connectors.dev/build-hash"
+FINALIZER = "akeneo.connectors.dev/finalizer"  # kopf's, on each AkeneoConnection
 TLS_SERIAL_ANNOTATION = "akeneo.connectors.dev/tls-serial"
 L_NAME = "app.kubernetes.io/name"
 L_INSTANCE = "app.kubernetes.io/instance"

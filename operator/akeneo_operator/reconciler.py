@@ -30,7 +30,7 @@ from akeneo_operator.children import (
     ref_of,
 )
 from akeneo_operator.kubeclient import ApiError, KubeClient
-from akeneo_operator.meta import L_COMPONENT, L_INSTANCE, RECEIVER, WORKER, Manifest
+from akeneo_operator.meta import FINALIZER, L_COMPONENT, L_INSTANCE, RECEIVER, WORKER, Manifest
 from akeneo_operator.natscreds import CredsOutcome, IssuerFile, ensure_creds, without_issuer
 from akeneo_operator.pods import SIGNATURE_KEYS, BuildInput
 from akeneo_operator.settings import OperatorSettings
@@ -364,7 +364,10 @@ class Reconciler:
         """One tick of the per-connection loop: retry, stream drift, TLS and NATS credential
         renewal, counters."""
         st = self.states.get((namespace, name))
-        if st is None or st.deleting:
+        if st is None:
+            await self._first_reconcile(namespace, name)
+            return
+        if st.deleting:
             return
         due = st.cert_not_after is not None and needs_renewal_at(
             st.cert_not_after, self.settings.cert_renew_before_delta, self.clock()
@@ -396,6 +399,25 @@ class Reconciler:
             if counters is not None:
                 st.obs.counters = counters
             await self._write_status(st)
+
+    async def _first_reconcile(self, namespace: str, name: str) -> None:
+        """A connection this replica runs a loop for but never reconciled: reconcile it now.
+
+        kopf runs the create/resume handler on a watch event. When its finalizer patch loses a
+        race (another replica patched first, e.g. one that was pausing at that moment) it waits
+        for the next event, and if the watch does not deliver one the connection would wait
+        until the watch reconnects. Converging from a fresh read is idempotent, so the loop does
+        it instead, once kopf's finalizer is on (without it a deletion could skip cleanup).
+        """
+        body = await self.client.get(API_VERSION, KIND, namespace, name)
+        if body is None or (namespace, name) in self.states:
+            return
+        meta = body["metadata"]
+        if meta.get("deletionTimestamp") or FINALIZER not in (meta.get("finalizers") or []):
+            return
+        self.log.info("Reconciling %s/%s from the maintenance loop (no handler ran yet)",
+                      namespace, name)  # fmt: skip
+        await self.reconcile(body)
 
     async def retry(self, st: ConnState) -> None:
         if st.body and not st.deleting:
