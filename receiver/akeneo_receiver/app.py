@@ -21,7 +21,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from akeneo_pim.formats import PayloadError
-from akeneo_pim.normalize import Delivery, normalize_event_platform, normalize_events_api
+from akeneo_pim.normalize import EncodedDelivery, encode_event_platform, encode_events_api
 from akeneo_pim.normalized import SourceFormat
 from akeneo_pim.signatures import (
     EVENT_PLATFORM_PRIMARY_HEADER,
@@ -249,11 +249,9 @@ class Receiver:
         ):
             raise Rejection(429, "over_pending_limit", "the worker is behind; slow down")
         received_at = datetime.now(UTC)
-        normalize = (
-            normalize_events_api if fmt is SourceFormat.EVENTS_API else normalize_event_platform
-        )
+        encode = encode_events_api if fmt is SourceFormat.EVENTS_API else encode_event_platform
         try:
-            delivery: Delivery = normalize(body, self.config.connection, received_at)
+            delivery: EncodedDelivery = encode(body, self.config.connection, received_at)
         except PayloadError as exc:
             raise Rejection(400, exc.reason, exc.detail) from None
         rejected = [
@@ -264,13 +262,13 @@ class Receiver:
             EVENTS.labels(fmt.value, "rejected").inc(len(rejected))
         budget = self.config.ack_budget - (time.monotonic() - started)
         try:
-            result = await self.publisher.publish(delivery.events, budget)
+            result = await self.publisher.publish(delivery.messages, budget)
         except PublishError as exc:
             raise Rejection(
                 503,
                 exc.reason,
                 "not all events were stored durably; send again",
-                events=len(delivery.events),
+                events=len(delivery.messages),
             ) from None
         EVENTS.labels(fmt.value, "accepted").inc(result.stored)
         if result.duplicates:

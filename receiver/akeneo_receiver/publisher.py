@@ -27,7 +27,7 @@ from nats.protocol.command import hpub_cmd
 from akeneo_connector.jetstream import ImmutableFieldChanged, ensure_bucket, ensure_stream
 from akeneo_connector.nats_auth import inbox_prefix
 from akeneo_connector.spec import StreamSpec
-from akeneo_pim.normalized import NormalizedEvent, ResourceKind
+from akeneo_pim.normalized import EventMessage, ResourceKind
 from akeneo_receiver.config import ReceiverConfig
 from akeneo_receiver.metrics import CONSUMER_PENDING
 
@@ -292,7 +292,7 @@ class EventPublisher:
             with contextlib.suppress(Exception):
                 await self.nc.drain()
 
-    async def publish(self, events: Sequence[NormalizedEvent], budget: float) -> BatchResult:
+    async def publish(self, events: Sequence[EventMessage], budget: float) -> BatchResult:
         """Publish all, await all acks until ``budget`` seconds from now; raise PublishError."""
         if not events:
             return BatchResult(0, 0)
@@ -300,7 +300,7 @@ class EventPublisher:
         if acks is None or not self.connected:
             raise PublishError("jetstream_unavailable")
         subjects = self._subjects
-        batch = await acks.publish([(subjects[e.kind], e.event_id, e.to_message()) for e in events])
+        batch = await acks.publish([(subjects[e.kind], e.event_id, e.data) for e in events])
         return await acks.wait(batch, budget)
 
     async def stream_exists(self) -> bool:
