@@ -27,10 +27,12 @@ from akeneo_pim.normalized import Action, EventMessage, ResourceKind, SourceForm
 
 EVENT_ID_MAX = 200  # as formats.EventId
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# msgspec skips a resource without building it, checking its syntax but not what the worker's
-# parser (jiter, through pydantic) also limits: nesting depth (200 levels under the message's
-# own object), integers of more than 4,300 digits, and UTF-8 (checked for the whole body). A
-# resource under both bounds below cannot exceed them; a larger one is parsed by jiter itself.
+# msgspec skips a resource without building it, checking its syntax but not what the full
+# path's and the worker's parser (jiter, through pydantic) also limits: nesting depth (200
+# levels under the message's own object), integers of more than 4,300 digits, and UTF-8
+# (checked for the whole body). A resource under both bounds below cannot exceed them; a
+# larger one is parsed by jiter itself. Nothing else is skipped: an envelope field this does
+# not know sends the body to the full path (the legacy format is frozen, so that is rare).
 _MAX_CHEAP_BYTES = 4300
 _MAX_CHEAP_OPENINGS = 190
 # the full path's own parsing, called without TypeAdapter's Python wrapper
@@ -56,11 +58,11 @@ class _ProductModelRef(msgspec.Struct):
     updated: str | None = None
 
 
-class _Data(msgspec.Struct):
+class _Data(msgspec.Struct, forbid_unknown_fields=True):
     resource: msgspec.Raw
 
 
-class _Event(msgspec.Struct):
+class _Event(msgspec.Struct, forbid_unknown_fields=True):
     """``formats.LegacyEvent``; UNSET tells a missing date field from a null one."""
 
     action: LegacyAction
@@ -73,7 +75,7 @@ class _Event(msgspec.Struct):
     pim_source: str | None = None
 
 
-class _Body(msgspec.Struct):
+class _Body(msgspec.Struct, forbid_unknown_fields=True):
     events: list[_Event]
 
 

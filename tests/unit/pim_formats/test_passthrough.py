@@ -197,6 +197,24 @@ def test_resources_past_the_worker_parser_limits_are_declined() -> None:
     assert not agrees(huge)
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        b"[" * 210 + b"]" * 210,  # the full path refuses the body (too deep)
+        b"9" * 4400,  # the full path refuses the body (number out of range)
+        b'"harmless"',  # the full path takes it
+    ],
+)
+def test_unknown_envelope_fields_are_left_to_the_full_path(extra: bytes) -> None:
+    for where in ("event", "data", "body"):
+        event = legacy_event("tshirt-1")
+        doc: dict[str, Any] = {"events": [event]}
+        {"event": event, "data": event["data"], "body": doc}[where]["extra"] = "EXTRA"
+        body = json.dumps(doc).encode().replace(b'"EXTRA"', extra)
+        assert legacy_messages(body, CONN) is None
+        agrees(body)
+
+
 def test_large_but_readable_resources_are_passed_through() -> None:
     large = legacy_event("large")
     large["data"]["resource"]["values"]["notes"] = [
