@@ -2,6 +2,8 @@
 
 A delivery yields the events that normalized and the ones that did not (with their id when it
 could be read), so the receiver can enqueue the good ones and name the bad ones in its answer.
+The receiver takes them already as messages (``encode_*``): a legacy body whose events are all
+valid goes through ``akeneo_pim.passthrough`` without building the models.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from akeneo_pim import passthrough
 from akeneo_pim.formats import (
     CloudEvent,
     LegacyEvent,
@@ -23,7 +26,13 @@ from akeneo_pim.formats import (
     split_event_platform,
     split_events_api,
 )
-from akeneo_pim.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
+from akeneo_pim.normalized import (
+    Action,
+    EventMessage,
+    NormalizedEvent,
+    ResourceKind,
+    SourceFormat,
+)
 
 
 class EventError(ValueError):
@@ -41,6 +50,18 @@ class RejectedEvent:
 class Delivery:
     events: list[NormalizedEvent] = field(default_factory=list)
     rejected: list[RejectedEvent] = field(default_factory=list)
+
+
+@dataclass
+class EncodedDelivery:
+    """A delivery as the receiver publishes it: messages of the valid events, and the others."""
+
+    messages: list[EventMessage] = field(default_factory=list)
+    rejected: list[RejectedEvent] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, delivery: Delivery) -> EncodedDelivery:
+        return cls([e.to_event_message() for e in delivery.events], delivery.rejected)
 
 
 def _validation_reason(exc: ValidationError) -> str:
@@ -158,3 +179,20 @@ def normalize_event_platform(
         "id",
         lambda raw: normalize_cloud_event(CloudEvent.model_validate(raw), connection, received_at),
     )
+
+
+def encode_events_api(
+    body: bytes, connection: str, received_at: datetime | None = None
+) -> EncodedDelivery:
+    """``normalize_events_api`` as messages; ``PayloadError`` if the body is unusable."""
+    messages = passthrough.legacy_messages(body, connection, received_at)
+    if messages is not None:
+        return EncodedDelivery(messages)
+    return EncodedDelivery.of(normalize_events_api(body, connection, received_at))
+
+
+def encode_event_platform(
+    body: bytes, connection: str, received_at: datetime | None = None
+) -> EncodedDelivery:
+    """``normalize_event_platform`` as messages; ``PayloadError`` if the body is unusable."""
+    return EncodedDelivery.of(normalize_event_platform(body, connection, received_at))

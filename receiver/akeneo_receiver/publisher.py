@@ -15,22 +15,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import nats
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.errors import MaxPayloadError
 from nats.js import JetStreamContext
 from nats.js.api import Header
 from nats.js.errors import NotFoundError
-from nats.protocol.command import hpub_cmd
 
 from akeneo_connector import creds_watch
 from akeneo_connector.jetstream import ImmutableFieldChanged, ensure_bucket, ensure_stream
 from akeneo_connector.nats_auth import inbox_prefix
 from akeneo_connector.spec import StreamSpec
-from akeneo_pim.normalized import NormalizedEvent, ResourceKind
+from akeneo_pim.normalized import EventMessage, ResourceKind
 from akeneo_receiver.config import ReceiverConfig
 from akeneo_receiver.metrics import CONSUMER_PENDING
+from akeneo_receiver.natsclient import AckClient
 
 log = logging.getLogger("akeneo_receiver.jetstream")
 
@@ -64,7 +63,7 @@ class _Batch:
         self.remaining = size
         self.duplicates = 0
         self.error: str | None = None
-        self.tokens: list[str] = []
+        self.tokens: list[bytes] = []
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
 
@@ -81,38 +80,44 @@ class AckPipeline:
         self.stream = stream
         self.prefix = nc.new_inbox()
         self._cut = len(self.prefix) + 1
-        self._waiting: dict[str, _Batch] = {}
+        self._waiting: dict[bytes, _Batch] = {}
         self._seq = 0
+        # an HPUB frame is "HPUB <subject> <reply> <header bytes> <total bytes>", the header
+        # block "NATS/1.0", Nats-Msg-Id, Nats-Expected-Stream, a blank line, then the payload
+        self._reply_prefix = f"{self.prefix}.".encode()
         self._hdr_tail = f"\r\n{EXPECTED_STREAM}: {stream}\r\n\r\n".encode()
+        self._hdr_fixed = len(b"NATS/1.0\r\nNats-Msg-Id: ") + len(self._hdr_tail)
+        self._subjects: dict[str, bytes] = {}
 
     @classmethod
     async def start(cls, nc: NATS, stream: str) -> AckPipeline:
         pipeline = cls(nc, stream)
-        await nc.subscribe(f"{pipeline.prefix}.*", cb=pipeline._on_ack)
+        sub = await nc.subscribe(f"{pipeline.prefix}.*", cb=pipeline._on_ack)
+        if isinstance(nc, AckClient):
+            nc.take_plain(sub._id, pipeline._on_plain_ack)
         return pipeline
 
     async def publish(self, messages: Sequence[tuple[str, str, bytes]]) -> _Batch:
         """Send (subject, message id, payload) triples; returns the batch to ``wait`` on."""
         batch = _Batch(len(messages))
-        frames: list[tuple[str, str, bytes, bytes]] = []
-        for subject, msg_id, payload in messages:
+        tokens = batch.tokens
+        for _subject, msg_id, _payload in messages:
             if _UNSAFE_HEADER.search(msg_id):
                 raise PublishError("bad_message_id")  # the wire models already refuse these
             self._seq += 1
-            token = format(self._seq, "x")
-            batch.tokens.append(token)
-            frames.append((subject, f"{self.prefix}.{token}", msg_id.encode(), payload))
-        for token in batch.tokens:
-            self._waiting[token] = batch
+            tokens.append(b"%x" % self._seq)
+        waiting = self._waiting
+        for token in tokens:
+            waiting[token] = batch
         try:
-            await self._send(frames)
+            await self._send(messages, tokens)
         except Exception as exc:
             self._forget(batch)
             log.warning("publish failed", extra={"error": exc.__class__.__name__})
             raise PublishError("jetstream_unavailable") from None
         return batch
 
-    async def _send(self, frames: list[tuple[str, str, bytes, bytes]]) -> None:
+    async def _send(self, messages: Sequence[tuple[str, str, bytes]], tokens: list[bytes]) -> None:
         """All HPUB frames of a batch in one write when the client allows it.
 
         ``nc.publish`` re-encodes and re-validates the headers of each message, which is the
@@ -123,22 +128,39 @@ class AckPipeline:
         send_command = getattr(nc, "_send_command", None)
         max_payload = getattr(nc, "max_payload", 0)
         if send_command is None or not max_payload or not nc.is_connected:
-            for subject, reply, msg_id, payload in frames:
+            for (subject, msg_id, payload), token in zip(messages, tokens, strict=True):
                 await nc.publish(
                     subject,
                     payload,
-                    reply=reply,
-                    headers={MSG_ID: msg_id.decode(), EXPECTED_STREAM: self.stream},
+                    reply=f"{self.prefix}.{token.decode()}",
+                    headers={MSG_ID: msg_id, EXPECTED_STREAM: self.stream},
                 )
             return
         parts: list[bytes] = []
-        for subject, reply, msg_id, payload in frames:
+        reply_prefix, tail, fixed = self._reply_prefix, self._hdr_tail, self._hdr_fixed
+        for (subject, msg_id, payload), token in zip(messages, tokens, strict=True):
             if len(payload) > max_payload:
                 raise MaxPayloadError
-            hdr = b"NATS/1.0\r\nNats-Msg-Id: " + msg_id + self._hdr_tail
-            parts.append(hpub_cmd(subject, reply, hdr, payload))
+            msg_id_bytes = msg_id.encode()
+            hdr_len = fixed + len(msg_id_bytes)
+            head = b"HPUB %b %b%b %d %d\r\nNATS/1.0\r\nNats-Msg-Id: %b%b" % (
+                self._subject_bytes(subject),
+                reply_prefix,
+                token,
+                hdr_len,
+                hdr_len + len(payload),
+                msg_id_bytes,
+                tail,
+            )
+            parts += (head, payload, b"\r\n")
         await send_command(b"".join(parts))
         await self._flush()
+
+    def _subject_bytes(self, subject: str) -> bytes:
+        encoded = self._subjects.get(subject)
+        if encoded is None:
+            encoded = self._subjects[subject] = subject.encode()
+        return encoded
 
     async def _flush(self) -> None:
         flush_queue = getattr(self.nc, "_flush_queue", None)
@@ -164,16 +186,22 @@ class AckPipeline:
             self._waiting.pop(token, None)
 
     async def _on_ack(self, msg: Msg) -> None:
-        batch = self._waiting.pop(msg.subject[self._cut :], None)
+        """Acks through nats-py's subscription: status replies, or all with a plain client."""
+        no_responders = msg.headers is not None and msg.headers.get("Status") == NO_RESPONDERS
+        self._ack(msg.subject[self._cut :].encode(), msg.data, no_responders)
+
+    def _on_plain_ack(self, subject: bytes, data: bytes) -> None:
+        self._ack(subject[self._cut :], data, False)
+
+    def _ack(self, token: bytes, data: bytes, no_responders: bool) -> None:
+        batch = self._waiting.pop(token, None)
         if batch is None or batch.done.done():
             return
-        if msg.headers and msg.headers.get("Status") == NO_RESPONDERS:
+        if no_responders:
             batch.error = "stream_error"  # no stream listens on the subject
-        else:
-            data = msg.data
-            # plain acks ({"stream":..,"seq":..}) are told apart without parsing
-            if not data.startswith(b'{"stream":') or b'"error"' in data or b'"duplicate"' in data:
-                self._special_ack(batch, data)
+        # plain acks ({"stream":..,"seq":..}) are told apart without parsing
+        elif not data.startswith(b'{"stream":') or b'"error"' in data or b'"duplicate"' in data:
+            self._special_ack(batch, data)
         batch.remaining -= 1
         if batch.error is not None or batch.remaining == 0:
             batch.done.set_result(None)
@@ -195,6 +223,13 @@ class AckPipeline:
 def _expire(done: asyncio.Future[None]) -> None:
     if not done.done():
         done.set_exception(TimeoutError())
+
+
+async def _connect(options: dict[str, Any]) -> NATS:
+    """``nats.connect``, with the client that takes plain acks directly."""
+    nc = AckClient()
+    await nc.connect(**options)
+    return nc
 
 
 class EventPublisher:
@@ -250,7 +285,7 @@ class EventPublisher:
         delay = RECONNECT_WAIT
         while True:
             try:
-                self.nc = await nats.connect(**self._connect_options())
+                self.nc = await _connect(self._connect_options())
                 break
             except Exception as exc:  # any failure: keep serving 503s and retry
                 log.warning("NATS not reachable yet", extra={"error": exc.__class__.__name__})
@@ -295,7 +330,7 @@ class EventPublisher:
             with contextlib.suppress(Exception):
                 await self.nc.drain()
 
-    async def publish(self, events: Sequence[NormalizedEvent], budget: float) -> BatchResult:
+    async def publish(self, events: Sequence[EventMessage], budget: float) -> BatchResult:
         """Publish all, await all acks until ``budget`` seconds from now; raise PublishError."""
         if not events:
             return BatchResult(0, 0)
@@ -303,7 +338,7 @@ class EventPublisher:
         if acks is None or not self.connected:
             raise PublishError("jetstream_unavailable")
         subjects = self._subjects
-        batch = await acks.publish([(subjects[e.kind], e.event_id, e.to_message()) for e in events])
+        batch = await acks.publish([(subjects[e.kind], e.event_id, e.data) for e in events])
         return await acks.wait(batch, budget)
 
     async def stream_exists(self) -> bool:
