@@ -270,7 +270,12 @@ class Receiver:
         ]
         if rejected:
             events(fmt.value, "rejected").inc(len(rejected))
-        budget = self.config.ack_budget - (time.monotonic() - started)
+        total = (
+            self.config.ack_budget
+            if fmt is SourceFormat.EVENTS_API
+            else self.config.event_platform_ack_budget
+        )
+        budget = total - (time.monotonic() - started)
         try:
             result = await self.publisher.publish(delivery.messages, budget)
         except PublishError as exc:

@@ -17,7 +17,10 @@ DEFAULT_PORT = 8443
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 DEFAULT_TOLERANCE = "300s"
 DEFAULT_MAX_PENDING = 10_000
-DEFAULT_ACK_BUDGET = "400ms"
+DEFAULT_ACK_BUDGET = "400ms"  # the legacy PIM waits 0.5 s for the whole request
+# The Event Platform waits 5 s: riding out a short JetStream stall beats a 503, which it only
+# retries minutes later and counts against the subscription's success rate.
+DEFAULT_EVENT_PLATFORM_ACK_BUDGET = "4s"
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class ReceiverConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     timestamp_tolerance: float = 300.0
     ack_budget: float = 0.4
+    event_platform_ack_budget: float = 4.0
     max_pending: int = DEFAULT_MAX_PENDING
     ensure_stream: bool = False
     reload_interval: float = 1.0
@@ -155,6 +159,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="max wait for JetStream acks before answering 503 [AKENEO_ACK_BUDGET]",
     )
     add(
+        "--event-platform-ack-budget",
+        type=_seconds,
+        default=_seconds(
+            _env("AKENEO_EVENT_PLATFORM_ACK_BUDGET", DEFAULT_EVENT_PLATFORM_ACK_BUDGET) or ""
+        ),
+        help="the same for Event Platform deliveries, whose sender waits 5 s "
+        "[AKENEO_EVENT_PLATFORM_ACK_BUDGET]",
+    )
+    add(
         "--max-pending",
         type=int,
         default=int(_env("AKENEO_MAX_PENDING", str(DEFAULT_MAX_PENDING)) or 0),
@@ -190,6 +203,7 @@ def from_args(args: argparse.Namespace) -> ReceiverConfig:
         max_body_bytes=args.max_body_bytes,
         timestamp_tolerance=args.timestamp_tolerance,
         ack_budget=args.ack_budget,
+        event_platform_ack_budget=args.event_platform_ack_budget,
         max_pending=args.max_pending,
         ensure_stream=args.ensure_stream,
         log_level=args.log_level,

@@ -74,6 +74,36 @@ async def test_jetstream_down_is_503_within_half_a_second(
     await poll(accepted, timeout=15, what="200 after nats-server came back")
 
 
+async def test_event_platform_rides_out_a_stall_the_legacy_budget_cannot(
+    own_nats: NatsServer, start_receiver: StartReceiver
+) -> None:
+    """A 1 s JetStream stall: the legacy delivery gets its 503 inside the PIM's 0.5 s, the
+    Event Platform one (its sender waits 5 s) is stored and answered 200 once acks flow."""
+    r = await start_receiver(nats_url=own_nats.url)
+    legacy = legacy_batch(2)
+    ep = json.dumps(cloud_event("6f1c3c5e-0000-4000-8000-00000000e901")).encode()
+
+    async def post(body: bytes, headers: dict[str, str]) -> tuple[int, float]:
+        started = time.monotonic()
+        status, _ = await r.post(body, headers)
+        return status, time.monotonic() - started
+
+    os.kill(own_nats.process.pid, signal.SIGSTOP)
+    try:
+        tasks = [
+            asyncio.create_task(post(legacy, events_api_headers(EVENTS_API_SECRET, legacy))),
+            asyncio.create_task(post(ep, event_platform_headers(EVENT_PLATFORM_SECRETS[0], ep))),
+        ]
+        await asyncio.sleep(1.0)
+    finally:
+        os.kill(own_nats.process.pid, signal.SIGCONT)
+    (legacy_status, legacy_s), (ep_status, ep_s) = await asyncio.gather(*tasks)
+    assert legacy_status == 503 and legacy_s < 1.0
+    assert ep_status == 200 and ep_s >= 1.0
+    stored = await r.stored()
+    assert [ev.event_id for _, _, ev in stored][-1:] == [json.loads(ep)["id"]]
+
+
 async def test_receiver_started_before_nats_serves_once_it_is_up(
     tmp_path: Path, start_receiver: StartReceiver
 ) -> None:
