@@ -14,12 +14,16 @@ from akeneo_pim.normalized import Action, NormalizedEvent
 Operation = Literal["upsert", "delete"]
 
 
+def canonical_json(resource: dict[str, Any]) -> str:
+    """Sorted keys, no spaces: equal content, equal text."""
+    return json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def resource_digest(resource: dict[str, Any] | None) -> str | None:
     """sha256 of the canonical JSON of a resource: equal content, equal digest."""
     if resource is None:
         return None
-    canonical = json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(canonical_json(resource).encode()).hexdigest()
 
 
 def resource_updated(resource: dict[str, Any]) -> datetime | None:
@@ -47,8 +51,14 @@ class Change:
     resource: dict[str, Any] | None
 
     @cached_property
+    def resource_json(self) -> str | None:
+        """The resource's canonical JSON, computed once (digest and sinks share it)."""
+        return canonical_json(self.resource) if self.resource is not None else None
+
+    @cached_property
     def digest(self) -> str | None:
-        return resource_digest(self.resource)
+        text = self.resource_json
+        return hashlib.sha256(text.encode()).hexdigest() if text is not None else None
 
     @property
     def deleted(self) -> bool:
