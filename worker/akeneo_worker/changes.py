@@ -9,7 +9,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any, Literal
 
-from akeneo_pim.normalized import Action, NormalizedEvent
+from akeneo_pim.normalized import Action, NormalizedEvent, utc_version
 
 Operation = Literal["upsert", "delete"]
 
@@ -60,6 +60,19 @@ class Change:
         text = self.resource_json
         return hashlib.sha256(text.encode()).hexdigest() if text is not None else None
 
+    @cached_property
+    def change_id(self) -> str:
+        """The webhook's idempotency key: equal for every delivery of this change.
+
+        A hash of what the change sets (connection, kind, key, operation, version, resource
+        digest), not of the event: a re-delivery after a crash carries the same id, and so
+        does a duplicate event with the same content; a tie (same version, other content)
+        does not. A merchant applies each id at most once.
+        """
+        text = "\n".join((self.connection, self.kind, self.key, self.operation,
+                          utc_version(self.version), self.digest or ""))  # fmt: skip
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
     @property
     def deleted(self) -> bool:
         return self.operation == "delete"
@@ -91,5 +104,6 @@ class Change:
             "operation": self.operation,
             "version": self.version.isoformat(),
             "event_id": self.event_id,
+            "change_id": self.change_id,
             "resource": self.resource,
         }
