@@ -211,10 +211,17 @@ class Worker:
             await asyncio.wait([g.after for g in later if g.after is not None])
             await self.process(later)
 
-        try:
-            await asyncio.gather(self.process(now), when_their_turn() if later else _nothing())
-        except Exception:  # e.g. the connection dropped mid-batch: unacked ones come back
-            log.exception("batch failed; its unacked messages will be redelivered")
+        try:  # both parts run to their end before any turn is given back
+            outcomes = await asyncio.gather(
+                self.process(now), when_their_turn() if later else _nothing(),
+                return_exceptions=True,
+            )  # fmt: skip
+            for outcome in outcomes:
+                if isinstance(outcome, asyncio.CancelledError):
+                    raise outcome
+                if isinstance(outcome, BaseException):  # e.g. the connection dropped
+                    log.error("batch failed (%s); its unacked messages will be redelivered",
+                              type(outcome).__name__, exc_info=outcome)  # fmt: skip
         finally:
             for g in groups:
                 if g.turn is not None:
