@@ -346,6 +346,7 @@ class Row:
     backwards: int
     recovery_s: float | None
     notes: str = ""
+    dead_letters: int | None = None  # sink outages: dead letters written, then replayed
 
     def cells(self) -> list[str]:
         rec = "-" if self.recovery_s is None else f"{self.recovery_s:.2f}"
@@ -479,17 +480,26 @@ async def sink_down(g: Ground) -> Row:
         async def fault() -> None:
             await asyncio.sleep(g.seconds / 4)
             g.recorder.down = True
-            await asyncio.sleep(g.seconds / 2)
+            await asyncio.sleep(outage_seconds(g.seconds))
             g.recorder.down = False
             back_at.append(time.monotonic())
 
         await during(load, g.seconds, g.rate, fault)
         await pipe.drained()
+        letters = await dead_letter_count(g.nats.url, pipe.names)
         await pipe.replay()  # what an operator does once the merchant's system is back
         await pipe.drained()
         recovery = time.monotonic() - back_at[0]
-        return g.row("webhook sink 503s, dead letters, replay", load, recovery,
-                     "recovery = sink back to replayed and drained")  # fmt: skip
+        row = g.row("webhook sink 503s, dead letters, replay", load, recovery,
+                    f"recovery = sink back to replayed and drained; "
+                    f"{letters} dead letters replayed")  # fmt: skip
+        row.dead_letters = letters
+        return row
+
+
+def outage_seconds(seconds: float) -> float:
+    """Sink outage length: long enough for 3 failed deliveries (1 s + 2 s of backoff)."""
+    return max(seconds / 2, 6.0)
 
 
 def _postgres_state(dsn: str) -> dict[tuple[str, str], tuple[str, str]]:
@@ -509,7 +519,7 @@ async def postgres_down(g: Ground) -> Row:
             async def fault() -> None:
                 await asyncio.sleep(g.seconds / 4)
                 await asyncio.to_thread(pg.pause)
-                await asyncio.sleep(g.seconds / 2)
+                await asyncio.sleep(outage_seconds(g.seconds))
                 await asyncio.to_thread(pg.resume)
                 back_at.append(time.monotonic())
 
@@ -523,8 +533,18 @@ async def postgres_down(g: Ground) -> Row:
         lost = lost_changes_by_rows(load, state, g.sim)
         notes = (f"applied = rows in the table; recovery = postgres back to replayed and "
                  f"drained; {letters} dead letters replayed")  # fmt: skip
-        return Row("postgres stopped, dead letters, replay", load.answered_200, len(state), lost,
-                   None, 0, 0, recovery, notes)  # fmt: skip  (re-upserting a version: same row)
+        return Row(
+            "postgres stopped, dead letters, replay",
+            load.answered_200,
+            len(state),
+            lost,
+            None,
+            0,
+            0,
+            recovery,
+            notes,
+            dead_letters=letters,
+        )  # fmt: skip  (re-upserting a version: same row)
     finally:
         await asyncio.to_thread(pg.stop)
 
