@@ -138,11 +138,14 @@ class Load:
         self._mark, self.first_200_after = time.monotonic(), None
 
     async def _deliver(self, sender: EventSender, changes: list[Change]) -> None:
-        started = time.monotonic()
+        started, sent_during_outage = time.monotonic(), self.outage
         report = await sender.send(changes)
         elapsed = time.monotonic() - started
-        if self.outage:
+        # Judged by when it was sent: a request in flight at the kill may have been acked
+        # just before it (and if not, "lost" counts it); one sent during the outage may not.
+        if sent_during_outage:
             self.ok_during_outage += report.accepted
+        if sent_during_outage or self.outage:
             self.slow_during_outage += int(elapsed > 0.5)
         if report.accepted:
             self.acked.extend(changes)
