@@ -54,7 +54,7 @@ class _State(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     def to_bytes(self) -> bytes:
-        return self.model_dump_json().encode()
+        return self.__pydantic_serializer__.to_json(self)  # = model_dump_json(), as bytes
 
 
 NEVER_APPLIED = datetime(1970, 1, 1, tzinfo=UTC)

@@ -41,7 +41,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--reorder", type=float, default=0.0, help="probability to swap a delivery forward")
     add("--duplicate", type=float, default=0.0, help="probability to send a delivery twice")
     add("--drop", type=float, default=0.0, help="probability to lose a delivery (never sent)")
-    add("--timeout", type=float, default=0.5, help="the PIM's deadline per delivery (0.5 s)")
+    add(
+        "--timeout",
+        type=float,
+        default=None,
+        help="deadline per delivery (default: 0.5 s legacy, 5 s Event Platform, as the PIM)",
+    )
     add("--ca-file", help="CA bundle to verify the receiver's certificate")
     add("--insecure", action="store_true", help="do not verify the receiver's certificate")
     add("--no-test-request", action="store_true", help="skip the legacy Test request")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -83,6 +84,16 @@ class PostgresServer:
     def kill(self) -> None:
         if self.process is not None:
             self.process.kill()
+
+    def pause(self) -> None:
+        """Fast shutdown (SIGINT): sessions are cut, the cluster is kept for ``resume``."""
+        assert self.process is not None
+        self.process.stop(sig=signal.SIGINT)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.start()
+        wait_until(self._ready, timeout=60, what="postgres", proc=self.process)
 
     def restart(self) -> None:
         assert self.process is not None

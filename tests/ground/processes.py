@@ -93,10 +93,10 @@ class ServerProcess:
             self._proc.send_signal(signal.SIGKILL)
             self._proc.wait(10)
 
-    def stop(self, timeout: float = 10) -> None:
+    def stop(self, timeout: float = 10, sig: signal.Signals = signal.SIGTERM) -> None:
         if self._proc is None or not self.alive:
             return
-        self._proc.terminate()
+        self._proc.send_signal(sig)
         try:
             self._proc.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -9,17 +9,21 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any, Literal
 
-from akeneo_pim.normalized import Action, NormalizedEvent
+from akeneo_pim.normalized import Action, NormalizedEvent, utc_version
 
 Operation = Literal["upsert", "delete"]
+
+
+def canonical_json(resource: dict[str, Any]) -> str:
+    """Sorted keys, no spaces: equal content, equal text."""
+    return json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def resource_digest(resource: dict[str, Any] | None) -> str | None:
     """sha256 of the canonical JSON of a resource: equal content, equal digest."""
     if resource is None:
         return None
-    canonical = json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(canonical_json(resource).encode()).hexdigest()
 
 
 def resource_updated(resource: dict[str, Any]) -> datetime | None:
@@ -47,8 +51,27 @@ class Change:
     resource: dict[str, Any] | None
 
     @cached_property
+    def resource_json(self) -> str | None:
+        """The resource's canonical JSON, computed once (digest and sinks share it)."""
+        return canonical_json(self.resource) if self.resource is not None else None
+
+    @cached_property
     def digest(self) -> str | None:
-        return resource_digest(self.resource)
+        text = self.resource_json
+        return hashlib.sha256(text.encode()).hexdigest() if text is not None else None
+
+    @cached_property
+    def change_id(self) -> str:
+        """The webhook's idempotency key: equal for every delivery of this change.
+
+        A hash of what the change sets (connection, kind, key, operation, version, resource
+        digest), not of the event: a re-delivery after a crash carries the same id, and so
+        does a duplicate event with the same content; a tie (same version, other content)
+        does not. A merchant applies each id at most once.
+        """
+        text = "\n".join((self.connection, self.kind, self.key, self.operation,
+                          utc_version(self.version), self.digest or ""))  # fmt: skip
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     @property
     def deleted(self) -> bool:
@@ -81,5 +104,6 @@ class Change:
             "operation": self.operation,
             "version": self.version.isoformat(),
             "event_id": self.event_id,
+            "change_id": self.change_id,
             "resource": self.resource,
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -53,19 +54,27 @@ class WorkerMetrics:
         self.counts: dict[str, int] = {
             "applied": 0, "outdated": 0, "duplicate": 0, "dead_lettered": 0,
         }  # fmt: skip
+        self._applied: dict[tuple[str, str], Any] = {}
+        self._skipped: dict[str, Any] = {}
         self.latencies: deque[float] | None = (
             deque(maxlen=keep_latencies) if keep_latencies else None
         )
 
     def count_applied(self, kind: str, operation: str, latency: float) -> None:
-        self.applied.labels(kind, operation).inc()
+        child = self._applied.get((kind, operation))
+        if child is None:  # labels() takes a lock and builds a key: once per label set
+            child = self._applied[(kind, operation)] = self.applied.labels(kind, operation)
+        child.inc()
         self.stream_to_sink.observe(latency)
         self.counts["applied"] += 1
         if self.latencies is not None:
             self.latencies.append(latency)
 
     def count_skipped(self, reason: str) -> None:
-        self.skipped.labels(reason).inc()
+        child = self._skipped.get(reason)
+        if child is None:
+            child = self._skipped[reason] = self.skipped.labels(reason)
+        child.inc()
         if reason in self.counts:
             self.counts[reason] += 1
 

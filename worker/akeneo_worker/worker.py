@@ -32,8 +32,10 @@ from akeneo_worker.changes import Change, resource_updated
 from akeneo_worker.consumer import consumer_config, ensure_consumer
 from akeneo_worker.guard import GuardStore, Superseded, Verdict, decide, decide_change
 from akeneo_worker.hydration import Hydrator
+from akeneo_worker.kv_pipeline import PipelinedKV
 from akeneo_worker.metrics import WorkerMetrics
 from akeneo_worker.sinks.base import Sink, SinkError
+from akeneo_worker.turns import Turns
 
 log = logging.getLogger("akeneo_worker")
 
@@ -50,6 +52,7 @@ class WorkerConfig:
     own_client_id: str | None = None
     replica: str = field(default_factory=socket.gethostname)
     stats_interval: float = 15.0
+    batches_in_flight: int = 2
 
     def retry_delay(self, deliveries: int) -> float:
         return self.retry_delays[min(deliveries, len(self.retry_delays)) - 1]
@@ -80,6 +83,22 @@ class _Group:
     skip: str | None = None  # reason when acked without applying
     error: SinkError | None = None
     cause: str = dl.CAUSE_REJECTED
+    recorded: bool = False  # the guard holds this change (or a newer one): claim released
+    finished: bool = False  # acked, handed back or dead-lettered
+    after: asyncio.Future[None] | None = None  # turn of the previous batch on this resource
+    turn: asyncio.Future[None] | None = None
+
+
+def _groups(deliveries: Sequence[_Delivery]) -> list[_Group]:
+    """One group per resource; never two changes of one resource in flight at once."""
+    by_key: dict[tuple[str, str], list[_Delivery]] = {}
+    for d in deliveries:
+        by_key.setdefault((d.event.kind.value, d.event.key), []).append(d)
+    groups = []
+    for (kind, key), members in by_key.items():
+        winner = members[0] if len(members) == 1 else max(members, key=_rank)
+        groups.append(_Group(kind, key, members, winner, Change.from_event(winner.event)))
+    return groups
 
 
 def _rank(d: _Delivery) -> tuple[datetime, bool, int]:
@@ -109,6 +128,8 @@ class Worker:
         self._kv: Any = None
         self._stats_base = WorkerStats(updated_at=datetime.now(UTC))
         self._holder = f"{self.config.replica}/{uuid.uuid4().hex[:12]}"  # unique per process
+        self._turns = Turns()
+        self._sink_slots = asyncio.Semaphore(max(1, sink.max_concurrency))  # across batches
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -117,7 +138,8 @@ class Worker:
         await self.sink.open()
         try:
             self._kv = await self.js.key_value(self.names.guard_bucket)
-            self._guard = GuardStore(self._kv)
+            pipelined = PipelinedKV(_client(self.js), self.names.guard_bucket)
+            self._guard = GuardStore(pipelined)
             await self._load_stats()
             cfg = consumer_config(
                 self.names,
@@ -139,15 +161,77 @@ class Worker:
                     await self.publish_stats()
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()
+                with contextlib.suppress(Exception):
+                    await pipelined.close()
         finally:
             await self.sink.close()
 
     async def _loop(self, sub: Any, stop: asyncio.Event) -> None:
+        """Fetch the next batch while up to ``batches_in_flight`` batches are processed.
+
+        One batch waits on a KV round trip or the sink while another computes; a resource
+        present in both is handled by the older batch first (``Turns``).
+        """
+        me = asyncio.current_task()
+        upcoming = asyncio.create_task(self._next_batch(sub, stop))
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while not stop.is_set():
+                if me is not None and me.cancelling():
+                    raise asyncio.CancelledError
+                deliveries = await upcoming
+                if stop.is_set():
+                    break  # handed back below
+                upcoming = asyncio.create_task(self._next_batch(sub, stop))
+                groups = _groups(deliveries)
+                for g in groups:
+                    g.after, g.turn = self._turns.take((g.kind, g.key))
+                running.add(asyncio.create_task(self._run_batch(groups)))
+                if len(running) >= max(1, self.config.batches_in_flight):
+                    _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            for task in running:
+                task.cancel()
+            raise
+        finally:
+            if not upcoming.done():
+                upcoming.cancel()
+            if running:  # a stop finishes the batches started; a cancellation ends them
+                await asyncio.wait(running)
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                # a batch fetched but not processed: hand it back at once
+                await asyncio.gather(*(_nak(d.msg, 0) for d in await upcoming))
+
+    async def _run_batch(self, groups: list[_Group]) -> None:
+        """Process the groups whose turn it is now, the others once their turn comes."""
+        now = [g for g in groups if g.after is None]
+        later = [g for g in groups if g.after is not None]
+
+        async def when_their_turn() -> None:
+            await asyncio.wait([g.after for g in later if g.after is not None])
+            await self.process(later)
+
+        try:  # both parts run to their end before any turn is given back
+            outcomes = await asyncio.gather(
+                self.process(now), when_their_turn() if later else _nothing(),
+                return_exceptions=True,
+            )  # fmt: skip
+            for outcome in outcomes:
+                if isinstance(outcome, asyncio.CancelledError):
+                    raise outcome
+                if isinstance(outcome, BaseException):  # e.g. the connection dropped
+                    log.error("batch failed (%s); its unacked messages will be redelivered",
+                              type(outcome).__name__, exc_info=outcome)  # fmt: skip
+        finally:
+            for g in groups:
+                if g.turn is not None:
+                    self._turns.give_back((g.kind, g.key), g.turn)
+
+    async def _next_batch(self, sub: Any, stop: asyncio.Event) -> list[_Delivery]:
+        """The next non-empty batch, decoded (malformed and own messages already handled)."""
         failures = 0
         me = asyncio.current_task()
         while not stop.is_set():
-            if me is not None and me.cancelling():
-                raise asyncio.CancelledError
             try:
                 msgs = await sub.fetch(self.config.batch_size, timeout=self.config.fetch_timeout)
             except asyncio.CancelledError:
@@ -166,32 +250,48 @@ class Worker:
                 continue
             failures = 0
             self.ready = True
+            if msgs:
+                self.metrics.lag.set(int(msgs[-1].metadata.num_pending))
+            deliveries = await self._decode(msgs)
+            if deliveries:
+                return deliveries
+        return []
+
+    async def _decode(self, msgs: Sequence[Any]) -> list[_Delivery]:
+        deliveries: list[_Delivery] = []
+        own = self.config.own_client_id
+        for msg in msgs:
             try:
-                await self.process(msgs)
-            except Exception:  # e.g. the connection dropped mid-batch: unacked ones come back
-                log.exception("batch failed; its unacked messages will be redelivered")
+                event = NormalizedEvent.from_message(msg.data)
+            except (ValidationError, ValueError) as exc:
+                reason = f"malformed message: {_validation_summary(exc)}"
+                await self._dead_letter(msg, None, dl.CAUSE_MALFORMED, reason)
+                continue
+            if own is not None and event.author == own:
+                await _ack(msg)
+                self.metrics.count_skipped("own_author")
+                continue
+            deliveries.append(_Delivery(msg, event))
+        return deliveries
 
     # -- one batch ---------------------------------------------------------------------
 
-    async def process(self, msgs: Sequence[Any]) -> None:
+    async def process(self, groups: list[_Group]) -> None:
+        """Guard, hydrate, apply and acknowledge the groups of one batch.
+
+        Per chunk of the sink, the guard writes go out together as soon as the sink
+        confirmed, and the acks right after them: the window in which a crash makes a
+        re-delivery re-apply the same change is one KV round trip.
+        """
         assert self._guard is not None
-        if msgs:
-            self.metrics.lag.set(int(msgs[-1].metadata.num_pending))
-        groups = await self._groups(msgs)
+        guard = self._guard
         if not groups:
             return
-        guard = self._guard
-        misses = [g for g in groups if not guard.cached(g.kind, g.key)]
-        stored = await asyncio.gather(
-            *(guard.get(g.kind, g.key) for g in misses), return_exceptions=True
-        )
-        failed = {
-            id(g): entry for g, entry in zip(misses, stored, strict=True)
-            if isinstance(entry, BaseException)
-        }  # fmt: skip
+        failed = await guard.load([(g.kind, g.key) for g in groups])
         for group in groups:
-            if id(group) in failed:
-                name = type(failed[id(group)]).__name__
+            error = failed.get((group.kind, group.key))
+            if error is not None:
+                name = type(error).__name__
                 group.error = SinkError(f"guard read failed: {name}", retryable=True)
             else:
                 group.stored = guard.peek(group.kind, group.key)
@@ -201,23 +301,22 @@ class Worker:
             await self._hydrate(
                 [g for g in claimed if g.hydrate and g.error is None and g.skip is None]
             )
-            todo = [g for g in claimed if g.error is None and g.skip is None]
-            await self._apply(todo)
-            await asyncio.gather(*(self._record(g) for g in todo if g.error is None))
+            await self._apply([g for g in claimed if g.error is None and g.skip is None])
         finally:
-            unrecorded = [g for g in claimed if g.error is not None or g.skip is not None]
-            await asyncio.gather(
-                *(guard.release(g.kind, g.key, self._holder) for g in unrecorded),
-                return_exceptions=True,
-            )
+            unrecorded = [g for g in claimed if not g.recorded]
+            with contextlib.suppress(Exception):
+                await guard.release_many([(g.kind, g.key) for g in unrecorded], self._holder)
         for group in groups:  # in one task: acks are cheap publishes
-            await self._finish(group)
+            if not group.finished:
+                await self._finish(group)
 
     async def _claim(self, groups: list[_Group]) -> list[_Group]:
         """Claim each resource about to be applied, and judge it again on the live entry.
 
         Without the claim two replicas could both judge a change newer than the stored one
-        and send two versions of one resource to the sink at once, the older landing last.
+        and send two versions of one resource to the sink at once, the older landing last
+        (or an update landing after a removal, resurrecting a row the sink can no longer
+        compare against). Claims of a batch go out together, one round trip.
         """
         assert self._guard is not None
         guard = self._guard
@@ -225,15 +324,16 @@ class Worker:
         claimed: list[_Group] = []
         pending = groups
         for attempt in range(CLAIM_ATTEMPTS):
+            if not pending:
+                break
             if attempt:  # the other replica holds it for one sink call: usually milliseconds
                 await asyncio.sleep(min(0.01 * 2**attempt, 0.25))
-            now = datetime.now(UTC)
-            results = await asyncio.gather(
-                *(guard.claim(g.kind, g.key, self._holder, ttl, now) for g in pending),
-                return_exceptions=True,
+            results = await guard.claim_many(
+                [(g.kind, g.key) for g in pending], self._holder, ttl, datetime.now(UTC)
             )
             busy = []
-            for group, result in zip(pending, results, strict=True):
+            for group in pending:
+                result = results[(group.kind, group.key)]
                 if isinstance(result, BaseException):
                     name = type(result).__name__
                     group.error = SinkError(f"guard claim failed: {name}", retryable=True)
@@ -247,33 +347,9 @@ class Worker:
                     group.stored, group.hydrate, group.tie = stored, False, False
                     self._judge(group)
             pending = busy
-            if not pending:
-                break
         for group in pending:
             group.error = SinkError("resource busy on another replica", retryable=True)
         return claimed
-
-    async def _groups(self, msgs: Sequence[Any]) -> list[_Group]:
-        by_key: dict[tuple[str, str], list[_Delivery]] = {}
-        for msg in msgs:
-            try:
-                event = NormalizedEvent.from_message(msg.data)
-            except (ValidationError, ValueError) as exc:
-                reason = f"malformed message: {_validation_summary(exc)}"
-                await self._dead_letter(msg, None, dl.CAUSE_MALFORMED, reason)
-                continue
-            own = self.config.own_client_id
-            if own is not None and event.author == own:
-                await _ack(msg)
-                self.metrics.count_skipped("own_author")
-                continue
-            by_key.setdefault((event.kind.value, event.key), []).append(_Delivery(msg, event))
-        groups = []
-        for (kind, key), deliveries in by_key.items():
-            winner = max(deliveries, key=_rank)
-            change = Change.from_event(winner.event)
-            groups.append(_Group(kind, key, deliveries, winner, change))
-        return groups
 
     def _judge(self, g: _Group) -> None:
         """Decide from the guard entry: skip, apply, or fetch the resource first."""
@@ -331,23 +407,24 @@ class Worker:
                     self.metrics.ties.labels("reread").inc()
 
     async def _apply(self, groups: list[_Group]) -> None:
+        """Sink chunks (concurrently, as the sink allows); each confirmed chunk is recorded
+        in the guard and acknowledged at once."""
         if not groups:
             return
         size = max(1, self.sink.max_batch)
         chunks = [groups[i : i + size] for i in range(0, len(groups), size)]
-        slots = asyncio.Semaphore(max(1, self.sink.max_concurrency))
+        slots = self._sink_slots
 
         async def one(chunk: list[_Group]) -> None:
             async with slots:
                 error = await self._sink_apply(chunk)
-                if error is None:
-                    return
-                if error.retryable or len(chunk) == 1:
+                if error is not None and not error.retryable and len(chunk) > 1:
+                    for g in chunk:  # find which change the sink refuses
+                        g.error = await self._sink_apply([g])
+                elif error is not None:
                     for g in chunk:
                         g.error = error
-                    return
-                for g in chunk:  # find which change the sink refuses
-                    g.error = await self._sink_apply([g])
+            await self._record([g for g in chunk if g.error is None])
 
         await asyncio.gather(*(one(c) for c in chunks))
 
@@ -364,22 +441,33 @@ class Worker:
             self.metrics.sink_latency.observe(loop.time() - started)
         return None
 
-    async def _record(self, g: _Group) -> None:
+    async def _record(self, groups: list[_Group]) -> None:
+        """Guard writes of sink-confirmed changes, all in flight at once; then their acks."""
+        if not groups:
+            return
         assert self._guard is not None
         try:
-            await self._guard.record(g.change)
-        except Superseded:
-            g.skip = "outdated"  # another replica stored a newer version meanwhile
-            return
+            outcomes = await self._guard.record_many([g.change for g in groups])
         except Exception as exc:
-            g.error = SinkError(f"guard write failed: {type(exc).__name__}", retryable=True)
-            return
+            outcomes = [exc] * len(groups)
         now = datetime.now(UTC)
-        latency = (now - g.winner.msg.metadata.timestamp).total_seconds()
-        self.metrics.count_applied(g.kind, g.change.operation, max(0.0, latency))
+        for g, outcome in zip(groups, outcomes, strict=True):
+            if isinstance(outcome, Superseded):
+                g.skip = "outdated"  # another replica stored a newer version meanwhile
+                g.recorded = True
+            elif outcome is not None:
+                name = type(outcome).__name__
+                g.error = SinkError(f"guard write failed: {name}", retryable=True)
+                continue
+            else:
+                g.recorded = True
+                latency = (now - g.winner.msg.metadata.timestamp).total_seconds()
+                self.metrics.count_applied(g.kind, g.change.operation, max(0.0, latency))
+            await self._finish(g)
 
     async def _finish(self, g: _Group) -> None:
         """Ack, retry or dead-letter every delivery of the group."""
+        g.finished = True
         if g.error is not None:
             for d in g.deliveries:
                 await self._fail(d, g)
@@ -458,6 +546,15 @@ class Worker:
                 await self.publish_stats()
             except Exception as exc:
                 log.warning("stats publish failed: %s", type(exc).__name__)
+
+
+async def _nothing() -> None:
+    return None
+
+
+def _client(js: JetStreamContext) -> Any:
+    """The NATS connection under a JetStream context (nats-py keeps no public handle)."""
+    return js._nc
 
 
 async def _ack(msg: Any) -> None:

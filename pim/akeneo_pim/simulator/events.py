@@ -3,7 +3,9 @@
 Legacy: ``{"events": [...]}`` batches of up to 10, signed over ``"<ts>." + body``, plus the
 connection page's Test request (empty body). Event Platform: one CloudEvent per change with
 ids only in ``data``, signed over the body with the primary (and secondary) secret.
-Like the PIM, nothing is retried, and an answer later than the timeout (0.5 s) is lost.
+Like the PIM, nothing is retried, and an answer later than the sender's deadline is lost:
+0.5 s for the legacy Events API, 5 s for the Event Platform (it retries minutes later; not
+simulated).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from akeneo_pim.signatures import event_platform_headers, events_api_headers
 from akeneo_pim.simulator.catalog import Change, akeneo_datetime
 
 DeliveryFormat = Literal["events_api", "event_platform"]
-PIM_TIMEOUT = 0.5
+PIM_TIMEOUT = 0.5  # the legacy Events API's deadline for the whole request
+EVENT_PLATFORM_TIMEOUT = 5.0  # the Event Platform's
 _CE_KIND = {"product": "product", "product_model": "product-model"}
 _CE_ACTION = {"created": "created", "updated": "updated", "removed": "deleted"}
 
@@ -122,7 +125,7 @@ class EventSender:
         subscription: str = "simulated-subscription",
         batch_size: int = 10,
         concurrency: int = 5,
-        timeout: float = PIM_TIMEOUT,
+        timeout: float | None = None,  # None: the format's own deadline
         reorder: float = 0.0,
         duplicate: float = 0.0,
         drop: float = 0.0,
@@ -142,6 +145,8 @@ class EventSender:
         self.pim_source = pim_source
         self.subscription = subscription
         self.batch_size = batch_size
+        if timeout is None:
+            timeout = PIM_TIMEOUT if format == "events_api" else EVENT_PLATFORM_TIMEOUT
         self.timeout = timeout
         self.reorder, self.duplicate, self.drop = reorder, duplicate, drop
         self._rng = random.Random(seed)

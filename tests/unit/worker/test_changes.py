@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from akeneo_pim.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
@@ -60,6 +61,7 @@ def test_webhook_body_and_signature() -> None:
                 "operation": "upsert",
                 "version": "2026-01-01T00:00:00+00:00",
                 "event_id": "e1",
+                "change_id": change.change_id,
                 "resource": {"uuid": "k"},
             }
         ]
@@ -68,6 +70,19 @@ def test_webhook_body_and_signature() -> None:
     assert sign("secret", 1700000000, b"{}") == (
         "b8569b78799ff9e3cbff0fc2d63a33a2b57f3282abd07c37ae5e8e7d79a5f163"
     )
+
+
+def test_change_id_is_what_the_change_sets_not_the_event() -> None:
+    base = Change(
+        connection="ns/c", kind="product", key="k", operation="upsert",
+        version=datetime(2026, 1, 1, tzinfo=UTC), event_id="e1", resource={"a": 1, "b": 2},
+    )  # fmt: skip
+    same = replace(base, event_id="e2", resource={"b": 2, "a": 1})  # a duplicate event
+    assert same.change_id == base.change_id and len(base.change_id) == 32
+    assert replace(base, resource={"a": 2}).change_id != base.change_id  # a tie
+    assert replace(base, version=datetime(2026, 1, 2, tzinfo=UTC)).change_id != base.change_id
+    assert replace(base, operation="delete", resource=None).change_id != base.change_id
+    assert replace(base, key="k2").change_id != base.change_id
 
 
 def test_which_statuses_are_retried() -> None:

@@ -1,10 +1,12 @@
 """Webhook sink: POST batches of changes to the merchant's URL, signed.
 
-Body: ``{"changes": [Change.to_json(), ...]}``. Headers: ``X-Connector-Timestamp`` (unix
-seconds) and ``X-Connector-Signature``: lowercase hex HMAC-SHA256 over
-``"<timestamp>." + raw body`` (the scheme of Akeneo's own Events API, so the timestamp is
-covered too and a captured request cannot be replayed later). 2xx = applied; 408, 429, 5xx,
-timeouts and connection errors are retried; any other status (and a redirect) is permanent.
+Body: ``{"changes": [Change.to_json(), ...]}``; each change's ``change_id`` is its
+idempotency key (the same on every re-delivery: delivery is at-least-once). Headers:
+``X-Connector-Timestamp`` (unix seconds) and ``X-Connector-Signature``: lowercase hex
+HMAC-SHA256 over ``"<timestamp>." + raw body`` (the scheme of Akeneo's own Events API, so
+the timestamp is covered too and a captured request cannot be replayed later). 2xx =
+applied; 408, 429, 5xx, timeouts and connection errors are retried; any other status (and
+a redirect) is permanent.
 """
 
 from __future__ import annotations
