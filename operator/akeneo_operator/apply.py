@@ -56,18 +56,20 @@ def _immutable(exc: ApiError) -> bool:
     return exc.status == 422 and "immutable" in exc.message
 
 
-async def ensure_child(
-    client: KubeClient, desired: Manifest, live: Manifest | bool | None = False
-) -> tuple[Outcome, Manifest | None]:
-    """Make the live child match ``desired``. ``live=False`` means "not known: GET it"."""
+async def ensure_child(client: KubeClient, desired: Manifest) -> tuple[Outcome, Manifest | None]:
+    """Make the live child match ``desired``: read it, write only when it differs."""
     meta = desired["metadata"]
-    if live is False:
-        live = await client.get(
-            desired["apiVersion"], desired["kind"], meta["namespace"], meta["name"]
-        )
-    assert live is not True
+    live = await client.get(desired["apiVersion"], desired["kind"], meta["namespace"], meta["name"])
     if not needs_patch(desired, live):
         return Outcome.UNCHANGED, live
+    return await write_child(client, desired, exists=live is not None)
+
+
+async def write_child(
+    client: KubeClient, desired: Manifest, *, exists: bool
+) -> tuple[Outcome, Manifest]:
+    """Server-side apply ``desired``; delete and recreate when an immutable field forces it."""
+    meta = desired["metadata"]
     try:
         result = await client.apply(desired)
     except ApiError as exc:
@@ -75,4 +77,4 @@ async def ensure_child(
             raise
         await client.delete(desired["apiVersion"], desired["kind"], meta["namespace"], meta["name"])
         return Outcome.RECREATED, await client.apply(desired)
-    return (Outcome.CREATED if live is None else Outcome.PATCHED), result
+    return (Outcome.PATCHED if exists else Outcome.CREATED), result

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.spec import API_VERSION, KIND, AkeneoConnectionSpec, TLSMode
 from akeneo_operator import secretcheck
-from akeneo_operator.apply import Outcome, ensure_child
+from akeneo_operator.apply import Outcome, ensure_child, write_child
 from akeneo_operator.certs import utcnow
 from akeneo_operator.children import (
     ChildRef,
@@ -29,8 +29,17 @@ from akeneo_operator.children import (
     possible_children,
     ref_of,
 )
+from akeneo_operator.childwatch import (
+    ChildEvent,
+    digest,
+    owner_key,
+    owner_uids,
+    pack,
+    resource_version,
+    unpack,
+)
 from akeneo_operator.kubeclient import ApiError, KubeClient
-from akeneo_operator.meta import FINALIZER, L_COMPONENT, L_INSTANCE, RECEIVER, WORKER, Manifest
+from akeneo_operator.meta import FINALIZER, L_COMPONENT, RECEIVER, WORKER, Manifest
 from akeneo_operator.natscreds import CredsOutcome, IssuerFile, ensure_creds, without_issuer
 from akeneo_operator.pods import SIGNATURE_KEYS, BuildInput
 from akeneo_operator.settings import OperatorSettings
@@ -44,7 +53,6 @@ from akeneo_operator.status import (
     Cond,
     Observed,
     deployment_condition,
-    job_result,
     render_status,
     transitions,
 )
@@ -52,6 +60,10 @@ from akeneo_operator.streams import NatsLink
 from akeneo_operator.tls import ensure_tls
 
 Key = tuple[str, str]
+# Full reconciles in flight at once. Each holds its built manifests and the live children it
+# read (~150 KB); at 200 connections after a restart, unbounded, that alone was ~30 MB. The
+# API client has 20 connections, so more in flight would only wait for one anyway.
+MAX_CONCURRENT_RECONCILES = 16
 EventFn = Callable[[Manifest, str, str, str], None]
 Adopt = Callable[[Manifest, Manifest], Manifest]
 
@@ -71,7 +83,7 @@ class ConnState:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     obs: Observed = field(default_factory=Observed)
     body: Manifest = field(default_factory=dict)  # last seen AkeneoConnection (metadata, status)
-    desired: dict[ChildRef, Manifest] = field(default_factory=dict)
+    desired: dict[ChildRef, str] = field(default_factory=dict)  # packed (``childwatch``)
     spec: AkeneoConnectionSpec | None = None
     names: ConnectionNames | None = None
     tls_mode: TLSMode | None = None
@@ -83,10 +95,14 @@ class ConnState:
     last_status: dict[str, Any] = field(default_factory=dict)
     last_job_time: str = ""
     seen_versions: dict[ChildRef, int] = field(default_factory=dict)
+    pending: dict[ChildRef, ChildEvent] = field(default_factory=dict)  # child events to act on
+    drain: asyncio.Task[None] | None = None  # acts on ``pending``
 
     def fresh(self, ref: ChildRef, child: Manifest | None) -> bool:
+        return self.fresh_version(ref, resource_version(child))
+
+    def fresh_version(self, ref: ChildRef, version: int | None) -> bool:
         """False for an event older than what the operator already wrote or saw."""
-        version = _version(child)
         if version is None:
             return True
         if version < self.seen_versions.get(ref, 0):
@@ -122,6 +138,7 @@ class Reconciler:
         self.states: dict[Key, ConnState] = {}
         self.handler_errors = 0
         self.issuers = IssuerFile(settings)
+        self._reconciles = asyncio.Semaphore(MAX_CONCURRENT_RECONCILES)
 
     def state(self, namespace: str, name: str) -> ConnState:
         key = (namespace, name)
@@ -133,7 +150,7 @@ class Reconciler:
     async def reconcile(self, body: Manifest) -> None:
         meta = body["metadata"]
         st = self.state(meta["namespace"], meta["name"])
-        async with st.lock:
+        async with self._reconciles, st.lock:
             st.body = _owner_view(body, st.body)
             st.deleting = False
             try:
@@ -251,7 +268,7 @@ class Reconciler:
 
     async def _apply_children(self, st: ConnState, inp: BuildInput) -> None:
         desired = {ref_of(m): self.adopt(m, st.body) for m in build_children(inp)}
-        st.desired = desired
+        st.desired = {ref: pack(m) for ref, m in desired.items()}
         namespace = inp.names.namespace
         for ref, manifest in desired.items():
             outcome, live = await ensure_child(self.client, manifest)
@@ -282,77 +299,93 @@ class Reconciler:
     def _observe_deployment(self, st: ConnState, live: Manifest | None) -> None:
         if live is None:
             return
-        component = (live["metadata"].get("labels") or {}).get(L_COMPONENT)
-        if component == RECEIVER:
-            st.obs.conditions[RECEIVER_READY] = deployment_condition(live, RECEIVER)
-        elif component == WORKER:
-            st.obs.conditions[WORKER_READY] = deployment_condition(live, WORKER)
+        component = str((live["metadata"].get("labels") or {}).get(L_COMPONENT, ""))
+        self._observe_condition(st, component, deployment_condition(live, component))
+
+    @staticmethod
+    def _observe_condition(st: ConnState, component: str, cond: Cond) -> None:
+        ready = {RECEIVER: RECEIVER_READY, WORKER: WORKER_READY}.get(component)
+        if ready is not None:
+            st.obs.conditions[ready] = cond
 
     # -- child events --------------------------------------------------------------------------
     def _owner_state(self, child: Manifest) -> ConnState | None:
-        meta = child.get("metadata", {})
-        instance = (meta.get("labels") or {}).get(L_INSTANCE)
-        st = self.states.get((meta.get("namespace", ""), instance or ""))
+        key = owner_key(child)
+        st = None if key is None else self.states.get(key)
         if st is None or st.deleting or not st.desired:
             return None
-        owners = {o.get("uid") for o in meta.get("ownerReferences") or [] if o.get("kind") == KIND}
+        owners = owner_uids(child)
         if owners and st.uid not in owners:
             return None
         return st
 
-    async def on_child_event(self, event_type: str, child: Manifest) -> None:
-        """Repair a deleted or edited child; refresh readiness from Deployments and Jobs."""
+    def on_child_event(self, event_type: str, child: Manifest) -> None:
+        """Note a child's event for its connection's drain task; keeps nothing of ``child``.
+
+        Synchronous on purpose: kopf drops the event's body as soon as this returns, while
+        the repair waits for the connection's lock. A newer event of the same child replaces
+        a pending one."""
         st = self._owner_state(child)
         if st is None:
             return
-        meta = child["metadata"]
-        kind = child.get("kind", "")
-        async with st.lock:
-            if st.deleting:
-                return
-            gone = event_type == "DELETED"
-            ref = ChildRef(child.get("apiVersion", ""), kind, meta["name"])
-            if not gone and not st.fresh(ref, child):
-                return  # a stale event from before our last write
-            if kind == "Job":
-                self._observe_job(st, child)
-            elif kind == "Deployment":
-                if gone:
-                    component = (meta.get("labels") or {}).get(L_COMPONENT, "")
-                    kind_cond = RECEIVER_READY if component == RECEIVER else WORKER_READY
-                    st.obs.conditions[kind_cond] = deployment_condition(None, component)
-                else:
-                    self._observe_deployment(st, child)
-            desired = st.desired.get(ref)
-            if kind == "Secret" and gone and st.spec is not None:
-                st.needs_retry = True  # TLS or NATS material removed: reissued on reconcile
-            if desired is not None and not meta.get("deletionTimestamp"):
-                outcome, live = await ensure_child(self.client, desired, None if gone else child)
-                st.fresh(ref, live)
-                if outcome is not Outcome.UNCHANGED:
-                    self.log.info(
-                        "Repaired %s/%s/%s (%s)",
-                        kind,
-                        meta["namespace"],
-                        meta["name"],
-                        outcome.value,
-                    )
-                    self._event(
-                        st,
-                        "Warning",
-                        "ChildRepaired",
-                        f"{kind} {meta['name']} {outcome.value.lower()}",
-                    )
-                    if kind == "Deployment":
-                        self._observe_deployment(st, live)
-            await self._write_status(st)
-        if kind == "Secret" and gone and st.needs_retry:
-            await self.retry(st)
+        ref = ref_of(child)
+        packed = st.desired.get(ref)
+        event = digest(event_type, child, None if packed is None else unpack(packed))
+        st.pending[ref] = event
+        if st.drain is None:
+            st.drain = asyncio.create_task(self._drain(st), name=f"child events {st.key}")
 
-    def _observe_job(self, st: ConnState, job: Manifest) -> None:
-        finished = job_result(job)
-        if finished is None:
-            return
+    async def _drain(self, st: ConnState) -> None:
+        """Act on the pending child events of one connection, then write its status once."""
+        try:
+            await self._drain_pending(st)
+        finally:
+            st.drain = None
+
+    async def _drain_pending(self, st: ConnState) -> None:
+        while st.pending and not st.deleting:
+            retry = False
+            try:
+                async with st.lock:
+                    while st.pending and not st.deleting:
+                        ref = next(iter(st.pending))
+                        retry |= await self._on_child(st, st.pending.pop(ref))
+                    await self._write_status(st)
+            except Exception:
+                st.needs_retry = True  # the maintenance loop reconciles it
+                self.log.exception("acting on child events of %s/%s failed", *st.key)
+                return
+            if retry:
+                await self.retry(st)
+
+    async def _on_child(self, st: ConnState, ev: ChildEvent) -> bool:
+        """Repair a deleted or edited child; refresh readiness from Deployments and Jobs.
+        True when the connection needs a full reconcile (its TLS or NATS Secret is gone)."""
+        ref = ev.ref
+        if st.deleting or (not ev.gone and not st.fresh_version(ref, ev.version)):
+            return False  # a stale event from before our last write
+        if ev.job is not None:
+            self._observe_job(st, ev.job)
+        if ev.deployment is not None:
+            self._observe_condition(st, ev.component, ev.deployment)
+        packed = st.desired.get(ref)
+        secret_gone = ref.kind == "Secret" and ev.gone and st.spec is not None
+        if secret_gone:
+            st.needs_retry = True  # TLS or NATS material removed: reissued on reconcile
+        if packed is not None and ev.drifted and not ev.terminating:
+            outcome, live = await write_child(self.client, unpack(packed), exists=not ev.gone)
+            st.fresh(ref, live)
+            namespace = st.key[0]
+            self.log.info("Repaired %s/%s/%s (%s)", ref.kind, namespace, ref.name, outcome.value)
+            self._event(
+                st, "Warning", "ChildRepaired", f"{ref.kind} {ref.name} {outcome.value.lower()}"
+            )
+            if ref.kind == "Deployment":
+                self._observe_deployment(st, live)
+        return secret_gone and st.needs_retry
+
+    @staticmethod
+    def _observe_job(st: ConnState, finished: tuple[str, str]) -> None:
         when, result = finished
         if when >= st.last_job_time:
             st.last_job_time = when
@@ -473,13 +506,6 @@ class Reconciler:
 
 def needs_renewal_at(not_after: datetime, before: timedelta, now: datetime) -> bool:
     return now >= not_after - before
-
-
-def _version(obj: Manifest | None) -> int | None:
-    try:
-        return int((obj or {}).get("metadata", {}).get("resourceVersion", ""))
-    except ValueError:
-        return None
 
 
 def _owner_view(body: Manifest, previous: Manifest) -> Manifest:
