@@ -1,13 +1,14 @@
-"""SQLite sink: the default of local mode, one table in a local file.
+"""SQLite sink: the default of local mode, a table and its tombstones in a local file.
 
-A batch is one or two statements that take a few milliseconds, run on the event loop
-itself: in a thread, sqlite3 hands the GIL back around every statement step and then waits
-for the busy loop to return it, which made the sink ten times slower. Only when the file is
-locked by another writer (another worker or a tool sharing it) does the batch go to the
-sink's thread, which may wait for the lock without stalling the loop. The sink guards
-itself (``akeneo_worker.sinks.tombstones``): removals are kept in ``<table>_tombstones``
-and every statement checks versions against both tables; SQLite runs one writer at a time,
-so even two workers sharing the file never go backwards nor resurrect a removed row.
+A batch is one transaction of a few multi-row statements that take a few milliseconds, run
+on the event loop itself: in a thread, sqlite3 hands the GIL back around every statement
+step and then waits for the busy loop to return it, which made the sink ten times slower.
+Only when the file is locked by another writer (another worker or a tool sharing it) does
+the batch go to the sink's thread, which may wait for the lock without stalling the loop.
+The sink guards itself (``akeneo_worker.sinks.tombstones``): removals are kept in
+``<table>_tombstones`` and every statement checks versions against both tables; SQLite runs
+one writer at a time, so even two workers sharing the file never go backwards nor
+resurrect a removed row.
 """
 
 from __future__ import annotations
@@ -175,10 +176,7 @@ class SqliteSink:
     def _write(self, statements: list[tuple[str, list[Any]]]) -> None:
         assert self._db is not None, "open() first"
         db = self._db
-        if len(statements) == 1:  # one statement is a transaction of its own
-            db.execute(*statements[0])
-            return
-        db.execute("BEGIN IMMEDIATE")
+        db.execute("BEGIN IMMEDIATE")  # the write lock first: the statements read what they check
         try:
             for sql, values in statements:
                 db.execute(sql, values)
