@@ -14,7 +14,8 @@ at-least-once, expected after a SIGKILL between the sink's confirmation and the 
 duplicates applied (the same state applied twice by a merchant that de-duplicates on
 ``change_id``, as the webhook contract asks: must be 0), and the recovery time. The
 "postgres stopped" variant of the sink outage runs the worker with the postgres sink against
-a real PostgreSQL that is shut down and started again.
+a real PostgreSQL that is shut down and started again; ``worker-kill-postgres`` kills two
+postgres-sink replicas in turn (they take no claim: a resurrected or stale row counts as lost).
 """
 
 from __future__ import annotations
@@ -514,6 +515,51 @@ def _postgres_state(dsn: str) -> dict[tuple[str, str], tuple[str, str]]:
     return {(kind, key): (version.isoformat(), "upsert") for kind, key, version in rows}
 
 
+def _postgres_writes(dsn: str) -> tuple[object, ...]:
+    """Changes whenever the sink writes: the newest row update and the tombstone count."""
+    with psycopg.connect(dsn) as conn:
+        found = conn.execute(
+            "SELECT (SELECT max(updated_at) FROM faults), (SELECT count(*) FROM faults_tombstones)"
+        ).fetchone()
+    return tuple(found or ())
+
+
+async def worker_kill_postgres(g: Ground) -> Row:
+    """Two postgres-sink replicas killed in turn: they take no claim in the guard (the
+    table guards itself), so a change in flight in a killed replica races the other's."""
+    pg = await asyncio.to_thread(PostgresServer(g.root).start)
+    try:
+        async with g.pipeline("worker-kill-postgres", workers=2, postgres_dsn=pg.dsn) as (
+            pipe,
+            load,
+        ):
+            recoveries: list[float] = []
+
+            async def fault() -> None:
+                for i in range(4):
+                    await asyncio.sleep(g.seconds / 5)
+                    index = i % 2
+                    await pipe.kill(pipe.workers[index])
+                    killed = time.monotonic()
+                    await pipe.start_worker(index)
+                    before = await asyncio.to_thread(_postgres_writes, pg.dsn)
+                    for _ in range(1500):  # up to 30 s
+                        if await asyncio.to_thread(_postgres_writes, pg.dsn) != before:
+                            break
+                        await asyncio.sleep(0.02)
+                    recoveries.append(time.monotonic() - killed)
+
+            await during(load, g.seconds, g.rate, fault)
+            await pipe.drained()
+            state = await asyncio.to_thread(_postgres_state, pg.dsn)
+        lost = lost_changes_by_rows(load, state, g.sim)  # a resurrected row counts as lost
+        notes = "applied = rows in the table; recovery = kill to the next write to the table"
+        return Row("worker SIGKILL x4 (2 replicas, postgres sink)", load.answered_200,
+                   len(state), lost, None, 0, 0, max(recoveries), notes)  # fmt: skip
+    finally:
+        await asyncio.to_thread(pg.stop)
+
+
 async def postgres_down(g: Ground) -> Row:
     """The postgres sink's database stopped for a while: retries, dead letters, replay."""
     pg = await asyncio.to_thread(PostgresServer(g.root).start)
@@ -629,6 +675,7 @@ SCENARIOS: dict[str, Callable[[Ground], Awaitable[Row]]] = {
     "receiver-kill": receiver_kill,
     "nats-restart": nats_restart,
     "worker-kill": worker_kill,
+    "worker-kill-postgres": worker_kill_postgres,
     "sink-down": sink_down,
     "postgres-down": postgres_down,
     "pim-storm": pim_storm,

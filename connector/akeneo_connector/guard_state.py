@@ -67,7 +67,8 @@ class GuardEntry(_State):
     digest: str | None = None  # sha256 of the applied resource JSON (tie detection)
     event_id: str | None = None
     # A worker applying a change first claims the resource (compare-and-set on this entry),
-    # so two replicas never send two versions of one resource to the sink at once.
+    # so two replicas never send two versions of one resource to the sink at once. Only for
+    # sinks that cannot guard themselves (the webhook): the SQL sinks refuse older writes.
     claimed_by: str | None = None
     claimed_until: AwareDatetime | None = None
 

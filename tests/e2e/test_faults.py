@@ -3,7 +3,9 @@
 Real processes, real SIGKILLs: no acknowledged change may be lost, no resource may go
 backwards at the sink, a merchant de-duplicating on ``change_id`` never applies a state twice,
 and while nats-server is down no delivery may be answered 200. The sink outage runs twice:
-webhook answering 503, and the postgres sink's real PostgreSQL stopped.
+webhook answering 503, and the postgres sink's real PostgreSQL stopped; the worker kills
+twice: webhook replicas (which claim each resource in the guard) and postgres replicas
+(which do not: the table guards itself).
 """
 
 from __future__ import annotations

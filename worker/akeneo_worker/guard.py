@@ -83,6 +83,10 @@ class Superseded(Exception):
     """A newer change of the same resource was stored meanwhile (another replica)."""
 
 
+class TooManyConflicts(Exception):
+    """Other writers kept changing the entry: the outcome is unsettled, try again later."""
+
+
 @dataclass(frozen=True)
 class Put(Generic[R]):
     """Write ``entry`` (None: a delete marker); ``result`` once the CAS succeeded."""
@@ -207,7 +211,13 @@ class GuardStore:
         return {r: results[k] for r, k in keys.items()}
 
     async def record_many(self, changes: Sequence[Change]) -> list[BaseException | None]:
-        """Store each change as the last applied version; ``Superseded`` for one that lost."""
+        """Store each change as the last applied version; ``Superseded`` for one that lost.
+
+        Each write is a CAS on the entry it was decided against; after a conflict the entry
+        is read again and the change judged anew, so a loser never overwrites a newer entry
+        (what self-guarding sinks rely on, as they take no claim). ``TooManyConflicts`` when
+        it cannot settle: the caller retries the change later rather than drop it.
+        """
 
         def plan_for(change: Change) -> Plan[BaseException | None]:
             new = entry_for(change)
@@ -229,7 +239,7 @@ class GuardStore:
 
         keys = [guard_key(c.kind, c.key) for c in changes]
         plans = {k: plan_for(c) for k, c in zip(keys, changes, strict=True)}
-        results = await self.cas_many(plans, lambda _: Superseded("too many conflicts"))
+        results = await self.cas_many(plans, lambda _: TooManyConflicts())
         return [results[k] for k in keys]
 
     async def release_many(self, resources: Sequence[Resource], holder: str) -> None:

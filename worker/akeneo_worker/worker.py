@@ -296,16 +296,19 @@ class Worker:
             else:
                 group.stored = guard.peek(group.kind, group.key)
                 self._judge(group)
-        claimed = await self._claim([g for g in groups if g.error is None and g.skip is None])
+        candidates = [g for g in groups if g.error is None and g.skip is None]
+        claims = not self.sink.self_guarding
+        chosen = await self._claim(candidates) if claims else candidates
         try:
             await self._hydrate(
-                [g for g in claimed if g.hydrate and g.error is None and g.skip is None]
+                [g for g in chosen if g.hydrate and g.error is None and g.skip is None]
             )
-            await self._apply([g for g in claimed if g.error is None and g.skip is None])
+            await self._apply([g for g in chosen if g.error is None and g.skip is None])
         finally:
-            unrecorded = [g for g in claimed if not g.recorded]
-            with contextlib.suppress(Exception):
-                await guard.release_many([(g.kind, g.key) for g in unrecorded], self._holder)
+            unrecorded = [g for g in chosen if not g.recorded]
+            if claims and unrecorded:
+                with contextlib.suppress(Exception):
+                    await guard.release_many([(g.kind, g.key) for g in unrecorded], self._holder)
         for group in groups:  # in one task: acks are cheap publishes
             if not group.finished:
                 await self._finish(group)
@@ -316,7 +319,9 @@ class Worker:
         Without the claim two replicas could both judge a change newer than the stored one
         and send two versions of one resource to the sink at once, the older landing last
         (or an update landing after a removal, resurrecting a row the sink can no longer
-        compare against). Claims of a batch go out together, one round trip.
+        compare against). Claims of a batch go out together, one round trip. A
+        self-guarding sink (the SQL ones) refuses those itself: no claim is taken, and the
+        guard write after the sink keeps the newer entry on a conflict (``record_many``).
         """
         assert self._guard is not None
         guard = self._guard

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
+from typing import cast
 
 import pytest
 
 from akeneo_connector.guard_state import GuardEntry
-from akeneo_worker.guard import Verdict, decide
+from akeneo_worker.changes import Change
+from akeneo_worker.guard import GuardStore, TooManyConflicts, Verdict, decide
+from akeneo_worker.kv_pipeline import PipelinedKV, Read, Write, WrongRevision
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 EARLIER, LATER = T - timedelta(seconds=1), T + timedelta(seconds=1)
@@ -49,3 +53,23 @@ def test_versions_compare_as_instants_whatever_the_offset() -> None:
     assert decide(
         stored(), same_instant + timedelta(microseconds=1), deleted=False, digest="d1"
     ) is (Verdict.APPLY)
+
+
+class _Contended:
+    """A KV whose every write loses its CAS: another replica always wrote just before."""
+
+    async def read_many(self, keys: Sequence[str]) -> list[Read]:
+        return [Read(None, 0) for _ in keys]
+
+    async def write_many(self, writes: Sequence[Write]) -> list[BaseException]:
+        return [WrongRevision() for _ in writes]
+
+
+async def test_a_guard_write_that_never_settles_is_retried_not_dropped() -> None:
+    """After ``max_conflicts`` CAS losses the change was applied but not recorded: the worker
+    must try it again later (a retryable error), not ack it as outdated."""
+    change = Change(connection="t/c", kind="product", key="p1", operation="upsert",
+                    version=T, event_id="e1", resource={"n": 1})  # fmt: skip
+    guard = GuardStore(cast(PipelinedKV, _Contended()), max_conflicts=3)
+    (outcome,) = await guard.record_many([change])
+    assert isinstance(outcome, TooManyConflicts)

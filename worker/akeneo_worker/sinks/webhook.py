@@ -67,6 +67,7 @@ class WebhookSink:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self.max_batch = max_batch
         self.max_concurrency = max_concurrency
+        self.self_guarding = False  # the merchant's system cannot compare versions for us
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._session: aiohttp.ClientSession | None = None
 
