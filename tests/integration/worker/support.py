@@ -9,12 +9,13 @@ import hmac
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import nats as nats_client
 from aiohttp import web
 from nats.js import JetStreamContext
 
@@ -115,6 +116,46 @@ async def running(
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)
+
+
+async def two_replicas_drain(
+    nats: str,
+    js: JetStreamContext,
+    names: ConnectionNames,
+    sinks: tuple[Sink, Sink],
+    batch_sizes: tuple[int, int],
+    deliveries: Sequence[NormalizedEvent],
+) -> None:
+    """Replicas ``a`` and ``b`` (each on its own NATS connection) consume ``deliveries``
+    until every one is acked as applied or skipped; both must have applied some."""
+    second = await nats_client.connect(nats)
+    try:
+        async with (
+            running(
+                js, names, sinks[0], replace(FAST, batch_size=batch_sizes[0], replica="a")
+            ) as a,
+            running(
+                second.jetstream(),
+                names,
+                sinks[1],
+                replace(FAST, batch_size=batch_sizes[1], replica="b"),
+            ) as b,
+        ):
+            for ev in deliveries:
+                await publish(js, names, ev)
+
+            def settled() -> bool:
+                done = sum(
+                    w.metrics.counts[k]
+                    for w in (a, b)
+                    for k in ("applied", "outdated", "duplicate")
+                )
+                return done == len(deliveries)
+
+            await eventually(settled, timeout=60, what="every delivery acked")
+            assert a.metrics.counts["applied"] > 0 and b.metrics.counts["applied"] > 0
+    finally:
+        await second.drain()
 
 
 async def dead_letters(js: JetStreamContext, names: ConnectionNames) -> list[Any]:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import random
-from dataclasses import replace
 from pathlib import Path
 
-import nats as nats_client
 from nats.js import JetStreamContext
 
 from akeneo_connector.names import ConnectionNames
 from akeneo_worker.sinks.sqlite import SqliteSink
-from tests.integration.worker.support import FAST, event, eventually, publish, running, sqlite_state
+from tests.integration.worker.support import event, sqlite_state, two_replicas_drain
 
 
 async def test_two_replicas_converge_on_the_newest_versions(
@@ -25,30 +23,7 @@ async def test_two_replicas_converge_on_the_newest_versions(
         e.model_copy(update={"event_id": f"{e.event_id}-{j}"}) for j, e in enumerate(deliveries)
     ]
     rng.shuffle(deliveries)
-    second = await nats_client.connect(nats)
-    try:
-        a_cfg, b_cfg = (
-            replace(FAST, batch_size=10, replica="a"),
-            replace(FAST, batch_size=10, replica="b"),
-        )
-        async with (
-            running(js, names, SqliteSink(db), a_cfg) as a,
-            running(second.jetstream(), names, SqliteSink(db), b_cfg) as b,
-        ):
-            for ev in deliveries:
-                await publish(js, names, ev)
-
-            def settled() -> bool:
-                done = sum(
-                    w.metrics.counts[k]
-                    for w in (a, b)
-                    for k in ("applied", "outdated", "duplicate")
-                )
-                return done == len(deliveries)
-
-            await eventually(settled, timeout=60, what="every delivery acked")
-            assert a.metrics.counts["applied"] > 0 and b.metrics.counts["applied"] > 0
-    finally:
-        await second.drain()
+    sinks = (SqliteSink(db), SqliteSink(db))
+    await two_replicas_drain(nats, js, names, sinks, (10, 10), deliveries)
     state = sqlite_state(db)
     assert {k: v["n"] for k, v in state.items()} == {f"p{i}": 10 for i in range(20)}

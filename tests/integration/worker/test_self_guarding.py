@@ -34,7 +34,15 @@ from akeneo_worker.kv_pipeline import PipelinedKV
 from akeneo_worker.sinks.base import Sink
 from akeneo_worker.sinks.postgres import PostgresSink
 from akeneo_worker.sinks.sqlite import SqliteSink
-from tests.integration.worker.support import FAST, event, eventually, publish, running, version
+from tests.integration.worker.support import (
+    FAST,
+    event,
+    eventually,
+    publish,
+    running,
+    two_replicas_drain,
+    version,
+)
 
 _tables = itertools.count()
 State = tuple[dict[str, int], set[str]]  # rows (key -> n of the resource), tombstoned keys
@@ -99,29 +107,8 @@ async def test_two_replicas_race_on_updates_and_removals(
         e.model_copy(update={"event_id": f"{e.event_id}-{j}"}) for j, e in enumerate(deliveries)
     ]
     rng.shuffle(deliveries)
-    second = await nats_client.connect(nats)
-    try:
-        async with (
-            running(js, names, target.make(), replace(FAST, batch_size=7, replica="a")) as a,
-            running(
-                second.jetstream(), names, target.make(), replace(FAST, batch_size=5, replica="b")
-            ) as b,
-        ):
-            for ev in deliveries:
-                await publish(js, names, ev)
-
-            def settled() -> bool:
-                done = sum(
-                    w.metrics.counts[k]
-                    for w in (a, b)
-                    for k in ("applied", "outdated", "duplicate")
-                )
-                return done == len(deliveries)
-
-            await eventually(settled, timeout=60, what="every delivery acked")
-            assert a.metrics.counts["applied"] > 0 and b.metrics.counts["applied"] > 0
-    finally:
-        await second.drain()
+    sinks = (target.make(), target.make())
+    await two_replicas_drain(nats, js, names, sinks, (7, 5), deliveries)
     assert target.read() == expected(history)
     kv = await js.key_value(names.guard_bucket)
     entries = await read_guard_entries(kv, "product")

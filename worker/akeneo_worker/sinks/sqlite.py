@@ -70,6 +70,16 @@ def _values(rows: int, columns: int) -> str:
     return f"(VALUES {', '.join([row] * rows)}) AS u"
 
 
+def _delete_matching(table: str, rows: int, older: str) -> str:
+    """Delete the entries of ``table`` whose version is ``older`` (``<`` or ``<=``) than the
+    batch's row of the same resource (a 3-column ``_values``: kind, key, version)."""
+    return (
+        f"DELETE FROM {table} WHERE rowid IN (SELECT {table}.rowid FROM {_values(rows, 3)}"
+        f" JOIN {table} ON {table}.kind = u.column1 AND {table}.key = u.column2"
+        f" AND {table}.version {older} u.column3)"
+    )
+
+
 class SqliteSink:
     name = "sqlite"
     max_batch = 500
@@ -145,21 +155,11 @@ class SqliteSink:
 
     def _drop_superseded_sql(self, rows: int) -> str:
         """Tombstones older than an upsert of the batch: the row now holds a newer version."""
-        tomb = self.tombstones
-        return (
-            f"DELETE FROM {tomb} WHERE rowid IN (SELECT {tomb}.rowid FROM {_values(rows, 3)}"
-            f" JOIN {tomb} ON {tomb}.kind = u.column1 AND {tomb}.key = u.column2"
-            f" AND {tomb}.version < u.column3)"
-        )
+        return _delete_matching(self.tombstones, rows, "<")
 
     def _delete_sql(self, rows: int) -> str:
         """Rows not newer than the removal."""
-        t = self.table
-        return (
-            f"DELETE FROM {t} WHERE rowid IN (SELECT {t}.rowid FROM {_values(rows, 3)}"
-            f" JOIN {t} ON {t}.kind = u.column1 AND {t}.key = u.column2"
-            f" AND {t}.version <= u.column3)"
-        )
+        return _delete_matching(self.table, rows, "<=")
 
     def _tombstone_sql(self, rows: int) -> str:
         """Keep the newest removal of each resource, unless a newer row exists."""
