@@ -14,8 +14,10 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime
 
-from nats.js.kv import KeyValue
+from nats.js import JetStreamContext
 from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from akeneo_connector.stream_reader import kv_latest
 
 GUARD_PREFIX = "guard"
 STATS_PREFIX = "stats.worker"
@@ -103,16 +105,9 @@ class WorkerStats(_State):
     updated_at: AwareDatetime
 
 
-async def read_guard_entries(kv: KeyValue, kind: str) -> dict[str, GuardEntry]:
+async def read_guard_entries(js: JetStreamContext, bucket: str, kind: str) -> dict[str, GuardEntry]:
     """Every guard entry of a kind (tombstones and claims included), read once."""
-    watcher = await kv.watch(f"{GUARD_PREFIX}.{kind}.>", ignore_deletes=True)
-    entries: dict[str, GuardEntry] = {}
-    try:
-        async for entry in watcher:
-            if entry is None:
-                break
-            if entry.value:
-                entries[parse_guard_key(entry.key)[1]] = GuardEntry.model_validate_json(entry.value)
-    finally:
-        await watcher.stop()  # type: ignore[no-untyped-call]
-    return entries
+    values = await kv_latest(js, bucket, f"{GUARD_PREFIX}.{kind}.>")
+    return {
+        parse_guard_key(k)[1]: GuardEntry.model_validate_json(v) for k, v in values.items() if v
+    }

@@ -84,15 +84,15 @@ def _kv_access(names: ConnectionNames) -> list[str]:
     ]
 
 
-def _kv_watch(names: ConnectionNames) -> list[str]:
-    """Ordered (ephemeral) consumers on the bucket, as ``kv.watch`` creates them."""
+def _kv_snapshot(names: ConnectionNames) -> list[str]:
+    """Ephemeral pull consumers reading the bucket once (``stream_reader.kv_latest``)."""
     kv = kv_stream(names)
     return [
         f"{JS_API}.CONSUMER.CREATE.{kv}",
         f"{JS_API}.CONSUMER.CREATE.{kv}.>",
-        f"{JS_API}.CONSUMER.DELETE.{kv}.>",
-        f"{JS_API}.CONSUMER.INFO.{kv}.>",
-        f"$JS.FC.{kv}.>",
+        f"{JS_API}.CONSUMER.DELETE.{kv}.*",
+        f"{JS_API}.CONSUMER.INFO.{kv}.*",
+        f"{JS_API}.CONSUMER.MSG.NEXT.{kv}.*",
     ]
 
 
@@ -162,7 +162,7 @@ def permissions(
             f"{names.events_subject}.>",
             *_stream_info(stream),
             *_kv_access(names),
-            *_kv_watch(names),
+            *_kv_snapshot(names),
         ]
     else:
         publish = _replay(names)

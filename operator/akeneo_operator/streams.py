@@ -14,13 +14,14 @@ from typing import Any
 import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.errors import BucketNotFoundError, NotFoundError
+from nats.js.errors import NotFoundError
 
 from akeneo_connector import jetstream
 from akeneo_connector.guard_state import STATS_PREFIX, WorkerStats
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.nats_auth import OPERATOR_INBOX
 from akeneo_connector.spec import StreamSpec
+from akeneo_connector.stream_reader import kv_latest
 from akeneo_operator.certs import utcnow
 from akeneo_operator.natscreds import IssuerFile, operator_connect_options
 from akeneo_operator.settings import OperatorSettings
@@ -94,24 +95,13 @@ class NatsLink:
     async def counters(self, names: ConnectionNames) -> dict[str, int] | None:
         """Sum of ``stats.worker.*`` entries; None when the bucket cannot be read."""
         try:
-            js = await self.js()
-            kv = await js.key_value(names.guard_bucket)
-            watcher = await kv.watch(f"{STATS_PREFIX}.>", ignore_deletes=True)
-        except (BucketNotFoundError, NotFoundError, TimeoutError, OSError, nats.errors.Error):
+            values = await kv_latest(await self.js(), names.guard_bucket, f"{STATS_PREFIX}.>")
+        except (NotFoundError, TimeoutError, OSError, nats.errors.Error):
             return None
         totals = dict.fromkeys(COUNTER_FIELDS.values(), 0)
-        try:
-            while True:
-                entry = await watcher.updates(timeout=5)  # type: ignore[no-untyped-call]
-                if entry is None:
-                    break
-                with contextlib.suppress(ValueError):
-                    stats = WorkerStats.model_validate_json(entry.value or b"")
-                    for attr, key in COUNTER_FIELDS.items():
-                        totals[key] += int(getattr(stats, attr))
-        except (TimeoutError, nats.errors.Error):
-            return None
-        finally:
-            with contextlib.suppress(Exception):
-                await watcher.stop()  # type: ignore[no-untyped-call]
+        for value in values.values():
+            with contextlib.suppress(ValueError):
+                stats = WorkerStats.model_validate_json(value)
+                for attr, key in COUNTER_FIELDS.items():
+                    totals[key] += int(getattr(stats, attr))
         return totals

@@ -62,7 +62,9 @@ def test_roles_get_only_what_they_use() -> None:
     assert f"{names.events_subject}.>" not in worker.publish  # the worker never emits events
     assert names.dead_letter_subject in worker.publish
     assert f"$KV.{names.guard_bucket}.>" in worker.publish
-    assert f"$JS.FC.KV_{names.guard_bucket}.>" in reconcile.publish  # kv.watch flow control
+    kv_next = f"$JS.API.CONSUMER.MSG.NEXT.KV_{names.guard_bucket}.*"
+    assert kv_next in reconcile.publish  # reads the guard once (stream_reader.kv_latest)
+    assert kv_next not in worker.publish
     for perms in (receiver, worker, reconcile):
         assert not [s for s in perms.publish if s in (">", "$JS.API.>", "_INBOX.>")]
         assert not [s for s in perms.publish if "DELETE" in s and "CONSUMER.DELETE.KV_" not in s]

@@ -35,6 +35,7 @@ from akeneo_connector.nats_auth import (
     user_name,
 )
 from akeneo_connector.spec import StreamSpec
+from akeneo_connector.stream_reader import kv_latest
 from akeneo_pim.signatures import event_platform_headers, events_api_headers
 from tests.ground.nats import NatsServer
 from tests.ground.processes import ServerProcess, free_port, wait_until
@@ -166,11 +167,10 @@ async def test_own_stream_publish_consume_and_kv(cluster: Cluster, admin: Client
         assert (await kv.get("guard.product.x")).value == b"1"
         await worker.jetstream().publish(a.names.dead_letter_subject, b"dead")
         reconcile, errors_c = await as_role(cluster, a, Role.RECONCILE)
-        rkv = await reconcile.jetstream().key_value(a.names.guard_bucket)
-        watcher = await rkv.watch("guard.product.>", ignore_deletes=True)
-        entry = await watcher.updates(timeout=5)  # type: ignore[no-untyped-call]
-        assert entry is not None and entry.key == "guard.product.x"
-        await watcher.stop()  # type: ignore[no-untyped-call]
+        rjs = reconcile.jetstream()
+        assert await kv_latest(rjs, a.names.guard_bucket, "guard.product.>") == {
+            "guard.product.x": b"1"
+        }
         await reconcile.close()
         for nc in (receiver, worker):
             await _settle(nc)

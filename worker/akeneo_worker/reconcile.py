@@ -398,6 +398,7 @@ class Reconciler:
         self.settings = settings
         self.client = client
         self.kv = kv
+        self._js = js
         self._publisher = _Publisher(js, settings.names, settings.publish_timeout)
         self._on_page = on_page
         self.summary = ReconcileSummary(connection=settings.names.ref, full=settings.full)
@@ -504,7 +505,12 @@ class Reconciler:
         summary = self.summary.structure.setdefault(listing.resource, StructureSummary())
         connection = self.settings.names.ref
         scan = StructureScan(
-            self.client, self.kv, self._publisher.publish, connection=connection, started=started
+            self.client,
+            self._js,
+            self.settings.names.guard_bucket,
+            self._publisher.publish,
+            connection=connection,
+            started=started,
         )
         await scan.run(listing, summary)
 
@@ -512,7 +518,8 @@ class Reconciler:
         summary = self._kind_summary(spec)
         # Snapshot the guard first: anything it holds existed before the scan started, so a
         # key missing from the scan was removed (creations during the scan are not in it).
-        entries = await read_guard_entries(self.kv, spec.kind.value)
+        bucket = self.settings.names.guard_bucket
+        entries = await read_guard_entries(self._js, bucket, spec.kind.value)
         known = {key: entry for key, entry in entries.items() if not entry.deleted}
         present: set[str] = set()
         attribute = await self._identifier_attribute()

@@ -8,20 +8,15 @@ still inside the duplicate window and would be dropped as a duplicate otherwise)
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from akeneo_connector.guard_state import GUARD_PREFIX
 from akeneo_connector.names import ConnectionNames
+from akeneo_connector.stream_reader import read_messages
 from akeneo_worker import dead_letters as dl
-
-_FETCH = 256
 
 
 @dataclass(frozen=True)
@@ -52,46 +47,6 @@ class ReplayReport:
     removed: int = 0
 
 
-async def _read(
-    js: JetStreamContext,
-    stream: str,
-    subject: str,
-    *,
-    start_sequence: int | None = None,
-    start_time: datetime | None = None,
-) -> AsyncIterator[Any]:
-    """Every message of ``subject`` from a point on, through an ephemeral pull consumer."""
-    config = ConsumerConfig(
-        filter_subject=subject,
-        ack_policy=AckPolicy.NONE,
-        inactive_threshold=60.0,
-        deliver_policy=DeliverPolicy.ALL,
-    )
-    if start_sequence is not None:
-        config.deliver_policy, config.opt_start_seq = (
-            DeliverPolicy.BY_START_SEQUENCE,
-            start_sequence,
-        )
-    elif start_time is not None:
-        config.deliver_policy = DeliverPolicy.BY_START_TIME
-        config.opt_start_time = start_time
-    info = await js.add_consumer(stream, config=config)
-    sub = await js.pull_subscribe_bind(durable=info.name, stream=stream)
-    try:
-        pending = int(info.num_pending or 0)
-        while pending > 0:
-            try:
-                msgs = await sub.fetch(min(_FETCH, pending), timeout=5)
-            except (NatsTimeoutError, TimeoutError):
-                break
-            for msg in msgs:
-                yield msg
-            pending = int(msgs[-1].metadata.num_pending)
-    finally:
-        await sub.unsubscribe()
-        await js.delete_consumer(stream, info.name)
-
-
 async def replay_dead_letters(
     js: JetStreamContext,
     names: ConnectionNames,
@@ -103,7 +58,7 @@ async def replay_dead_letters(
     selection = selection or DeadLetterFilter()
     report = ReplayReport()
     run = uuid.uuid4().hex[:12]
-    async for msg in _read(js, names.stream, names.dead_letter_subject):
+    async for msg in read_messages(js, names.stream, names.dead_letter_subject):
         report.scanned += 1
         seq = int(msg.metadata.sequence.stream)
         letter = dl.DeadLetter.from_parts(seq, msg.data, msg.headers)
@@ -140,7 +95,7 @@ async def redeliver_stream(
     report = ReplayReport()
     run = uuid.uuid4().hex[:12]
     last = (await js.stream_info(names.stream)).state.last_seq
-    async for msg in _read(
+    async for msg in read_messages(
         js,
         names.stream,
         f"{names.events_subject}.>",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from nats.js.kv import KeyValue
+from nats.js import JetStreamContext
 
 from akeneo_connector.guard_state import GuardEntry, read_guard_entries
 from akeneo_pim.normalized import NormalizedEvent
@@ -52,18 +52,20 @@ class StructureScan:
     def __init__(
         self,
         client: AkeneoRestClient,
-        kv: KeyValue,
+        js: JetStreamContext,
+        bucket: str,
         publish: Publish,
         *,
         connection: str,
         started: datetime,
     ) -> None:
-        self._client, self._kv, self._publish = client, kv, publish
+        self._client, self._publish = client, publish
+        self._js, self._bucket = js, bucket
         self._connection, self._started = connection, started
 
     async def run(self, listing: StructureResource, summary: StructureSummary) -> None:
         # The guard first: whatever it holds existed before the listing was read.
-        known = await read_guard_entries(self._kv, listing.kind.value)
+        known = await read_guard_entries(self._js, self._bucket, listing.kind.value)
         present: set[str] = set()
         async with contextlib.aclosing(self._client.iter_offset_pages(listing.path)) as pages:
             async for items in pages:  # closed at once on failure: no page left in flight

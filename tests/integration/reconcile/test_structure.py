@@ -132,7 +132,12 @@ async def test_a_failing_listing_fails_the_run_and_leaves_no_call_behind(nats: s
 
         async with AkeneoRestClient(sim.url, sim.credentials) as client:
             scan = StructureScan(
-                client, conn.kv, publish_then_fail, connection="ns/c", started=datetime.now(UTC)
+                client,
+                conn.js,
+                conn.names.guard_bucket,
+                publish_then_fail,
+                connection="ns/c",
+                started=datetime.now(UTC),
             )
             with pytest.raises(RuntimeError, match="stream is gone"):
                 await scan.run(STRUCTURE["families"], StructureSummary())

@@ -20,6 +20,7 @@ from aiohttp import web
 from nats.js import JetStreamContext
 
 from akeneo_connector.names import ConnectionNames
+from akeneo_connector.stream_reader import read_messages
 from akeneo_pim.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
 from akeneo_worker.sinks.base import Sink
 from akeneo_worker.worker import Worker, WorkerConfig
@@ -160,9 +161,7 @@ async def two_replicas_drain(
 
 async def dead_letters(js: JetStreamContext, names: ConnectionNames) -> list[Any]:
     """Every dead letter currently in the stream (raw messages, headers included)."""
-    from akeneo_worker.replay import _read
-
-    return [m async for m in _read(js, names.stream, names.dead_letter_subject)]
+    return [m async for m in read_messages(js, names.stream, names.dead_letter_subject)]
 
 
 def sqlite_state(path: Path) -> dict[str, Any]:

@@ -110,8 +110,7 @@ async def test_two_replicas_race_on_updates_and_removals(
     sinks = (target.make(), target.make())
     await two_replicas_drain(nats, js, names, sinks, (7, 5), deliveries)
     assert target.read() == expected(history)
-    kv = await js.key_value(names.guard_bucket)
-    entries = await read_guard_entries(kv, "product")
+    entries = await read_guard_entries(js, names.guard_bucket, "product")
     assert {k: (g.version, g.deleted) for k, g in entries.items()} == {
         k: (e.version, e.resource is None) for k, e in newest_events(history).items()
     }  # the guard never went back either
