@@ -22,6 +22,10 @@ from akeneo_connector.stream_reader import kv_latest
 GUARD_PREFIX = "guard"
 STATS_PREFIX = "stats.worker"
 LOCK_KEY = "reconcile.lock"
+GUARD_RESET_HEADER = "Akeneo-Guard-Reset"
+"""Set by ``replay --reset-guard`` on every event it re-delivers, valued with the run's id:
+a worker that meets a new value drops its cached guard entries before judging the batch
+(the bucket was emptied under it), so a running worker rebuilds the sink too."""
 
 
 def _b64(text: str) -> str:

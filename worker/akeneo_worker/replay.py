@@ -13,7 +13,7 @@ from datetime import datetime
 
 from nats.js import JetStreamContext
 
-from akeneo_connector.guard_state import GUARD_PREFIX
+from akeneo_connector.guard_state import GUARD_PREFIX, GUARD_RESET_HEADER
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.stream_reader import read_messages
 from akeneo_worker import dead_letters as dl
@@ -86,7 +86,8 @@ async def redeliver_stream(
     """Re-publish the stream's events from a sequence or time (all when neither is given).
 
     With ``reset_guard`` the ordering guard is emptied first, so a sink rebuilt from scratch
-    gets every resource again (otherwise the guard skips what it already applied).
+    gets every resource again (otherwise the guard skips what it already applied); the
+    re-delivered events carry ``GUARD_RESET_HEADER``, so running workers forget their cache.
     """
     if reset_guard:
         await js.purge_stream(
@@ -106,6 +107,9 @@ async def redeliver_stream(
         if seq > last:
             break  # our own re-published copies
         report.scanned += 1
-        await js.publish(msg.subject, msg.data, headers={dl.MSG_ID: f"redeliver.{run}.{seq}"})
+        headers = {dl.MSG_ID: f"redeliver.{run}.{seq}"}
+        if reset_guard:
+            headers[GUARD_RESET_HEADER] = run
+        await js.publish(msg.subject, msg.data, headers=headers)
         report.published += 1
     return report

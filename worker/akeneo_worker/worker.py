@@ -24,7 +24,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
-from akeneo_connector.guard_state import GuardEntry, WorkerStats, stats_key
+from akeneo_connector.guard_state import GUARD_RESET_HEADER, GuardEntry, WorkerStats, stats_key
 from akeneo_connector.names import ConnectionNames
 from akeneo_pim.normalized import NormalizedEvent, ResourceKind
 from akeneo_worker import dead_letters as dl
@@ -129,6 +129,8 @@ class Worker:
         self._stats_base = WorkerStats(updated_at=datetime.now(UTC))
         self._holder = f"{self.config.replica}/{uuid.uuid4().hex[:12]}"  # unique per process
         self._turns = Turns()
+        self._resets_seen: set[str] = set()  # runs of ``replay --reset-guard`` met so far
+        self._reset_pending = False
         self._sink_slots = asyncio.Semaphore(max(1, sink.max_concurrency))  # across batches
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -182,6 +184,14 @@ class Worker:
                 deliveries = await upcoming
                 if stop.is_set():
                     break  # handed back below
+                if self._reset_pending:  # the bucket was emptied: no batch may use the cache
+                    self._reset_pending = False
+                    if running:
+                        await asyncio.wait(running)
+                        running = set()
+                    assert self._guard is not None
+                    self._guard.forget()
+                    log.info("guard reset by a re-delivery: cached guard entries dropped")
                 upcoming = asyncio.create_task(self._next_batch(sub, stop))
                 groups = _groups(deliveries)
                 for g in groups:
@@ -261,6 +271,10 @@ class Worker:
         deliveries: list[_Delivery] = []
         own = self.config.own_client_id
         for msg in msgs:
+            reset = msg.headers.get(GUARD_RESET_HEADER) if msg.headers else None
+            if reset is not None and reset not in self._resets_seen:
+                self._resets_seen.add(reset)
+                self._reset_pending = True
             try:
                 event = NormalizedEvent.from_message(msg.data)
             except (ValidationError, ValueError) as exc:
