@@ -458,22 +458,38 @@ async def nats_restart(g: Ground) -> Row:
         return row
 
 
+async def kill_workers_in_turn(
+    g: Ground, pipe: Pipeline, load: Load, progress: Callable[[], Awaitable[object]]
+) -> list[float]:
+    """Under load, SIGKILL the two workers in turn, 4 times, restarting each at once; the
+    recovery of each kill is the time until ``progress()`` changes (up to 30 s)."""
+    recoveries: list[float] = []
+
+    async def fault() -> None:
+        for i in range(4):
+            await asyncio.sleep(g.seconds / 5)
+            index = i % 2
+            await pipe.kill(pipe.workers[index])
+            killed = time.monotonic()
+            await pipe.start_worker(index)
+            before = await progress()
+            for _ in range(1500):
+                if await progress() != before:
+                    break
+                await asyncio.sleep(0.02)
+            recoveries.append(time.monotonic() - killed)
+
+    await during(load, g.seconds, g.rate, fault)
+    return recoveries
+
+
 async def worker_kill(g: Ground) -> Row:
     async with g.pipeline("worker-kill", workers=2) as (pipe, load):
-        recoveries: list[float] = []
 
-        async def fault() -> None:
-            for i in range(4):
-                await asyncio.sleep(g.seconds / 5)
-                index = i % 2
-                await pipe.kill(pipe.workers[index])
-                killed = time.monotonic()
-                await pipe.start_worker(index)
-                before = g.recorder.last_applied_at
-                await until(lambda: g.recorder.last_applied_at != before)  # noqa: B023
-                recoveries.append(time.monotonic() - killed)
+        async def applied() -> object:
+            return g.recorder.last_applied_at
 
-        await during(load, g.seconds, g.rate, fault)
+        recoveries = await kill_workers_in_turn(g, pipe, load, applied)
         await pipe.drained()
         return g.row("worker SIGKILL x4 (2 replicas)", load, max(recoveries),
                      "recovery = kill to next applied change")  # fmt: skip
@@ -533,23 +549,11 @@ async def worker_kill_postgres(g: Ground) -> Row:
             pipe,
             load,
         ):
-            recoveries: list[float] = []
 
-            async def fault() -> None:
-                for i in range(4):
-                    await asyncio.sleep(g.seconds / 5)
-                    index = i % 2
-                    await pipe.kill(pipe.workers[index])
-                    killed = time.monotonic()
-                    await pipe.start_worker(index)
-                    before = await asyncio.to_thread(_postgres_writes, pg.dsn)
-                    for _ in range(1500):  # up to 30 s
-                        if await asyncio.to_thread(_postgres_writes, pg.dsn) != before:
-                            break
-                        await asyncio.sleep(0.02)
-                    recoveries.append(time.monotonic() - killed)
+            async def written() -> object:
+                return await asyncio.to_thread(_postgres_writes, pg.dsn)
 
-            await during(load, g.seconds, g.rate, fault)
+            recoveries = await kill_workers_in_turn(g, pipe, load, written)
             await pipe.drained()
             state = await asyncio.to_thread(_postgres_state, pg.dsn)
         lost = lost_changes_by_rows(load, state, g.sim)  # a resurrected row counts as lost
