@@ -37,6 +37,7 @@ from tests.ground.nats import NatsServer  # noqa: E402
 from tests.ground.processes import ServerProcess, free_port, wait_until  # noqa: E402
 from tests.unit.pim_formats.payloads import legacy_batch  # noqa: E402
 
+from akeneo_connector import eventloop  # noqa: E402
 from akeneo_connector.names import ConnectionNames  # noqa: E402
 from akeneo_pim.normalize import encode_events_api  # noqa: E402
 from akeneo_pim.signatures import events_api_headers  # noqa: E402
@@ -53,6 +54,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 BARE_SERVER = """
 import sys
 from aiohttp import web
+from akeneo_connector import eventloop
 
 async def events(request):
     await request.read()
@@ -61,7 +63,9 @@ async def events(request):
 app = web.Application(client_max_size=1048576)
 app.router.add_post("/events", events)
 app.router.add_get("/healthz", lambda r: web.Response(text="ok"))
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+factory = eventloop.loop_factory()  # the receiver's loop, so both are measured alike
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None,
+            loop=factory() if factory is not None else None)
 """
 
 
@@ -333,6 +337,7 @@ async def main() -> None:
     print(
         f"payload: 10 legacy events, {payloads.body_bytes} bytes; {CONCURRENCY} keep-alive "
         f"connections for max throughput, {rounds} alternating rounds; {os.cpu_count()} CPUs; "
+        f"servers' event loop: {'uvloop' if eventloop.loop_factory() else 'asyncio'}; "
         f"load average {os.getloadavg()[0]:.2f}",
         flush=True,
     )

@@ -39,6 +39,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 from tests.ground.nats import NatsServer
 
+from akeneo_connector import eventloop
 from akeneo_connector.guard_state import GUARD_PREFIX
 from akeneo_connector.jetstream import ensure_all
 from akeneo_connector.names import ConnectionNames
@@ -333,7 +334,10 @@ def cli() -> None:
     parser.add_argument("--rate", type=int, default=1000, help="paced phase: events/s")
     parser.add_argument("--seconds", type=float, default=5.0, help="paced phase: duration")
     parser.add_argument("--seed", type=int, default=1)
-    asyncio.run(main(parser.parse_args()))
+    # the worker's own loop (``akeneo-connector worker`` runs on it); baseline and merchant
+    # share this process, so they run on it too
+    print(f"event loop: {'uvloop' if eventloop.loop_factory() else 'asyncio'}", flush=True)
+    eventloop.run(main(parser.parse_args()))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end on a kind cluster, for machines with a Docker engine (not run in CI here).
-# Builds the image, loads it into kind, installs the chart and applies examples/local.yaml,
+# Builds the image, loads it into kind, installs the chart and applies examples/local.yaml
+# (its relative sqlite path lands in the worker pod's /data volume),
 # then waits for the connection to be Ready. NATS is the caller's: a server with JetStream
 # reachable from the cluster at $NATS_URL (default nats://nats.nats:4222).
 set -euo pipefail

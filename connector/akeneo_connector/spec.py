@@ -140,7 +140,11 @@ class PostgresSink(SpecModel):
 
 
 class SqliteSink(SpecModel):
-    path: Annotated[str, Field(min_length=1)] = "/data/catalog.db"
+    path: Annotated[str, Field(min_length=1)] = Field(
+        default="/data/catalog.db",
+        description="database file; a relative path is in the data dir (/data in a pod, "
+        "--data-dir in local mode)",
+    )
 
 
 class SinkSpec(SpecModel):

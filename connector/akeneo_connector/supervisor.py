@@ -1,14 +1,20 @@
-"""Supervised child processes for local mode: restart with backoff, report, stop cleanly."""
+"""Supervised child processes for local mode: restart with backoff, report, stop cleanly.
+
+Children run in sessions of their own (Ctrl-C reaches local mode only, which stops them in
+order), so a local mode killed alone leaves them running: ``RunLock`` lets one local mode
+use a data dir at a time and stops an earlier run's leftovers before a new one starts.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +35,7 @@ class Child:
     log_path: Path
     restarts: int = 0
     process: asyncio.subprocess.Process | None = None
+    on_start: Callable[[], None] | None = field(default=None, repr=False)
     _stopping: bool = field(default=False, repr=False)
 
     async def start(self) -> None:
@@ -41,6 +48,8 @@ class Child:
                 stderr=out,
                 start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
             )
+        if self.on_start is not None:
+            self.on_start()
 
     @property
     def running(self) -> bool:
@@ -82,3 +91,98 @@ class Child:
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
             await self.process.wait()
+
+
+class DataDirBusy(RuntimeError):
+    """Another local mode runs on this data dir."""
+
+
+# what local mode starts: its own components and the embedded nats-server
+_OUR_COMMANDS = (b"akeneo_connector.cli", b"nats-server")
+
+
+class RunLock:
+    """An exclusive lock on a data dir, and the process ids of the children started in it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.lock_path = folder / "local.lock"
+        self.pids_path = folder / "children.pids"
+        self._fd: int | None = None
+
+    def acquire(self) -> int:
+        """Take the lock (``DataDirBusy`` if held); stop leftovers; return how many there were."""
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise DataDirBusy(
+                f"{self.lock_path.parent} is in use by another akeneo-connector local "
+                f"(pid {holder}); stop it or give --data-dir another folder"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self._stop_leftovers()
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def clear(self) -> None:
+        """All children stopped: nothing for a later run to clean up."""
+        self.pids_path.unlink(missing_ok=True)
+
+    def record(self, children: Iterable[Child]) -> None:
+        """Remember the running children (a later run stops them if this one dies alone)."""
+        pids = [str(c.process.pid) for c in children if c.running and c.process is not None]
+        tmp = self.pids_path.with_suffix(".tmp")
+        tmp.write_text("\n".join(pids) + "\n")
+        tmp.replace(self.pids_path)
+
+    def _stop_leftovers(self, timeout: float = 10.0) -> int:
+        try:
+            listed = self.pids_path.read_text().split()
+        except FileNotFoundError:
+            return 0
+        groups = [int(p) for p in listed if p.isdigit() and _is_our_child(int(p))]
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pgid in groups:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pgid, sig)
+            deadline = time.monotonic() + timeout
+            while any(_alive(p) for p in groups) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        self.pids_path.unlink(missing_ok=True)
+        for pgid in groups:
+            log.warning("stopped process %s left running by an earlier local mode", pgid)
+        return len(groups)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_our_child(pid: int) -> bool:
+    """Still the session leader we started (ids get reused), running one of our commands."""
+    try:
+        if os.getsid(pid) != pid:
+            return False
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return True  # no /proc (macOS): the session check has to do
+    except OSError:
+        return False
+    return any(command in cmdline for command in _OUR_COMMANDS)

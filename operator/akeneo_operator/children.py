@@ -246,7 +246,15 @@ def receiver_network_policy(inp: BuildInput) -> Manifest:
     rule: Manifest = {"ports": [{"protocol": "TCP", "port": RECEIVER_PORT}]}
     ranges = inp.spec.receiver.allowed_source_ranges
     if ranges:
-        rule["from"] = [{"ipBlock": {"cidr": cidr}} for cidr in ranges]
+        peers: list[Manifest] = [{"ipBlock": {"cidr": cidr}} for cidr in ranges]
+        if inp.spec.receiver.host is not None:
+            # through the Ingress the connection comes from the controller's pods; the
+            # Ingress checks the ranges (whitelist annotation) on the client's address
+            ns = inp.settings.ingress_namespace
+            peers.append(
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
+            )
+        rule["from"] = peers
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",

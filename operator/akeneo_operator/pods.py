@@ -134,15 +134,17 @@ def worker_parts(inp: BuildInput) -> PodParts:
         if sink.webhook.signing_secret is not None:
             parts.secret("sink", sink.webhook.signing_secret, SINK_DIR, ["signingSecret"])
             parts.set("AKENEO_WEBHOOK_SIGNING_SECRET_FILE", f"{SINK_DIR}/signingSecret")
-        if sink.webhook.allow_private_addresses:
+        if sink.webhook.allow_private_addresses and inp.settings.allow_private_webhooks:
             parts.set("AKENEO_WEBHOOK_ALLOW_PRIVATE", "true")
     elif sink.postgres is not None:
         parts.secret("sink", sink.postgres.dsn_secret, SINK_DIR, ["dsn"])
         parts.set("AKENEO_POSTGRES_DSN_FILE", f"{SINK_DIR}/dsn")
         parts.set("AKENEO_POSTGRES_TABLE", sink.postgres.table)
     elif sink.sqlite is not None:
-        parts.set("AKENEO_SQLITE_PATH", sink.sqlite.path)
-        parts.empty_dir("data", posixpath.dirname(sink.sqlite.path) or "/data")
+        # a relative path lives in the data dir, in a pod as in local mode (read-only root)
+        path = posixpath.join("/data", sink.sqlite.path)
+        parts.set("AKENEO_SQLITE_PATH", path)
+        parts.empty_dir("data", posixpath.dirname(path))
     _pim(inp, parts)
     return parts
 

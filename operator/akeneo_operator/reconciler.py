@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.spec import API_VERSION, KIND, AkeneoConnectionSpec, TLSMode
-from akeneo_operator import secretcheck
+from akeneo_operator import policy, secretcheck
 from akeneo_operator.apply import Outcome, ensure_child, write_child
 from akeneo_operator.certs import utcnow
 from akeneo_operator.children import (
@@ -174,6 +174,11 @@ class Reconciler:
         except ValidationError as exc:
             st.obs.blocker = spec_error(exc)
             st.needs_retry = False  # only a spec change can fix it (update handler)
+            return
+        refused = policy.refusal(spec, self.settings)
+        if refused is not None:
+            st.obs.blocker = refused
+            st.needs_retry = False  # a spec change or an operator restart can fix it
             return
         names = ConnectionNames(namespace, name)
         if st.tls_mode is TLSMode.CERT_MANAGER and spec.tls.mode is not TLSMode.CERT_MANAGER:

@@ -78,6 +78,13 @@ class OperatorSettings(BaseModel):
     worker_resources: Resources | None = None
     reconcile_resources: Resources | None = None
     ingress_class: str | None = None
+    # Where the ingress controller runs: with spec.receiver.host and allowedSourceRanges the
+    # receiver's NetworkPolicy must still let the controller's pods in (the Ingress itself
+    # enforces the ranges on the client's address, which the controller's hop hides).
+    ingress_namespace: str = "ingress-nginx"
+    # A tenant's spec.worker.sink.webhook.allowPrivateAddresses is honoured only when the
+    # platform allows it: otherwise any tenant could point its worker at cluster internals.
+    allow_private_webhooks: bool = False
 
     namespaces: tuple[str, ...] = ()  # empty: cluster-wide
     peering_name: str = "akeneo-connector"
@@ -268,6 +275,18 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
         "ingressClassName of Ingresses",
     ),
     (
+        "--ingress-namespace",
+        "AKENEO_OPERATOR_INGRESS_NAMESPACE",
+        "ingress_namespace",
+        "namespace of the ingress controller (let into receivers with allowedSourceRanges)",
+    ),
+    (
+        "--allow-private-webhooks",
+        "AKENEO_OPERATOR_ALLOW_PRIVATE_WEBHOOKS",
+        "allow_private_webhooks",
+        "true: honour spec.worker.sink.webhook.allowPrivateAddresses (default: refuse it)",
+    ),
+    (
         "--namespaces",
         "AKENEO_WATCH_NAMESPACES",
         "namespaces",
@@ -341,6 +360,8 @@ def _convert(field: str, raw: str) -> Any:
         return tuple(n.strip() for n in raw.split(",") if n.strip())
     if field.endswith("_resources"):
         return Resources.model_validate(json.loads(raw))
+    if field == "allow_private_webhooks":
+        return raw.strip().lower() in ("1", "true", "yes")
     return raw
 
 

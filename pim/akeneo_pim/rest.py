@@ -39,9 +39,13 @@ PRODUCTS_PATH = "/api/rest/v1/products"
 PRODUCT_MODELS_PATH = "/api/rest/v1/product-models"
 MAX_LIMIT = 100
 BATCH_SIZE = 100
-RETRIABLE_STATUSES = frozenset({408, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 120.0
 MAX_THROTTLED = 50  # consecutive 429s on one call before giving up
+
+
+def retriable(status: int) -> bool:
+    """Akeneo's advice: retry 408 and every 5xx (429 is waited out apart, by Retry-After)."""
+    return status == 408 or status >= 500
 
 
 def akeneo_date(value: datetime) -> str:
@@ -274,7 +278,7 @@ class AkeneoRestClient:
                 log.info("akeneo throttled", extra={"path": path, "retry_after": delay})
                 await asyncio.sleep(delay)
                 continue
-            if response is not None and response.status_code not in RETRIABLE_STATUSES:
+            if response is not None and not retriable(response.status_code):
                 return response
             attempt += 1
             if attempt >= self._max_tries:

@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 
+from akeneo_connector import eventloop
 from akeneo_receiver import config as receiver_config
 from akeneo_receiver.logs import setup as setup_logging
 
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"akeneo-connector receiver: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(serve(cfg))
+        eventloop.run(serve(cfg))
     except OSError as exc:  # port in use, unreadable key pair, ...
         log.error("receiver failed to start", extra={"error": str(exc)})
         return 1

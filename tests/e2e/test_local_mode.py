@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import ssl
@@ -256,6 +257,23 @@ async def test_local_mode_survives_a_lossy_pim_and_kill_9(
         # nothing acknowledged was lost across the kill -9
         await eventually(lambda: acknowledged_hold(sink_rows(db), accepted), "acked changes")
 
+        # a second local mode on the same data dir is refused with one line
+        second = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "akeneo_connector.cli", "local", "-f", str(manifest),
+            "--data-dir", str(data_dir), "--port", str(free_port()),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        said, _ = await asyncio.wait_for(second.communicate(), 60)
+        assert second.returncode == 1 and b"in use by another akeneo-connector local" in said
+        assert b"Traceback" not in said
+
+        # a component that dies is reported and restarted (the reconcile below needs it)
+        os.kill(_component_pid(local, "worker"), signal.SIGKILL)
+        await eventually(
+            lambda: "worker exited with code -9; restarting" in local.output.read_text(),
+            "worker restart reported",
+        )
+
         # 3. a reconcile (as local mode's schedule runs it) repairs what the PIM's drops lost
         pipeline = LocalPipeline(load_manifest(manifest), data_dir, local.port, None)
         nats_url = _nats_url(local.output)
@@ -271,9 +289,40 @@ async def test_local_mode_survives_a_lossy_pim_and_kill_9(
 
         want = catalog_rows(sim)
         await eventually(lambda: sink_rows(db) == want, "sink equals the PIM's catalog")
+        # the live status line follows it: everything applied, nothing left to deliver
+        await eventually(lambda: _caught_up(local.output), "status line shows lag 0")
+        children = [int(p) for p in (data_dir / "children.pids").read_text().split()]
     finally:
         await local.stop()
-    assert "Traceback" not in local.output.read_text()
+    output = local.output.read_text()
+    assert "Traceback" not in output
+    assert f"receiver   {local.url}" in output and "sink       sqlite: " in output
+    # Ctrl-C: a clean exit, every child stopped
+    assert local.proc is not None and local.proc.returncode == 0, output[-2000:]
+    assert len(children) >= 3 and not any(_alive(pid) for pid in children)
+
+
+def _alive(pid: int) -> bool:
+    return os.path.exists(f"/proc/{pid}")
+
+
+def _caught_up(output: Path) -> bool:
+    status = [ln for ln in output.read_text().splitlines() if ln.startswith("received ")]
+    if not status:
+        return False
+    applied = re.search(r"applied (\d+) .* lag (\S+)$", status[-1])
+    return applied is not None and int(applied.group(1)) > 0 and applied.group(2) == "0"
+
+
+def _component_pid(local: LocalMode, component: str) -> int:
+    """The pid of one of local mode's children, by its subcommand."""
+    assert local.proc is not None
+    for pid in _descendants(local.proc.pid):
+        with contextlib.suppress(OSError):
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if b"akeneo_connector.cli" in argv and component.encode() in argv:
+                return pid
+    raise AssertionError(f"no {component} process under local mode")
 
 
 def _nats_url(output: Path) -> str:

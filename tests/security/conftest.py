@@ -147,3 +147,13 @@ def fuzz_receiver(
         yield receiver
     finally:
         receiver.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fuzzing totals in every run's summary, CI's included (no ``-s`` needed)."""
+    fuzz = sys.modules.get("tests.security.test_fuzz")
+    lines: list[str] = fuzz.totals() if fuzz is not None else []
+    if lines:
+        terminalreporter.section("receiver fuzzing")
+        for line in lines:
+            terminalreporter.write_line(line)

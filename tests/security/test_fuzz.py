@@ -76,9 +76,14 @@ def crashes(output: str) -> list[str]:
 def http(fuzz_receiver: ReceiverProcess) -> Iterator[httpx.Client]:
     with fuzz_receiver.client(timeout=10) as client:
         yield client
-    print(f"\nfuzz totals: {sum(v for k, v in TALLY.items() if k.startswith('input:'))} inputs")
-    for key, value in sorted(TALLY.items()):
-        print(f"  {key}: {value}")
+
+
+def totals() -> list[str]:
+    """The run's fuzzing figures (printed in pytest's closing summary by the conftest)."""
+    if not TALLY:
+        return []
+    inputs = sum(v for k, v in TALLY.items() if k.startswith("input:"))
+    return [f"fuzz totals: {inputs} inputs"] + [f"  {k}: {v}" for k, v in sorted(TALLY.items())]
 
 
 def _record(kind: str, status: int) -> None:

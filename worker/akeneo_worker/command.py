@@ -11,6 +11,7 @@ import socket
 import sys
 from pathlib import Path
 
+from akeneo_connector import eventloop
 from akeneo_pim.rest import AkeneoRestClient, PimCredentials
 from akeneo_worker.health import health_app, serve
 from akeneo_worker.hydration import Hydrator, RestHydrator
@@ -137,7 +138,7 @@ async def main(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     try:
-        return asyncio.run(main(args))
+        return eventloop.run(main(args))
     except KeyboardInterrupt:
         return 130
     except OSError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -32,6 +33,8 @@ HELP = "re-synchronise from the PIM REST API into the stream"
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_LOCKED = 75  # EX_TEMPFAIL
+
+log = logging.getLogger("akeneo_worker.reconcile")
 
 
 class ConfigError(Exception):
@@ -139,6 +142,13 @@ def run(args: argparse.Namespace) -> int:
     except (TimeoutError, nats.errors.Error) as exc:
         print(
             f"reconcile {args.connection.ref} failed: NATS error ({type(exc).__name__}: {exc})",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    except Exception as exc:  # still one line for the Job's status; the stack at debug level
+        log.debug("reconcile failed", exc_info=True)
+        print(
+            f"reconcile {args.connection.ref} failed: {type(exc).__name__}: {str(exc)[:300]}",
             file=sys.stderr,
         )
         return EXIT_FAILED

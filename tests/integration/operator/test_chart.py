@@ -41,7 +41,6 @@ NAMESPACED_RESOURCES = {
     ("", "secrets"),
     ("", "services"),
     ("", "serviceaccounts"),
-    ("", "pods"),
     ("", "events"),
     ("events.k8s.io", "events"),
     ("apps", "deployments"),
@@ -151,8 +150,9 @@ def test_cluster_role_grants_only_what_the_operator_uses() -> None:
     assert {(g, r) for g, r, _ in rules} == NAMESPACED_RESOURCES
     assert all("*" not in (g, r, v) for g, r, v in rules)
     assert not {v for _, _, v in rules} & {"deletecollection", "escalate", "bind", "impersonate"}
-    for group, resource in [("batch", "jobs"), ("", "pods")]:
-        assert {v for g, r, v in rules if (g, r) == (group, resource)} == READ
+    assert {v for g, r, v in rules if (g, r) == ("batch", "jobs")} == READ
+    # writes are PATCHes; update only where blockOwnerDeletion needs it
+    assert {r for _, r, v in rules if v == "update"} == {"akeneoconnections/finalizers"}
     assert {v for g, r, v in rules if r == "events"} == {"create", "patch"}
     cluster = _rules(docs, "akc-akeneo-connector-operator-cluster")
     assert cluster == {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in READ} | {
@@ -225,6 +225,8 @@ def _can_i(kubeconfig: Path, verb: str, resource: str, namespace: str | None = N
         ("list", "customresourcedefinitions.apiextensions.k8s.io", None, True),
         ("create", "jobs.batch", "tenant-x", False),
         ("create", "pods", "tenant-x", False),
+        ("list", "pods", "tenant-x", False),
+        ("update", "deployments.apps", "tenant-x", False),
         ("get", "configmaps", "tenant-x", False),
         ("create", "namespaces", None, False),
         ("create", "clusterroles.rbac.authorization.k8s.io", None, False),

@@ -105,6 +105,42 @@ async def test_invalid_spec_is_a_precise_condition_without_retries(operator, cli
     )
 
 
+async def test_private_webhook_targets_are_refused_by_the_platform(operator, client):
+    """A tenant's spec cannot switch off the worker's private-address guard."""
+    spec = basic_spec("acme")
+    spec["worker"] = {
+        "sink": {"webhook": {"url": "http://169.254.169.254/latest", "allowPrivateAddresses": True}}
+    }
+    await client.create(connection(NS, "inward", spec))
+    body = await poll(
+        lambda: ready_condition(client, "inward", "PrivateAddressesNotAllowed"),
+        what="Ready=False PrivateAddressesNotAllowed",
+        operators=(operator,),
+    )
+    assert "allowPrivateAddresses" in condition(body, "Ready")["message"]
+    assert await client.get("apps/v1", "Deployment", NS, "inward-worker") is None
+    await assert_quiet(client, "inward", operator)
+
+    await client.merge_patch(
+        API,
+        "AkeneoConnection",
+        NS,
+        "inward",
+        {"spec": {"worker": {"sink": {"webhook": {"url": "https://app.example.com/hook",
+                                                  "allowPrivateAddresses": False}}}}},
+    )  # fmt: skip
+    await poll(
+        lambda: ready_condition(client, "inward", "AllComponentsReady"),
+        timeout=90,
+        what="Ready once the spec stays public",
+        operators=(operator,),
+    )
+    dep = await client.get("apps/v1", "Deployment", NS, "inward-worker")
+    assert dep is not None
+    env = {e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "AKENEO_WEBHOOK_ALLOW_PRIVATE" not in env
+
+
 async def test_missing_secret_then_created(operator, client):
     spec = basic_spec("acme")
     spec["receiver"] = {"signatureSecret": "late-events"}

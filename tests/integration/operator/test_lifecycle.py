@@ -274,24 +274,42 @@ async def test_stream_deleted_on_nats_is_recreated_by_the_timer(operator, client
 
 
 async def test_optional_children_follow_the_spec(operator, client):
-    host = {"spec": {"receiver": {"host": "acme.hooks.example.com"}}}
-    await client.merge_patch(API, "AkeneoConnection", NS, "acme", host)
+    optional = {
+        "spec": {
+            "receiver": {
+                "host": "acme.hooks.example.com",
+                "autoscaling": {"minReplicas": 2, "maxReplicas": 5},
+            }
+        }
+    }
+    await client.merge_patch(API, "AkeneoConnection", NS, "acme", optional)
 
     async def ingress() -> dict[str, Any] | None:
         return await get(client, "networking.k8s.io/v1", "Ingress", "acme")
+
+    async def hpa() -> dict[str, Any] | None:
+        return await get(client, "autoscaling/v2", "HorizontalPodAutoscaler", "acme-receiver")
 
     ing = await poll(ingress, what="Ingress created", operators=(operator,))
     assert ing["metadata"]["annotations"]["external-dns.alpha.kubernetes.io/hostname"] == (
         "acme.hooks.example.com"
     )
+    scaler = await poll(hpa, what="HorizontalPodAutoscaler created", operators=(operator,))
+    assert scaler["spec"]["maxReplicas"] == 5
+    assert scaler["spec"]["scaleTargetRef"]["name"] == "acme-receiver"
+    assert [o["kind"] for o in scaler["metadata"]["ownerReferences"]] == ["AkeneoConnection"]
     await client.merge_patch(
-        API, "AkeneoConnection", NS, "acme", {"spec": {"receiver": {"host": None}}}
+        API,
+        "AkeneoConnection",
+        NS,
+        "acme",
+        {"spec": {"receiver": {"host": None, "autoscaling": None}}},
     )
 
     async def pruned() -> bool:
-        return await ingress() is None
+        return await ingress() is None and await hpa() is None
 
-    await poll(pruned, what="Ingress pruned", operators=(operator,))
+    await poll(pruned, what="Ingress and HPA pruned", operators=(operator,))
 
 
 async def test_worker_counters_and_reconcile_jobs_reach_the_status(operator, client):
@@ -380,3 +398,33 @@ async def test_delete_removes_stream_bucket_and_children(operator, client):
     finally:
         await nc.close()
     assert "Traceback" not in operator.log, operator.log[-3000:]
+
+
+async def test_preserve_on_delete_keeps_stream_and_bucket(operator, client):
+    """``spec.stream.preserveOnDelete``: the children go, the queued events and guard stay."""
+    spec = basic_spec("acme")
+    spec["stream"] = {"preserveOnDelete": True}
+    await client.create(connection(NS, "keep", spec))
+    names = ConnectionNames(NS, "keep")
+
+    async def stream_ready() -> dict[str, Any] | None:
+        body = await get(client, API, "AkeneoConnection", "keep")
+        return body if condition(body, "StreamReady").get("status") == "True" else None
+
+    await poll(stream_ready, what="keep: StreamReady", operators=(operator,))
+    await client.delete(API, "AkeneoConnection", NS, "keep")
+
+    async def gone() -> bool:
+        if await get(client, API, "AkeneoConnection", "keep") is not None:
+            return False
+        return await get(client, "apps/v1", "Deployment", "keep-worker") is None
+
+    await poll(gone, timeout=90, what="keep and its children gone", operators=(operator,))
+    nc = await nats_client.connect(nats_url(operator))
+    try:
+        js = nc.jetstream()
+        for stream in (names.stream, f"KV_{names.guard_bucket}"):
+            await js.stream_info(stream)  # still there
+            await js.delete_stream(stream)
+    finally:
+        await nc.close()

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import ssl
 import time
 from collections.abc import AsyncIterator
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from akeneo_pim.normalized import Action, ResourceKind, SourceFormat
 from akeneo_pim.signatures import (
@@ -17,6 +21,7 @@ from akeneo_pim.signatures import (
 from tests.integration.receiver.conftest import (
     EVENT_PLATFORM_SECRETS,
     EVENTS_API_SECRET,
+    Running,
     StartReceiver,
 )
 from tests.unit.pim_formats.payloads import cloud_event, legacy_batch, legacy_body, legacy_event
@@ -124,6 +129,50 @@ async def test_bad_bodies_are_400_with_reason(start_receiver: StartReceiver) -> 
     status, answer = await r.post(ep, event_platform_headers(EVENT_PLATFORM_SECRETS[0], ep))
     assert (status, answer["error"]) == (400, "invalid_shape")
     assert await r.stored() == []
+
+
+async def _rejections(r: Running) -> dict[str, float]:
+    async with r.http.get(r.url + "/metrics") as resp:
+        text = await resp.text()
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "akeneo_receiver_rejected_requests_total":
+                counts[sample.labels["reason"]] = sample.value
+    return counts
+
+
+async def test_each_rejection_is_counted_by_reason_and_logged_once(
+    start_receiver: StartReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    r = await start_receiver()
+    caplog.set_level(logging.WARNING, logger="akeneo_receiver")
+    before = await _rejections(r)
+    good = legacy_batch(1)
+    huge = b'{"events": [' + b" " * (64 * 1024) + b"]}"
+    sent = [
+        (b"{not json", events_api_headers(EVENTS_API_SECRET, b"{not json"), 400),
+        (b"{not json", events_api_headers(EVENTS_API_SECRET, b"{not json"), 400),
+        (b"[]", events_api_headers(EVENTS_API_SECRET, b"[]"), 400),
+        (good, events_api_headers("not-the-secret", good), 401),
+        (huge, events_api_headers(EVENTS_API_SECRET, huge), 413),
+    ]
+    for body, headers, want in sent:
+        status, _ = await r.post(body, headers)
+        assert status == want
+    after = await _rejections(r)
+    delta = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+    assert delta == {
+        "invalid_json": 2,
+        "invalid_shape": 1,
+        "bad_signature": 1,
+        "body_too_large": 1,
+    }
+    logged = [rec for rec in caplog.records if rec.getMessage() == "request rejected"]
+    assert sorted(getattr(rec, "reason", "") for rec in logged) == sorted(
+        ["invalid_json", "invalid_json", "invalid_shape", "bad_signature", "body_too_large"]
+    )
+    assert EVENTS_API_SECRET not in caplog.text
 
 
 async def test_partial_batch_enqueues_valid_and_names_rejected(

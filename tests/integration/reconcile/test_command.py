@@ -104,6 +104,18 @@ async def test_wrong_credentials_exit_non_zero_with_a_clear_message(
         assert not await _has_watermark(conn)
 
 
+async def test_an_unreadable_item_is_a_one_line_failure(nats: str, tmp_path: Path) -> None:
+    """Whatever breaks mid-run, the Job's log says it in one line and nothing is committed."""
+    async with PimSimulator(products=5) as sim, provisioned(nats) as conn:
+        broken = next(iter(sim.catalog.products.items.values()))
+        del broken["updated"]
+        code, out, err = await _run(_env(nats, conn.names, sim, _credentials_dir(tmp_path, sim)))
+        assert code == 1, out + err
+        assert "failed: ValueError: item without an 'updated' date" in err
+        assert "Traceback" not in err
+        assert not await _has_watermark(conn)
+
+
 async def test_missing_stream_and_missing_files_are_clear_failures(
     nats: str, tmp_path: Path
 ) -> None:

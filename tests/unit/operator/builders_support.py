@@ -6,6 +6,7 @@ from typing import Any
 
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.spec import AkeneoConnectionSpec
+from akeneo_operator.meta import Manifest
 from akeneo_operator.pods import BuildInput
 from akeneo_operator.settings import OperatorSettings
 
@@ -44,3 +45,14 @@ def mounts_of(pod_spec: dict[str, Any]) -> dict[str, tuple[str, list[str] | None
         else:
             out[m["mountPath"]] = ("emptyDir", None)
     return out
+
+
+def by_kind_name(manifests: list[Manifest]) -> dict[tuple[str, str], Manifest]:
+    return {(m["kind"], m["metadata"]["name"]): m for m in manifests}
+
+
+def pod_spec(manifest: Manifest) -> Manifest:
+    if manifest["kind"] == "CronJob":
+        manifest = manifest["spec"]["jobTemplate"]
+    spec: Manifest = manifest["spec"]["template"]["spec"]
+    return spec

@@ -18,18 +18,14 @@ from akeneo_operator.meta import (
     Manifest,
 )
 from akeneo_operator.settings import Resources
-from tests.unit.operator.builders_support import BASE_SPEC, env_of, make_input, mounts_of
-
-
-def by_kind_name(manifests: list[Manifest]) -> dict[tuple[str, str], Manifest]:
-    return {(m["kind"], m["metadata"]["name"]): m for m in manifests}
-
-
-def pod_spec(manifest: Manifest) -> Manifest:
-    if manifest["kind"] == "CronJob":
-        manifest = manifest["spec"]["jobTemplate"]
-    spec: Manifest = manifest["spec"]["template"]["spec"]
-    return spec
+from tests.unit.operator.builders_support import (
+    BASE_SPEC,
+    by_kind_name,
+    env_of,
+    make_input,
+    mounts_of,
+    pod_spec,
+)
 
 
 def test_default_connection_builds_every_child_with_labels_and_hash():
@@ -154,6 +150,16 @@ def test_every_pod_is_locked_down():
             {"AKENEO_SINK": "sqlite", "AKENEO_SQLITE_PATH": "/data/catalog.db"},
             ("/data", ("emptyDir", None)),
         ),
+        (  # relative: in the data dir, as local mode has it (the root filesystem is read-only)
+            {"sqlite": {"path": "catalog.db"}},
+            {"AKENEO_SINK": "sqlite", "AKENEO_SQLITE_PATH": "/data/catalog.db"},
+            ("/data", ("emptyDir", None)),
+        ),
+        (
+            {"sqlite": {"path": "/var/lib/akeneo/shop.db"}},
+            {"AKENEO_SINK": "sqlite", "AKENEO_SQLITE_PATH": "/var/lib/akeneo/shop.db"},
+            ("/var/lib/akeneo", ("emptyDir", None)),
+        ),
     ],
 )  # fmt: skip
 def test_worker_pod_per_sink(sink, expected_env, expected_mount):
@@ -232,7 +238,7 @@ def test_ingress_network_policy_and_hpa_options():
         "allowedSourceRanges": ["203.0.113.0/24"],
         "autoscaling": {"minReplicas": 2, "maxReplicas": 6},
     }
-    inp = make_input(spec, ingress_class="nginx")
+    inp = make_input(spec, ingress_class="nginx", ingress_namespace="edge")
     children = by_kind_name(build_children(inp))
     ing = children[("Ingress", "acme")]
     annotations = ing["metadata"]["annotations"]
@@ -244,8 +250,18 @@ def test_ingress_network_policy_and_hpa_options():
     assert pol["spec"]["ingress"] == [
         {
             "ports": [{"protocol": "TCP", "port": 8443}],
-            "from": [{"ipBlock": {"cidr": "203.0.113.0/24"}}],
+            "from": [
+                {"ipBlock": {"cidr": "203.0.113.0/24"}},
+                # the Ingress hop: the controller's pods, the Ingress checks the ranges
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "edge"}}},
+            ],
         }
+    ]
+    without_ingress = copy.deepcopy(spec)
+    del without_ingress["receiver"]["host"]
+    direct = by_kind_name(build_children(make_input(without_ingress)))
+    assert direct[("NetworkPolicy", "acme-receiver")]["spec"]["ingress"][0]["from"] == [
+        {"ipBlock": {"cidr": "203.0.113.0/24"}}
     ]
     worker_pol = children[("NetworkPolicy", "acme-worker")]
     assert worker_pol["spec"]["policyTypes"] == ["Ingress"] and "ingress" not in worker_pol["spec"]
