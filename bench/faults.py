@@ -133,6 +133,7 @@ class Load:
     outage_since: float | None = None  # monotonic time nats-server was dead, while it is
     ok_during_outage: int = 0
     slow_during_outage: int = 0
+    unavailable_during_outage: int = 0  # deliveries answered 503 while nats-server was down
 
     def mark(self) -> None:
         """Start timing recovery: the next 200 after this instant sets ``first_200_after``."""
@@ -148,6 +149,7 @@ class Load:
         since = self.outage_since
         if since is not None and started >= since:
             self.ok_during_outage += report.accepted
+            self.unavailable_during_outage += report.statuses[503]
             if sender.format == "events_api":  # the legacy PIM gives up after 0.5 s
                 self.slow_during_outage += int(elapsed > 0.5)
         if report.accepted:
@@ -353,6 +355,7 @@ class Row:
     recovery_s: float | None
     notes: str = ""
     dead_letters: int | None = None  # sink outages: dead letters written, then replayed
+    facts: dict[str, int] = field(default_factory=dict)  # what the scenario must have caused
 
     def cells(self) -> list[str]:
         rec = "-" if self.recovery_s is None else f"{self.recovery_s:.2f}"
@@ -452,8 +455,10 @@ async def nats_restart(g: Ground) -> Row:
         await during(load, g.seconds, g.rate, fault)
         await pipe.drained()
         note = (f"2 s outage: {load.ok_during_outage} answered 200 during it, "
+                f"{load.unavailable_during_outage} answered 503, "
                 f"{load.slow_during_outage} legacy answers slower than 0.5 s")  # fmt: skip
         row = g.row("nats-server SIGKILL + restart", load, recovery[0], note)
+        row.facts["answered_503_during_outage"] = load.unavailable_during_outage
         row.lost += load.ok_during_outage  # a 200 while the queue is down is a broken promise
         return row
 
@@ -667,6 +672,7 @@ async def pim_storm(g: Ground) -> Row:
         row = g.row("PIM 429/500 storm during reconcile", load, took,
                     f"recovery = reconcile run; {_summary_text(summary)}")  # fmt: skip
         row.lost = missing
+        row.facts = {"throttled_429": summary.throttled_429, "retries": summary.retries}
         return row
 
 

@@ -332,8 +332,8 @@ async def main() -> None:
     args = parser.parse_args()
     seconds: float = args.seconds
     rounds: int = args.rounds
-    # enough that the receiver gets fresh requests up to about 2,500 req/s without building any
-    payloads = Payloads(int(seconds * (RATE + 2500)) + 2000)
+    # enough that the receiver gets fresh requests up to about 4,000 req/s without building any
+    payloads = Payloads(int(seconds * (RATE + 4000)) + 2000)
     print(
         f"payload: 10 legacy events, {payloads.body_bytes} bytes; {CONCURRENCY} keep-alive "
         f"connections for max throughput, {rounds} alternating rounds; {os.cpu_count()} CPUs; "

@@ -28,3 +28,9 @@ async def test_fault_scenario_loses_nothing(scenario: str, tmp_path: Path) -> No
     assert row.applied > 0, row
     if scenario != "pim-storm":
         assert row.answered_200 > 0, row
+    # the fault really happened: the receiver said 503 while the queue was down, and the
+    # PIM's storm was met with waits and retries, not luck
+    if scenario == "nats-restart":
+        assert row.facts["answered_503_during_outage"] > 0, row
+    if scenario == "pim-storm":
+        assert row.facts["throttled_429"] > 0 and row.facts["retries"] > 0, row

@@ -68,6 +68,24 @@ async def ready_condition(client: KubeClient, name: str, reason: str) -> dict[st
     return body if ready.get("reason") == reason else None
 
 
+async def reached(
+    client: KubeClient, operator: OperatorProcess, name: str, reason: str, timeout: float = 60
+) -> dict[str, Any]:
+    """The connection's Ready condition, once it has this reason."""
+    return await poll(
+        lambda: ready_condition(client, name, reason),
+        timeout=timeout,
+        what=f"{name}: Ready reason {reason}",
+        operators=(operator,),
+    )
+
+
+async def env_names(client: KubeClient, deployment: str) -> set[str]:
+    dep = await client.get("apps/v1", "Deployment", NS, deployment)
+    assert dep is not None
+    return {e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
 async def assert_quiet(client: KubeClient, name: str, operator: OperatorProcess) -> None:
     """No status churn and no retries: the object stays untouched for a few maintenance ticks."""
     before = await client.get(API, "AkeneoConnection", NS, name)
@@ -112,11 +130,7 @@ async def test_private_webhook_targets_are_refused_by_the_platform(operator, cli
         "sink": {"webhook": {"url": "http://169.254.169.254/latest", "allowPrivateAddresses": True}}
     }
     await client.create(connection(NS, "inward", spec))
-    body = await poll(
-        lambda: ready_condition(client, "inward", "PrivateAddressesNotAllowed"),
-        what="Ready=False PrivateAddressesNotAllowed",
-        operators=(operator,),
-    )
+    body = await reached(client, operator, "inward", "PrivateAddressesNotAllowed")
     assert "allowPrivateAddresses" in condition(body, "Ready")["message"]
     assert await client.get("apps/v1", "Deployment", NS, "inward-worker") is None
     await assert_quiet(client, "inward", operator)
@@ -129,38 +143,19 @@ async def test_private_webhook_targets_are_refused_by_the_platform(operator, cli
         {"spec": {"worker": {"sink": {"webhook": {"url": "https://app.example.com/hook",
                                                   "allowPrivateAddresses": False}}}}},
     )  # fmt: skip
-    await poll(
-        lambda: ready_condition(client, "inward", "AllComponentsReady"),
-        timeout=90,
-        what="Ready once the spec stays public",
-        operators=(operator,),
-    )
-    dep = await client.get("apps/v1", "Deployment", NS, "inward-worker")
-    assert dep is not None
-    env = {e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert "AKENEO_WEBHOOK_ALLOW_PRIVATE" not in env
+    await reached(client, operator, "inward", "AllComponentsReady", timeout=90)
+    assert "AKENEO_WEBHOOK_ALLOW_PRIVATE" not in await env_names(client, "inward-worker")
 
 
 async def test_missing_secret_then_created(operator, client):
     spec = basic_spec("acme")
     spec["receiver"] = {"signatureSecret": "late-events"}
     await client.create(connection(NS, "late", spec))
-    body = await poll(
-        lambda: ready_condition(client, "late", "SecretMissing"),
-        what="SecretMissing",
-        operators=(operator,),
-    )
+    body = await reached(client, operator, "late", "SecretMissing")
     assert "late-events" in condition(body, "Ready")["message"]
     await client.create(secret(NS, "late-events", {"eventPlatformSecrets": "one\ntwo\n"}))
-    await poll(
-        lambda: ready_condition(client, "late", "AllComponentsReady"),
-        timeout=90,
-        what="Ready once the Secret exists",
-        operators=(operator,),
-    )
-    dep = await client.get("apps/v1", "Deployment", NS, "late-receiver")
-    assert dep is not None
-    env = {e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    await reached(client, operator, "late", "AllComponentsReady", timeout=90)
+    env = await env_names(client, "late-receiver")
     assert (
         "AKENEO_EVENT_PLATFORM_SECRETS_FILE" in env and "AKENEO_EVENTS_API_SECRET_FILE" not in env
     )

@@ -110,6 +110,30 @@ async def test_drop_and_duplicate_knobs(receiver: tuple[Recorder, str]) -> None:
     assert len(set(ids)) == 60 - report.dropped
 
 
+async def test_reorder_knob_changes_the_arrival_order(receiver: tuple[Recorder, str]) -> None:
+    """One delivery at a time: edit order unless the knob shuffles it, all still delivered."""
+    recorder, url = receiver
+    changes = _changes(30)
+    arrivals = []
+    for reorder in (0.0, 0.5):
+        recorder.bodies.clear()
+        async with EventSender(
+            url, events_api_secret=SECRET, batch_size=1, concurrency=1, reorder=reorder,
+            seed=5, timeout=PATIENT,
+        ) as sender:  # fmt: skip
+            await sender.send(changes)
+        arrivals.append([_identity(b["events"][0]) for b in recorder.bodies])
+    in_order, shuffled = arrivals
+    assert len(in_order) == len(shuffled) == 30
+    assert [when for when, _ in in_order] == sorted(when for when, _ in in_order)  # edit order
+    assert shuffled != in_order and sorted(shuffled) == sorted(in_order)
+
+
+def _identity(event: dict[str, Any]) -> tuple[str, str]:
+    resource = event["data"]["resource"]
+    return event["event_datetime"], str(resource.get("uuid") or resource.get("code"))
+
+
 async def test_late_answers_count_as_lost(receiver: tuple[Recorder, str]) -> None:
     recorder, url = receiver
     recorder.delay = 0.3
