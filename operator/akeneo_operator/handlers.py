@@ -83,15 +83,7 @@ def build_registry(ops: OperatorSettings) -> tuple[kopf.OperatorRegistry, Runtim
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
-        settings.persistence.finalizer = FINALIZER
-        settings.watching.server_timeout = ops.watch_server_timeout
-        settings.watching.client_timeout = ops.watch_client_timeout
-        settings.watching.connect_timeout = 10
-        settings.networking.request_timeout = ops.request_timeout
-        settings.posting.level = logging.WARNING  # our own Events carry the transitions
-        settings.peering.name = ops.peering_name
-        settings.peering.priority = ops.priority
-        lean_watches(settings)
+        configure_kopf(settings, ops)
         info = _login(settings, **kwargs)
         if info is None:
             raise kopf.PermanentError("no Kubernetes credentials (service account or kubeconfig)")
@@ -199,6 +191,21 @@ def _plain(body: kopf.Body) -> Manifest:
         "spec": copy.deepcopy(dict(body.get("spec") or {})),
         "status": copy.deepcopy(dict(body.get("status") or {})),
     }
+
+
+def configure_kopf(settings: kopf.OperatorSettings, ops: OperatorSettings) -> None:
+    """kopf's settings from ours. Watch timeouts: the API server ends each watch after
+    ``server_timeout``, and a watch that stalls silently (a dead proxy or connection) is
+    dropped and reconnected after ``client_timeout``, so no change goes unseen for long."""
+    settings.persistence.finalizer = FINALIZER
+    settings.watching.server_timeout = ops.watch_server_timeout
+    settings.watching.client_timeout = ops.watch_client_timeout
+    settings.watching.connect_timeout = 10
+    settings.networking.request_timeout = ops.request_timeout
+    settings.posting.level = logging.WARNING  # our own Events carry the transitions
+    settings.peering.name = ops.peering_name
+    settings.peering.priority = ops.priority
+    lean_watches(settings)
 
 
 def lean_watches(settings: kopf.OperatorSettings) -> None:

@@ -1,0 +1,33 @@
+"""What the operator tells kopf: watch timeouts, finalizer, peering, lean watches."""
+
+from __future__ import annotations
+
+import kopf
+
+from akeneo_operator.handlers import configure_kopf
+from akeneo_operator.meta import FINALIZER
+from akeneo_operator.settings import OperatorSettings
+
+
+def test_stalled_watches_are_reconnected_and_peering_follows_the_settings() -> None:
+    ops = OperatorSettings(
+        watch_server_timeout=120, watch_client_timeout=150, peering_name="p1", priority=7
+    )
+    settings = kopf.OperatorSettings()
+    configure_kopf(settings, ops)
+    assert settings.watching.server_timeout == 120
+    assert settings.watching.client_timeout == 150  # a silent watch is dropped after this
+    assert settings.watching.client_timeout > settings.watching.server_timeout
+    assert settings.watching.connect_timeout == 10
+    assert settings.persistence.finalizer == FINALIZER
+    assert (settings.peering.name, settings.peering.priority) == ("p1", 7)
+    # children are watched through a server-side label selector, not filtered afterwards
+    assert settings.watching.label_selectors
+    assert all("app.kubernetes.io" in s for s in settings.watching.label_selectors.values())
+
+
+def test_defaults_reconnect_within_minutes() -> None:
+    settings = kopf.OperatorSettings()
+    configure_kopf(settings, OperatorSettings(priority=1))
+    assert settings.watching.server_timeout == 300
+    assert settings.watching.client_timeout == 360
