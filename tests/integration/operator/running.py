@@ -149,6 +149,22 @@ def tenant_secrets(namespace: str, prefix: str) -> list[dict[str, Any]]:
     ]
 
 
+# What the operator builds for ``connection(ns, "acme", basic_spec("acme"))``.
+ACME_CHILDREN = [
+    ("v1", "ServiceAccount", "acme"),
+    ("apps/v1", "Deployment", "acme-receiver"),
+    ("v1", "Service", "acme-receiver"),
+    ("policy/v1", "PodDisruptionBudget", "acme-receiver"),
+    ("networking.k8s.io/v1", "NetworkPolicy", "acme-receiver"),
+    ("apps/v1", "Deployment", "acme-worker"),
+    ("networking.k8s.io/v1", "NetworkPolicy", "acme-worker"),
+    ("batch/v1", "CronJob", "acme-reconcile"),
+    ("batch/v1", "CronJob", "acme-full-scan"),
+    ("v1", "Secret", "acme-tls"),
+    ("v1", "Secret", "acme-ca"),
+]
+
+
 def basic_spec(prefix: str) -> dict[str, Any]:
     return {
         "pim": {"url": "https://pim.example.com", "credentialsSecret": f"{prefix}-pim-api"},

@@ -23,6 +23,9 @@ from akeneo_operator.kubeclient import KubeClient
 from tests.ground.helm import ChartIdentity
 from tests.ground.kube import KubeCluster
 from tests.integration.operator.running import (
+    ACME_CHILDREN as CHILDREN,
+)
+from tests.integration.operator.running import (
     API,
     OperatorProcess,
     admin_client,
@@ -36,15 +39,6 @@ from tests.integration.operator.running import (
 
 pytestmark = pytest.mark.kube
 NS = "tenant-crash"
-CHILDREN = [
-    ("v1", "ServiceAccount", "acme"),
-    ("v1", "Secret", "acme-tls"),
-    ("apps/v1", "Deployment", "acme-receiver"),
-    ("v1", "Service", "acme-receiver"),
-    ("apps/v1", "Deployment", "acme-worker"),
-    ("batch/v1", "CronJob", "acme-reconcile"),
-    ("networking.k8s.io/v1", "NetworkPolicy", "acme-receiver"),
-]
 
 
 @pytest_asyncio.fixture(scope="module")

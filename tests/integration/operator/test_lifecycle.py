@@ -22,6 +22,9 @@ from tests.ground.helm import ChartIdentity
 from tests.ground.kube import KubeCluster
 from tests.ground.processes import free_port
 from tests.integration.operator.running import (
+    ACME_CHILDREN as CHILDREN,
+)
+from tests.integration.operator.running import (
     API,
     OperatorProcess,
     admin_client,
@@ -36,19 +39,6 @@ from tests.integration.operator.running import (
 
 pytestmark = pytest.mark.kube
 NS = "tenant-life"
-CHILDREN = [
-    ("v1", "ServiceAccount", "acme"),
-    ("apps/v1", "Deployment", "acme-receiver"),
-    ("v1", "Service", "acme-receiver"),
-    ("policy/v1", "PodDisruptionBudget", "acme-receiver"),
-    ("networking.k8s.io/v1", "NetworkPolicy", "acme-receiver"),
-    ("apps/v1", "Deployment", "acme-worker"),
-    ("networking.k8s.io/v1", "NetworkPolicy", "acme-worker"),
-    ("batch/v1", "CronJob", "acme-reconcile"),
-    ("batch/v1", "CronJob", "acme-full-scan"),
-    ("v1", "Secret", "acme-tls"),
-    ("v1", "Secret", "acme-ca"),
-]
 
 
 @pytest.fixture(scope="module")
