@@ -416,7 +416,8 @@ async def test_cluster_manifests_run_the_pipeline_end_to_end(
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
         out, _ = await asyncio.wait_for(job_process.communicate(), 60)
-        assert job_process.returncode == 0, out.decode(errors="replace")
+        job_output = out.decode(errors="replace")
+        assert job_process.returncode == 0, job_output
 
         async def equal_to_catalog() -> bool:
             pods.assert_alive()
@@ -461,9 +462,14 @@ async def test_cluster_manifests_run_the_pipeline_end_to_end(
         finally:
             await client.close()
     logs = operator.log + "".join(p.log_path.read_text(errors="replace") for p in pods.processes)
+    logs += job_output
     assert "Traceback" not in logs, logs[-4000:]
     assert "Permissions Violation" not in logs and "Authorization Violation" not in logs
     seeds = [c.seed.decode() for c in nats_creds.values()]
     signing_seed = jwt_nats_server.authority.signing_key.seed.decode()
+    pim = sim.credentials
+    pim_secrets = [pim.client_secret.get_secret_value(), pim.password.get_secret_value()]
     for value in (LEGACY_SECRET, SIGNING_SECRET, *PLATFORM_SECRETS, *seeds, signing_seed):
+        assert value not in logs
+    for value in pim_secrets:  # the worker hydrated and the Job reconciled with them
         assert value not in logs
