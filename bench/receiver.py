@@ -337,7 +337,7 @@ async def main() -> None:
     print(
         f"payload: 10 legacy events, {payloads.body_bytes} bytes; {CONCURRENCY} keep-alive "
         f"connections for max throughput, {rounds} alternating rounds; {os.cpu_count()} CPUs; "
-        f"servers' event loop: {'uvloop' if eventloop.loop_factory() else 'asyncio'}; "
+        f"servers' event loop: {eventloop.name()}; "
         f"load average {os.getloadavg()[0]:.2f}",
         flush=True,
     )

@@ -336,7 +336,7 @@ def cli() -> None:
     parser.add_argument("--seed", type=int, default=1)
     # the worker's own loop (``akeneo-connector worker`` runs on it); baseline and merchant
     # share this process, so they run on it too
-    print(f"event loop: {'uvloop' if eventloop.loop_factory() else 'asyncio'}", flush=True)
+    print(f"event loop: {eventloop.name()}", flush=True)
     eventloop.run(main(parser.parse_args()))
 
 

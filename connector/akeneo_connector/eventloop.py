@@ -29,6 +29,11 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
+def name() -> str:
+    """Which loop ``run`` uses: ``uvloop`` or ``asyncio``."""
+    return "asyncio" if loop_factory() is None else "uvloop"
+
+
 def run(main: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run`` on the chosen loop."""
     with asyncio.Runner(loop_factory=loop_factory()) as runner:

@@ -73,10 +73,11 @@ def run(args: argparse.Namespace) -> int:
     data_dir: Path = args.data_dir or Path(".akeneo-local") / (
         f"{connection.names.namespace}-{connection.names.name}"
     )
-    lock = RunLock(data_dir.resolve())
+    folder = data_dir.resolve()
+    lock = RunLock(folder)
     try:
         lock.acquire()
-        pipeline = LocalPipeline(connection, data_dir.resolve(), args.port, args.nats_url, lock)
+        pipeline = LocalPipeline(connection, folder, args.port, args.nats_url, lock)
         return asyncio.run(pipeline.run(args.status_interval))
     except (DataDirBusy, LocalModeError, ImmutableFieldChanged) as exc:
         print(f"akeneo-connector local: {exc}", file=sys.stderr)

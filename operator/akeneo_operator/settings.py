@@ -361,8 +361,12 @@ def _convert(field: str, raw: str) -> Any:
     if field.endswith("_resources"):
         return Resources.model_validate(json.loads(raw))
     if field == "allow_private_webhooks":
-        return raw.strip().lower() in ("1", "true", "yes")
+        return _truthy(raw)
     return raw
+
+
+def _truthy(raw: str) -> bool:
+    return raw.strip().lower() in ("1", "true", "yes")
 
 
 def from_sources(args: argparse.Namespace | None, env: Mapping[str, str]) -> OperatorSettings:
@@ -376,7 +380,7 @@ def from_sources(args: argparse.Namespace | None, env: Mapping[str, str]) -> Ope
             values[field] = _convert(field, str(raw))
     standalone = getattr(args, "standalone", None) if args is not None else None
     if standalone is None:
-        standalone = env.get("AKENEO_OPERATOR_STANDALONE", "").lower() in ("1", "true", "yes")
+        standalone = _truthy(env.get("AKENEO_OPERATOR_STANDALONE", ""))
     values["standalone"] = bool(standalone)
     return OperatorSettings.model_validate(values)
 
