@@ -64,6 +64,12 @@ class ConnectionNames:
         return f"{self.events_subject}.{kind}"
 
     @property
+    def notifications_subject(self) -> str:
+        """Event Platform subscription notifications (suspended, revoked, resumed), verified
+        and stored by the receiver; the operator reads the last one into status."""
+        return f"{self.subject_prefix}.notifications"
+
+    @property
     def dead_letter_subject(self) -> str:
         return f"{self.subject_prefix}.dead"
 

@@ -24,10 +24,12 @@ class SourceFormat(StrEnum):
 class ResourceKind(StrEnum):
     PRODUCT = "product"
     PRODUCT_MODEL = "product_model"
-    # The catalog structure: no event announces it; only the reconcile job's full scan does.
+    # The catalog structure: announced by the Event Platform (not by the legacy Events API),
+    # read by code from the REST API, and re-read by the reconcile job.
     CATEGORY = "category"
     FAMILY = "family"
     ATTRIBUTE = "attribute"
+    ATTRIBUTE_OPTION = "attribute_option"  # key "<attribute code>/<option code>"
 
 
 class Action(StrEnum):
