@@ -30,9 +30,11 @@ from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 from prometheus_client.parser import text_string_to_metric_families
 
+from akeneo_connector.endpoints import public_endpoints
 from akeneo_connector.jetstream import ImmutableFieldChanged, ensure_all
 from akeneo_connector.manifest import Connection, ManifestError, load_manifest
 from akeneo_connector.supervisor import Child, DataDirBusy, RunLock
+from akeneo_pim import notifications
 
 HELP = "run a connection's whole pipeline on this machine from its manifest"
 log = logging.getLogger("akeneo_connector.local")
@@ -156,14 +158,16 @@ class Counters:
     skipped: float = 0
     dead_lettered: float = 0
     lag: int | None = None
+    subscription: str | None = None  # from the last Event Platform notification
 
     def line(self) -> str:
         lag = "?" if self.lag is None else str(self.lag)
-        return (
+        line = (
             f"received {self.received:.0f}  applied {self.applied:.0f}  "
             f"skipped {self.skipped:.0f}  dead-lettered {self.dead_lettered:.0f}  "
             f"rejected {self.rejected:.0f}  lag {lag}"
         )
+        return line if self.subscription is None else f"{line}  subscription {self.subscription}"
 
 
 def sum_metric(text: str, name: str, **labels: str) -> float:
@@ -200,8 +204,8 @@ class LocalPipeline:
         return self.external_nats or f"nats://127.0.0.1:{self.nats_port}"
 
     @property
-    def receiver_url(self) -> str:
-        return f"https://localhost:{self.port}/events"
+    def endpoints(self) -> dict[str, str]:
+        return public_endpoints(f"https://localhost:{self.port}")
 
     def _component(self, name: str, sub: str, env: dict[str, str]) -> Child:
         argv = [sys.executable, "-m", "akeneo_connector.cli", sub]
@@ -230,6 +234,7 @@ class LocalPipeline:
         for key, var in (
             ("eventsApiSecret", "AKENEO_EVENTS_API_SECRET_FILE"),
             ("eventPlatformSecrets", "AKENEO_EVENT_PLATFORM_SECRETS_FILE"),
+            ("eventPlatformNotificationSecret", "AKENEO_EVENT_PLATFORM_NOTIFICATION_SECRET_FILE"),
         ):
             if (signature / key).exists():
                 env[var] = str(signature / key)
@@ -355,16 +360,22 @@ class LocalPipeline:
             "postgres": lambda: f"table {sink.postgres.table}" if sink.postgres else "",
         }[sink.kind]()
         secret = self.dir / "secrets" / conn.spec.receiver.signature_secret
+        urls = self.endpoints
+        reconcile = conn.spec.reconciliation.schedule if conn.spec.pim.credentials_secret else "off"
+        rows = [
+            ("events", f"{urls['events']}  (legacy Events API; CA: {ca})"),
+            ("event platform", urls["eventPlatform"]),
+            ("notifications", urls["notifications"]),
+            ("signature", f"{secret}/"),
+            ("sink", f"{sink.kind}: {where}"),
+            ("nats", f"{self.nats_url}  stream {conn.names.stream}"),
+            ("logs", f"{self.logs}/"),
+            ("reconcile", reconcile),
+        ]
         print(
             f"akeneo-connector local: {conn.names.ref}\n"
-            f"  receiver   {self.receiver_url}  (CA: {ca})\n"
-            f"  signature  {secret}/\n"
-            f"  sink       {sink.kind}: {where}\n"
-            f"  nats       {self.nats_url}  stream {conn.names.stream}\n"
-            f"  logs       {self.logs}/\n"
-            f"  reconcile  "
-            + (conn.spec.reconciliation.schedule if conn.spec.pim.credentials_secret else "off")
-            + "\nCtrl-C stops.",
+            + "".join(f"  {label:<15}{value}\n" for label, value in rows)
+            + "Ctrl-C stops.",
             file=sys.stderr,
             flush=True,
         )
@@ -384,7 +395,24 @@ class LocalPipeline:
             names = self.connection.names
             info = await nc.jetstream().consumer_info(names.stream, names.consumer, timeout=1)
             c.lag = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+            c.subscription = await self.subscription(nc)
         return c
+
+    async def subscription(self, nc: NATS) -> str | None:
+        """The subscription's state from the newest stored notification, e.g. ``active``
+        or ``SuspendedBySystem``; None before any notification."""
+        names = self.connection.names
+        with contextlib.suppress(NotFoundError):
+            msg = await nc.jetstream().get_last_msg(
+                names.stream, names.notifications_subject, direct=True
+            )
+            with contextlib.suppress(ValueError):
+                mapped = notifications.subscription_condition(
+                    notifications.parse_notification(msg.data)
+                )
+                if mapped is not None:
+                    return "active" if mapped[0] == "True" else mapped[1]
+        return None
 
     async def show_status(self, nc: NATS, ca: Path, stop: asyncio.Event, interval: float) -> None:
         tty = sys.stderr.isatty()

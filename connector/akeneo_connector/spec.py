@@ -62,7 +62,8 @@ class ReceiverAutoscaling(SpecModel):
 class ReceiverSpec(SpecModel):
     signature_secret: K8sName = Field(
         description="Secret with key eventsApiSecret (legacy Events API) and/or "
-        "eventPlatformSecrets (Event Platform, one secret per line: primary, secondary)"
+        "eventPlatformSecrets (Event Platform, one secret per line: primary, secondary); "
+        "optional eventPlatformNotificationSecret (subscriber notification webhook)"
     )
     replicas: Annotated[int, Field(ge=1, le=50)] = 2
     host: (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from akeneo_connector.endpoints import public_endpoints
 from akeneo_operator.meta import (
     CONNECTION,
     L_COMPONENT,
@@ -59,12 +60,23 @@ def names_of(name: str) -> dict[str, str]:
     }
 
 
-def endpoint(inp: BuildInput) -> str:
-    """The URL the PIM posts to: the receiver serves ``POST /events`` only."""
+def receiver_base(inp: BuildInput) -> str:
+    """Where the receiver is reached: the public host, else the in-cluster Service."""
     if inp.spec.receiver.host:
-        return f"https://{inp.spec.receiver.host}/events"
+        return f"https://{inp.spec.receiver.host}"
     n = names_of(inp.names.name)
-    return f"https://{n['receiver']}.{inp.names.namespace}.svc:{SERVICE_PORT}/events"
+    return f"https://{n['receiver']}.{inp.names.namespace}.svc:{SERVICE_PORT}"
+
+
+def endpoints(inp: BuildInput) -> dict[str, str]:
+    """``status.endpoints``: the legacy Events API Request URL, the Event Platform
+    subscription destination and the subscriber's notification webhook URL."""
+    return public_endpoints(receiver_base(inp))
+
+
+def endpoint(inp: BuildInput) -> str:
+    """``status.endpoint`` (kept for existing users): the legacy Events API Request URL."""
+    return endpoints(inp)["events"]
 
 
 def service_dns_names(name: str, namespace: str) -> list[str]:

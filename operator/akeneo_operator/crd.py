@@ -62,6 +62,7 @@ CONDITION_TYPES = (
     "ReceiverReady",
     "WorkerReady",
     "ReconcileScheduled",
+    "EventSubscriptionActive",
 )
 MAX_NAME_LENGTH = 40
 """Children are named ``<name>-<suffix>``; CronJob names are limited to 52 characters."""
@@ -267,7 +268,28 @@ def status_schema() -> Schema:
                 "x-kubernetes-list-type": "map",
                 "x-kubernetes-list-map-keys": ["type"],
             },
-            "endpoint": {"type": "string", "description": "URL the PIM should post events to"},
+            "endpoint": {
+                "type": "string",
+                "description": "Legacy Events API Request URL (endpoints.events)",
+            },
+            "endpoints": {
+                "type": "object",
+                "description": "The receiver's public URLs, one per Akeneo sender",
+                "properties": {
+                    "events": {
+                        "type": "string",
+                        "description": "Events API Request URL (legacy, retired 2026-12-31)",
+                    },
+                    "eventPlatform": {
+                        "type": "string",
+                        "description": "Event Platform subscription destination",
+                    },
+                    "notifications": {
+                        "type": "string",
+                        "description": "Event Platform subscriber notification_webhook_url",
+                    },
+                },
+            },
             "lastReconcileTime": {"type": "string", "format": "date-time"},
             "lastReconcileResult": {
                 "type": "string",
@@ -293,10 +315,29 @@ def status_schema() -> Schema:
 
 def _printer_columns() -> list[Schema]:
     ready = '.status.conditions[?(@.type=="Ready")]'
+    subscription = '.status.conditions[?(@.type=="EventSubscriptionActive")]'
     return [
         {"name": "Ready", "type": "string", "jsonPath": f"{ready}.status"},
         {"name": "Reason", "type": "string", "jsonPath": f"{ready}.reason", "priority": 1},
         {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint"},
+        {
+            "name": "EventPlatform",
+            "type": "string",
+            "jsonPath": ".status.endpoints.eventPlatform",
+            "priority": 1,
+        },
+        {
+            "name": "Notifications",
+            "type": "string",
+            "jsonPath": ".status.endpoints.notifications",
+            "priority": 1,
+        },
+        {
+            "name": "Subscription",
+            "type": "string",
+            "jsonPath": f"{subscription}.reason",
+            "priority": 1,
+        },
         {"name": "Applied", "type": "integer", "jsonPath": ".status.counters.applied"},
         {
             "name": "DeadLettered",

@@ -31,9 +31,16 @@ PIM_DIR = "/etc/akeneo/pim/"
 SINK_DIR = "/etc/akeneo/sink"
 NATS_DIR = "/etc/akeneo/nats"
 
+# Keys of the signature Secret: at least one of SIGNATURE_KEYS (a sender's secret); the
+# notification secret is optional (Event Platform subscription notifications).
 SIGNATURE_KEYS = {
     "eventsApiSecret": "AKENEO_EVENTS_API_SECRET_FILE",
     "eventPlatformSecrets": "AKENEO_EVENT_PLATFORM_SECRETS_FILE",
+}
+NOTIFICATION_KEY = "eventPlatformNotificationSecret"
+SIGNATURE_FILES = {
+    **SIGNATURE_KEYS,
+    NOTIFICATION_KEY: "AKENEO_EVENT_PLATFORM_NOTIFICATION_SECRET_FILE",
 }
 PIM_KEYS = ("clientId", "clientSecret", "username", "password")
 
@@ -112,10 +119,10 @@ def receiver_parts(inp: BuildInput) -> PodParts:
     parts.secret("tls", inp.tls_secret, TLS_DIR, ["tls.crt", "tls.key"])
     parts.set("AKENEO_TLS_CERT_FILE", f"{TLS_DIR}/tls.crt")
     parts.set("AKENEO_TLS_KEY_FILE", f"{TLS_DIR}/tls.key")
-    keys = [k for k in SIGNATURE_KEYS if k in inp.signature_keys]
+    keys = [k for k in SIGNATURE_FILES if k in inp.signature_keys]
     parts.secret("signature", r.signature_secret, SIGNATURE_DIR, keys)
     for key in keys:
-        parts.set(SIGNATURE_KEYS[key], f"{SIGNATURE_DIR}/{key}")
+        parts.set(SIGNATURE_FILES[key], f"{SIGNATURE_DIR}/{key}")
     parts.set("AKENEO_MAX_BODY_BYTES", str(r.max_body_bytes))
     parts.set("AKENEO_TIMESTAMP_TOLERANCE", r.timestamp_tolerance)
     return parts

@@ -25,6 +25,7 @@ from akeneo_operator.children import (
     ChildRef,
     build_children,
     endpoint,
+    endpoints,
     names_of,
     possible_children,
     ref_of,
@@ -41,9 +42,10 @@ from akeneo_operator.childwatch import (
 from akeneo_operator.kubeclient import ApiError, KubeClient
 from akeneo_operator.meta import FINALIZER, L_COMPONENT, RECEIVER, WORKER, Manifest
 from akeneo_operator.natscreds import CredsOutcome, IssuerFile, ensure_creds, without_issuer
-from akeneo_operator.pods import SIGNATURE_KEYS, BuildInput
+from akeneo_operator.pods import SIGNATURE_FILES, BuildInput
 from akeneo_operator.settings import OperatorSettings
 from akeneo_operator.status import (
+    EVENT_SUBSCRIPTION,
     NATS_CREDENTIALS,
     RECEIVER_READY,
     RECONCILE_SCHEDULED,
@@ -54,6 +56,7 @@ from akeneo_operator.status import (
     Observed,
     deployment_condition,
     render_status,
+    subscription_condition,
     transitions,
 )
 from akeneo_operator.streams import NatsLink
@@ -204,9 +207,11 @@ class Reconciler:
         await self._apply_children(st, inp)
         stream_cond, _changed = await self.nats.ensure(names, spec.stream)
         st.obs.conditions[STREAM_READY] = stream_cond
-        if stream_cond.status == "True" and st.obs.counters is None:
-            st.obs.counters = await self.nats.counters(names)
-        st.obs.endpoint = endpoint(inp)
+        if stream_cond.status == "True":
+            if st.obs.counters is None:
+                st.obs.counters = await self.nats.counters(names)
+            await self._observe_subscription(st, names)
+        st.obs.endpoint, st.obs.endpoints = endpoint(inp), endpoints(inp)
         st.needs_retry = any(c.status != "True" for c in (tls.cond, stream_cond, creds.cond))
 
     async def _nats_creds(self, st: ConnState, names: ConnectionNames) -> CredsOutcome:
@@ -256,7 +261,7 @@ class Reconciler:
             if problem is not None:
                 return signature_keys, problem
             if need.secret == spec.receiver.signature_secret and keys is not None:
-                signature_keys = keys & set(SIGNATURE_KEYS)
+                signature_keys = keys & set(SIGNATURE_FILES)
         return signature_keys, None
 
     async def _drop_certificate(self, namespace: str, name: str) -> None:
@@ -312,6 +317,13 @@ class Reconciler:
         ready = {RECEIVER: RECEIVER_READY, WORKER: WORKER_READY}.get(component)
         if ready is not None:
             st.obs.conditions[ready] = cond
+
+    async def _observe_subscription(self, st: ConnState, names: ConnectionNames) -> None:
+        """``EventSubscriptionActive`` from the newest notification the receiver stored."""
+        raw = await self.nats.last_notification(names)
+        cond = None if raw is None else subscription_condition(raw)
+        if cond is not None:
+            st.obs.conditions[EVENT_SUBSCRIPTION] = cond
 
     # -- child events --------------------------------------------------------------------------
     def _owner_state(self, child: Manifest) -> ConnState | None:
@@ -436,6 +448,7 @@ class Reconciler:
             )
             if counters is not None:
                 st.obs.counters = counters
+            await self._observe_subscription(st, st.names)
             await self._write_status(st)
 
     async def _first_reconcile(self, namespace: str, name: str) -> None:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from akeneo_pim import notifications
+
 TLS_READY = "TLSReady"
 STREAM_READY = "StreamReady"
 NATS_CREDENTIALS = "NatsCredentialsReady"
@@ -17,6 +19,12 @@ RECEIVER_READY = "ReceiverReady"
 WORKER_READY = "WorkerReady"
 RECONCILE_SCHEDULED = "ReconcileScheduled"
 READY = "Ready"
+# Known only once the Event Platform sent a subscription notification (suspended, revoked,
+# resumed): absent before, so a legacy-only connection never shows it.
+EVENT_SUBSCRIPTION = "EventSubscriptionActive"
+OPTIONAL = (EVENT_SUBSCRIPTION,)
+# Conditions that report every change as a Kubernetes Event, their first one included.
+ALWAYS_REPORTED = frozenset({READY, EVENT_SUBSCRIPTION})
 COMPONENTS = (
     TLS_READY,
     STREAM_READY,
@@ -55,6 +63,7 @@ class Observed:
     blocker: Cond | None = None  # invalid spec / missing Secret: nothing else can be trusted
     conditions: dict[str, Cond] = field(default_factory=lambda: dict.fromkeys(COMPONENTS, UNKNOWN))
     endpoint: str | None = None
+    endpoints: dict[str, str] | None = None
     last_reconcile_time: str | None = None
     last_reconcile_result: str | None = None
     counters: dict[str, int] | None = None
@@ -80,10 +89,16 @@ def deployment_condition(deployment: dict[str, Any] | None, component: str) -> C
     return Cond.fail("NoPodsAvailable", text)
 
 
+def condition_types(obs: Observed) -> tuple[str, ...]:
+    """The component conditions of ``obs`` in CRD order: every component, the optional ones
+    once observed."""
+    return (*COMPONENTS, *(kind for kind in OPTIONAL if kind in obs.conditions))
+
+
 def ready_condition(obs: Observed) -> Cond:
     if obs.blocker is not None:
         return obs.blocker
-    for kind in COMPONENTS:
+    for kind in condition_types(obs):
         cond = obs.conditions.get(kind, UNKNOWN)
         if cond.status == "True":
             continue
@@ -106,7 +121,7 @@ def render_conditions(
     before = {c.get("type"): c for c in previous}
     current = {**obs.conditions, READY: ready_condition(obs)}
     out = []
-    for kind in (READY, *COMPONENTS):
+    for kind in (READY, *condition_types(obs)):
         cond = current.get(kind, UNKNOWN)
         old = before.get(kind)
         since = old.get("lastTransitionTime") if old and old.get("status") == cond.status else None
@@ -131,6 +146,8 @@ def render_status(obs: Observed, previous: dict[str, Any], now: datetime) -> dic
         status["observedGeneration"] = obs.generation
     if obs.endpoint:
         status["endpoint"] = obs.endpoint
+    if obs.endpoints:
+        status["endpoints"] = dict(obs.endpoints)
     if obs.last_reconcile_time:
         status["lastReconcileTime"] = obs.last_reconcile_time
     if obs.last_reconcile_result:
@@ -155,19 +172,35 @@ class Transition:
 def transitions(previous: list[dict[str, Any]], current: list[dict[str, Any]]) -> list[Transition]:
     """Conditions whose status or reason changed: one Kubernetes Event each.
 
-    ``Ready`` reports every change; a component only once it had a known status, so that
-    creating a connection yields a couple of Events, not one per condition.
+    ``Ready`` and the subscription report every change; a component only once it had a known
+    status, so that creating a connection yields a couple of Events, not one per condition.
+    A new subscription notification with the same status and reason (a second suspension
+    with another cause) is reported too: its message differs.
     """
-    before = {c.get("type"): (c.get("status"), c.get("reason")) for c in previous}
+    before = {c.get("type"): (c.get("status"), c.get("reason"), c.get("message")) for c in previous}
     out = []
     for c in current:
         old = before.get(c["type"])
-        if old == (c["status"], c["reason"]) or c["status"] == "Unknown":
+        same = old is not None and old[:2] == (c["status"], c["reason"])
+        if c["type"] == EVENT_SUBSCRIPTION:
+            same = same and old is not None and old[2] == c["message"]
+        if c["status"] == "Unknown" or same:
             continue
-        if c["type"] != READY and (old is None or old[0] == "Unknown"):
+        if c["type"] not in ALWAYS_REPORTED and (old is None or old[0] == "Unknown"):
             continue
         out.append(Transition(c["type"], c["status"], c["reason"], c["message"]))
     return out
+
+
+def subscription_condition(raw: bytes) -> Cond | None:
+    """``EventSubscriptionActive`` from a stored notification body; None for a body that
+    does not parse or a notification type that says nothing of the subscription's state."""
+    try:
+        notification = notifications.parse_notification(raw)
+    except ValueError:
+        return None
+    mapped = notifications.subscription_condition(notification)
+    return None if mapped is None else Cond(*mapped)
 
 
 def job_result(job: dict[str, Any]) -> tuple[str, str] | None:

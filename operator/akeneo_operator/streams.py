@@ -92,6 +92,16 @@ class NatsLink:
     async def delete(self, names: ConnectionNames) -> None:
         await jetstream.delete_all(await self.js(), names)
 
+    async def last_notification(self, names: ConnectionNames) -> bytes | None:
+        """The body of the newest subscription notification the receiver stored; None when
+        there is none or the stream cannot be read (the caller keeps what it knew)."""
+        try:
+            js = await self.js()
+            msg = await js.get_last_msg(names.stream, names.notifications_subject, direct=True)
+        except (NotFoundError, TimeoutError, OSError, nats.errors.Error):
+            return None
+        return msg.data
+
     async def counters(self, names: ConnectionNames) -> dict[str, int] | None:
         """Sum of ``stats.worker.*`` entries; None when the bucket cannot be read."""
         try:

@@ -296,7 +296,8 @@ async def test_local_mode_survives_a_lossy_pim_and_kill_9(
         await local.stop()
     output = local.output.read_text()
     assert "Traceback" not in output
-    assert f"receiver   {local.url}" in output and "sink       sqlite: " in output
+    assert f"events         {local.url}" in output and "sink           sqlite: " in output
+    assert f"event platform {local.url.removesuffix('/events')}/event-platform\n" in output
     # Ctrl-C: a clean exit, every child stopped
     assert local.proc is not None and local.proc.returncode == 0, output[-2000:]
     assert len(children) >= 3 and not any(_alive(pid) for pid in children)

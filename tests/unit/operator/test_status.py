@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
+from akeneo_connector.endpoints import public_endpoints
 from akeneo_operator.status import (
     COMPONENTS,
+    EVENT_SUBSCRIPTION,
     RECEIVER_READY,
     RECONCILE_SCHEDULED,
     Cond,
@@ -15,6 +18,7 @@ from akeneo_operator.status import (
     job_result,
     ready_condition,
     render_status,
+    subscription_condition,
     transitions,
 )
 
@@ -110,3 +114,96 @@ def test_a_new_connection_reports_only_ready():
     assert [(t.type, t.reason) for t in transitions([], first["conditions"])] == [
         ("Ready", "AllComponentsReady")
     ]
+
+
+# The notification payload as Akeneo documents it, verbatim:
+# https://api.akeneo.com/event-platform/notification-webhooks.html ("Notification payload")
+SUSPENDED = b"""{
+  "notification_type": "subscription.suspended.system",
+  "timestamp": "2026-04-29T12:34:56Z",
+  "subscription_id": "018e1ec5-29da-78ad-aae6-92065b9ca2a6",
+  "subscriber_id": "018e1ec5-29da-78ad-aae6-92065b9ca2a5",
+  "destination": "https://my-app.example.com/webhook",
+  "events": [
+    "com.akeneo.pim.v1.product.created",
+    "com.akeneo.pim.v1.product.updated"
+  ],
+  "reason": "Success rate dropped below 90%",
+  "subject": "https://example.cloud.akeneo.com/"
+}"""
+
+
+def notification(kind: str, reason: str | None = None, at: str = "2026-04-29T12:34:56Z") -> bytes:
+    doc = json.loads(SUSPENDED)
+    doc["notification_type"], doc["timestamp"] = kind, at
+    if reason is None:
+        doc.pop("reason")
+    else:
+        doc["reason"] = reason
+    return json.dumps(doc).encode()
+
+
+def test_a_suspension_makes_the_connection_not_ready_and_says_why():
+    cond = subscription_condition(SUSPENDED)
+    assert cond is not None
+    assert (cond.status, cond.reason) == ("False", "SuspendedBySystem")
+    assert "Success rate dropped below 90%" in cond.message
+    obs = all_ready()
+    obs.conditions[EVENT_SUBSCRIPTION] = cond
+    ready = ready_condition(obs)
+    assert (ready.status, ready.reason) == ("False", "SuspendedBySystem")
+    by_user = subscription_condition(notification("subscription.suspended.user"))
+    assert by_user is not None and by_user.reason == "SuspendedByUser"
+    revoked = subscription_condition(notification("subscription.revoked", "Connection deleted"))
+    assert revoked is not None and (revoked.status, revoked.reason) == ("False", "Revoked")
+    resumed = subscription_condition(notification("subscription.resumed"))
+    assert resumed is not None and resumed.status == "True"
+    obs.conditions[EVENT_SUBSCRIPTION] = resumed
+    assert ready_condition(obs).status == "True"
+
+
+def test_unknown_or_unreadable_notifications_change_nothing():
+    assert subscription_condition(notification("subscription.something-new")) is None
+    assert subscription_condition(b"not json") is None
+    assert subscription_condition(b"{}") is None
+
+
+def test_the_subscription_condition_appears_only_once_notified_and_every_change_is_an_event():
+    quiet = render_status(all_ready(), {}, T0)
+    assert EVENT_SUBSCRIPTION not in {c["type"] for c in quiet["conditions"]}
+    obs = all_ready()
+    cond = subscription_condition(SUSPENDED)
+    assert cond is not None
+    obs.conditions[EVENT_SUBSCRIPTION] = cond
+    suspended = render_status(obs, quiet, T1)
+    changed = {
+        (t.type, t.reason, t.event_type)
+        for t in transitions(quiet["conditions"], suspended["conditions"])
+    }
+    assert changed == {
+        ("EventSubscriptionActive", "SuspendedBySystem", "Warning"),
+        ("Ready", "SuspendedBySystem", "Warning"),
+    }
+    # a second suspension for another cause is an Event of its own, though status and
+    # reason are the same
+    again = subscription_condition(
+        notification("subscription.suspended.system", "404", "2026-04-29T13:00:00Z")
+    )
+    assert again is not None
+    obs.conditions[EVENT_SUBSCRIPTION] = again
+    second = render_status(obs, suspended, T1)
+    assert [t.type for t in transitions(suspended["conditions"], second["conditions"])] == [
+        "EventSubscriptionActive"
+    ]
+    assert transitions(second["conditions"], second["conditions"]) == []
+
+
+def test_status_lists_the_three_endpoints():
+    obs = all_ready()
+    obs.endpoints = public_endpoints("https://acme.hooks.example.com")
+    status = render_status(obs, {}, T0)
+    assert status["endpoints"] == {
+        "events": "https://acme.hooks.example.com/events",
+        "eventPlatform": "https://acme.hooks.example.com/event-platform",
+        "notifications": "https://acme.hooks.example.com/event-platform/notifications",
+    }
