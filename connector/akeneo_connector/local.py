@@ -30,11 +30,11 @@ from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 from prometheus_client.parser import text_string_to_metric_families
 
-from akeneo_connector.endpoints import public_endpoints
 from akeneo_connector.jetstream import ImmutableFieldChanged, ensure_all
 from akeneo_connector.manifest import Connection, ManifestError, load_manifest
 from akeneo_connector.supervisor import Child, DataDirBusy, RunLock
 from akeneo_pim import notifications
+from akeneo_pim.paths import Endpoints
 
 HELP = "run a connection's whole pipeline on this machine from its manifest"
 log = logging.getLogger("akeneo_connector.local")
@@ -205,7 +205,7 @@ class LocalPipeline:
 
     @property
     def endpoints(self) -> dict[str, str]:
-        return public_endpoints(f"https://localhost:{self.port}")
+        return Endpoints.of(f"https://localhost:{self.port}").as_status()
 
     def _component(self, name: str, sub: str, env: dict[str, str]) -> Child:
         argv = [sys.executable, "-m", "akeneo_connector.cli", sub]
@@ -408,7 +408,7 @@ class LocalPipeline:
             )
             with contextlib.suppress(ValueError):
                 mapped = notifications.subscription_condition(
-                    notifications.parse_notification(msg.data)
+                    notifications.parse_notification(msg.data or b"")
                 )
                 if mapped is not None:
                     return "active" if mapped[0] == "True" else mapped[1]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from akeneo_connector.endpoints import public_endpoints
 from akeneo_operator.meta import (
     CONNECTION,
     L_COMPONENT,
@@ -33,6 +32,7 @@ from akeneo_operator.pods import (
     reconcile_parts,
     worker_parts,
 )
+from akeneo_pim.paths import Endpoints
 
 SERVICE_PORT = 443
 
@@ -71,7 +71,7 @@ def receiver_base(inp: BuildInput) -> str:
 def endpoints(inp: BuildInput) -> dict[str, str]:
     """``status.endpoints``: the legacy Events API Request URL, the Event Platform
     subscription destination and the subscriber's notification webhook URL."""
-    return public_endpoints(receiver_base(inp))
+    return Endpoints.of(receiver_base(inp)).as_status()
 
 
 def endpoint(inp: BuildInput) -> str:

@@ -43,8 +43,10 @@ class Notification(BaseModel):
     timestamp: Timestamp
     subscription_id: Bounded
     subscriber_id: Bounded
-    destination: str
-    events: list[str]
+    # Documented as always present, but not needed to act: a notification lacking them is
+    # still stored (a 4xx is never retried by the platform, so it would be lost).
+    destination: str | None = None
+    events: list[str] | None = None
     reason: str | None = None  # "Present when applicable."
     subject: str | None = None  # the PIM URL
 
@@ -104,7 +106,8 @@ def subscription_condition(notification: Notification) -> tuple[ConditionStatus,
     if known is None:
         return None
     status, reason, verb = known
-    message = f"Event Platform subscription {notification.subscription_id} {verb}"
+    when = notification.timestamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    message = f"Event Platform subscription {notification.subscription_id} {verb} at {when}"
     if notification.reason:
         message = f"{message}: {notification.reason[:_REASON_READ_MAX]}"
     return status, reason, printable(message)

@@ -29,3 +29,11 @@ class Endpoints:
     def of(cls, base_url: str) -> Endpoints:
         base = base_url.rstrip("/")
         return cls(base + EVENTS_API_PATH, base + EVENT_PLATFORM_PATH, base + NOTIFICATIONS_PATH)
+
+    def as_status(self) -> dict[str, str]:
+        """``status.endpoints`` of an AkeneoConnection (the CRD's field names)."""
+        return {
+            "events": self.events_api,
+            "eventPlatform": self.event_platform,
+            "notifications": self.notifications,
+        }

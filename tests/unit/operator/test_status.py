@@ -6,7 +6,6 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from akeneo_connector.endpoints import public_endpoints
 from akeneo_operator.status import (
     COMPONENTS,
     EVENT_SUBSCRIPTION,
@@ -21,6 +20,7 @@ from akeneo_operator.status import (
     subscription_condition,
     transitions,
 )
+from akeneo_pim.paths import Endpoints
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 T1 = datetime(2026, 1, 1, 0, 5, tzinfo=UTC)
@@ -200,7 +200,7 @@ def test_the_subscription_condition_appears_only_once_notified_and_every_change_
 
 def test_status_lists_the_three_endpoints():
     obs = all_ready()
-    obs.endpoints = public_endpoints("https://acme.hooks.example.com")
+    obs.endpoints = Endpoints.of("https://acme.hooks.example.com").as_status()
     status = render_status(obs, {}, T0)
     assert status["endpoints"] == {
         "events": "https://acme.hooks.example.com/events",
