@@ -325,3 +325,18 @@ async def test_events_before_the_activation_delay_are_lost(
     assert time.monotonic() - started >= 1.0
     await platform.drain()
     assert sub.stats.delivered == 1 and sub.stats.dropped["not_yet_active"] >= 1
+
+
+async def test_a_busy_stream_is_delivered_once_each_without_spurious_timeouts(
+    pim: PimSimulator, make_platform: MakePlatform, serve: Serve
+) -> None:
+    """The simulator must not fail a healthy destination: no timeout of its own making."""
+    platform = await make_platform(max_rate=10_000)
+    destination = await serve(Destination())
+    sub = await _subscribe(platform, pim, destination, events=list(REFERENCE))
+    for _ in range(1500):
+        platform.publish(pim.catalog.random_change(structure=0.3))
+    await platform.drain(timeout=20)
+    assert sub.stats.timeouts == sub.stats.errors == sub.stats.failed == 0
+    assert sub.stats.delivered == sub.stats.published == len(destination.requests) >= 1500
+    assert len({r.json["id"] for r in destination.requests}) == sub.stats.delivered
