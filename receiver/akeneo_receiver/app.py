@@ -136,6 +136,9 @@ class Receiver:
         ):
             app.router.add_post(path, handler)
             app.router.add_post(path + "/", handler)  # served, never redirected
+            # a reachability check (HEAD) of a destination or notification URL gets a 200
+            app.router.add_head(path, self.reachable)
+            app.router.add_head(path + "/", self.reachable)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics)
@@ -192,6 +195,9 @@ class Receiver:
             self._runner = None
 
     # --- probes ---------------------------------------------------------------------------
+
+    async def reachable(self, _request: web.Request) -> web.Response:
+        return web.Response()
 
     async def healthz(self, _request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
