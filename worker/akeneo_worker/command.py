@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 from akeneo_connector import eventloop
+from akeneo_connector.signing_secrets import SigningSecretError
+from akeneo_connector.spec import WebhookSignature
 from akeneo_pim.rest import AkeneoRestClient, PimCredentials
 from akeneo_worker.health import health_app, serve
 from akeneo_worker.hydration import Hydrator, RestHydrator
@@ -28,7 +30,7 @@ from akeneo_worker.options import (
 from akeneo_worker.sinks.base import Sink, SinkError
 from akeneo_worker.sinks.postgres import PostgresSink
 from akeneo_worker.sinks.sqlite import SqliteSink
-from akeneo_worker.sinks.webhook import WebhookSink
+from akeneo_worker.sinks.webhook import Signer, WebhookSink
 from akeneo_worker.worker import Worker, WorkerConfig
 
 HELP = "run the worker: consume the stream, guard ordering, apply to the sink"
@@ -50,6 +52,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--webhook-signing-secret-file", type=Path,
         default=env("AKENEO_WEBHOOK_SIGNING_SECRET_FILE"),
         help="[AKENEO_WEBHOOK_SIGNING_SECRET_FILE]")  # fmt: skip
+    add("--webhook-signature", choices=[s.value for s in WebhookSignature],
+        default=env("AKENEO_WEBHOOK_SIGNATURE", WebhookSignature.STANDARD.value),
+        help="standard (Standard Webhooks) or legacy (X-Connector-* headers) "
+        "[AKENEO_WEBHOOK_SIGNATURE]")  # fmt: skip
     add("--webhook-allow-private", action="store_true",
         default=env_bool("AKENEO_WEBHOOK_ALLOW_PRIVATE"),
         help="allow private/loopback targets [AKENEO_WEBHOOK_ALLOW_PRIVATE]")  # fmt: skip
@@ -77,12 +83,17 @@ def build_sink(args: argparse.Namespace) -> Sink:
     if args.sink == "webhook":
         if not args.webhook_url:
             raise SystemExit("--webhook-url is required with --sink webhook")
-        secret = None
+        scheme = WebhookSignature(args.webhook_signature)
+        signer = Signer(scheme)
         if args.webhook_signing_secret_file:
-            secret = read_secret(Path(args.webhook_signing_secret_file))
-        return WebhookSink(
-            args.webhook_url, signing_secret=secret, allow_private=args.webhook_allow_private
-        )
+            path = Path(args.webhook_signing_secret_file)
+            try:
+                signer = Signer.from_file(path, scheme)
+            except (OSError, UnicodeDecodeError, SigningSecretError) as exc:
+                why = exc if isinstance(exc, SigningSecretError) else type(exc).__name__
+                raise SystemExit(f"akeneo-connector worker: signing secret {path}: {why}") from None
+        private = args.webhook_allow_private
+        return WebhookSink(args.webhook_url, signer=signer, allow_private=private)
     if args.sink == "postgres":
         if not args.postgres_dsn_file:
             raise SystemExit("--postgres-dsn-file is required with --sink postgres")
