@@ -44,6 +44,10 @@ LINGERING_TIME = 2.0  # after a 413, discard what the client still sends for at 
 KEEPALIVE_TIMEOUT = 30.0
 BODY_READ_TIMEOUT = 10.0  # a body trickled slower than this is cut off with a 408
 PENDING_POLL_INTERVAL = 1.0
+# A SIGTERM ends the process within 2 s: requests in flight get their JetStream acks for
+# ACK_GRACE (ms when NATS is up), then a 503; aiohttp cuts what still runs after STOP_GRACE.
+ACK_GRACE = 0.5
+STOP_GRACE = 1.0
 
 
 class Rejection(Exception):
@@ -128,6 +132,7 @@ class Receiver:
             lingering_time=LINGERING_TIME,
             keepalive_timeout=KEEPALIVE_TIMEOUT,
             handle_signals=False,
+            shutdown_timeout=STOP_GRACE,
         )
         await self._runner.setup()
         site = web.TCPSite(
@@ -148,7 +153,9 @@ class Receiver:
         )
 
     async def stop(self) -> None:
+        """Stop listening, let requests in flight finish (bounded), close NATS."""
         if self._runner is not None:
+            self.publisher.stop_waiting_after(ACK_GRACE)
             await self._runner.cleanup()
             self._runner = None
 
