@@ -119,9 +119,13 @@ class Signer:
             if stamp == self._stamp:
                 return
             keys = signing_keys(self._path.read_text(encoding="utf-8"), self.scheme)
-        except (OSError, UnicodeDecodeError, SigningSecretError) as exc:
+        except (UnicodeDecodeError, SigningSecretError) as exc:
+            self._stamp = stamp  # said once; the next change of the file is read again
             why = exc if isinstance(exc, SigningSecretError) else type(exc).__name__
             log.warning("signing secret not reloaded, keeping the previous: %s", why)
+            return
+        except OSError as exc:  # e.g. between two steps of a Secret update: tried again
+            log.debug("signing secret unreadable: %s", type(exc).__name__)
             return
         self._stamp, self.keys = stamp, keys
         log.info("signing secret reloaded: %d secret(s)", len(keys))
