@@ -124,10 +124,24 @@ class StreamSpec(SpecModel):
         return self
 
 
+class WebhookSignature(StrEnum):
+    """How the webhook sink signs its POSTs (see the README's webhook contract)."""
+
+    STANDARD = "standard"  # Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature
+    LEGACY = "legacy"  # X-Connector-Timestamp, X-Connector-Signature (hex HMAC)
+
+
 class WebhookSink(SpecModel):
     url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")]
     signing_secret: K8sName | None = Field(
-        default=None, description="Secret with key signingSecret, used to sign each POST"
+        default=None,
+        description="Secret with key signingSecret, used to sign each POST: one secret per "
+        "line, every one signs (rotation); whsec_ secrets for the standard signature",
+    )
+    signature: WebhookSignature = Field(
+        default=WebhookSignature.STANDARD,
+        description="standard (Standard Webhooks headers) or legacy (X-Connector-Timestamp "
+        "and X-Connector-Signature, signed with the first secret only)",
     )
     allow_private_addresses: bool = Field(
         default=False,

@@ -72,6 +72,10 @@ NOTIFICATION_MAX_BYTES = 64 * 1024
 LOGGED_IGNORED_MAX = 256
 NOTIFICATION = "notification"  # the format label of notification webhooks
 _REFERENCE = frozenset(REFERENCE)
+# A SIGTERM ends the process within 2 s: requests in flight get their JetStream acks for
+# ACK_GRACE (ms when NATS is up), then a 503; aiohttp cuts what still runs after STOP_GRACE.
+ACK_GRACE = 0.5
+STOP_GRACE = 1.0
 
 
 class Rejection(Exception):
@@ -170,6 +174,7 @@ class Receiver:
             lingering_time=LINGERING_TIME,
             keepalive_timeout=KEEPALIVE_TIMEOUT,
             handle_signals=False,
+            shutdown_timeout=STOP_GRACE,
         )
         await self._runner.setup()
         site = web.TCPSite(
@@ -190,7 +195,9 @@ class Receiver:
         )
 
     async def stop(self) -> None:
+        """Stop listening, let requests in flight finish (bounded), close NATS."""
         if self._runner is not None:
+            self.publisher.stop_waiting_after(ACK_GRACE)
             await self._runner.cleanup()
             self._runner = None
 

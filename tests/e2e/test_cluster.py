@@ -67,8 +67,8 @@ RELEASE, OPERATOR_NS, NS, NAME = "e2e", "e2e-operator", "e2e-tenant", "shop"
 ANSWER_BUDGET = 5.0
 LEGACY_SECRET = "e2e-cluster-legacy"
 PLATFORM_SECRETS = ("e2e-cluster-platform-a", "e2e-cluster-platform-b")
-SIGNING_SECRET = "e2e-cluster-signing"
 NOTIFICATION_SECRET = "e2e-cluster-notification-secret"
+SIGNING_SECRET = "whsec_ZTJlLWNsdXN0ZXItc2lnbmluZy1zZWNyZXQtMzItYnl0ZXM="  # Standard Webhooks
 VENV_BIN = str(Path(sys.executable).parent)
 ACCOUNT_SECRET = "nats-account"  # the platform admin's Secret with the account signing key
 

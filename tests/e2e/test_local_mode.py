@@ -303,6 +303,10 @@ async def test_local_mode_survives_a_lossy_pim_and_kill_9(
     assert len(children) >= 3 and not any(_alive(pid) for pid in children)
 
 
+def _cmdline(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
 def _alive(pid: int) -> bool:
     return os.path.exists(f"/proc/{pid}")
 
@@ -330,3 +334,56 @@ def _nats_url(output: Path) -> str:
     """The embedded nats-server's URL, from local mode's banner (the last start's)."""
     lines = [ln for ln in output.read_text().splitlines() if ln.strip().startswith("nats ")]
     return lines[-1].split()[1]
+
+
+async def test_children_stop_when_local_mode_is_killed_alone(tmp_path: Path) -> None:
+    """SIGKILL to local mode only (as the OOM killer would): the kernel's parent-death
+    signal stops nats-server, receiver and worker, each cleanly, within a few seconds."""
+    manifest, data_dir = tmp_path / "connection.yaml", tmp_path / "data"
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "orphan-events", "namespace": "e2e"},
+            "stringData": {"eventsApiSecret": LEGACY_SECRET},
+        },
+        {
+            "apiVersion": "akeneo.connectors.dev/v1alpha1",
+            "kind": "AkeneoConnection",
+            "metadata": {"name": "orphan", "namespace": "e2e"},
+            "spec": {
+                "pim": {"url": "https://pim.example.com"},
+                "receiver": {"signatureSecret": "orphan-events"},
+                "worker": {"sink": {"sqlite": {"path": "catalog.db"}}},
+            },
+        },
+    ]
+    manifest.write_text(yaml.safe_dump_all(docs))
+    local = LocalMode(manifest, data_dir)
+    await local.start()
+    assert local.proc is not None
+    children = _descendants(local.proc.pid)
+    try:
+        commands = [_cmdline(pid) for pid in children]
+        assert len(children) == 3, commands  # nats-server, receiver, worker: no wrapper
+        assert sum(b"nats-server" in c for c in commands) == 1
+        os.kill(local.proc.pid, signal.SIGKILL)  # the parent alone
+        await local.proc.wait()
+        started = asyncio.get_running_loop().time()
+        await eventually(lambda: not any(_alive(p) for p in children), "children gone", 10)
+        gone_after = asyncio.get_running_loop().time() - started
+        print(f"\nchildren of a SIGKILLed local mode gone after {gone_after:.2f}s")
+        for name in ("receiver", "worker"):  # stopped by their SIGTERM handling, not killed
+            log = (data_dir / "logs" / f"{name}.log").read_text()
+            assert "Traceback" not in log, log[-2000:]
+        # the next run finds nothing left to clean up
+        await local.start()
+    finally:
+        await local.stop()
+        for pid in children:  # a failed check must not leave them behind
+            with contextlib.suppress(OSError):
+                if any(c in _cmdline(pid) for c in (b"akeneo_connector.cli", b"nats-server")):
+                    os.kill(pid, signal.SIGKILL)
+    output = local.output.read_text()
+    assert "left running by an earlier local mode" not in output, output[-2000:]
+    assert local.proc.returncode == 0, output[-2000:]
