@@ -11,11 +11,14 @@ clearly within its bound.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import nats as nats_client
@@ -24,8 +27,15 @@ from nats.js import JetStreamContext
 
 from akeneo_connector.guard_state import BUDGET_SLOTS, BudgetSlot, budget_slot_key
 from akeneo_connector.names import ConnectionNames
-from akeneo_pim.rest import CallSlotUnavailable
+from akeneo_pim.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
+from akeneo_pim.rest import AkeneoRestClient, CallSlotUnavailable
+from akeneo_pim.simulator import PimSimulator
 from akeneo_worker.budget import KvBudget
+from akeneo_worker.hydration import RestHydrator
+from akeneo_worker.reconcile import Reconciler, ReconcileSettings
+from akeneo_worker.sinks.sqlite import SqliteSink
+from tests.integration.worker.conftest import fresh_connection
+from tests.integration.worker.support import FAST, eventually, publish, running, sqlite_state
 
 
 @asynccontextmanager
@@ -202,3 +212,121 @@ async def test_without_its_bucket_a_call_fails_clearly_within_the_bound(nats: st
     message = str(raised.value)
     assert "no PIM call slot free within 0.5s" in message
     assert "KV bucket did not answer" in message
+
+
+# -- three worker replicas and a reconcile run against the PIM simulator -------------------
+
+
+@dataclass
+class Party:
+    """One process of the connection: its NATS connection, REST client and limiter."""
+
+    nc: Any
+    client: AkeneoRestClient
+    budget: KvBudget | None
+
+
+@asynccontextmanager
+async def party(nats: str, sim: PimSimulator, names: ConnectionNames, holder: str, shared: bool
+                ) -> AsyncIterator[Party]:  # fmt: skip
+    nc = await nats_client.connect(nats)
+    budget = KvBudget(nc, names.guard_bucket, holder=holder) if shared else None
+    client = AkeneoRestClient(sim.url, sim.credentials, limiter=budget, backoff_base=0.01)
+    try:
+        yield Party(nc, client, budget)
+    finally:
+        await client.aclose()
+        if budget is not None:
+            await budget.close()
+        await nc.drain()
+
+
+def hydrate_event(names: ConnectionNames, uuid: str, product: dict[str, Any]) -> NormalizedEvent:
+    """``com.akeneo.pim.v1.product.updated`` as the receiver publishes it: the uuid only."""
+    return NormalizedEvent(
+        connection=names.ref,
+        source=SourceFormat.EVENT_PLATFORM,
+        event_id=f"ep-{uuid}",
+        action=Action.UPSERT,
+        kind=ResourceKind.PRODUCT,
+        key=uuid,
+        version=datetime.fromisoformat(product["updated"]),
+    )
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["shared-budget", "negative-control"])
+async def test_replicas_hydrating_while_a_reconcile_runs_stay_within_four_calls(
+    nats: str, js: JetStreamContext, tmp_path: Path, shared: bool
+) -> None:
+    """Three worker replicas hydrate a burst of Event Platform product events (ids only) while
+    a reconcile run pages the same PIM, all with the same client id. The simulator admits 4
+    calls in flight per client id and answers 429 past them, as Akeneo does. With the shared
+    budget: not one 429, the 4 calls in use; without it (each process capped at 4 on its
+    own), the same load gets 429s: the test can tell the two apart."""
+    names = await fresh_connection(js, "budget")
+    db = tmp_path / "catalog.db"
+    products = 1200
+    async with PimSimulator(products=products, product_models=20, latency=0.04) as sim:
+        catalog = sim.catalog.products.items
+        for uuid, product in catalog.items():  # the burst, waiting in the stream
+            await publish(js, names, hydrate_event(names, uuid, product))
+        config = replace(FAST, batch_size=10, ack_wait=30.0, max_deliver=20)
+        async with contextlib.AsyncExitStack() as stack:
+            parties = [
+                await stack.enter_async_context(party(nats, sim, names, h, shared))
+                for h in ("worker-a", "worker-b", "worker-c", "reconcile")
+            ]
+            peak = 0
+            overlap = 0
+
+            async def watch() -> None:  # calls in flight, as the four clients count them
+                nonlocal peak, overlap
+                while True:
+                    flights = [p.client.stats.in_flight for p in parties]
+                    peak = max(peak, sum(flights))
+                    overlap += flights[3] > 0 and sum(flights[:3]) > 0
+                    await asyncio.sleep(0.002)
+
+            watcher = asyncio.create_task(watch())
+            workers = [
+                await stack.enter_async_context(
+                    running(
+                        p.nc.jetstream(),
+                        names,
+                        SqliteSink(db),
+                        replace(config, replica=f"w{i}"),
+                        hydrator=RestHydrator(p.client),
+                    )
+                )
+                for i, p in enumerate(parties[:3])
+            ]
+            reconcile = parties[3]
+            settings = ReconcileSettings(names=names, resources=("products", "product_models"))
+            kv = await reconcile.nc.jetstream().key_value(names.guard_bucket)
+            summary = await asyncio.wait_for(
+                Reconciler(settings, reconcile.client, reconcile.nc.jetstream(), kv).run(), 120
+            )
+            assert summary.seen == products + 20
+
+            def settled() -> bool:
+                return len(sqlite_state(db)) == products + 20
+
+            await eventually(settled, timeout=120, what="every product hydrated and applied")
+            watcher.cancel()
+            hydrated = sum(p.client.stats.calls for p in parties[:3])
+        assert all(w.metrics.counts["dead_lettered"] == 0 for w in workers)
+        assert hydrated >= products // 10 // 2  # batches of up to 10 uuids, one call each
+        assert overlap > 0  # the reconcile's calls and the workers' were in flight together
+        stats = sim.stats
+        if shared:
+            assert stats.throttled_by["client_concurrency"] == 0
+            assert stats.throttled_by["instance_concurrency"] == 0
+            assert stats.throttled_429 == 0
+            assert stats.client_max_in_flight["sim-client"] == 4  # the whole budget, used
+            assert peak <= 4
+            assert sum(p.budget.stats.acquired for p in parties if p.budget) == sum(
+                p.client.stats.calls for p in parties
+            )
+        else:
+            assert stats.throttled_by["client_concurrency"] > 0
+            assert peak > 4
