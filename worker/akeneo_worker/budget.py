@@ -15,9 +15,10 @@ that finds no slot free reserves the next turn of a busy one (``next``, short-li
 while it waits): a freed slot reserved for another process is left to it. A reconcile run
 keeping 4 calls busy for minutes cannot starve the workers, nor the workers the run.
 
-Cost: the slots' last revisions are cached, so taking a free slot is one KV round trip and
-freeing it another (no read first, unless another process wrote meanwhile); waiting
-processes read the 4 slots in one pipelined round trip every few milliseconds. The
+Cost: the slots' last revisions are cached, so taking a free slot is one KV round trip (no
+read first, unless another process wrote meanwhile), on the call's path; freeing it is
+another, in the background after the answer (the slot counts as taken until it lands).
+Waiting processes read the 4 slots in one pipelined round trip every few milliseconds. The
 ``bench/rest_budget.py`` benchmark measures it against the per-process cap.
 
 A slot that cannot be had within ``max_wait`` (the slots stayed busy, or the bucket did not
@@ -120,6 +121,7 @@ class KvBudget:
         self._max_wait = max_wait
         self._poll_min, self._poll_max = poll_min, poll_max
         self._refreshing: asyncio.Future[None] | None = None
+        self._trying: set[int] = set()  # slots a call of ours is taking right now
         self._waiting = 0
         self._background: set[asyncio.Task[Any]] = set()
         self._last_error = ""
@@ -128,7 +130,10 @@ class KvBudget:
     def slot(self) -> _Slot:
         return _Slot(self)
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = 5.0) -> None:
+        """Let the slots being freed be freed (a slot left taken waits for its lease)."""
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=timeout)
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -213,7 +218,11 @@ class KvBudget:
 
     def _candidates(self, now: datetime) -> list[int]:
         """Slots this process may take now, the ones reserved for it first."""
-        free = [n for n in self._order if self._free_for_me(self._known[n], now)]
+        free = [
+            n
+            for n in self._order
+            if n not in self._trying and self._free_for_me(self._known[n], now)
+        ]
 
         def mine(n: int) -> bool:
             known = self._known[n]
@@ -252,11 +261,13 @@ class KvBudget:
 
     async def _try(self, n: int, now: datetime) -> _Held | None:
         known = self._known[n]
-        if known is None or not self._free_for_me(known, now):
+        if n in self._trying or known is None or not self._free_for_me(known, now):
             return None  # changed while another call of ours tried a slot
         held = _Held(n, uuid.uuid4().hex[:16])
         state = BudgetSlot(holder=self.holder, ticket=held.ticket, until=now + self._lease)
         write = asyncio.ensure_future(self._write(n, state, known.revision))
+        self._trying.add(n)
+        write.add_done_callback(lambda _: self._trying.discard(n))
         try:
             won = await asyncio.shield(write)
         except asyncio.CancelledError:
@@ -360,11 +371,15 @@ class KvBudget:
             delay = self._lease.total_seconds() / 3
             held.renewal = loop.call_later(delay, self._renew_later, held)
 
-    async def _release(self, held: _Held) -> None:
+    def _release(self, held: _Held) -> None:
+        """Free the slot in the background, then let the next call of ours in: until the
+        compare-and-set lands, the slot still counts as taken (never more than 4 in flight),
+        and the next call takes another one."""
         held.active = False
         if held.renewal is not None:
             held.renewal.cancel()
-        await asyncio.shield(self._spawn(self._free(held)))
+        task = self._spawn(self._free(held))
+        task.add_done_callback(lambda _: self._local.release())
 
     async def _free(self, held: _Held) -> None:
         lost = False
@@ -415,8 +430,7 @@ class _Slot:
         tb: TracebackType | None,
     ) -> None:
         held, self._held = self._held, None
-        try:
-            if held is not None:  # shielded: a cancellation here still frees the slot
-                await self._budget._release(held)
-        finally:
+        if held is None:
             self._budget._local.release()
+        else:  # freed in the background: the call's answer is not held up by it
+            self._budget._release(held)
