@@ -51,6 +51,9 @@ STRUCTURE: dict[str, StructureResource] = {
     )
 }
 STRUCTURE_BY_KIND: dict[ResourceKind, StructureResource] = {r.kind: r for r in STRUCTURE.values()}
+ATTRIBUTE_OPTIONS = "attribute_options"
+"""Their name in ``spec.reconciliation.resources``: read by the full scan only, one listing per
+select attribute, as no filter of theirs tells what changed."""
 
 
 def iso_filter_date(value: datetime) -> str:

@@ -8,7 +8,8 @@ The catalog structure listed in the resources (categories, families, attributes)
 same way, ``updated >`` from its own watermark with ``page`` pagination (``structure_scan``).
 With ``full``, it also scans every identifier (small pages) and every structure item, and
 publishes removals for what the guard knows but the PIM no longer has (confirmed by a
-batched read before publishing): no ``updated`` filter shows a removal.
+batched read before publishing): no ``updated`` filter shows a removal. Attribute options,
+which take no filter, are read by the full scan only.
 
 The watermark (``reconcile.watermark.<kind>``, the run's start time) moves only after the
 whole run succeeded, under the ``reconcile.lock`` lease, with compare-and-set writes, so a
@@ -51,7 +52,12 @@ from akeneo_pim.rest import (
     akeneo_date,
     search_param,
 )
-from akeneo_pim.structure import ATTRIBUTES_PATH, STRUCTURE, StructureResource
+from akeneo_pim.structure import (
+    ATTRIBUTE_OPTIONS,
+    ATTRIBUTES_PATH,
+    STRUCTURE,
+    StructureResource,
+)
 from akeneo_worker.reconcile_events import (
     RECONCILE_AUTHOR,
     event_id,
@@ -411,6 +417,9 @@ class Reconciler:
         started = datetime.now(UTC)
         specs = [KINDS[r] for r in self.settings.resources if r in KINDS]
         listings = [STRUCTURE[r] for r in self.settings.resources if r in STRUCTURE]
+        options = ATTRIBUTE_OPTIONS in self.settings.resources
+        if options and not self.settings.full:
+            self.summary.full_scan_only = [ATTRIBUTE_OPTIONS]
         lease = Lease(self.kv, self.settings.holder, self.settings.lock_ttl)
         await lease.acquire()
         try:
@@ -418,6 +427,8 @@ class Reconciler:
             if self.settings.full:
                 tasks += [self._full_scan(spec, started) for spec in specs]
                 tasks += [self._structure_scan(listing, started) for listing in listings]
+                if options:
+                    tasks.append(self._options_scan(started))
             else:
                 tasks += [self._structure_changes(listing, started) for listing in listings]
             await _together(tasks)
@@ -514,6 +525,10 @@ class Reconciler:
     async def _structure_scan(self, listing: StructureResource, started: datetime) -> None:
         summary = self.summary.structure.setdefault(listing.resource, StructureSummary())
         await self._structure(started).run(listing, summary)
+
+    async def _options_scan(self, started: datetime) -> None:
+        summary = self.summary.structure.setdefault(ATTRIBUTE_OPTIONS, StructureSummary())
+        await self._structure(started).options(summary)
 
     async def _structure_changes(self, listing: StructureResource, started: datetime) -> None:
         """The items updated since the last run's start (less the safety margin)."""

@@ -19,7 +19,7 @@ from nats.aio.client import Client
 from nats.js.errors import BucketNotFoundError, NotFoundError
 
 from akeneo_pim.rest import AkeneoApiError, AkeneoAuthError, AkeneoRestClient, PimCredentials
-from akeneo_pim.structure import STRUCTURE
+from akeneo_pim.structure import ATTRIBUTE_OPTIONS, STRUCTURE
 from akeneo_worker.budget import KvBudget
 from akeneo_worker.options import add_common, add_rest_budget, connect, env, seconds, setup_logging
 from akeneo_worker.reconcile import (
@@ -42,13 +42,16 @@ class ConfigError(Exception):
     """Bad flags or mounted files: said plainly, never with a secret in it."""
 
 
+RESOURCES = (*KINDS, *STRUCTURE, ATTRIBUTE_OPTIONS)
+
+
 def _resources(text: str) -> tuple[str, ...]:
     names = tuple(r.strip() for r in text.split(",") if r.strip())
-    unknown = [r for r in names if r not in KINDS and r not in STRUCTURE]
+    unknown = [r for r in names if r not in RESOURCES]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
             f"unknown resources {', '.join(unknown) or '(none)'}: use a comma list of "
-            f"{', '.join([*KINDS, *STRUCTURE])}"
+            f"{', '.join(RESOURCES)}"
         )
     return names
 

@@ -93,10 +93,13 @@ def structure_upsert(
     item: dict[str, Any],
     stored: GuardEntry | None,
     started: datetime,
+    *,
+    key: str | None = None,
 ) -> NormalizedEvent:
-    """The upsert of one listed category, family or attribute (its ``_links`` left out)."""
+    """The upsert of one listed category, family, attribute or attribute option (its
+    ``_links`` left out); ``key`` when it is not the item's code (attribute options)."""
     resource = {k: v for k, v in item.items() if k != "_links"}
-    code = str(resource["code"])
+    code = key if key is not None else str(resource["code"])
     digest = resource_digest(resource) or ""
     version = structure_version(resource_updated(resource), digest, stored, started)
     return NormalizedEvent(

@@ -342,3 +342,47 @@ async def test_the_filter_sent_is_iso_8601_with_the_safety_margin(nats: str) -> 
         assert json.loads(query["search"][0]) == {"updated": [{"operator": ">", "value": bound}]}
         assert query["page"] == ["1"] and query["limit"] == ["100"]
         assert "pagination_type" not in query  # `page`, the only one these listings take
+
+
+async def test_the_full_scan_reads_every_option_of_every_select_attribute(
+    nats: str, tmp_path: Path
+) -> None:
+    """Attribute options take no filter (https://api.akeneo.com/api-reference.html#Attributeoption):
+    the periodic run leaves them to the full scan, which lists the select attributes, pages
+    each one's options, keys them ``<attribute>/<code>`` and finds the ones removed."""
+    db = tmp_path / "catalog.db"
+    async with (
+        PimSimulator(products=3, product_models=0) as sim,
+        provisioned(nats) as conn,
+        running(conn.js, conn.names, SqliteSink(db)) as worker,
+    ):
+        tags = sim.create_structure_item("attributes", attribute_type="pim_catalog_multiselect")
+        for code in ("eco", "new", "sale"):
+            sim.create_attribute_option(tags.key, code)
+        options = sim.catalog.structure.options
+        want = {("attribute_option", f"{a}/{c}"): o for a, opts in options.items()
+                for c, o in opts.items()}  # fmt: skip
+        assert len(want) == 7 + 5 + 3
+        periodic = await _reconcile(sim, conn, full=False, resources=("attribute_options",))
+        assert periodic.structure == {} and "full-scan-only=attribute_options" in periodic.line()
+        assert not any("/options" in path for _, path, _ in sim.stats.log)
+
+        full = await _reconcile(sim, conn, resources=("attribute_options",))
+        part = full.structure["attribute_options"]
+        assert (part.seen, part.published, part.removals) == (15, 15, 0)
+        assert part.calls == 1 + 3  # the select attributes, then one page of options each
+        await _applied(worker, 15)
+        rows = _sqlite_rows(db)()
+        assert {k: r for k, (_, r, _) in rows.items()} == want
+
+        sim.delete_attribute_option("size", "xl")
+        sim.delete_structure_item("attributes", tags.key)  # its options go with it
+        again = await _reconcile(sim, conn, resources=("attribute_options",))
+        part = again.structure["attribute_options"]
+        assert (part.seen, part.unchanged, part.removals) == (11, 11, 4)
+        assert part.calls == 1 + 2 + 4  # and one GET per missing option, confirming it
+        await _applied(worker, 15 + 4)
+        rows = _sqlite_rows(db)()
+        assert ("attribute_option", "size/xl") not in rows
+        assert not [k for k in rows if k[1].startswith(f"{tags.key}/")]
+        assert len(rows) == 11
