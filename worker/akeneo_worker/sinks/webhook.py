@@ -1,7 +1,10 @@
 """Webhook sink: POST batches of changes to the merchant's URL, signed.
 
 Body: ``{"changes": [Change.to_json(), ...]}``; each change's ``change_id`` is its
-idempotency key (the same on every re-delivery: delivery is at-least-once). Headers:
+idempotency key (the same on every re-delivery: delivery is at-least-once). ``kind`` is one
+of ``product``, ``product_model``, ``category``, ``family``, ``attribute``,
+``attribute_option`` (key ``<attribute>/<code>``); ``resource`` is the REST API
+representation (None for a delete). Headers:
 ``X-Connector-Timestamp`` (unix seconds) and ``X-Connector-Signature``: lowercase hex
 HMAC-SHA256 over ``"<timestamp>." + raw body`` (the scheme of Akeneo's own Events API, so
 the timestamp is covered too and a captured request cannot be replayed later). 2xx =
