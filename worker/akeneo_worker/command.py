@@ -9,18 +9,23 @@ import logging
 import signal
 import socket
 import sys
+import uuid
 from pathlib import Path
+
+from nats.aio.client import Client
 
 from akeneo_connector import eventloop
 from akeneo_connector.signing_secrets import SigningSecretError
 from akeneo_connector.spec import WebhookSignature
 from akeneo_connector.stopping import bounded, close_nats
 from akeneo_pim.rest import AkeneoRestClient, PimCredentials
+from akeneo_worker.budget import KvBudget
 from akeneo_worker.health import health_app, serve
 from akeneo_worker.hydration import Hydrator, RestHydrator
 from akeneo_worker.metrics import WorkerMetrics
 from akeneo_worker.options import (
     add_common,
+    add_rest_budget,
     connect,
     env,
     env_bool,
@@ -82,6 +87,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "[AKENEO_OWN_CLIENT_ID]")  # fmt: skip
     add("--replica", default=env("AKENEO_REPLICA", socket.gethostname()),
         help="name of this replica in the stats it publishes [AKENEO_REPLICA]")  # fmt: skip
+    add_rest_budget(parser)
 
 
 def build_sink(args: argparse.Namespace) -> Sink:
@@ -107,11 +113,18 @@ def build_sink(args: argparse.Namespace) -> Sink:
     return SqliteSink(args.sqlite_path)
 
 
-def build_rest_client(args: argparse.Namespace) -> AkeneoRestClient | None:
+def build_rest_client(
+    args: argparse.Namespace, nc: Client
+) -> tuple[AkeneoRestClient | None, KvBudget | None]:
+    """The hydrating client, within the connection's shared call budget unless told not to."""
     if not args.pim_url or not args.pim_credentials_dir:
-        return None
+        return None, None
     credentials = PimCredentials.from_dir(Path(args.pim_credentials_dir))
-    return AkeneoRestClient(args.pim_url, credentials)
+    budget = None
+    if args.rest_budget == "connection":
+        holder = f"worker/{args.replica}/{uuid.uuid4().hex[:8]}"
+        budget = KvBudget(nc, args.connection.guard_bucket, holder=holder)
+    return AkeneoRestClient(args.pim_url, credentials, limiter=budget), budget
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -121,12 +134,14 @@ async def main(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     sink = build_sink(args)
-    client = build_rest_client(args)
-    hydrator: Hydrator | None = RestHydrator(client) if client is not None else None
+    if args.pim_url and args.pim_credentials_dir:  # fail on bad files before connecting
+        PimCredentials.from_dir(Path(args.pim_credentials_dir))
     metrics = WorkerMetrics()
     stopped = asyncio.create_task(stop.wait())
     nc = None
     runner = None
+    client: AkeneoRestClient | None = None
+    budget: KvBudget | None = None
     try:
         connecting = asyncio.create_task(connect(args, "worker"))
         await asyncio.wait({connecting, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -134,6 +149,8 @@ async def main(args: argparse.Namespace) -> int:
             connecting.cancel()
             return 0
         nc = connecting.result()
+        client, budget = build_rest_client(args, nc)
+        hydrator: Hydrator | None = RestHydrator(client) if client is not None else None
         config = WorkerConfig(
             max_deliver=args.max_deliver,
             ack_wait=args.ack_wait,
@@ -168,6 +185,8 @@ async def main(args: argparse.Namespace) -> int:
             await bounded(runner.cleanup(), CLEANUP_STEP, "health server stop")
         if client is not None:
             await bounded(client.aclose(), CLEANUP_STEP, "PIM client close")
+        if budget is not None:
+            await bounded(budget.close(), CLEANUP_STEP, "call budget close")
         await close_nats(nc)  # acks sent are flushed if the server answers
     return 0
 

@@ -1,7 +1,10 @@
 """Webhook sink: POST batches of changes to the merchant's URL, signed.
 
 Body: ``{"changes": [Change.to_json(), ...]}``; each change's ``change_id`` is its
-idempotency key (the same on every re-delivery: delivery is at-least-once). 2xx = applied;
+idempotency key (the same on every re-delivery: delivery is at-least-once). ``kind`` is one
+of ``product``, ``product_model``, ``category``, ``family``, ``attribute``,
+``attribute_option`` (key ``<attribute>/<code>``); ``resource`` is the REST API
+representation (None for a delete). 2xx = applied;
 408, 429, 5xx, timeouts and connection errors are retried; any other status (and a redirect)
 is permanent.
 
