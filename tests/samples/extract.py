@@ -555,6 +555,16 @@ def rest_reference(docs: Docs) -> Iterator[Sample]:
             "an attribute option",
         ),
         ("/api/oauth/v1/token", "post", "examples", "token-reference", "an OAuth token answer"),
+        ("/api/rest/v1/categories", "get", "examples", "categories-page", "a categories page"),
+        ("/api/rest/v1/families", "get", "examples", "families-page", "a families page"),
+        ("/api/rest/v1/attributes", "get", "examples", "attributes-page", "an attributes page"),
+        (
+            "/api/rest/v1/attributes/{attribute_code}/options",
+            "get",
+            "examples",
+            "attribute-options-page",
+            "an attribute options page",
+        ),
     )
     for api_path, verb, where, name, what in examples:
         escaped = api_path.replace("~", "~0").replace("/", "~1")
