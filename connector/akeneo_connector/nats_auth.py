@@ -145,6 +145,7 @@ def permissions(
     if role is Role.RECEIVER:
         publish = [
             f"{names.events_subject}.>",
+            names.notifications_subject,  # Event Platform notification webhooks, as received
             *_stream_info(stream),
             f"{JS_API}.CONSUMER.INFO.{stream}.{names.consumer}",
         ]

@@ -39,10 +39,6 @@ LegacyAction = Literal[
     "product_model.removed",
 ]
 
-CLOUD_EVENT_TYPE_PREFIX = "com.akeneo.pim.v1."
-CLOUD_EVENT_RESOURCES = {"product": "product", "product-model": "product_model"}
-CLOUD_EVENT_VERBS = ("created", "updated", "deleted")
-
 
 class PayloadError(ValueError):
     """The body as a whole is unusable; ``reason`` is a machine word, ``detail`` for humans."""
@@ -126,58 +122,23 @@ class ValidLegacyDelivery(WireModel):
 # --- Event Platform (CloudEvents 1.0, structured mode) -------------------------------------
 
 
-class CloudAuthor(WireModel):
-    identifier: str | None = None
-    type: str | None = None
-
-
-class CloudProductRef(WireModel):
-    uuid: str | None = None
-    identifier: str | None = None
-
-    @property
-    def key(self) -> str | None:
-        return self.uuid or self.identifier or None
-
-
-class CloudProductModelRef(WireModel):
-    code: str | None = None
-
-    @property
-    def key(self) -> str | None:
-        return self.code or None
-
-
-class CloudData(WireModel):
-    product: CloudProductRef | None = None
-    product_model: CloudProductModelRef | None = Field(
-        default=None,
-        validation_alias=AliasChoices("product_model", "productModel", "product-model"),
-    )
-    author: CloudAuthor | None = None
-    changes: Any = None
-
-
 class CloudEvent(WireModel):
-    specversion: str = "1.0"
+    """The CloudEvents envelope: what makes a body a CloudEvent, whatever its type.
+
+    ``data`` is left raw: its shape depends on the type (``akeneo_pim.event_types``), and an
+    envelope that parses is answered 2xx even when its type is not handled or its ``data``
+    lacks the id (a 4xx would count against the subscription's success rate).
+    """
+
+    specversion: Annotated[str, Field(min_length=1, max_length=20)]
     id: EventId
-    source: str
-    type: Annotated[str, Field(pattern=r"^com\.akeneo\.pim\.v1\.")]
+    source: Annotated[str, Field(min_length=1)]
+    type: Annotated[str, Field(min_length=1)]
     subject: str | None = None
     time: Timestamp
     datacontenttype: str | None = None
     dataschema: str | None = None
-    data: CloudData
-
-    def resource_and_verb(self) -> tuple[str, str]:
-        """(``product``|``product_model``, ``created``|``updated``|``deleted``); else ValueError."""
-        first, *rest = self.type[len(CLOUD_EVENT_TYPE_PREFIX) :].split(".")
-        resource = CLOUD_EVENT_RESOURCES.get(first)
-        verbs = [part for part in rest if part in CLOUD_EVENT_VERBS]
-        others = [part for part in rest if part not in CLOUD_EVENT_VERBS]
-        if resource is None or len(verbs) != 1 or any(p != "delta" for p in others):
-            raise ValueError(f"unsupported event type {self.type!r}")
-        return resource, verbs[0]
+    data: Any = None
 
 
 # --- splitting bodies into raw events ------------------------------------------------------

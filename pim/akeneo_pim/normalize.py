@@ -2,20 +2,25 @@
 
 A delivery yields the events that normalized and the ones that did not (with their id when it
 could be read), so the receiver can enqueue the good ones and name the bad ones in its answer.
+Event Platform deliveries also yield the CloudEvents acknowledged without being stored: types
+the connector does not handle, and handled types whose ``data`` names no resource.
 The receiver takes them already as messages (``encode_*``): a legacy body whose events are all
 valid goes through ``akeneo_pim.passthrough`` without building the models.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from akeneo_pim import passthrough
+from akeneo_pim import event_types, passthrough
+from akeneo_pim.event_types import HandledType, attribute_option_key
 from akeneo_pim.formats import (
     CloudEvent,
     LegacyEvent,
@@ -46,10 +51,21 @@ class RejectedEvent:
     reason: str
 
 
+@dataclass(frozen=True)
+class IgnoredEvent:
+    """A CloudEvent acknowledged without being stored (Event Platform only)."""
+
+    index: int
+    event_id: str
+    type: str
+    reason: str  # UNHANDLED_TYPE, MISSING_ID or INVALID_ID
+
+
 @dataclass
 class Delivery:
     events: list[NormalizedEvent] = field(default_factory=list)
     rejected: list[RejectedEvent] = field(default_factory=list)
+    ignored: list[IgnoredEvent] = field(default_factory=list)
 
 
 @dataclass
@@ -58,10 +74,13 @@ class EncodedDelivery:
 
     messages: list[EventMessage] = field(default_factory=list)
     rejected: list[RejectedEvent] = field(default_factory=list)
+    ignored: list[IgnoredEvent] = field(default_factory=list)
 
     @classmethod
     def of(cls, delivery: Delivery) -> EncodedDelivery:
-        return cls([e.to_event_message() for e in delivery.events], delivery.rejected)
+        return cls(
+            [e.to_event_message() for e in delivery.events], delivery.rejected, delivery.ignored
+        )
 
 
 def _validation_reason(exc: ValidationError) -> str:
@@ -103,27 +122,125 @@ def normalize_legacy(
     )
 
 
+class Ignored(Exception):
+    """A CloudEvent acknowledged and not stored; ``reason`` is a machine word."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+UNHANDLED_TYPE = "unhandled_type"  # not in event_types.HANDLED: another resource, or a new type
+MISSING_ID = "missing_id"  # a handled type whose data does not name the resource
+INVALID_ID = "invalid_id"  # ... or names it with something that is not a usable id
+ID_MAX = 255  # Akeneo's own bound on product identifiers; codes are shorter
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DELTA = ".updated.delta"
+
+
+def _id(holder: Any, field: str) -> str:
+    """The id ``holder[field]``: a non-empty string, bounded, with no control character."""
+    value = holder.get(field) if isinstance(holder, dict) else None
+    if value is None or value == "":
+        raise Ignored(MISSING_ID)
+    if not isinstance(value, str) or len(value) > ID_MAX or _CONTROL.search(value):
+        raise Ignored(INVALID_ID)
+    return value
+
+
+def _ref(data: dict[str, Any], handled: HandledType) -> Any:
+    ref = data.get(handled.data_key)
+    if ref is None and handled.kind is ResourceKind.PRODUCT_MODEL:  # spellings seen in the wild
+        ref = data.get("productModel", data.get("product-model"))
+    return ref
+
+
+def cloud_event_key(handled: HandledType, data: Any) -> str:
+    """The guard key a handled type's ``data`` names; ``Ignored`` when it names none.
+
+    Products: ``uuid``, else ``identifier`` (``send_product_identifier`` subscriptions add
+    it); attribute options: ``<attribute>/<option>``; every other kind: its ``code``.
+    """
+    if not isinstance(data, dict):
+        raise Ignored(MISSING_ID)
+    ref = _ref(data, handled)
+    if handled.kind is ResourceKind.PRODUCT:
+        try:
+            return _id(ref, "uuid")
+        except Ignored as exc:
+            if exc.reason == INVALID_ID:
+                raise
+            return _id(ref, "identifier")
+    if handled.kind is ResourceKind.ATTRIBUTE_OPTION:
+        attribute = ref.get("attribute") if isinstance(ref, dict) else None
+        return attribute_option_key(_id(attribute, "code"), _id(ref, "code"))
+    return _id(ref, handled.id_field)
+
+
+def _delta_version(ref: Any) -> datetime | None:
+    """``updated_at`` of an ``updated.delta`` event, when it parses: the resource's own version.
+
+    Akeneo's reference shows it as PHP serialises a DateTime,
+    ``{"date": "2024-10-14 13:01:21.000000", "timezone": "UTC"}``; an ISO 8601 string is
+    taken too. Anything else falls back to the CloudEvent's ``time``.
+    """
+    value: Any = ref.get("updated_at") if isinstance(ref, dict) else None
+    zone: tzinfo | None = UTC  # a bare naive string: UTC, as the SaaS PIM writes its dates
+    if isinstance(value, dict):
+        value, zone = value.get("date"), _zone(value.get("timezone"))
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        if zone is None:
+            return None
+        parsed = parsed.replace(tzinfo=zone)
+    return parsed
+
+
+def _zone(name: Any) -> tzinfo | None:
+    """A PHP DateTime's ``timezone``: ``UTC``, an offset (``+02:00``) or an IANA name."""
+    if not isinstance(name, str) or not 0 < len(name) <= 64:
+        return None
+    if name.upper() in ("UTC", "Z", "GMT"):
+        return UTC
+    if name[0] in "+-":
+        try:
+            return datetime.fromisoformat(f"2000-01-01T00:00:00{name}").tzinfo
+        except ValueError:
+            return None
+    try:
+        return ZoneInfo(name)
+    except (ValueError, OSError, KeyError):  # ZoneInfoNotFoundError is a KeyError
+        return None
+
+
 def normalize_cloud_event(
     event: CloudEvent, connection: str, received_at: datetime | None = None
 ) -> NormalizedEvent:
-    try:
-        resource, verb = event.resource_and_verb()
-    except ValueError as exc:
-        raise EventError(str(exc)) from None
-    ref = event.data.product if resource == "product" else event.data.product_model
-    key = ref.key if ref is not None else None
-    if key is None:
-        want = "product.uuid" if resource == "product" else "product_model.code"
-        raise EventError(f"data: missing {want}")
+    """A CloudEvent of a handled type -> ``NormalizedEvent``; ``Ignored`` for any other."""
+    handled = event_types.handled(event.type)
+    if handled is None:
+        raise Ignored(UNHANDLED_TYPE)
+    key = cloud_event_key(handled, event.data)
+    data: dict[str, Any] = event.data  # a dict: cloud_event_key checked it
+    version = event.time
+    if event.type.endswith(_DELTA):
+        version = _delta_version(_ref(data, handled)) or version
+    author = data.get("author")
+    identifier = author.get("identifier") if isinstance(author, dict) else None
     return NormalizedEvent(
         connection=connection,
         source=SourceFormat.EVENT_PLATFORM,
         event_id=event.id,
-        action=Action.DELETE if verb == "deleted" else Action.UPSERT,
-        kind=ResourceKind(resource),
+        action=handled.action,
+        kind=handled.kind,
         key=key,
-        version=event.time,
-        author=event.data.author.identifier if event.data.author else None,
+        version=version,
+        author=identifier if isinstance(identifier, str) else None,
         resource=None,  # Event Platform data is light: the worker hydrates
         received_at=received_at,
     )
@@ -173,12 +290,24 @@ def normalize_events_api(
 def normalize_event_platform(
     body: bytes, connection: str, received_at: datetime | None = None
 ) -> Delivery:
-    """An Event Platform body -> normalized and rejected events; ``PayloadError`` if unusable."""
-    return _normalize_all(
-        split_event_platform(body),
-        "id",
-        lambda raw: normalize_cloud_event(CloudEvent.model_validate(raw), connection, received_at),
-    )
+    """An Event Platform body -> normalized, ignored and rejected events.
+
+    ``PayloadError`` if the body is unusable as a whole. A member is rejected only when it is
+    not a CloudEvent; a CloudEvent that is not stored is ignored (see ``Ignored``).
+    """
+    delivery = Delivery()
+    for index, raw in enumerate(split_event_platform(body)):
+        try:
+            event = CloudEvent.model_validate(raw)
+        except ValidationError as exc:
+            reason = _validation_reason(exc)
+            delivery.rejected.append(RejectedEvent(index, raw_event_id(raw, "id"), reason))
+            continue
+        try:
+            delivery.events.append(normalize_cloud_event(event, connection, received_at))
+        except Ignored as exc:
+            delivery.ignored.append(IgnoredEvent(index, event.id, event.type, exc.reason))
+    return delivery
 
 
 def encode_events_api(

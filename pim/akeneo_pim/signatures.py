@@ -4,6 +4,9 @@ Legacy Events API: lowercase hex HMAC-SHA256 over ``f"{timestamp}." + raw_body``
 ``X-Akeneo-Request-Signature`` with the unix timestamp in ``X-Akeneo-Request-Timestamp``.
 Event Platform: lowercase hex HMAC-SHA256 over the raw body in the primary or secondary
 header. Several secrets may be configured at once (rotation); any one matching is enough.
+Event Platform notification webhooks: the same, with the subscriber's one notification secret
+in the primary header only
+(https://api.akeneo.com/event-platform/notification-webhooks.html#signature-verification).
 
 Always verify over the raw bytes, compare in constant time, and never put a secret or a
 signature into an exception message (they end up in logs).
@@ -65,6 +68,16 @@ def event_platform_headers(
     return headers
 
 
+def notification_headers(secret: str, body: bytes) -> dict[str, str]:
+    """The headers the Event Platform sends with a notification webhook."""
+    return {
+        EVENT_PLATFORM_PRIMARY_HEADER: sign_event_platform(secret, body),
+        EVENT_PLATFORM_ALGORITHM_HEADER: EVENT_PLATFORM_ALGORITHM,
+        "Content-Type": "application/json",
+        "User-Agent": "akeneo/event-platform",
+    }
+
+
 def _get(headers: Mapping[str, str], name: str) -> str | None:
     """Case-insensitive header lookup that also works on plain dicts."""
     value = headers.get(name)
@@ -118,11 +131,24 @@ def verify_events_api(
 
 def verify_event_platform(secrets: Sequence[str], headers: Mapping[str, str], body: bytes) -> None:
     """Raise ``SignatureError`` unless the primary or secondary header matches any secret."""
-    candidates = [
-        value
-        for name in (EVENT_PLATFORM_PRIMARY_HEADER, EVENT_PLATFORM_SECONDARY_HEADER)
-        if (value := _get(headers, name))
-    ]
+    _verify_hmac(
+        secrets, headers, body, (EVENT_PLATFORM_PRIMARY_HEADER, EVENT_PLATFORM_SECONDARY_HEADER)
+    )
+
+
+def verify_notification(secrets: Sequence[str], headers: Mapping[str, str], body: bytes) -> None:
+    """Raise ``SignatureError`` unless the primary header matches the notification secret.
+
+    Notifications carry one signature (no rotation on Akeneo's side); more than one secret
+    configured here only lets the connector's own side roll its secret over without a gap.
+    """
+    _verify_hmac(secrets, headers, body, (EVENT_PLATFORM_PRIMARY_HEADER,))
+
+
+def _verify_hmac(
+    secrets: Sequence[str], headers: Mapping[str, str], body: bytes, names: Sequence[str]
+) -> None:
+    candidates = [value for name in names if (value := _get(headers, name))]
     if not candidates:
         raise SignatureError("missing_signature")
     algorithm = _get(headers, EVENT_PLATFORM_ALGORITHM_HEADER)

@@ -1,15 +1,26 @@
-"""The aiohttp app: ``POST /events`` (both formats), ``/healthz``, ``/readyz``, ``/metrics``.
+"""The aiohttp app: the three delivery paths, ``/healthz``, ``/readyz``, ``/metrics``.
 
-Order of checks on ``/events``: size and read time (413, 408) -> signature (401) ->
-back-pressure (429, Event Platform only) -> shape (400) -> durable enqueue (503 unless
-every ack arrived) -> answer.
-The format is told apart by the signature headers: Event Platform sends ``X-AKENEO-SIGNATURE-*``.
+- ``POST /events``: the legacy Events API, and Event Platform CloudEvents too (told apart by
+  the signature headers: the Event Platform sends ``X-AKENEO-SIGNATURE-*``), so setups made
+  before ``/event-platform`` existed keep working.
+- ``POST /event-platform``: Event Platform CloudEvents only.
+- ``POST /event-platform/notifications``: the Event Platform's notification webhooks.
+
+Each is also served with a trailing slash: the Event Platform suspends a subscription at
+once on a 404 or a redirect (https://api.akeneo.com/event-platform/key-platform-behaviors.html).
+
+Order of checks for events: size and read time (413, 408) -> signature (401) -> shape (400)
+-> back-pressure (429, Event Platform only, when something is to be stored) -> durable
+enqueue (503 unless every ack arrived) -> answer. A signed CloudEvent is answered 2xx
+whatever its type: what the connector does not handle is acknowledged and counted, never
+stored, because every 4xx counts against the subscription's success rate.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import time
@@ -20,9 +31,18 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from akeneo_pim.event_types import REFERENCE
 from akeneo_pim.formats import PayloadError
-from akeneo_pim.normalize import EncodedDelivery, encode_event_platform, encode_events_api
+from akeneo_pim.normalize import (
+    UNHANDLED_TYPE,
+    EncodedDelivery,
+    IgnoredEvent,
+    encode_event_platform,
+    encode_events_api,
+)
 from akeneo_pim.normalized import SourceFormat
+from akeneo_pim.notifications import parse_notification, printable, type_label
+from akeneo_pim.paths import EVENT_PLATFORM_PATH, EVENTS_API_PATH, NOTIFICATIONS_PATH
 from akeneo_pim.signatures import (
     EVENT_PLATFORM_PRIMARY_HEADER,
     EVENT_PLATFORM_SECONDARY_HEADER,
@@ -30,9 +50,10 @@ from akeneo_pim.signatures import (
     SignatureError,
     verify_event_platform,
     verify_events_api,
+    verify_notification,
 )
 from akeneo_receiver.config import ReceiverConfig
-from akeneo_receiver.metrics import REJECTED, events, latency, requests
+from akeneo_receiver.metrics import NOTIFICATIONS, REJECTED, events, ignored, latency, requests
 from akeneo_receiver.publisher import EventPublisher, PublishError
 from akeneo_receiver.reloading import Reloader, SecretFile, TLSKeyPair
 
@@ -44,6 +65,13 @@ LINGERING_TIME = 2.0  # after a 413, discard what the client still sends for at 
 KEEPALIVE_TIMEOUT = 30.0
 BODY_READ_TIMEOUT = 10.0  # a body trickled slower than this is cut off with a 408
 PENDING_POLL_INTERVAL = 1.0
+# A notification is about 500 bytes: anything near this is not one, however it is signed.
+NOTIFICATION_MAX_BYTES = 64 * 1024
+# Distinct (type, reason) pairs of ignored CloudEvents logged once each: types are chosen
+# by the sender, so the memory of what was logged is bounded.
+LOGGED_IGNORED_MAX = 256
+NOTIFICATION = "notification"  # the format label of notification webhooks
+_REFERENCE = frozenset(REFERENCE)
 
 
 class Rejection(Exception):
@@ -66,6 +94,7 @@ def _format_of(request: web.Request) -> SourceFormat | None:
 
 # the answer to every accepted request, as json.dumps would write it
 _ACCEPTED = b'{"status": "ok", "accepted": %d, "duplicates": %d}'
+_ACCEPTED_CLOUD_EVENTS = b'{"status": "ok", "accepted": %d, "duplicates": %d, "ignored": %d}'
 
 
 def _json(status: int, payload: dict[str, Any]) -> web.Response:
@@ -82,21 +111,31 @@ class Receiver:
         self.event_platform_secrets = SecretFile(
             config.event_platform_secrets_file, "event_platform"
         )
+        self.notification_secret = SecretFile(
+            config.notification_secret_file, "event_platform_notification"
+        )
         self.tls: TLSKeyPair | None = None
         if config.tls_cert_file is not None and config.tls_key_file is not None:
             self.tls = TLSKeyPair(config.tls_cert_file, config.tls_key_file)
         self.reloader = Reloader(
-            [self.events_api_secrets, self.event_platform_secrets],
+            [self.events_api_secrets, self.event_platform_secrets, self.notification_secret],
             self.tls,
             config.reload_interval,
         )
         self._runner: web.AppRunner | None = None
+        self._logged_ignored: set[tuple[str, str]] = set()
 
     # --- application --------------------------------------------------------------------
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.max_body_bytes)
-        app.router.add_post("/events", self.events)
+        for path, handler in (
+            (EVENTS_API_PATH, self.events),
+            (EVENT_PLATFORM_PATH, self.event_platform),
+            (NOTIFICATIONS_PATH, self.notifications),
+        ):
+            app.router.add_post(path, handler)
+            app.router.add_post(path + "/", handler)  # served, never redirected
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics)
@@ -170,11 +209,19 @@ class Receiver:
     # --- events ---------------------------------------------------------------------------
 
     async def events(self, request: web.Request) -> web.Response:
+        """``/events``: either format."""
+        return await self._answer(request, cloud_events_only=False)
+
+    async def event_platform(self, request: web.Request) -> web.Response:
+        """``/event-platform``: CloudEvents only; a legacy delivery is told where to go."""
+        return await self._answer(request, cloud_events_only=True)
+
+    async def _answer(self, request: web.Request, *, cloud_events_only: bool) -> web.Response:
         started = time.monotonic()
         fmt = _format_of(request)
         label = fmt.value if fmt is not None else "unknown"
         try:
-            response = await self._events(request, fmt, started)
+            response = await self._events(request, fmt, started, cloud_events_only)
         except Rejection as rej:
             response = self._reject(request, label, rej)
         requests(label, response.status).inc()
@@ -202,8 +249,8 @@ class Receiver:
             response.force_close()
         return response
 
-    async def _read_body(self, request: web.Request) -> bytes:
-        limit = self.config.max_body_bytes
+    async def _read_body(self, request: web.Request, limit: int | None = None) -> bytes:
+        limit = self.config.max_body_bytes if limit is None else limit
         too_large = Rejection(413, "body_too_large", f"limit is {limit} bytes")
         if request.content_length is not None and request.content_length > limit:
             raise too_large
@@ -246,35 +293,39 @@ class Receiver:
             raise Rejection(401, exc.reason) from None
 
     async def _events(
-        self, request: web.Request, fmt: SourceFormat | None, started: float
+        self,
+        request: web.Request,
+        fmt: SourceFormat | None,
+        started: float,
+        cloud_events_only: bool,
     ) -> web.Response:
         body = await self._read_body(request)
+        if cloud_events_only and fmt is SourceFormat.EVENTS_API:
+            raise Rejection(
+                401,
+                "use_events_url",
+                f"Events API deliveries go to {EVENTS_API_PATH}; "
+                f"{EVENT_PLATFORM_PATH} takes Event Platform CloudEvents only",
+            )
         self._verify(fmt, request, body)
         assert fmt is not None
-        pending = self.publisher.pending
-        if (
-            fmt is SourceFormat.EVENT_PLATFORM
-            and pending is not None
-            and pending > self.config.max_pending
-        ):
-            raise Rejection(429, "over_pending_limit", "the worker is behind; slow down")
+        cloud = fmt is SourceFormat.EVENT_PLATFORM
         received_at = datetime.now(UTC)
-        encode = encode_events_api if fmt is SourceFormat.EVENTS_API else encode_event_platform
+        encode = encode_event_platform if cloud else encode_events_api
         try:
             delivery: EncodedDelivery = encode(body, self.config.connection, received_at)
         except PayloadError as exc:
             raise Rejection(400, exc.reason, exc.detail) from None
+        pending = self.publisher.pending
+        # only what is to be stored is held back: an ignored CloudEvent needs no queue
+        behind = pending is not None and pending > self.config.max_pending
+        if cloud and behind and delivery.messages:
+            raise Rejection(429, "over_pending_limit", "the worker is behind; slow down")
         rejected = [
             {"index": r.index, "event_id": r.event_id, "reason": r.reason}
             for r in delivery.rejected
         ]
-        if rejected:
-            events(fmt.value, "rejected").inc(len(rejected))
-        total = (
-            self.config.ack_budget
-            if fmt is SourceFormat.EVENTS_API
-            else self.config.event_platform_ack_budget
-        )
+        total = self.config.event_platform_ack_budget if cloud else self.config.ack_budget
         budget = total - (time.monotonic() - started)
         try:
             result = await self.publisher.publish(delivery.messages, budget)
@@ -288,17 +339,96 @@ class Receiver:
         events(fmt.value, "accepted").inc(result.stored)
         if result.duplicates:
             events(fmt.value, "duplicate").inc(result.duplicates)
+        if delivery.ignored:
+            self._count_ignored(delivery.ignored)
         accepted = result.stored + result.duplicates
         if rejected:
+            events(fmt.value, "rejected").inc(len(rejected))
+            extra = {"ignored": len(delivery.ignored)} if cloud else {}
             raise Rejection(
                 400,
                 "invalid_events",
                 f"{len(rejected)} event(s) rejected, {accepted} accepted",
                 accepted=accepted,
                 rejected=rejected,
+                **extra,
             )
         if log.isEnabledFor(logging.DEBUG):
             log.debug("events accepted", extra={"format": fmt.value, "accepted": accepted})
+        if cloud:
+            answer = _ACCEPTED_CLOUD_EVENTS % (accepted, result.duplicates, len(delivery.ignored))
+        else:
+            answer = _ACCEPTED % (accepted, result.duplicates)
+        return web.Response(body=answer, content_type="application/json")
+
+    def _count_ignored(self, items: list[IgnoredEvent]) -> None:
+        """Count acknowledged-and-ignored CloudEvents; log each (type, reason) once."""
+        events(SourceFormat.EVENT_PLATFORM.value, "ignored").inc(len(items))
+        for item in items:
+            ignored(item.type if item.type in _REFERENCE else "other", item.reason).inc()
+            seen = (item.type[:200], item.reason)
+            if seen in self._logged_ignored or len(self._logged_ignored) > LOGGED_IGNORED_MAX:
+                continue
+            self._logged_ignored.add(seen)
+            if len(self._logged_ignored) > LOGGED_IGNORED_MAX:
+                log.warning("too many kinds of ignored events: no more are logged")
+                continue
+            log.log(
+                logging.INFO if item.reason == UNHANDLED_TYPE else logging.WARNING,
+                "CloudEvent acknowledged and ignored (logged once per type and reason)",
+                extra={
+                    "type": printable(item.type, 200),
+                    "reason": item.reason,
+                    "event_id": item.event_id,
+                },
+            )
+
+    # --- notifications ---------------------------------------------------------------------
+
+    async def notifications(self, request: web.Request) -> web.Response:
+        """``/event-platform/notifications``: a subscription was suspended, revoked, resumed."""
+        started = time.monotonic()
+        try:
+            response = await self._notification(request, started)
+        except Rejection as rej:
+            response = self._reject(request, NOTIFICATION, rej)
+        requests(NOTIFICATION, response.status).inc()
+        latency(NOTIFICATION).observe(time.monotonic() - started)
+        return response
+
+    async def _notification(self, request: web.Request, started: float) -> web.Response:
+        body = await self._read_body(
+            request, min(self.config.max_body_bytes, NOTIFICATION_MAX_BYTES)
+        )
+        try:
+            verify_notification(self.notification_secret.secrets, request.headers, body)
+        except SignatureError as exc:
+            raise Rejection(401, exc.reason) from None
+        try:
+            notification = parse_notification(body)
+        except PayloadError as exc:
+            raise Rejection(400, exc.reason, exc.detail) from None
+        label = type_label(notification.notification_type)
+        # Akeneo retries a notification it got no 2xx for: the same body is stored once
+        msg_id = hashlib.sha256(body).hexdigest()
+        budget = self.config.event_platform_ack_budget - (time.monotonic() - started)
+        try:
+            result = await self.publisher.publish_one(
+                self.config.notifications_subject, msg_id, body, budget
+            )
+        except PublishError as exc:
+            raise Rejection(
+                503, exc.reason, "the notification was not stored durably; send again"
+            ) from None
+        if result.stored:
+            NOTIFICATIONS.labels(label).inc()
+            log.info(
+                "notification stored",
+                extra={
+                    "notification_type": printable(notification.notification_type, 200),
+                    "subscription_id": printable(notification.subscription_id, 200),
+                },
+            )
         return web.Response(
-            body=_ACCEPTED % (accepted, result.duplicates), content_type="application/json"
+            body=_ACCEPTED % (1, result.duplicates), content_type="application/json"
         )

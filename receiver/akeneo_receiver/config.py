@@ -36,6 +36,7 @@ class ReceiverConfig:
     tls_key_file: Path | None = None
     events_api_secret_file: Path | None = None
     event_platform_secrets_file: Path | None = None
+    notification_secret_file: Path | None = None
     subject_prefix: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     timestamp_tolerance: float = 300.0
@@ -58,6 +59,12 @@ class ReceiverConfig:
         if self.subject_prefix is None:
             return self.names.event_subject(kind)
         return f"{self.subject_prefix}.events.{kind}"
+
+    @property
+    def notifications_subject(self) -> str:
+        if self.subject_prefix is None:
+            return self.names.notifications_subject
+        return f"{self.subject_prefix}.notifications"
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -136,6 +143,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="Event Platform secrets, one per line [AKENEO_EVENT_PLATFORM_SECRETS_FILE]",
     )
     add(
+        "--event-platform-notification-secret-file",
+        type=_path,
+        default=_env("AKENEO_EVENT_PLATFORM_NOTIFICATION_SECRET_FILE"),
+        help="the subscriber's notification webhook secret (key eventPlatformNotificationSecret)"
+        " [AKENEO_EVENT_PLATFORM_NOTIFICATION_SECRET_FILE]",
+    )
+    add(
         "--subject-prefix",
         default=_env("AKENEO_SUBJECT_PREFIX"),
         help="default: derived from the connection [AKENEO_SUBJECT_PREFIX]",
@@ -199,6 +213,7 @@ def from_args(args: argparse.Namespace) -> ReceiverConfig:
         tls_key_file=_opt_path(args.tls_key_file),
         events_api_secret_file=_opt_path(args.events_api_secret_file),
         event_platform_secrets_file=_opt_path(args.event_platform_secrets_file),
+        notification_secret_file=_opt_path(args.event_platform_notification_secret_file),
         subject_prefix=args.subject_prefix,
         max_body_bytes=args.max_body_bytes,
         timestamp_tolerance=args.timestamp_tolerance,

@@ -8,22 +8,33 @@ from prometheus_client import Counter, Gauge, Histogram
 
 REQUESTS = Counter(
     "akeneo_receiver_requests_total",
-    "Requests to /events by delivery format and answer code",
+    "Deliveries by format (events_api, event_platform, notification, unknown) and answer code",
     ["format", "code"],
 )
 REJECTED = Counter(
     "akeneo_receiver_rejected_requests_total",
-    "Requests to /events not answered 200, by reason",
+    "Deliveries not answered 200, by reason",
     ["reason"],
 )
 EVENTS = Counter(
     "akeneo_receiver_events_total",
-    "Events by delivery format and outcome (accepted, duplicate, rejected)",
+    "Events by delivery format and outcome (accepted, duplicate, rejected, ignored)",
     ["format", "outcome"],
+)
+IGNORED = Counter(
+    "akeneo_receiver_ignored_events_total",
+    "CloudEvents acknowledged and not stored, by type (types outside Akeneo's reference: "
+    "other) and reason (unhandled_type, missing_id, invalid_id)",
+    ["type", "reason"],
+)
+NOTIFICATIONS = Counter(
+    "akeneo_receiver_notifications_total",
+    "Event Platform notifications stored, by notification_type (undocumented types: other)",
+    ["type"],
 )
 LATENCY = Histogram(
     "akeneo_receiver_request_seconds",
-    "Time from request start to answer for /events",
+    "Time from request start to answer, by delivery format",
     ["format"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
@@ -51,3 +62,8 @@ def latency(fmt: str) -> Histogram:
 @cache
 def events(fmt: str, outcome: str) -> Counter:
     return EVENTS.labels(fmt, outcome)
+
+
+@cache
+def ignored(type_label: str, reason: str) -> Counter:
+    return IGNORED.labels(type_label, reason)

@@ -341,6 +341,16 @@ class EventPublisher:
         batch = await acks.publish([(subjects[e.kind], e.event_id, e.data) for e in events])
         return await acks.wait(batch, budget)
 
+    async def publish_one(
+        self, subject: str, msg_id: str, payload: bytes, budget: float
+    ) -> BatchResult:
+        """Publish one message as is (a notification), await its ack; raise PublishError."""
+        acks = self.acks
+        if acks is None or not self.connected:
+            raise PublishError("jetstream_unavailable")
+        batch = await acks.publish([(subject, msg_id, payload)])
+        return await acks.wait(batch, budget)
+
     async def stream_exists(self) -> bool:
         if self.js is None or not self.connected:
             return False

@@ -58,6 +58,12 @@ def test_roles_get_only_what_they_use() -> None:
     reconcile = permissions(names, Role.RECONCILE)
     assert receiver.subscribe == worker.subscribe == (f"{inbox_prefix(names)}.>",)
     assert f"{names.events_subject}.>" in receiver.publish
+    assert names.notifications_subject in receiver.publish  # stores notification webhooks
+    # only the receiver stores them: nobody else may forge a suspension or a resume
+    for role in Role:
+        if role is not Role.RECEIVER:
+            perms = permissions(names, role, ensure_stream=True)
+            assert not any(matches(p, names.notifications_subject) for p in perms.publish), role
     assert not any(s.startswith("$KV.") or ".CREATE." in s for s in receiver.publish)
     assert f"{names.events_subject}.>" not in worker.publish  # the worker never emits events
     assert names.dead_letter_subject in worker.publish

@@ -83,6 +83,11 @@ async def test_own_receiver_worker_and_replay_work(jwt_nats_server, admin) -> No
             A.event_subject("product"), b"{}", headers={"Nats-Msg-Id": "own-1"}
         )
         assert ack.stream == A.stream
+        # Event Platform notification webhooks, stored by the receiver beside the events
+        note = await receiver.jetstream().publish(
+            A.notifications_subject, b"{}", headers={"Nats-Msg-Id": "note-1"}
+        )
+        assert note.stream == A.stream
         wjs = worker.jetstream()
         await wjs.add_consumer(
             A.stream,
@@ -95,6 +100,8 @@ async def test_own_receiver_worker_and_replay_work(jwt_nats_server, admin) -> No
         sub = await wjs.pull_subscribe_bind(durable=A.consumer, stream=A.stream)
         (msg,) = await sub.fetch(1, timeout=5)
         await msg.ack_sync()
+        # the worker's consumer never sees the notification
+        assert (await wjs.consumer_info(A.stream, A.consumer)).num_pending == 0
         kv = await wjs.key_value(A.guard_bucket)
         await kv.put("guard.product.x", b"1")
         assert (await kv.get("guard.product.x")).value == b"1"

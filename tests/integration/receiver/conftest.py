@@ -26,6 +26,7 @@ from tests.ground.tls import CertificateAuthority
 
 EVENTS_API_SECRET = "legacy-secret-d41d8cd9"
 EVENT_PLATFORM_SECRETS = ("ep-primary-8f14e45f", "ep-secondary-c9f0f895")
+NOTIFICATION_SECRET = "ep-notifications-45c48cce2e2d7fbd"  # 16 to 256 characters, per Akeneo
 _counter = itertools.count()
 
 
@@ -58,8 +59,8 @@ class Running:
                 payload = {"text": text}
             return resp.status, payload
 
-    async def stored(self) -> list[tuple[str, str, NormalizedEvent]]:
-        """(subject, Nats-Msg-Id, event) of every message in the stream."""
+    async def messages(self) -> list[tuple[str, str, bytes]]:
+        """(subject, Nats-Msg-Id, data) of every message in the stream."""
         js = self.nc.jetstream()
         info = await js.stream_info(self.stream)
         out = []
@@ -68,8 +69,21 @@ class Running:
                 break
             msg = await js.get_msg(self.stream, seq)
             msg_id = (msg.headers or {}).get("Nats-Msg-Id", "")
-            out.append((msg.subject or "", msg_id, NormalizedEvent.from_message(msg.data or b"")))
+            out.append((msg.subject or "", msg_id, msg.data or b""))
         return out
+
+    async def stored(self) -> list[tuple[str, str, NormalizedEvent]]:
+        """(subject, Nats-Msg-Id, event) of every event in the stream."""
+        events = f"{self.config.prefix}.events."
+        return [
+            (subject, msg_id, NormalizedEvent.from_message(data))
+            for subject, msg_id, data in await self.messages()
+            if subject.startswith(events)
+        ]
+
+    async def notifications(self) -> list[tuple[str, str, bytes]]:
+        """(subject, Nats-Msg-Id, raw body) of every notification in the stream."""
+        return [m for m in await self.messages() if m[0] == self.config.notifications_subject]
 
 
 async def poll(
@@ -91,6 +105,7 @@ def write_files(files: Path, ca: CertificateAuthority) -> None:
     ca.issue().write(files / "tls.crt", files / "tls.key")
     (files / "eventsApiSecret").write_text(EVENTS_API_SECRET + "\n")
     (files / "eventPlatformSecrets").write_text("\n".join(EVENT_PLATFORM_SECRETS) + "\n")
+    (files / "eventPlatformNotificationSecret").write_text(NOTIFICATION_SECRET + "\n")
 
 
 def make_config(files: Path, nats_url: str, **overrides: Any) -> ReceiverConfig:
@@ -103,6 +118,7 @@ def make_config(files: Path, nats_url: str, **overrides: Any) -> ReceiverConfig:
         tls_key_file=files / "tls.key",
         events_api_secret_file=files / "eventsApiSecret",
         event_platform_secrets_file=files / "eventPlatformSecrets",
+        notification_secret_file=files / "eventPlatformNotificationSecret",
         max_body_bytes=64 * 1024,
         ensure_stream=True,
         reload_interval=0.1,

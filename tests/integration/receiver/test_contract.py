@@ -246,7 +246,10 @@ async def test_other_paths_and_methods_never_redirect(start_receiver: StartRecei
     for method, path, code in (
         ("GET", "/events", 405),
         ("PUT", "/events", 405),
-        ("POST", "/events/", 404),
+        ("POST", "/events/x", 404),
+        ("POST", "/event-platform/x", 404),
+        ("GET", "/event-platform", 405),
+        ("GET", "/event-platform/notifications/", 405),
         ("POST", "/", 404),
         ("GET", "/admin", 404),
         ("POST", "/healthz", 405),

@@ -125,14 +125,22 @@ def test_cloud_event_types(type_: str, kind: ResourceKind, action: Action) -> No
     assert norm.author == "julia" and norm.event_id == event["id"]
 
 
-def test_cloud_events_array_with_invalid_members() -> None:
+def test_cloud_events_array_sorts_stored_ignored_and_rejected_members() -> None:
     good = cloud_event("u-1")
-    unknown = cloud_event("c-1", type_="com.akeneo.pim.v1.category.updated", event_id="bad-1")
-    no_ref = cloud_event("u-2", event_id="bad-2")
+    other = cloud_event("a-1", type_="com.akeneo.pim.v1.asset.updated", event_id="ign-1")
+    no_ref = cloud_event("u-2", event_id="ign-2")
     del no_ref["data"]["product"]
-    delivery = normalize_event_platform(json.dumps([good, unknown, no_ref]).encode(), CONN)
+    not_cloud_event = cloud_event("u-3", event_id="bad-1")
+    del not_cloud_event["time"]
+    body = json.dumps([good, other, no_ref, not_cloud_event, 7]).encode()
+    delivery = normalize_event_platform(body, CONN)
     assert [e.event_id for e in delivery.events] == [good["id"]]
-    assert [r.event_id for r in delivery.rejected] == ["bad-1", "bad-2"]
+    assert [(i.index, i.event_id, i.reason) for i in delivery.ignored] == [
+        (1, "ign-1", "unhandled_type"),
+        (2, "ign-2", "missing_id"),
+    ]
+    assert [(r.index, r.event_id) for r in delivery.rejected] == [(3, "bad-1"), (4, None)]
+    assert delivery.rejected[0].reason == "time: Field required"
 
 
 @pytest.mark.parametrize("body", [b"", b"  ", b"42", b'"x"', b"{oops"])

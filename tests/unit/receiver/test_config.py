@@ -23,6 +23,7 @@ def test_defaults_follow_the_configuration_contract(monkeypatch: pytest.MonkeyPa
     assert (cfg.port, cfg.max_body_bytes, cfg.timestamp_tolerance) == (8443, 1_048_576, 300.0)
     assert cfg.tls_cert_file is None and not cfg.ensure_stream
     assert cfg.event_subject("product") == "akeneo.tenant-a__acme.events.product"
+    assert cfg.notifications_subject == "akeneo.tenant-a__acme.notifications"
 
 
 def test_env_is_read_and_flags_win(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -37,6 +38,20 @@ def test_env_is_read_and_flags_win(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cfg.timestamp_tolerance == 120.0 and cfg.ensure_stream
     assert cfg.events_api_secret_file == Path("/etc/akeneo/signature/eventsApiSecret")
     assert cfg.event_subject("product_model") == "custom.events.product_model"
+    assert cfg.notifications_subject == "custom.notifications"
+
+
+def test_notification_secret_file_from_env_or_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    name = "AKENEO_EVENT_PLATFORM_NOTIFICATION_SECRET_FILE"
+    monkeypatch.delenv(name, raising=False)
+    assert parse(["--connection", "a/b"]).notification_secret_file is None
+    monkeypatch.setenv(name, "/etc/akeneo/signature/eventPlatformNotificationSecret")
+    cfg = parse(["--connection", "a/b"])
+    assert cfg.notification_secret_file == Path(
+        "/etc/akeneo/signature/eventPlatformNotificationSecret"
+    )
+    cfg = parse(["--connection", "a/b", "--event-platform-notification-secret-file", "/n"])
+    assert cfg.notification_secret_file == Path("/n")
 
 
 def test_connection_required_and_tls_pair_together(monkeypatch: pytest.MonkeyPatch) -> None:
