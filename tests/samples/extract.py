@@ -245,9 +245,23 @@ def _ep_expect(doc: Any) -> dict[str, Any]:
         "kind": kind,
         "action": "delete" if verb == "deleted" else "upsert",
         "key": key,
-        "version": doc["time"],
+        "version": _ep_version(doc, ref),
         "event_id": doc["id"],
     }
+
+
+def _ep_version(doc: Any, ref: Any) -> str:
+    """The resource's own update time when the event carries it (``*.updated.delta``: a PHP
+    DateTime, ``{"date": "2024-10-14 13:01:21.000000", "timezone": "UTC"}``), else ``time``:
+    the architecture's rule, "``updated`` of the resource when present, else the event's
+    time". (Akeneo's delta samples carry an ``updated_at`` months after their ``time``.)"""
+    updated = ref.get("updated_at")
+    if not isinstance(updated, dict):
+        return str(doc["time"])
+    if updated.get("timezone") != "UTC":
+        raise ValueError(f"unexpected updated_at {updated!r}")
+    date, _, fraction = str(updated["date"]).partition(".")
+    return f"{date.replace(' ', 'T')}.{fraction}+00:00"
 
 
 def _section_heading(fence: Fence) -> str | None:

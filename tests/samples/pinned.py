@@ -22,11 +22,11 @@ resource's canonical JSON (sorted keys, no spaces, UTF-8; empty for a removal):
 
 from __future__ import annotations
 
-# The receiver tests' secrets (tests/integration/receiver/conftest.py) and one notification
-# secret (16 to 256 characters, as the Event Platform requires).
+# The receiver tests' secrets (tests/integration/receiver/conftest.py; the notification
+# secret has 16 to 256 characters, as the Event Platform requires).
 EP_SECRET = "ep-primary-8f14e45f"
 LEGACY_SECRET = "legacy-secret-d41d8cd9"
-NOTIFICATION_SECRET = "notification-secret-1679091c"
+NOTIFICATION_SECRET = "ep-notifications-45c48cce2e2d7fbd"
 LEGACY_TIMESTAMP = 1602565368  # the timestamp of Akeneo's own signature example
 EP_PREFIX = "com.akeneo.pim.v1."
 
@@ -82,7 +82,7 @@ concepts-product-deleted f7bf92a82d0bd17624ca905ba671d29e8533d54ce61c7160444d0c2
 )
 
 # hex HMAC-SHA256(NOTIFICATION_SECRET, body) of event-platform/notification-suspended-system.json
-NOTIFICATION = "210491374c63037732cb4fb9dd44befbee40d5735ca1b9e9fde38b03ac46bff5"
+NOTIFICATION = "14dac29298a054722babc656d933658ff8479de8ea4744befd49fce297cad877"
 
 # hex HMAC-SHA256(LEGACY_SECRET, f"{LEGACY_TIMESTAMP}." + body) by file under events-api/
 # (".json" left out)

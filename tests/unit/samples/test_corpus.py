@@ -15,10 +15,12 @@ from akeneo_pim import event_types
 from akeneo_pim.signatures import (
     event_platform_headers,
     events_api_headers,
+    notification_headers,
     sign_event_platform,
     sign_events_api,
     verify_event_platform,
     verify_events_api,
+    verify_notification,
 )
 from akeneo_worker.changes import Change
 from tests.samples import CORPUS, Sample, all_samples, pinned, sample, samples
@@ -115,6 +117,20 @@ def test_event_platform_signature_matches_the_pinned_openssl_value(s: Sample) ->
 def test_notification_signature_matches_the_pinned_openssl_value() -> None:
     body = samples("notification")[0].body
     assert sign_event_platform(pinned.NOTIFICATION_SECRET, body) == pinned.NOTIFICATION
+    assert notification_headers(pinned.NOTIFICATION_SECRET, body) == {
+        "X-AKENEO-SIGNATURE-PRIMARY": pinned.NOTIFICATION,
+        "X-AKENEO-SIGNATURE-ALGORITHM": "HmacSHA256",
+        "Content-Type": "application/json",
+        "User-Agent": "akeneo/event-platform",
+    }
+    verify_notification(
+        [pinned.NOTIFICATION_SECRET],
+        {
+            "X-AKENEO-SIGNATURE-PRIMARY": pinned.NOTIFICATION,
+            "X-AKENEO-SIGNATURE-ALGORITHM": "HmacSHA256",
+        },
+        body,
+    )
 
 
 @pytest.mark.parametrize("s", LEGACY, ids=_id)
