@@ -181,11 +181,12 @@ class WorkerSpec(SpecModel):
 
 
 ReconcileResource = Literal["products", "product_models", "categories", "families", "attributes"]
-# Read by the full scan only: these have no events and no reliable ``updated`` filter.
+# The catalog structure: read by every run with ``updated >``, but only the full scan finds
+# what was removed (the Event Platform announces removals; the legacy Events API does not).
 FULL_SCAN_ONLY = ("categories", "families", "attributes")
 STRUCTURE_NEEDS_FULL_SCAN = (
     "reconciliation.fullScanSchedule is required when resources lists categories, "
-    "families or attributes (the full scan is what syncs them)"
+    "families or attributes (the full scan is what finds their removals)"
 )
 CRON_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|hourly)|(\S+\s+){4}\S+)$"
 
@@ -196,8 +197,8 @@ class ReconciliationSpec(SpecModel):
     resources: list[ReconcileResource] = Field(
         default_factory=lambda: list[ReconcileResource](["products", "product_models"]),
         max_length=5,  # each kind once; also bounds the CEL rule's cost for the API server
-        description="What the reconcile jobs read; categories, families and attributes are "
-        "synced by the full scan only (fullScanSchedule)",
+        description="What the reconcile jobs read, each from its own watermark (updated >); "
+        "removals are found by the full scan (fullScanSchedule)",
     )
     safety_margin: Duration = "5m"
     suspend: bool = False

@@ -9,15 +9,20 @@ import logging
 import signal
 import socket
 import sys
+import uuid
 from pathlib import Path
+
+from nats.aio.client import Client
 
 from akeneo_connector import eventloop
 from akeneo_pim.rest import AkeneoRestClient, PimCredentials
+from akeneo_worker.budget import KvBudget
 from akeneo_worker.health import health_app, serve
 from akeneo_worker.hydration import Hydrator, RestHydrator
 from akeneo_worker.metrics import WorkerMetrics
 from akeneo_worker.options import (
     add_common,
+    add_rest_budget,
     connect,
     env,
     env_bool,
@@ -71,6 +76,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "[AKENEO_OWN_CLIENT_ID]")  # fmt: skip
     add("--replica", default=env("AKENEO_REPLICA", socket.gethostname()),
         help="name of this replica in the stats it publishes [AKENEO_REPLICA]")  # fmt: skip
+    add_rest_budget(parser)
 
 
 def build_sink(args: argparse.Namespace) -> Sink:
@@ -91,11 +97,18 @@ def build_sink(args: argparse.Namespace) -> Sink:
     return SqliteSink(args.sqlite_path)
 
 
-def build_rest_client(args: argparse.Namespace) -> AkeneoRestClient | None:
+def build_rest_client(
+    args: argparse.Namespace, nc: Client
+) -> tuple[AkeneoRestClient | None, KvBudget | None]:
+    """The hydrating client, within the connection's shared call budget unless told not to."""
     if not args.pim_url or not args.pim_credentials_dir:
-        return None
+        return None, None
     credentials = PimCredentials.from_dir(Path(args.pim_credentials_dir))
-    return AkeneoRestClient(args.pim_url, credentials)
+    budget = None
+    if args.rest_budget == "connection":
+        holder = f"worker/{args.replica}/{uuid.uuid4().hex[:8]}"
+        budget = KvBudget(nc, args.connection.guard_bucket, holder=holder)
+    return AkeneoRestClient(args.pim_url, credentials, limiter=budget), budget
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -104,10 +117,12 @@ async def main(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     sink = build_sink(args)
-    client = build_rest_client(args)
-    hydrator: Hydrator | None = RestHydrator(client) if client is not None else None
+    if args.pim_url and args.pim_credentials_dir:  # fail on bad files before connecting
+        PimCredentials.from_dir(Path(args.pim_credentials_dir))
     metrics = WorkerMetrics()
     nc = await connect(args, "worker")
+    client, budget = build_rest_client(args, nc)
+    hydrator: Hydrator | None = RestHydrator(client) if client is not None else None
     config = WorkerConfig(
         max_deliver=args.max_deliver,
         ack_wait=args.ack_wait,
@@ -130,6 +145,8 @@ async def main(args: argparse.Namespace) -> int:
         await runner.cleanup()
         if client is not None:
             await client.aclose()
+        if budget is not None:
+            await budget.close()
         with contextlib.suppress(Exception):
             await nc.drain()
     return 0

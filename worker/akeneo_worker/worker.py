@@ -398,32 +398,49 @@ class Worker:
     async def _hydrate(self, groups: list[_Group]) -> None:
         if not groups:
             return
-        assert self.hydrator is not None
-        for kind in ResourceKind:
-            batch = [g for g in groups if g.kind == kind.value]
-            if not batch:
-                continue
-            try:
-                found = await self.hydrator.fetch(kind, [g.key for g in batch])
-            except Exception as exc:
+        hydrator = self.hydrator
+        assert hydrator is not None
+        batches = {k: [g for g in groups if g.kind == k.value] for k in ResourceKind}
+        batches = {k: b for k, b in batches.items() if b}
+
+        async def fetch(kind: ResourceKind, batch: list[_Group]) -> dict[str, dict[str, Any]]:
+            return await hydrator.fetch(kind, [g.key for g in batch])
+
+        # kinds side by side: the REST client keeps the calls within the connection's budget
+        results = await asyncio.gather(
+            *(fetch(k, b) for k, b in batches.items()), return_exceptions=True
+        )
+        for batch, found in zip(batches.values(), results, strict=True):
+            if isinstance(found, BaseException):
+                if not isinstance(found, Exception):
+                    raise found  # a cancellation
                 for g in batch:
-                    g.error = SinkError(f"hydration failed: {type(exc).__name__}", retryable=True)
+                    g.error = SinkError(f"hydration failed: {type(found).__name__}", retryable=True)
                 continue
-            for g in batch:
-                resource = found.get(g.key)
-                if resource is None:
-                    if g.tie:  # cannot re-read: apply the event's own content
-                        self.metrics.ties.labels("applied").inc()
-                    else:
-                        g.skip = "not_found"
-                    continue
-                version = resource_updated(resource) or g.winner.event.version
-                g.change = Change.from_event(g.winner.event, resource=resource, version=version)
-                verdict = decide_change(g.stored, g.change)
-                if verdict in (Verdict.OUTDATED, Verdict.DUPLICATE):
-                    g.skip = verdict.value
-                elif verdict is Verdict.TIE or g.tie:
-                    self.metrics.ties.labels("reread").inc()
+            self._hydrated(batch, found)
+
+    def _hydrated(self, batch: list[_Group], found: dict[str, dict[str, Any]]) -> None:
+        """Judge each group again on the resource read; a resource gone is skipped.
+
+        The version is the resource's own ``updated`` when its representation has one
+        (products, product models, categories), else the event's time (families,
+        attributes, attribute options): never older than the change the event announced.
+        """
+        for g in batch:
+            resource = found.get(g.key)
+            if resource is None:
+                if g.tie:  # cannot re-read: apply the event's own content
+                    self.metrics.ties.labels("applied").inc()
+                else:
+                    g.skip = "not_found"
+                continue
+            version = resource_updated(resource) or g.winner.event.version
+            g.change = Change.from_event(g.winner.event, resource=resource, version=version)
+            verdict = decide_change(g.stored, g.change)
+            if verdict in (Verdict.OUTDATED, Verdict.DUPLICATE):
+                g.skip = verdict.value
+            elif verdict is Verdict.TIE or g.tie:
+                self.metrics.ties.labels("reread").inc()
 
     async def _apply(self, groups: list[_Group]) -> None:
         """Sink chunks (concurrently, as the sink allows); each confirmed chunk is recorded

@@ -4,6 +4,10 @@ Items are kept in the REST API representation of Akeneo 7.0/SaaS (products by ``
 Keys are kept sorted so ``search_after`` paging is a bisect, and every edit moves ``updated``
 to a time strictly newer than any time the catalog handed out before (second precision, as
 Akeneo formats it), so a version comparison can always tell two edits apart.
+
+Every edit returns (and records in ``changes``) the ``Change`` the PIM announces: products and
+product models through both event formats; categories, families, attributes and attribute
+options through the Event Platform only (the legacy Events API never announced them).
 """
 
 from __future__ import annotations
@@ -17,20 +21,29 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from akeneo_pim.event_types import attribute_option_key
 from akeneo_pim.simulator.structure import (
     ATTRIBUTES,
     CATEGORIES,
     CHANNELS,
+    COLORS,
     FAMILIES,
     LOCALES,
+    SIZES,
     CatalogStructure,
+    StructureName,
 )
 
-Kind = Literal["product", "product_model"]
+Kind = Literal["product", "product_model", "category", "family", "attribute", "attribute_option"]
 ChangeAction = Literal["created", "updated", "removed"]
+STRUCTURE_KINDS: dict[StructureName, Kind] = {
+    "categories": "category",
+    "families": "family",
+    "attributes": "attribute",
+}
 
-COLORS = ("black", "white", "red", "blue", "green", "grey", "yellow")
-SIZES = ("xs", "s", "m", "l", "xl")
+__all__ = ["COLORS", "SIZES", "Catalog", "Change", "Kind", "akeneo_datetime"]
+
 ASSOCIATION_TYPES = ("X_SELL", "UPSELL", "SUBSTITUTION", "PACK")
 
 
@@ -49,16 +62,25 @@ class Change:
 
     action: ChangeAction
     kind: Kind
-    key: str  # product uuid or product model code
-    resource: dict[str, Any]  # full resource; identifiers only when removed
+    # product uuid, else the code; attribute options: ``attribute_option_key(attribute, code)``
+    key: str
+    # the REST representation; identifiers only when removed (attribute options:
+    # ``{"code", "attribute"}``)
+    resource: dict[str, Any]
     event_id: str
     event_datetime: datetime
     author: str = "admin"
     author_type: Literal["ui", "api"] = "ui"
 
     @property
+    def code(self) -> str:
+        """The code in the resource (products: the uuid)."""
+        return str(self.resource.get("code") or self.key)
+
+    @property
     def updated(self) -> datetime:
-        """The resource's version: ``updated`` when present, else the event time."""
+        """The resource's version: ``updated`` when present, else the event time (families,
+        attributes and options do not show their date; the event time is that date)."""
         raw = self.resource.get("updated")
         return datetime.fromisoformat(raw) if isinstance(raw, str) else self.event_datetime
 
@@ -106,6 +128,7 @@ class Catalog:
         until = seeded_until or datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
         self._last_time = until
         self._serial = 0
+        self._edits = 0
         self._seed(products, product_models, until)
         self.structure = CatalogStructure(
             categories=categories,
@@ -341,8 +364,112 @@ class Catalog:
         self.removed_product_models[key] = model
         return self._record("removed", "product_model", key, {"code": key}, when, author)
 
-    def random_change(self) -> Change:
-        """An edit mix like a busy PIM: mostly updates, some creations, a few removals."""
+    # -- structure edits (announced by the Event Platform) -------------------------------
+
+    def create_structure_item(
+        self,
+        name: StructureName,
+        *,
+        parent: str | None = "master",
+        attribute_type: str = "pim_catalog_text",
+        author: str = "admin",
+    ) -> Change:
+        """A new category (under ``parent``), family or attribute (of ``attribute_type``)."""
+        item, when = self.structure.create(name, parent=parent, attribute_type=attribute_type)
+        kind = STRUCTURE_KINDS[name]
+        return self._record("created", kind, item["code"], item, when, author)
+
+    def edit_structure_item(
+        self,
+        name: StructureName,
+        code: str | None = None,
+        *,
+        label: str | None = None,
+        author: str = "admin",
+    ) -> Change:
+        """Change an item's en_US label (``code`` None: a random item); its date moves."""
+        if code is None:
+            codes = self.structure.codes(name)
+            code = codes[self._rng.randrange(len(codes))]
+        self._edits += 1
+        text = label or f"{code} edit {self._edits}"
+        item, when = self.structure.edit(name, code, label=text)
+        return self._record("updated", STRUCTURE_KINDS[name], code, item, when, author)
+
+    def delete_structure_item(
+        self, name: StructureName, code: str, *, author: str = "admin"
+    ) -> Change:
+        """Remove an item and return its ``Change``. A category takes its subtree along: each
+        removed descendant gets its own recorded ``Change`` after this one (inferred: Akeneo's
+        reference does not say whether the platform announces the descendants)."""
+        removed = self.structure.delete(name, code)
+        kind = STRUCTURE_KINDS[name]
+        changes = [
+            self._record("removed", kind, item["code"], {"code": item["code"]}, self.tick(), author)
+            for item in removed
+        ]
+        return changes[0]
+
+    def create_attribute_option(
+        self, attribute: str, code: str | None = None, *, author: str = "admin"
+    ) -> Change:
+        """A new option of a select attribute (the attribute's own date does not move)."""
+        option = self.structure.create_option(attribute, code)
+        key = attribute_option_key(attribute, option["code"])
+        return self._record("created", "attribute_option", key, option, self.tick(), author)
+
+    def edit_attribute_option(
+        self,
+        attribute: str,
+        code: str | None = None,
+        *,
+        label: str | None = None,
+        author: str = "admin",
+    ) -> Change:
+        """Change an option's en_US label (``code`` None: a random option of ``attribute``)."""
+        if code is None:
+            codes = self.structure.option_codes(attribute)
+            code = codes[self._rng.randrange(len(codes))]
+        self._edits += 1
+        text = label or f"{code} edit {self._edits}"
+        option = self.structure.edit_option(attribute, code, label=text)
+        key = attribute_option_key(attribute, code)
+        return self._record("updated", "attribute_option", key, option, self.tick(), author)
+
+    def delete_attribute_option(
+        self, attribute: str, code: str, *, author: str = "admin"
+    ) -> Change:
+        self.structure.delete_option(attribute, code)
+        key = attribute_option_key(attribute, code)
+        ids = {"code": code, "attribute": attribute}
+        return self._record("removed", "attribute_option", key, ids, self.tick(), author)
+
+    def random_structure_change(self) -> Change:
+        """A structure edit mix: mostly label edits, some creations, few removals of new items."""
+        rng = self._rng
+        roll = rng.random()
+        name: StructureName = ("categories", "families", "attributes")[rng.randrange(3)]
+        selects = sorted(self.structure.options)
+        if roll < 0.25 and selects:
+            attribute = selects[rng.randrange(len(selects))]
+            fresh = [c for c in self.structure.option_codes(attribute) if c.startswith("new_")]
+            if roll < 0.05 and fresh:
+                return self.delete_attribute_option(attribute, fresh[0])
+            if roll < 0.12 or not self.structure.options[attribute]:
+                return self.create_attribute_option(attribute)
+            return self.edit_attribute_option(attribute)
+        fresh = [c for c in self.structure.items[name] if c.startswith("new_")]
+        if roll < 0.3 and fresh:  # only items no seeded product refers to
+            return self.delete_structure_item(name, fresh[0])
+        if roll < 0.45:
+            return self.create_structure_item(name)
+        return self.edit_structure_item(name)
+
+    def random_change(self, *, structure: float = 0.0) -> Change:
+        """An edit mix like a busy PIM: mostly updates, some creations, a few removals;
+        ``structure``: the share of structure edits (``random_structure_change``)."""
+        if structure and self._rng.random() < structure:
+            return self.random_structure_change()
         roll = self._rng.random()
         models = len(self.product_models.keys) > 1
         if roll < 0.55 or not models:
