@@ -26,7 +26,7 @@ from akeneo_pim.normalized import utc_version
 from akeneo_pim.paths import EVENT_PLATFORM_PATH, EVENTS_API_PATH
 from akeneo_pim.rest import AkeneoRestClient
 from akeneo_pim.simulator import PimSimulator
-from akeneo_pim.simulator.structure import StructureName
+from akeneo_pim.simulator.structure import CatalogStructure, StructureName
 from akeneo_worker.hydration import RestHydrator
 from akeneo_worker.sinks.sqlite import DEFAULT_TABLE, SqliteSink
 from akeneo_worker.sinks.tombstones import tombstone_table
@@ -61,18 +61,27 @@ def ep_sample(kind: str, verb: str) -> Sample:
     return sample(f"event-platform/com.akeneo.pim.v1.{TYPE_OF[kind]}.{verb}")
 
 
-def _renamed(items: dict[str, dict[str, Any]], code: str, template: dict[str, Any]) -> None:
-    item = copy.deepcopy(template)
+def _structure_item(structure: CatalogStructure, name: StructureName, code: str, **kw: Any) -> None:
+    """An item of ``name`` with Akeneo's sample code, last updated at ``SEEDED_AT``."""
+    created, _ = structure.create(name, **kw)  # leaves the listing order to be recomputed
+    generated = created["code"]
+    item = structure.items[name].pop(generated)
     item["code"] = code
-    item["updated"] = SEEDED_AT
-    items[code] = item
+    structure.items[name][code] = item
+    if name == "categories":
+        item["updated"] = SEEDED_AT
+    else:  # families' and attributes' dates are not part of their representation
+        del structure.updated[name][generated]
+        structure.updated[name][code] = SEEDED_AT
+    if generated in structure.options:
+        structure.options[code] = structure.options.pop(generated)
 
 
 def seed(sim: PimSimulator, *kinds: str) -> dict[tuple[str, str], dict[str, Any]]:
     """Put the resources of ``kinds`` the samples name into the simulator's catalog; return
     them by (kind, key) as the PIM serves them."""
     catalog = sim.catalog
-    seeded: dict[tuple[str, str], dict[str, Any]] = {}
+    structure = catalog.structure
     keys = {
         (s.expect["kind"], s.expect["key"])
         for kind in kinds
@@ -80,7 +89,6 @@ def seed(sim: PimSimulator, *kinds: str) -> dict[tuple[str, str], dict[str, Any]
         for s in [_maybe(kind, verb)]
         if s is not None
     }
-    structure = catalog.structure
     for kind, key in sorted(keys):
         if kind == "product":
             item = copy.deepcopy(catalog.products.items[catalog.products.keys[0]])
@@ -92,19 +100,24 @@ def seed(sim: PimSimulator, *kinds: str) -> dict[tuple[str, str], dict[str, Any]
             catalog.product_models.put(key, item)
         elif kind == "attribute_option":
             attribute, _, code = key.partition("/")
-            add_option = getattr(structure, "add_option", None)  # the simulator's options API
-            assert add_option is not None, "the simulator serves no attribute options yet"
-            if attribute not in structure.items["attributes"]:
-                _renamed(structure.items["attributes"], attribute, _first(structure, "attributes"))
-            item = add_option(attribute, code)
+            _structure_item(
+                structure, "attributes", attribute, attribute_type="pim_catalog_simpleselect"
+            )
+            structure.create_option(attribute, code)
         else:
-            name = STRUCTURE_NAMES[kind]
-            # ``create`` leaves the listing order to be recomputed at the next read
-            template = structure.items[name].pop(str(structure.create(name)["code"]))
-            _renamed(structure.items[name], key, template)
-            item = structure.items[name][key]
-        seeded[(kind, key)] = item
-    return seeded
+            _structure_item(structure, STRUCTURE_NAMES[kind], key)
+    served: dict[tuple[str, str], dict[str, Any]] = {}
+    for kind, key in keys:
+        if kind == "product":
+            served[(kind, key)] = catalog.products.items[key]
+        elif kind == "product_model":
+            served[(kind, key)] = catalog.product_models.items[key]
+        elif kind == "attribute_option":
+            attribute, _, code = key.partition("/")
+            served[(kind, key)] = structure.options[attribute][code]
+        else:
+            served[(kind, key)] = structure.items[STRUCTURE_NAMES[kind]][key]
+    return served
 
 
 def _maybe(kind: str, verb: str) -> Sample | None:
@@ -112,11 +125,6 @@ def _maybe(kind: str, verb: str) -> Sample | None:
         return ep_sample(kind, verb)
     except KeyError:
         return None
-
-
-def _first(structure: Any, name: str) -> dict[str, Any]:
-    items: dict[str, dict[str, Any]] = structure.items[name]
-    return next(iter(items.values()))
 
 
 @pytest.fixture
@@ -196,8 +204,11 @@ async def test_one_sample_per_handled_kind_reaches_the_sqlite_sink(
         assert (status, answer["accepted"]) == (200, 1), answer
         await eventually(lambda: (kind, key) in rows(db), timeout=30, what=f"{kind} in sink")
     version, resource = rows(db)[(kind, key)]
-    assert resource == {k: v for k, v in seeded[(kind, key)].items() if k != "_links"}
-    assert version == utc_version(datetime.fromisoformat(SEEDED_AT))
+    served = seeded[(kind, key)]
+    assert resource == served
+    # the resource's own ``updated`` when it shows one, else the event's time
+    applied_at = served.get("updated") or created.expect["version"]
+    assert version == utc_version(datetime.fromisoformat(applied_at).astimezone(UTC))
 
     again = await start_receiver()  # a fresh stream: JetStream would drop the reused id
     async with pipeline(again, pim, ca, db):
