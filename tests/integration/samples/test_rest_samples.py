@@ -243,3 +243,17 @@ async def test_documented_items_are_read_with_their_version(
     assert item == sample(name).json()
     got = resource_updated(item)
     assert (got.isoformat() if got else None) == updated
+
+
+async def test_hydration_reads_the_documented_attribute_option(pim: VerbatimPim) -> None:
+    """Key ``<attribute>/<code>`` (issue 13): read at ``/attributes/{attribute}/options/{code}``;
+    an option the PIM answers 404 for is simply absent."""
+    option = sample("rest/attribute-option").json()
+    path = f"{ATTRIBUTES_PATH}/{option['attribute']}/options/{option['code']}"
+    pim.route("GET", path, Answer.of(sample("rest/attribute-option")))
+    pim.route("GET", f"{ATTRIBUTES_PATH}/color/options/gone", Answer.of(sample("rest/error-404")))
+    async with pim.client() as client:
+        found = await RestHydrator(client).fetch(
+            ResourceKind.ATTRIBUTE_OPTION, [f"{option['attribute']}/{option['code']}", "color/gone"]
+        )
+    assert found == {f"{option['attribute']}/{option['code']}": option}

@@ -128,6 +128,8 @@ def _paths(sim: PimSimulator) -> list[tuple[str, str]]:
         (f"{API}/families/accessories", "rest/family"),
         (f"{API}/attributes?limit=3", "rest/attributes-page"),
         (f"{API}/attributes/color", "rest/attribute"),
+        (f"{API}/attributes/color/options?limit=3", "rest/attribute-options-page"),
+        (f"{API}/attributes/color/options/black", "rest/attribute-option"),
     ]
 
 
