@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -136,6 +136,9 @@ INVALID_ID = "invalid_id"  # ... or names it with something that is not a usable
 ID_MAX = 255  # Akeneo's own bound on product identifiers; codes are shorter
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DELTA = ".updated.delta"
+# An update happens before its event is published: an updated_at later than the event's own
+# time by more than any clock skew is not trusted (it would outrank every later change).
+_SKEW = timedelta(hours=1)
 
 
 def _id(holder: Any, field: str) -> str:
@@ -229,7 +232,9 @@ def normalize_cloud_event(
     data: dict[str, Any] = event.data  # a dict: cloud_event_key checked it
     version = event.time
     if event.type.endswith(_DELTA):
-        version = _delta_version(_ref(data, handled)) or version
+        own = _delta_version(_ref(data, handled))
+        if own is not None and own <= version + _SKEW:
+            version = own
     author = data.get("author")
     identifier = author.get("identifier") if isinstance(author, dict) else None
     return NormalizedEvent(

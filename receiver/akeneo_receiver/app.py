@@ -333,7 +333,10 @@ class Receiver:
             raise Rejection(
                 503,
                 exc.reason,
-                "not all events were stored durably; send again",
+                # the Event Platform sends again minutes later; the legacy PIM never does
+                "not all events were stored durably; send again"
+                if cloud
+                else "not all events were stored durably; the reconcile will catch up",
                 events=len(delivery.messages),
             ) from None
         events(fmt.value, "accepted").inc(result.stored)

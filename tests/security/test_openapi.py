@@ -1,12 +1,13 @@
 """schemathesis against a live receiver: every answer conforms to ``docs/openapi/receiver.yaml``.
 
-Two requests in three to ``POST /events`` are validly signed with the scheme of their media
-type, so the parsing paths are reached; the rest keep the (random) signatures schemathesis
-generated. The acceptance checks are left out: a schema-valid event may still be refused
-(``400 invalid_events``, e.g. a resource without an identifier), and the receiver is lenient
-with what it does not read (extra fields), while re-signing turns a generated "negative" case
-into a valid one. What is checked: no 5xx, documented status codes, content types, headers
-and bodies.
+Two requests in three to the delivery paths are validly signed (``/events`` with the scheme
+of their media type, ``/event-platform`` as the Event Platform signs, the notifications path
+with the notification secret), so the parsing paths are reached; the rest keep the (random)
+signatures schemathesis generated. The acceptance checks are left out: a schema-valid event
+may still be refused (``400 invalid_events``, e.g. a resource without an identifier), and the
+receiver is lenient with what it does not read (extra fields), while re-signing turns a
+generated "negative" case into a valid one. What is checked: no 5xx, documented status
+codes, content types, headers and bodies.
 """
 
 from __future__ import annotations
@@ -25,11 +26,20 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
-from akeneo_pim.signatures import event_platform_headers, events_api_headers
+from akeneo_pim.paths import EVENT_PLATFORM_PATH, EVENTS_API_PATH, NOTIFICATIONS_PATH
+from akeneo_pim.signatures import (
+    event_platform_headers,
+    events_api_headers,
+    notification_headers,
+)
 from tests.ground.binaries import REPO
 from tests.ground.nats import NatsServer
 from tests.ground.tls import CertificateAuthority
-from tests.integration.receiver.conftest import EVENT_PLATFORM_SECRETS, EVENTS_API_SECRET
+from tests.integration.receiver.conftest import (
+    EVENT_PLATFORM_SECRETS,
+    EVENTS_API_SECRET,
+    NOTIFICATION_SECRET,
+)
 from tests.security.conftest import ReceiverProcess, unique_names
 
 OPENAPI = REPO / "docs" / "openapi" / "receiver.yaml"
@@ -45,12 +55,16 @@ def live(
     security_ca: CertificateAuthority,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[ReceiverProcess, httpx.Client]]:
+    files = Path(tmp_path_factory.mktemp("openapi"))
+    secret = files / "eventPlatformNotificationSecret"
+    secret.write_text(NOTIFICATION_SECRET + "\n")
     receiver = ReceiverProcess(
         unique_names(),
         security_ca,
-        Path(tmp_path_factory.mktemp("openapi")),
+        files,
         nats_server.url,
         extra_args=("--ensure-stream",),
+        env={"AKENEO_EVENT_PLATFORM_NOTIFICATION_SECRET_FILE": str(secret)},
     ).start()
     try:
         with receiver.client(timeout=10) as http:
@@ -76,16 +90,21 @@ def test_receiver_conforms_to_its_openapi_document(
     kwargs = case.as_transport_kwargs(base_url=receiver.url)
     body = _body(kwargs)
     headers = dict(kwargs["headers"])
-    if case.method == "POST" and case.path == "/events" and zlib.crc32(body + case.id.encode()) % 3:
+    delivery = case.path in (EVENTS_API_PATH, EVENT_PLATFORM_PATH, NOTIFICATIONS_PATH)
+    if case.method == "POST" and delivery and zlib.crc32(body + case.id.encode()) % 3:
         for name in list(headers):
             if name.lower().startswith("x-akeneo"):
                 del headers[name]
-        if (case.media_type or "").startswith("application/json"):
+        if case.path == NOTIFICATIONS_PATH:
+            headers.update(notification_headers(NOTIFICATION_SECRET, body))
+        elif case.path == EVENTS_API_PATH and (case.media_type or "").startswith(
+            "application/json"
+        ):
             headers.update(events_api_headers(EVENTS_API_SECRET, body))
         else:
             headers.update(event_platform_headers(EVENT_PLATFORM_SECRETS[0], body))
         headers["Content-Type"] = case.media_type or "application/json"
-        TALLY[f"signed {case.media_type}"] += 1
+        TALLY[f"signed {case.path} {case.media_type}"] += 1
     response = http.request(
         kwargs["method"], kwargs["url"], params=kwargs.get("params"), headers=headers, content=body
     )

@@ -184,6 +184,10 @@ def test_send_product_identifier_payloads() -> None:
         (1728910881, TIME),
         (None, TIME),
         ("x" * 10_000, TIME),
+        # from the future: an update precedes its event; trusting it would block later ones
+        ("9999-12-31T23:59:59+00:00", TIME),
+        ((TIME + timedelta(hours=2)).isoformat(), TIME),
+        ((TIME + timedelta(minutes=5)).isoformat(), TIME + timedelta(minutes=5)),  # clock skew
     ],
 )
 @pytest.mark.parametrize("resource", ["product", "product-model"])
