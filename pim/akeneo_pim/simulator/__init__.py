@@ -18,7 +18,8 @@ from aiohttp import web
 
 from akeneo_pim.rest import PimCredentials
 from akeneo_pim.simulator.catalog import Catalog, Change
-from akeneo_pim.simulator.events import EventSender, SendReport
+from akeneo_pim.simulator.events import EventSender, PimEvent, SendReport
+from akeneo_pim.simulator.platform import EventPlatform, PlatformSettings
 from akeneo_pim.simulator.rest_app import (
     CONCURRENT_PER_CLIENT,
     CONCURRENT_PER_INSTANCE,
@@ -32,8 +33,11 @@ __all__ = [
     "ApiSettings",
     "Catalog",
     "Change",
+    "EventPlatform",
     "EventSender",
+    "PimEvent",
     "PimSimulator",
+    "PlatformSettings",
     "SendReport",
     "ServerStats",
 ]
@@ -91,6 +95,7 @@ class PimSimulator:
                 per_instance_limit=per_instance_limit,
             ),
         )
+        self.catalog.api_authors.add(client_id)
         self.credentials = PimCredentials.model_validate(
             {
                 "client_id": client_id,
@@ -140,6 +145,27 @@ class PimSimulator:
     ) -> None:
         await self.stop()
 
+    def event_platform(
+        self,
+        settings: PlatformSettings | None = None,
+        *,
+        verify: bool | str | ssl.SSLContext = True,
+        ssl_context: ssl.SSLContext | None = None,
+        pim_url: str | None = None,
+    ) -> EventPlatform:
+        """The Event Platform of this PIM (start the PIM first): its management API accepts
+        this PIM's tokens and URL (and ``pim_url``, the public URL a connector configures)."""
+        if not self.url:
+            raise RuntimeError("start the PimSimulator before its Event Platform")
+        urls = [self.url] + ([pim_url] if pim_url else [])
+        return EventPlatform(
+            token_client=self.token_client,
+            pim_urls=urls,
+            settings=settings,
+            verify=verify,
+            ssl_context=ssl_context,
+        )
+
     # -- knobs ----------------------------------------------------------------------------
 
     def add_client(
@@ -152,6 +178,7 @@ class PimSimulator:
         """Register another API connection (a client id has its own 4-call budget); returns
         the credentials a connector would use for it."""
         self.api.add_client(client_id, client_secret, username, password)
+        self.catalog.api_authors.add(client_id)
         return PimCredentials.model_validate(
             {
                 "client_id": client_id,

@@ -36,6 +36,9 @@ from akeneo_pim.simulator.structure import (
 
 Kind = Literal["product", "product_model", "category", "family", "attribute", "attribute_option"]
 ChangeAction = Literal["created", "updated", "removed"]
+# legacy Events API ``author_type`` (ui | api); the Event Platform's ``author.type`` adds job
+# and system (``ui`` is its ``user``)
+AuthorType = Literal["ui", "api", "job", "system"]
 STRUCTURE_KINDS: dict[StructureName, Kind] = {
     "categories": "category",
     "families": "family",
@@ -70,7 +73,10 @@ class Change:
     event_id: str
     event_datetime: datetime
     author: str = "admin"
-    author_type: Literal["ui", "api"] = "ui"
+    author_type: AuthorType = "ui"
+    # product and product model updates: what changed, shaped as the ``changes`` object of
+    # Akeneo's ``*.updated.delta`` events
+    changes: dict[str, Any] | None = None
 
     @property
     def code(self) -> str:
@@ -125,6 +131,8 @@ class Catalog:
         self.removed_products: dict[str, dict[str, Any]] = {}
         self.removed_product_models: dict[str, dict[str, Any]] = {}
         self.changes: list[Change] = []
+        # authors whose edits are API calls (the PIM's client ids): author.type "api"
+        self.api_authors: set[str] = set()
         until = seeded_until or datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
         self._last_time = until
         self._serial = 0
@@ -275,6 +283,15 @@ class Catalog:
 
     # -- edits ----------------------------------------------------------------------------
 
+    def author_type(self, author: str) -> AuthorType:
+        """``api`` for a registered client id (or a name starting with "api"), ``job`` for
+        "job..." names, ``system`` for "system", else a UI user."""
+        if author in self.api_authors or author.startswith("api"):
+            return "api"
+        if author.startswith("job"):
+            return "job"
+        return "system" if author == "system" else "ui"
+
     def _record(
         self,
         action: ChangeAction,
@@ -283,6 +300,7 @@ class Catalog:
         resource: dict[str, Any],
         when: datetime,
         author: str,
+        previous: dict[str, Any] | None = None,
     ) -> Change:
         change = Change(
             action=action,
@@ -292,10 +310,46 @@ class Catalog:
             event_id=str(uuidlib.UUID(int=self._rng.getrandbits(128), version=4)),
             event_datetime=when,
             author=author,
-            author_type="api" if author.startswith("api") else "ui",
+            author_type=self.author_type(author),
+            changes=None if previous is None else self._delta(previous, resource),
         )
         self.changes.append(change)
         return change
+
+    def _delta(self, previous: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+        """The ``changes`` object of an ``updated.delta`` event: properties, categories and
+        values that differ (each value change with its attribute type, locale and scope)."""
+        out: dict[str, Any] = {}
+        for prop in ("enabled", "family", "parent"):
+            if prop in current and previous.get(prop) != current.get(prop):
+                out[prop] = {"previous": previous.get(prop), "new": current.get(prop)}
+        for prop in ("categories", "groups"):
+            before, after = set(previous.get(prop) or ()), set(current.get(prop) or ())
+            if before != after:
+                out[prop] = {"added": sorted(after - before), "removed": sorted(before - after)}
+        attributes = self.structure.items["attributes"]
+        values: dict[str, list[dict[str, Any]]] = {}
+        old_values, new_values = previous.get("values", {}), current.get("values", {})
+        for code in sorted(set(old_values) | set(new_values)):
+            old = {(v["locale"], v["scope"]): v["data"] for v in old_values.get(code, [])}
+            new = {(v["locale"], v["scope"]): v["data"] for v in new_values.get(code, [])}
+            kind = attributes[code]["type"] if code in attributes else "pim_catalog_text"
+            entries = [
+                {
+                    "previous": old.get(where),
+                    "new": new.get(where),
+                    "type": kind,
+                    "locale": where[0],
+                    "scope": where[1],
+                }
+                for where in sorted(set(old) | set(new), key=lambda w: (w[0] or "", w[1] or ""))
+                if old.get(where) != new.get(where)
+            ]
+            if entries:
+                values[code] = entries
+        if values:
+            out["values"] = values
+        return out
 
     def random_product_uuid(self) -> str:
         return self.products.keys[self._rng.randrange(len(self.products.keys))]
@@ -318,6 +372,7 @@ class Catalog:
     ) -> Change:
         key = uuid or self.random_product_uuid()
         product = self.products.items[key]
+        previous = copy.deepcopy(product)
         when = self.tick()
         label = name or f"{product['identifier']} edited {akeneo_datetime(when)}"
         product["values"]["name"] = [
@@ -325,7 +380,7 @@ class Catalog:
             *[v for v in product["values"]["name"] if v["locale"] != "en_US"],
         ]
         product["updated"] = akeneo_datetime(when)
-        return self._record("updated", "product", key, product, when, author)
+        return self._record("updated", "product", key, product, when, author, previous)
 
     def delete_product(self, uuid: str | None = None, *, author: str = "admin") -> Change:
         key = uuid or self.random_product_uuid()
@@ -348,6 +403,7 @@ class Catalog:
     ) -> Change:
         key = code or self.random_product_model_code()
         model = self.product_models.items[key]
+        previous = copy.deepcopy(model)
         when = self.tick()
         label = name or f"{key} edited {akeneo_datetime(when)}"
         model["values"]["name"] = [
@@ -355,7 +411,7 @@ class Catalog:
             *[v for v in model["values"]["name"] if v["locale"] != "en_US"],
         ]
         model["updated"] = akeneo_datetime(when)
-        return self._record("updated", "product_model", key, model, when, author)
+        return self._record("updated", "product_model", key, model, when, author, previous)
 
     def delete_product_model(self, code: str | None = None, *, author: str = "admin") -> Change:
         key = code or self.random_product_model_code()
