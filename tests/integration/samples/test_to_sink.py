@@ -22,6 +22,7 @@ import pytest
 from nats.js.errors import BucketNotFoundError
 
 from akeneo_connector.names import ConnectionNames
+from akeneo_connector.spec import WebhookSignature
 from akeneo_pim.normalized import utc_version
 from akeneo_pim.paths import EVENT_PLATFORM_PATH, EVENTS_API_PATH
 from akeneo_pim.rest import AkeneoRestClient
@@ -30,7 +31,7 @@ from akeneo_pim.simulator.structure import CatalogStructure, StructureName
 from akeneo_worker.hydration import RestHydrator
 from akeneo_worker.sinks.sqlite import DEFAULT_TABLE, SqliteSink
 from akeneo_worker.sinks.tombstones import tombstone_table
-from akeneo_worker.sinks.webhook import WebhookSink
+from akeneo_worker.sinks.webhook import Signer, WebhookSink
 from tests.ground.tls import CertificateAuthority
 from tests.integration.receiver.conftest import Running, StartReceiver
 from tests.integration.samples.test_replay import ep_headers, legacy_headers
@@ -244,7 +245,7 @@ async def test_a_legacy_sample_reaches_the_webhook_with_the_pinned_change_id(
     r = await start_receiver(names=ConnectionNames(namespace, connection))
     sink = WebhookSink(
         hook.url,
-        signing_secret=hook.secret,
+        signer=Signer.from_text(hook.signing_secret, WebhookSignature(hook.signature)),
         allow_private=True,  # the test endpoint is on 127.0.0.1
         ssl_context=ca.client_context(),
         timeout=5,
