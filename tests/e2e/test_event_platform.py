@@ -41,7 +41,7 @@ from akeneo_pim.simulator import PimSimulator
 from akeneo_pim.simulator.events import completeness_event, pim_events, reference_event
 from akeneo_pim.simulator.platform import PlatformSettings
 from akeneo_worker.sinks.sqlite import SqliteSink
-from tests.e2e.test_local_mode import LocalMode, _nats_url, eventually
+from tests.e2e.local_harness import LocalMode, eventually, nats_url, pim_secret
 from tests.ground.processes import free_port
 
 PRIMARY, SECONDARY = "ep-e2e-primary-secret", "ep-e2e-secondary-secret"
@@ -52,7 +52,6 @@ Rows = dict[tuple[str, str], dict[str, Any]]
 
 
 def write_manifest(path: Path, sim: PimSimulator) -> None:
-    creds = sim.credentials
     docs: list[dict[str, Any]] = [
         {
             "apiVersion": "v1",
@@ -63,17 +62,7 @@ def write_manifest(path: Path, sim: PimSimulator) -> None:
                 "eventPlatformNotificationSecret": NOTIFICATION_SECRET,
             },
         },
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "ep-pim", "namespace": "ep"},
-            "stringData": {
-                "clientId": creds.client_id.get_secret_value(),
-                "clientSecret": creds.client_secret.get_secret_value(),
-                "username": creds.username.get_secret_value(),
-                "password": creds.password.get_secret_value(),
-            },
-        },
+        pim_secret(sim, "ep-pim", "ep"),
         {
             "apiVersion": "akeneo.connectors.dev/v1alpha1",
             "kind": "AkeneoConnection",
@@ -177,7 +166,7 @@ async def simulator() -> AsyncIterator[PimSimulator]:
 async def initial_sync(local: LocalMode, manifest: Path, data_dir: Path) -> None:
     """A full reconcile, as a new connection's first sync: the sink starts equal to the PIM."""
     pipeline = LocalPipeline(load_manifest(manifest), data_dir, local.port, None)
-    env = {**os.environ, **pipeline.reconcile_env(), "AKENEO_NATS_URL": _nats_url(local.output)}
+    env = {**os.environ, **pipeline.reconcile_env(), "AKENEO_NATS_URL": nats_url(local.output)}
     job = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "akeneo_connector.cli", "reconcile", "--full", env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,

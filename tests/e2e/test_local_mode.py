@@ -16,20 +16,19 @@ import os
 import re
 import signal
 import sqlite3
-import ssl
 import sys
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
 from akeneo_connector.local import LocalPipeline
 from akeneo_connector.manifest import load_manifest
 from akeneo_pim.simulator import Change, EventSender, PimSimulator
+from tests.e2e.local_harness import LocalMode, descendants, eventually, nats_url, pim_secret
 from tests.ground.processes import free_port
 
 # A correctness test, not a timing one: on a loaded 2-core CI machine an answer may take
@@ -42,7 +41,6 @@ Rows = dict[tuple[str, str], str]
 
 
 def write_manifest(path: Path, sim: PimSimulator) -> None:
-    creds = sim.credentials
     docs: list[dict[str, Any]] = [
         {
             "apiVersion": "v1",
@@ -53,17 +51,7 @@ def write_manifest(path: Path, sim: PimSimulator) -> None:
                 "eventPlatformSecrets": f"{PLATFORM_PRIMARY}\n{PLATFORM_SECONDARY}\n",
             },
         },
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "e2e-pim", "namespace": "e2e"},
-            "stringData": {
-                "clientId": creds.client_id.get_secret_value(),
-                "clientSecret": creds.client_secret.get_secret_value(),
-                "username": creds.username.get_secret_value(),
-                "password": creds.password.get_secret_value(),
-            },
-        },
+        pim_secret(sim, "e2e-pim", "e2e"),
         {
             "apiVersion": "akeneo.connectors.dev/v1alpha1",
             "kind": "AkeneoConnection",
@@ -78,75 +66,6 @@ def write_manifest(path: Path, sim: PimSimulator) -> None:
         },
     ]
     path.write_text(yaml.safe_dump_all(docs))
-
-
-class LocalMode:
-    """`akeneo-connector local` as a process group that can be SIGKILLed as a whole."""
-
-    def __init__(self, manifest: Path, data_dir: Path) -> None:
-        self.manifest, self.data_dir = manifest, data_dir
-        self.port = free_port()
-        self.proc: asyncio.subprocess.Process | None = None
-        self.output = data_dir.parent / "local-mode.out"
-
-    @property
-    def url(self) -> str:
-        return f"https://localhost:{self.port}/events"
-
-    @property
-    def ca(self) -> Path:
-        return self.data_dir / "tls" / "ca.crt"
-
-    async def start(self) -> None:
-        with self.output.open("ab") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "akeneo_connector.cli", "local",
-                "-f", str(self.manifest), "--data-dir", str(self.data_dir),
-                "--port", str(self.port), "--status-interval", "0.5",
-                stdout=out, stderr=out, start_new_session=True,
-            )  # fmt: skip
-        await self.wait_ready()
-
-    async def wait_ready(self) -> None:
-        deadline = asyncio.get_running_loop().time() + 60
-        while True:
-            assert self.proc is not None and self.proc.returncode is None, self.output.read_text()
-            with contextlib.suppress(httpx.HTTPError, ssl.SSLError, FileNotFoundError):
-                context = ssl.create_default_context(cafile=str(self.ca))
-                async with httpx.AsyncClient(verify=context, timeout=1) as http:
-                    if (await http.get(f"https://localhost:{self.port}/readyz")).status_code == 200:
-                        return
-            assert asyncio.get_running_loop().time() < deadline, self.output.read_text()
-            await asyncio.sleep(0.2)
-
-    def kill_all(self) -> None:
-        """SIGKILL local mode and every child (they share its process group's session)."""
-        assert self.proc is not None
-        for pid in [*_descendants(self.proc.pid), self.proc.pid]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(self.proc.wait(), 20)
-            except TimeoutError:
-                self.kill_all()
-                await self.proc.wait()
-
-
-def _descendants(pid: int) -> list[int]:
-    children: list[int] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            stat = (entry / "stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if ppid == pid:
-                children.append(int(entry.name))
-    return [d for c in children for d in [c, *_descendants(c)]]
 
 
 def sink_rows(db: Path) -> Rows:
@@ -166,13 +85,6 @@ def catalog_rows(sim: PimSimulator) -> Rows:
         {("product_model", k): v["updated"] for k, v in sim.catalog.product_models.items.items()}
     )
     return rows
-
-
-async def eventually(check: Any, what: str, timeout: float = 90) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out: {what}"
-        await asyncio.sleep(0.2)
 
 
 def acknowledged_hold(rows: Rows, accepted: list[Change]) -> bool:
@@ -276,8 +188,8 @@ async def test_local_mode_survives_a_lossy_pim_and_kill_9(
 
         # 3. a reconcile (as local mode's schedule runs it) repairs what the PIM's drops lost
         pipeline = LocalPipeline(load_manifest(manifest), data_dir, local.port, None)
-        nats_url = _nats_url(local.output)
-        env = {**os.environ, **pipeline.reconcile_env(), "AKENEO_NATS_URL": nats_url}
+        url = nats_url(local.output)
+        env = {**os.environ, **pipeline.reconcile_env(), "AKENEO_NATS_URL": url}
         for full in (False, True):
             argv = [sys.executable, "-m", "akeneo_connector.cli", "reconcile"]
             job = await asyncio.create_subprocess_exec(
@@ -322,18 +234,12 @@ def _caught_up(output: Path) -> bool:
 def _component_pid(local: LocalMode, component: str) -> int:
     """The pid of one of local mode's children, by its subcommand."""
     assert local.proc is not None
-    for pid in _descendants(local.proc.pid):
+    for pid in descendants(local.proc.pid):
         with contextlib.suppress(OSError):
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             if b"akeneo_connector.cli" in argv and component.encode() in argv:
                 return pid
     raise AssertionError(f"no {component} process under local mode")
-
-
-def _nats_url(output: Path) -> str:
-    """The embedded nats-server's URL, from local mode's banner (the last start's)."""
-    lines = [ln for ln in output.read_text().splitlines() if ln.strip().startswith("nats ")]
-    return lines[-1].split()[1]
 
 
 async def test_children_stop_when_local_mode_is_killed_alone(tmp_path: Path) -> None:
@@ -362,7 +268,7 @@ async def test_children_stop_when_local_mode_is_killed_alone(tmp_path: Path) -> 
     local = LocalMode(manifest, data_dir)
     await local.start()
     assert local.proc is not None
-    children = _descendants(local.proc.pid)
+    children = descendants(local.proc.pid)
     try:
         commands = [_cmdline(pid) for pid in children]
         assert len(children) == 3, commands  # nats-server, receiver, worker: no wrapper
