@@ -3,6 +3,7 @@
 - OAuth password grant, then refresh-token grant (each refresh brings a new refresh token);
   when a refresh is refused the client logs in again. A ``401`` on a call refreshes once.
 - At most ``max_concurrency`` calls in flight (Akeneo: 4 per connection), token calls included.
+- A ``_links`` href is followed only on the configured PIM URL's origin (it gets the token).
 - ``429`` waits for ``Retry-After``; ``408``, ``5xx``, timeouts and disconnects are retried with
   exponential backoff and full jitter; any other ``4xx`` raises ``AkeneoApiError`` carrying
   Akeneo's own message. Credentials never reach a log line or an exception message.
@@ -356,7 +357,23 @@ class AkeneoRestClient:
                 token = await self._refresh(token)
             return token.access
 
+    def _same_origin(self, url: str) -> None:
+        """Refuse an absolute URL (a ``_links`` href) off the configured PIM's origin: it
+        would be sent the access token. Akeneo's own samples link to demo.akeneo.com."""
+        target = httpx.URL(url)
+        if target.is_relative_url:
+            return
+        base = httpx.URL(self.base_url)
+        if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
+            raise AkeneoApiError(
+                0,
+                f"link to {target.scheme}://{target.host} is outside the configured PIM URL "
+                f"{base.scheme}://{base.host}; not followed",
+                path=target.path,
+            )
+
     async def _authorized(self, method: str, url: str) -> httpx.Response:
+        self._same_origin(url)
         access = await self._access_token()
         for _ in range(2):
             request = self._http.build_request(method, url)
