@@ -7,6 +7,10 @@ HMAC-SHA256 over ``"<timestamp>." + raw body`` (the scheme of Akeneo's own Event
 the timestamp is covered too and a captured request cannot be replayed later). 2xx =
 applied; 408, 429, 5xx, timeouts and connection errors are retried; any other status (and
 a redirect) is permanent.
+
+Unless private addresses are allowed, every connection goes through the platform's address
+guard (``akeneo_connector.addresses``): names when they are resolved, and the address of each
+socket (IP literals included) right before it connects.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from akeneo_connector.addresses import RefusedAddress, check_host, guarded_connector
 from akeneo_worker.changes import Change
-from akeneo_worker.sinks.addresses import GuardedResolver, RefusedAddress, check_host
 from akeneo_worker.sinks.base import SinkError
 
 SIGNATURE_HEADER = "X-Connector-Signature"
@@ -72,16 +76,14 @@ class WebhookSink:
         self._session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
-        if not self._allow_private:
-            try:
-                await check_host(self._host, self._port)
+        if self._allow_private:
+            connector = aiohttp.TCPConnector(limit=self.max_concurrency, ssl=self._ssl)
+        else:
+            try:  # fail fast; the connector checks every connection again
+                await check_host("webhook", self._host, self._port)
             except RefusedAddress as exc:
                 raise SinkError(str(exc), retryable=False) from exc
-        connector = aiohttp.TCPConnector(
-            limit=self.max_concurrency,
-            resolver=None if self._allow_private else GuardedResolver(),
-            ssl=self._ssl,
-        )
+            connector = guarded_connector("webhook", limit=self.max_concurrency, ssl=self._ssl)
         self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
 
     def headers(self, body: bytes, timestamp: int | None = None) -> dict[str, str]:
@@ -101,8 +103,8 @@ class WebhookSink:
             ) as resp:
                 await resp.read()
                 status = resp.status
-        except RefusedAddress as exc:
-            raise SinkError(str(exc), retryable=False) from exc
+        except RefusedAddress as exc:  # retried like an unreachable host: it may be DNS
+            raise SinkError(str(exc), retryable=True) from exc
         except TimeoutError as exc:
             raise SinkError("webhook timed out", retryable=True) from exc
         except aiohttp.ClientError as exc:
