@@ -20,7 +20,7 @@ from nats.js.errors import BucketNotFoundError, NotFoundError
 
 from akeneo_pim.rest import AkeneoApiError, AkeneoAuthError, AkeneoRestClient, PimCredentials
 from akeneo_pim.structure import STRUCTURE
-from akeneo_worker.options import add_common, connect, env, seconds, setup_logging
+from akeneo_worker.options import add_common, connect, env, env_bool, seconds, setup_logging
 from akeneo_worker.reconcile import (
     KINDS,
     LockBusy,
@@ -69,6 +69,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="reconcile lock lease, renewed while running [AKENEO_RECONCILE_LOCK_TTL]")  # fmt: skip
     add("--pim-ca-file", default=env("AKENEO_PIM_CA_FILE"),
         help="CA bundle to verify the PIM's certificate [AKENEO_PIM_CA_FILE]")  # fmt: skip
+    add("--pim-allow-private", action="store_true", default=env_bool("AKENEO_PIM_ALLOW_PRIVATE"),
+        help="allow a PIM on private/loopback addresses [AKENEO_PIM_ALLOW_PRIVATE]")  # fmt: skip
     add("--full", action="store_true",
         help="also scan all identifiers and publish removals for deleted resources, and "
              "sync the listed categories, families and attributes")  # fmt: skip
@@ -114,7 +116,9 @@ async def reconcile(args: argparse.Namespace) -> int:
         except (BucketNotFoundError, NotFoundError):
             raise ConfigError(f"KV bucket {names.guard_bucket} does not exist") from None
         verify: bool | str = args.pim_ca_file or True
-        async with AkeneoRestClient(args.pim_url, credentials, verify=verify) as client:
+        async with AkeneoRestClient(
+            args.pim_url, credentials, verify=verify, allow_private=args.pim_allow_private
+        ) as client:
             summary = await Reconciler(settings, client, js, kv).run()
     finally:
         await nc.close()
