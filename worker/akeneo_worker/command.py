@@ -57,6 +57,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="[AKENEO_POSTGRES_DSN_FILE]")  # fmt: skip
     add("--postgres-table", default=env("AKENEO_POSTGRES_TABLE", "akeneo_resources"),
         help="[AKENEO_POSTGRES_TABLE]")  # fmt: skip
+    add("--postgres-allow-private", action="store_true",
+        default=env_bool("AKENEO_POSTGRES_ALLOW_PRIVATE"),
+        help="allow database hosts on private/loopback addresses "
+             "[AKENEO_POSTGRES_ALLOW_PRIVATE]")  # fmt: skip
     add("--sqlite-path", type=Path, default=env("AKENEO_SQLITE_PATH", "/data/catalog.db"),
         help="[AKENEO_SQLITE_PATH]")  # fmt: skip
     add(
@@ -66,6 +70,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     add("--pim-credentials-dir", type=Path, default=env("AKENEO_PIM_CREDENTIALS_DIR"),
         help="clientId, clientSecret, username, password [AKENEO_PIM_CREDENTIALS_DIR]")  # fmt: skip
+    add("--pim-allow-private", action="store_true", default=env_bool("AKENEO_PIM_ALLOW_PRIVATE"),
+        help="allow a PIM on private/loopback addresses [AKENEO_PIM_ALLOW_PRIVATE]")  # fmt: skip
     add("--own-client-id", default=env("AKENEO_OWN_CLIENT_ID"),
         help="skip events authored by this client id (the connector's own writes) "
         "[AKENEO_OWN_CLIENT_ID]")  # fmt: skip
@@ -87,7 +93,9 @@ def build_sink(args: argparse.Namespace) -> Sink:
         if not args.postgres_dsn_file:
             raise SystemExit("--postgres-dsn-file is required with --sink postgres")
         dsn = read_secret(Path(args.postgres_dsn_file))
-        return PostgresSink(dsn, table=args.postgres_table)
+        return PostgresSink(
+            dsn, table=args.postgres_table, allow_private=args.postgres_allow_private
+        )
     return SqliteSink(args.sqlite_path)
 
 
@@ -95,7 +103,7 @@ def build_rest_client(args: argparse.Namespace) -> AkeneoRestClient | None:
     if not args.pim_url or not args.pim_credentials_dir:
         return None
     credentials = PimCredentials.from_dir(Path(args.pim_credentials_dir))
-    return AkeneoRestClient(args.pim_url, credentials)
+    return AkeneoRestClient(args.pim_url, credentials, allow_private=args.pim_allow_private)
 
 
 async def main(args: argparse.Namespace) -> int:
