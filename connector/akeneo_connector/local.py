@@ -244,10 +244,13 @@ class LocalPipeline:
         pim = self.connection.spec.pim
         if not pim.credentials_secret:
             return {}
-        return {
+        env = {
             "AKENEO_PIM_URL": pim.url,
             "AKENEO_PIM_CREDENTIALS_DIR": str(self.dir / "secrets" / pim.credentials_secret),
         }
+        if pim.allow_private_addresses:  # asked in the manifest: local mode's platform is you
+            env["AKENEO_PIM_ALLOW_PRIVATE"] = "true"
+        return env
 
     def worker_env(self) -> dict[str, str]:
         worker = self.connection.spec.worker
@@ -273,6 +276,8 @@ class LocalPipeline:
         if sink.postgres is not None:
             env["AKENEO_POSTGRES_DSN_FILE"] = str(secrets / sink.postgres.dsn_secret / "dsn")
             env["AKENEO_POSTGRES_TABLE"] = sink.postgres.table
+            if sink.postgres.allow_private_addresses:
+                env["AKENEO_POSTGRES_ALLOW_PRIVATE"] = "true"
         return env
 
     def reconcile_env(self) -> dict[str, str]:

@@ -6,11 +6,17 @@ that would otherwise never start.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
+from typing import Any
 
 from akeneo_connector.spec import AkeneoConnectionSpec, TLSMode
+from akeneo_operator import policy
 from akeneo_operator.pods import PIM_KEYS, SIGNATURE_KEYS
 from akeneo_operator.status import Cond
+
+DSN_KEYS = ("dsn",)
 
 
 @dataclass(frozen=True)
@@ -33,7 +39,7 @@ def needs(spec: AkeneoConnectionSpec, pod_nats_secret: str | None, pod_nats_key:
     if sink.webhook is not None and sink.webhook.signing_secret:
         out.append(Need(sink.webhook.signing_secret, ("signingSecret",), False, "sink.webhook"))
     if sink.postgres is not None:
-        out.append(Need(sink.postgres.dsn_secret, ("dsn",), False, "sink.postgres.dsnSecret"))
+        out.append(Need(sink.postgres.dsn_secret, DSN_KEYS, False, "sink.postgres.dsnSecret"))
     if spec.tls.mode is TLSMode.SECRET and spec.tls.secret_name:
         out.append(Need(spec.tls.secret_name, ("tls.crt", "tls.key"), False, "tls.secretName"))
     if pod_nats_secret:
@@ -52,3 +58,14 @@ def check(need: Need, present_keys: set[str] | None) -> Cond | None:
         return None
     what = " or ".join(missing) if need.any_of else ", ".join(missing)
     return Cond.fail("SecretKeyMissing", f"Secret {need.secret} ({need.purpose}) lacks key {what}")
+
+
+def dsn_problem(secret: dict[str, Any], name: str, *, allow_private: bool) -> Cond | None:
+    """The DSN's value judged by ``policy.dsn_refusal`` (the operator reads it for that only:
+    it never lands in a log, an Event or the status)."""
+    raw = (secret.get("data") or {}).get("dsn")
+    try:
+        dsn = base64.b64decode(str(raw), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return Cond.fail(policy.DSN_REFUSED, f"Secret {name} key dsn is not valid text")
+    return policy.dsn_refusal(dsn, name, allow_private=allow_private)
