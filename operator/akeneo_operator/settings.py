@@ -67,8 +67,11 @@ class OperatorSettings(BaseModel):
         default=None,
         description="public key of the account (A...); default: the signing key's own account",
     )
-    nats_creds_validity: str = "720h"  # 30 days
-    nats_creds_renew_before: str = "240h"  # 10 days
+    # Not revoked (the account JWT is the NATS operator's, not ours): a deleted or reissued
+    # connection's users stop working when they expire, so keep the validity short; the
+    # operator may be down for about renew_before before pods lose NATS.
+    nats_creds_validity: str = "2h"
+    nats_creds_renew_before: str = "90m"
 
     image: str = DEFAULT_IMAGE
     image_pull_policy: str = "IfNotPresent"
