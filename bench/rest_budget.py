@@ -93,8 +93,8 @@ async def _run(
     try:
         await ensure_all(nc.jetstream(), names, StreamSpec())
         budget = KvBudget(nc, names.guard_bucket, holder="bench")
-        local = AkeneoRestClient(url, credentials, limiter=LocalLimiter())
-        shared = AkeneoRestClient(url, credentials, limiter=budget)
+        local = AkeneoRestClient(url, credentials, limiter=LocalLimiter(), allow_private=True)
+        shared = AkeneoRestClient(url, credentials, limiter=budget, allow_private=True)
 
         async def slot_only() -> None:
             async with budget.slot():

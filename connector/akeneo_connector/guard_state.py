@@ -21,6 +21,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from akeneo_connector.stream_reader import kv_latest
 
+MAX_VALUE_BYTES = 4096
+"""The bucket's max value size (``jetstream.desired_bucket_config``): every value above is a
+few hundred bytes; nothing a pod writes there may be large (the operator reads it)."""
 GUARD_PREFIX = "guard"
 STATS_PREFIX = "stats.worker"
 LOCK_KEY = "reconcile.lock"

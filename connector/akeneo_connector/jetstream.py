@@ -24,6 +24,7 @@ from nats.js.api import (
 from nats.js.errors import NotFoundError
 
 from akeneo_connector.durations import parse_duration
+from akeneo_connector.guard_state import MAX_VALUE_BYTES
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.spec import StreamSpec
 
@@ -70,6 +71,9 @@ def desired_bucket_config(names: ConnectionNames, spec: StreamSpec) -> KeyValueC
         history=1,
         storage=StorageType.FILE,
         replicas=spec.replicas,
+        # Values are small; a compromised pod must not store (nor make the operator read)
+        # large ones. The bucket's total size is the stream quotas' business.
+        max_value_size=MAX_VALUE_BYTES,
     )
 
 
@@ -126,7 +130,7 @@ async def ensure_stream(
 async def ensure_bucket(
     js: JetStreamContext, names: ConnectionNames, spec: StreamSpec
 ) -> EnsureResult:
-    """Create the guard bucket if missing (its config has nothing the spec changes but replicas)."""
+    """Create the guard bucket if missing; repair its replicas and max value size."""
     desired = desired_bucket_config(names, spec)
     try:
         info = await js.stream_info(f"KV_{names.guard_bucket}")
@@ -134,10 +138,16 @@ async def ensure_bucket(
         await js.create_key_value(config=desired)
         return EnsureResult(Outcome.CREATED)
     live = info.config
+    drift = []
     if live.num_replicas != desired.replicas:
         live.num_replicas = desired.replicas
+        drift.append("replicas")
+    if live.max_msg_size != desired.max_value_size:
+        live.max_msg_size = desired.max_value_size
+        drift.append("max_value_size")
+    if drift:
         await js.update_stream(config=live)
-        return EnsureResult(Outcome.UPDATED, ("replicas",))
+        return EnsureResult(Outcome.UPDATED, tuple(drift))
     return EnsureResult(Outcome.UNCHANGED)
 
 

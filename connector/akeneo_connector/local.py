@@ -92,13 +92,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_secret_files(connection: Connection, root: Path) -> None:
-    """Each Secret key as a file, as a kubelet mounts it (mode 0600)."""
+    """Each Secret key as a file, as a kubelet mounts it (mode 0600). Names and keys were
+    checked by the manifest parser; a path that would still leave ``root`` (or a symlink
+    planted in its place) is refused anyway."""
+    base = root.resolve()
     for secret, data in connection.secrets.items():
         folder = root / secret
+        if folder.resolve().parent != base:
+            raise LocalModeError(f"Secret name {secret!r} is not a plain file name")
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         for key, value in data.items():
             path = folder / key
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            if path.resolve().parent != folder.resolve():
+                raise LocalModeError(f"Secret {secret!r} key {key!r} is not a plain file name")
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+            fd = os.open(path, flags, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(value)
 
@@ -244,10 +252,13 @@ class LocalPipeline:
         pim = self.connection.spec.pim
         if not pim.credentials_secret:
             return {}
-        return {
+        env = {
             "AKENEO_PIM_URL": pim.url,
             "AKENEO_PIM_CREDENTIALS_DIR": str(self.dir / "secrets" / pim.credentials_secret),
         }
+        if pim.allow_private_addresses:  # asked in the manifest: local mode's platform is you
+            env["AKENEO_PIM_ALLOW_PRIVATE"] = "true"
+        return env
 
     def worker_env(self) -> dict[str, str]:
         worker = self.connection.spec.worker
@@ -274,6 +285,8 @@ class LocalPipeline:
         if sink.postgres is not None:
             env["AKENEO_POSTGRES_DSN_FILE"] = str(secrets / sink.postgres.dsn_secret / "dsn")
             env["AKENEO_POSTGRES_TABLE"] = sink.postgres.table
+            if sink.postgres.allow_private_addresses:
+                env["AKENEO_POSTGRES_ALLOW_PRIVATE"] = "true"
         return env
 
     def reconcile_env(self) -> dict[str, str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,35 @@ from akeneo_connector.spec import API_VERSION, KIND, AkeneoConnectionSpec
 
 class ManifestError(ValueError):
     """A manifest that cannot be used, with a message fit for the user."""
+
+
+# Local mode writes each Secret as ``<data dir>/secrets/<name>/<key>`` and derives the data
+# dir from the connection's namespace and name: each is checked as Kubernetes checks it
+# (which also keeps ``/``, ``..`` and every other path trick out).
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS_SUBDOMAIN = re.compile(rf"^(?=.{{1,253}}$){_DNS_LABEL}(\.{_DNS_LABEL})*$")
+_NAMESPACE = re.compile(rf"^(?=.{{1,63}}$){_DNS_LABEL}$")
+_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+
+
+def _shown(value: object) -> str:
+    """A name from the file as an error message may show it (one line, bounded)."""
+    text = str(value)
+    return text if re.fullmatch(r"[-._a-zA-Z0-9/]{1,80}", text) else repr(text[:80])
+
+
+def _check_name(value: object, pattern: re.Pattern[str], what: str, where: str) -> str:
+    if not isinstance(value, str) or not pattern.match(value):
+        raise ManifestError(f"{where}: {what} {_shown(value)} is not a valid Kubernetes name")
+    return value
+
+
+def _check_key(key: str, where: str) -> str:
+    if not _SECRET_KEY.match(key) or key in (".", ".."):
+        raise ManifestError(
+            f"{where}: key {_shown(key)} is not a valid Secret key ([-._a-zA-Z0-9]+, not . or ..)"
+        )
+    return key
 
 
 @dataclass(frozen=True)
@@ -61,13 +91,19 @@ def format_validation_error(exc: ValidationError, prefix: str) -> str:
 
 def _secret_data(doc: dict[str, Any], where: str) -> dict[str, str]:
     data: dict[str, str] = {}
-    for key, value in (doc.get("data") or {}).items():
-        try:
-            data[str(key)] = base64.b64decode(str(value), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            raise ManifestError(f"{where}: data.{key} is not valid base64 text") from None
-    for key, value in (doc.get("stringData") or {}).items():
-        data[str(key)] = str(value)
+    for field_name in ("data", "stringData"):
+        items = doc.get(field_name) or {}
+        if not isinstance(items, dict):
+            raise ManifestError(f"{where}: {field_name} is not a mapping")
+        for key, value in items.items():
+            _check_key(str(key), where)
+            if field_name == "stringData":
+                data[str(key)] = str(value)
+                continue
+            try:
+                data[str(key)] = base64.b64decode(str(value), validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                raise ManifestError(f"{where}: data.{key} is not valid base64 text") from None
     return data
 
 
@@ -83,10 +119,19 @@ def parse_manifest(text: str, *, source: str = "manifest", name: str | None = No
             raise ManifestError(f"{source}: document {index} is not a mapping")
         kind = doc.get("kind")
         meta = doc.get("metadata") or {}
+        if not isinstance(meta, dict):
+            raise ManifestError(f"{source}: document {index}: metadata is not a mapping")
         doc_name = meta.get("name")
-        where = f"{source}: document {index} ({kind} {doc_name or '<no name>'})"
+        where = (
+            f"{source}: document {index} ({_shown(kind)} "
+            f"{_shown(doc_name) if doc_name else '<no name>'})"
+        )
         if not doc_name:
             raise ManifestError(f"{where}: metadata.name is required")
+        if kind in (KIND, "Secret"):
+            _check_name(doc_name, _DNS_SUBDOMAIN, "metadata.name", where)
+            if meta.get("namespace") is not None:
+                _check_name(meta["namespace"], _NAMESPACE, "metadata.namespace", where)
         if kind == KIND:
             if doc.get("apiVersion") != API_VERSION:
                 raise ManifestError(f"{where}: apiVersion must be {API_VERSION}")

@@ -43,6 +43,11 @@ class PimSpec(SpecModel):
         default=None,
         description="Secret with keys clientId, clientSecret, username, password",
     )
+    allow_private_addresses: bool = Field(
+        default=False,
+        description="Allow a PIM on loopback/private/link-local addresses (local dev); "
+        "honoured only when the platform allows it",
+    )
 
 
 class ReceiverAutoscaling(SpecModel):
@@ -152,6 +157,11 @@ class WebhookSink(SpecModel):
 class PostgresSink(SpecModel):
     dsn_secret: K8sName = Field(description="Secret with key dsn")
     table: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = "akeneo_resources"
+    allow_private_addresses: bool = Field(
+        default=False,
+        description="Allow database hosts on loopback/private/link-local addresses (local "
+        "dev); honoured only when the platform allows it",
+    )
 
 
 class SqliteSink(SpecModel):

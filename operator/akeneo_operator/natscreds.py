@@ -8,8 +8,18 @@ each pod as ``nats.creds``. nats-server needs no change when connections come an
 
 A creds file is reissued (new user key, new JWT) when it is missing or unreadable, signed
 by another key (rotation), carries other permissions (an upgrade changed them), or is
-within ``nats_creds_renew_before`` of expiry. Deciding that is pure (``reissue_reason``);
-``ensure_creds`` does the Secret I/O.
+within ``nats_creds_renew_before`` of expiry; all of them when the Secret is not owned by
+this very connection (one of the same name was deleted and its Secret orphaned, or not yet
+garbage-collected: its users are never handed to the new one). Deciding that is pure
+(``reissue_reason``); ``ensure_creds`` does the Secret I/O.
+
+Revocation: the users are not revoked when a connection is deleted or its creds reissued.
+That needs the ``revocations`` of the account JWT, which only the NATS operator's key signs
+and only the system account pushes; this operator holds an account signing key only, and
+giving it more would let it mint accounts. So user JWTs are short-lived instead
+(``nats_creds_validity``, 2 h by default, renewed ``nats_creds_renew_before`` ahead): the
+users of a deleted or reissued connection stop working within that time, and nats-server
+cuts their open connections when the JWT expires.
 """
 
 from __future__ import annotations
@@ -254,10 +264,15 @@ async def ensure_creds(
     secret_name = nats_secret_name(names.name)
     live = await client.get("v1", "Secret", names.namespace, secret_name)
     current = live_creds(live)
+    owners = _owner_uids(adopt({"apiVersion": "v1", "kind": "Secret", "metadata": {}}))
+    foreign = live is not None and not set(owners) <= set(_owner_uids(live))
     reissued: list[str] = []
     for role in ROLES:
-        why = reissue_reason(
-            current.get(role), names, role, issuer, now, settings.nats_creds_renew_before_delta
+        renew = settings.nats_creds_renew_before_delta
+        why = (
+            "not this connection's"
+            if foreign
+            else reissue_reason(current.get(role), names, role, issuer, now, renew)
         )
         if why is not None:
             current[role] = issue(names, role, issuer, now, settings.nats_creds_validity_delta)
@@ -273,6 +288,10 @@ async def ensure_creds(
         f"valid until {not_after:%Y-%m-%dT%H:%M:%SZ}",
     )
     return CredsOutcome(cond, not_after, issuer.signer.public, tuple(reissued))
+
+
+def _owner_uids(manifest: Manifest) -> list[str | None]:
+    return [r.get("uid") for r in manifest.get("metadata", {}).get("ownerReferences") or []]
 
 
 def _same_meta(desired: Manifest, live: Manifest) -> bool:

@@ -110,6 +110,8 @@ def _pim(inp: BuildInput, parts: PodParts) -> None:
     parts.set("AKENEO_PIM_URL", pim.url)
     parts.secret("pim", pim.credentials_secret, PIM_DIR, list(PIM_KEYS))
     parts.set("AKENEO_PIM_CREDENTIALS_DIR", PIM_DIR)
+    if pim.allow_private_addresses and inp.settings.allow_private_pim:
+        parts.set("AKENEO_PIM_ALLOW_PRIVATE", "true")
 
 
 def receiver_parts(inp: BuildInput) -> PodParts:
@@ -148,6 +150,8 @@ def worker_parts(inp: BuildInput) -> PodParts:
         parts.secret("sink", sink.postgres.dsn_secret, SINK_DIR, ["dsn"])
         parts.set("AKENEO_POSTGRES_DSN_FILE", f"{SINK_DIR}/dsn")
         parts.set("AKENEO_POSTGRES_TABLE", sink.postgres.table)
+        if sink.postgres.allow_private_addresses and inp.settings.allow_private_postgres:
+            parts.set("AKENEO_POSTGRES_ALLOW_PRIVATE", "true")
     elif sink.sqlite is not None:
         # a relative path lives in the data dir, in a pod as in local mode (read-only root)
         path = posixpath.join("/data", sink.sqlite.path)

@@ -260,11 +260,20 @@ class Reconciler:
             problem = secretcheck.check(need, keys)
             if problem is None and secret is not None:
                 problem = secretcheck.check_content(need, secret.get("data") or {})
+            if problem is None and secret is not None and need.keys == secretcheck.DSN_KEYS:
+                problem = secretcheck.dsn_problem(
+                    secret, need.secret, allow_private=self._postgres_private(spec)
+                )
             if problem is not None:
                 return signature_keys, problem
             if need.secret == spec.receiver.signature_secret and keys is not None:
                 signature_keys = keys & set(SIGNATURE_FILES)
         return signature_keys, None
+
+    def _postgres_private(self, spec: AkeneoConnectionSpec) -> bool:
+        postgres = spec.worker.sink.postgres
+        asked = postgres is not None and postgres.allow_private_addresses
+        return asked and self.settings.allow_private_postgres
 
     async def _drop_certificate(self, namespace: str, name: str) -> None:
         try:

@@ -10,11 +10,15 @@ import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from akeneo_connector.signing_secrets import SigningSecretError, signing_keys
 from akeneo_connector.spec import AkeneoConnectionSpec, TLSMode, WebhookSignature
+from akeneo_operator import policy
 from akeneo_operator.pods import PIM_KEYS, SIGNATURE_KEYS
 from akeneo_operator.status import Cond
+
+DSN_KEYS = ("dsn",)
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ def needs(spec: AkeneoConnectionSpec, pod_nats_secret: str | None, pod_nats_key:
             )
         )
     if sink.postgres is not None:
-        out.append(Need(sink.postgres.dsn_secret, ("dsn",), False, "sink.postgres.dsnSecret"))
+        out.append(Need(sink.postgres.dsn_secret, DSN_KEYS, False, "sink.postgres.dsnSecret"))
     if spec.tls.mode is TLSMode.SECRET and spec.tls.secret_name:
         out.append(Need(spec.tls.secret_name, ("tls.crt", "tls.key"), False, "tls.secretName"))
     if pod_nats_secret:
@@ -86,3 +90,14 @@ def check_content(need: Need, data: Mapping[str, str]) -> Cond | None:
     return Cond.fail(
         "SecretInvalid", f"Secret {need.secret} ({need.purpose}) key signingSecret {why}"
     )
+
+
+def dsn_problem(secret: dict[str, Any], name: str, *, allow_private: bool) -> Cond | None:
+    """The DSN's value judged by ``policy.dsn_refusal`` (the operator reads it for that only:
+    it never lands in a log, an Event or the status)."""
+    raw = (secret.get("data") or {}).get("dsn")
+    try:
+        dsn = base64.b64decode(str(raw), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return Cond.fail(policy.DSN_REFUSED, f"Secret {name} key dsn is not valid text")
+    return policy.dsn_refusal(dsn, name, allow_private=allow_private)

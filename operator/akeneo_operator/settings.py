@@ -67,8 +67,11 @@ class OperatorSettings(BaseModel):
         default=None,
         description="public key of the account (A...); default: the signing key's own account",
     )
-    nats_creds_validity: str = "720h"  # 30 days
-    nats_creds_renew_before: str = "240h"  # 10 days
+    # Not revoked (the account JWT is the NATS operator's, not ours): a deleted or reissued
+    # connection's users stop working when they expire, so keep the validity short; the
+    # operator may be down for about renew_before before pods lose NATS.
+    nats_creds_validity: str = "2h"
+    nats_creds_renew_before: str = "90m"
 
     image: str = DEFAULT_IMAGE
     image_pull_policy: str = "IfNotPresent"
@@ -85,6 +88,10 @@ class OperatorSettings(BaseModel):
     # A tenant's spec.worker.sink.webhook.allowPrivateAddresses is honoured only when the
     # platform allows it: otherwise any tenant could point its worker at cluster internals.
     allow_private_webhooks: bool = False
+    # The same for spec.pim.allowPrivateAddresses and spec.worker.sink.postgres.
+    # allowPrivateAddresses (a PIM or a database inside the platform's network).
+    allow_private_pim: bool = False
+    allow_private_postgres: bool = False
 
     namespaces: tuple[str, ...] = ()  # empty: cluster-wide
     peering_name: str = "akeneo-connector"
@@ -287,6 +294,18 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
         "true: honour spec.worker.sink.webhook.allowPrivateAddresses (default: refuse it)",
     ),
     (
+        "--allow-private-pim",
+        "AKENEO_OPERATOR_ALLOW_PRIVATE_PIM",
+        "allow_private_pim",
+        "true: honour spec.pim.allowPrivateAddresses (default: refuse it)",
+    ),
+    (
+        "--allow-private-postgres",
+        "AKENEO_OPERATOR_ALLOW_PRIVATE_POSTGRES",
+        "allow_private_postgres",
+        "true: honour spec.worker.sink.postgres.allowPrivateAddresses (default: refuse it)",
+    ),
+    (
         "--namespaces",
         "AKENEO_WATCH_NAMESPACES",
         "namespaces",
@@ -360,7 +379,7 @@ def _convert(field: str, raw: str) -> Any:
         return tuple(n.strip() for n in raw.split(",") if n.strip())
     if field.endswith("_resources"):
         return Resources.model_validate(json.loads(raw))
-    if field == "allow_private_webhooks":
+    if field in ("allow_private_webhooks", "allow_private_pim", "allow_private_postgres"):
         return _truthy(raw)
     return raw
 

@@ -17,7 +17,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from akeneo_connector import jetstream
-from akeneo_connector.guard_state import STATS_PREFIX, WorkerStats
+from akeneo_connector.guard_state import MAX_VALUE_BYTES, STATS_PREFIX, WorkerStats
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.nats_auth import OPERATOR_INBOX
 from akeneo_connector.spec import StreamSpec
@@ -26,6 +26,12 @@ from akeneo_operator.certs import utcnow
 from akeneo_operator.natscreds import IssuerFile, operator_connect_options
 from akeneo_operator.settings import OperatorSettings
 from akeneo_operator.status import Cond
+
+# The bucket is written by the connection's pods, which a tenant may control: the operator
+# (one process for every tenant) reads a bounded part of it, in bounded time.
+MAX_STATS_KEYS = 1024  # one per worker pod that ever ran; far more than replicas (<= 50)
+STATS_READ_SECONDS = 10.0
+MAX_COUNTER = 2**53  # what a status integer can hold exactly
 
 COUNTER_FIELDS = {
     "applied": "applied",
@@ -103,9 +109,18 @@ class NatsLink:
         return msg.data
 
     async def counters(self, names: ConnectionNames) -> dict[str, int] | None:
-        """Sum of ``stats.worker.*`` entries; None when the bucket cannot be read."""
+        """Sum of ``stats.worker.*`` entries (at most ``MAX_STATS_KEYS`` of them, each at most
+        the bucket's value size, read within ``STATS_READ_SECONDS``); None when the bucket
+        cannot be read."""
         try:
-            values = await kv_latest(await self.js(), names.guard_bucket, f"{STATS_PREFIX}.>")
+            values = await kv_latest(
+                await self.js(),
+                names.guard_bucket,
+                f"{STATS_PREFIX}.>",
+                max_keys=MAX_STATS_KEYS,
+                max_value_bytes=MAX_VALUE_BYTES,
+                timeout=STATS_READ_SECONDS,
+            )
         except (NotFoundError, TimeoutError, OSError, nats.errors.Error):
             return None
         totals = dict.fromkeys(COUNTER_FIELDS.values(), 0)
@@ -113,5 +128,5 @@ class NatsLink:
             with contextlib.suppress(ValueError):
                 stats = WorkerStats.model_validate_json(value)
                 for attr, key in COUNTER_FIELDS.items():
-                    totals[key] += int(getattr(stats, attr))
-        return totals
+                    totals[key] += min(max(int(getattr(stats, attr)), 0), MAX_COUNTER)
+        return {key: min(total, MAX_COUNTER) for key, total in totals.items()}

@@ -7,9 +7,17 @@
   connection (the worker's ``KvBudget``) makes it 4 for all of them together. A slot is held
   for one HTTP exchange only, never while waiting out a 429 or a backoff.
 - A ``_links`` href is followed only on the configured PIM URL's origin (it gets the token).
+- Every connection is checked against the platform's address policy
+  (``akeneo_connector.addresses``): the PIM's host is resolved at connect time and the
+  connection goes to the address that was checked, so a name resolving to a private,
+  loopback, link-local or metadata address is refused, also after DNS rebinding. Only
+  ``allow_private=True`` (a platform setting, local mode, the test ground) lifts it.
 - ``429`` waits for ``Retry-After``; ``408``, ``5xx``, timeouts and disconnects are retried with
   exponential backoff and full jitter; any other ``4xx`` raises ``AkeneoApiError`` carrying
-  Akeneo's own message. Credentials never reach a log line or an exception message.
+  Akeneo's own message (printable, at most 200 characters). A body that is not Akeneo's JSON
+  error (a proxy's HTML page, anything a hostile PIM answers) is never repeated: the error
+  says its status, content type and length only. Credentials never reach a log line or an
+  exception message.
 """
 
 from __future__ import annotations
@@ -33,9 +41,11 @@ from types import TracebackType
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
+import httpcore
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from akeneo_connector.addresses import RefusedAddress, resolve_allowed
 from akeneo_pim.structure import attribute_option_path
 
 log = logging.getLogger(__name__)
@@ -178,17 +188,31 @@ def _retry_after(response: httpx.Response) -> float:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
+_MAX_MESSAGE = 200
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\uffff]+|[\u2028\u2029\u200b-\u200f\u202a-\u202e]+")
+
+
+def printable(text: str, limit: int = _MAX_MESSAGE) -> str:
+    """``text`` on one line without control characters, at most ``limit`` characters: what a
+    PIM says may reach a log line or a status, never as raw bytes."""
+    flat = _UNPRINTABLE.sub(" ", text[: limit * 4]).strip()
+    return flat if len(flat) <= limit else flat[: limit - 1] + "\u2026"
+
+
 def _error_message(response: httpx.Response) -> str:
+    """Akeneo's own message from a JSON error body; for any other body only its status,
+    content type and length (an HTML error page or a hostile PIM's answer is not logged)."""
     try:
         body = response.json()
     except ValueError:
-        text = response.text.strip()
-        return text[:300] or response.reason_phrase
+        body = None
     if isinstance(body, dict):
         message = body.get("message") or body.get("error_description") or body.get("error")
-        if isinstance(message, str):
-            return message
-    return response.reason_phrase
+        if isinstance(message, str) and printable(message):
+            return printable(message)
+    media = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+    kind = printable(media, 60) if re.fullmatch(r"[\w.+-]+/[\w.+-]+", media) else "no type"
+    return f"{response.status_code} answer ({kind}, {len(response.content)} bytes)"
 
 
 _NEXT_HREF = re.compile(r'"next"\s*:\s*\{\s*"href"\s*:\s*"((?:[^"\\]|\\.)*)"')
@@ -232,6 +256,67 @@ def _decode(response: httpx.Response) -> Any:
         ) from None
 
 
+class _GuardedBackend(httpcore.AsyncNetworkBackend):
+    """Connects only to addresses the platform's policy allows, re-checked at every
+    connection, and to the very address that was checked (no second DNS lookup to rebind).
+    TLS still verifies the PIM's host name: httpcore takes it from the request URL."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            addresses = await asyncio.wait_for(resolve_allowed("PIM", host, port), timeout)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout("resolving the PIM host timed out") from None
+        failure: Exception | None = None
+        for _family, address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address, port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.AsyncNetworkStream:
+        raise RefusedAddress("PIM", path)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def _transport(
+    verify: bool | ssl.SSLContext, limits: httpx.Limits, allow_private: bool
+) -> httpx.AsyncHTTPTransport:
+    """httpx's transport, its connection pool on ``_GuardedBackend`` unless private addresses
+    are allowed."""
+    if allow_private:
+        return httpx.AsyncHTTPTransport(verify=verify, limits=limits)
+    transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
+    pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(verify=verify),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=_GuardedBackend(),
+    )
+    if not isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
+        raise RuntimeError("httpx changed its transport: the PIM address guard cannot be set")
+    transport._pool = pool
+    return transport
+
+
 class AkeneoRestClient:
     """One connection's client: share it across tasks; use as an async context manager."""
 
@@ -247,6 +332,7 @@ class AkeneoRestClient:
         verify: bool | str | ssl.SSLContext = True,
         backoff_base: float = 0.25,
         backoff_max: float = 10.0,
+        allow_private: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._credentials = credentials
@@ -258,12 +344,15 @@ class AkeneoRestClient:
         self._token_lock = asyncio.Lock()
         if isinstance(verify, str):  # a CA bundle path
             verify = ssl.create_default_context(cafile=verify)
+        limits = httpx.Limits(max_connections=max_concurrency + 1)
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=timeout,
-            verify=verify,
+            transport=_transport(verify, limits, allow_private),
+            # No proxy (nor .netrc) from the environment: a proxy would connect in our stead
+            # and hide what the PIM's name resolves to (tests/security/test_address_ranges).
+            trust_env=allow_private,
             follow_redirects=False,
-            limits=httpx.Limits(max_connections=max_concurrency + 1),
             headers={"Accept": "application/json"},
         )
         self.stats = ClientStats()
@@ -301,6 +390,8 @@ class AkeneoRestClient:
                 try:
                     response = await self._http.send(request)
                     await response.aread()
+                except RefusedAddress as exc:
+                    raise AkeneoApiError(0, str(exc), path=path) from None
                 except (httpx.TimeoutException, httpx.TransportError) as exc:
                     response = None
                     failure = f"{type(exc).__name__}"
@@ -403,9 +494,9 @@ class AkeneoRestClient:
         if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
             raise AkeneoApiError(
                 0,
-                f"link to {target.scheme}://{target.host} is outside the configured PIM URL "
-                f"{base.scheme}://{base.host}; not followed",
-                path=target.path,
+                f"link to {printable(target.scheme, 10)}://{printable(target.host, 100)} is "
+                f"outside the configured PIM URL {base.scheme}://{base.host}; not followed",
+                path=printable(target.path, 100),
             )
 
     async def _authorized(self, method: str, url: str) -> httpx.Response:

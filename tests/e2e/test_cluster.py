@@ -100,12 +100,14 @@ def installed_chart(
     seed = authority.signing_key.seed.decode()
     apply(kube.kubeconfig, [*namespaces, secret(OPERATOR_NS, ACCOUNT_SECRET, {"seed": seed})])
     signing = {"existingSecret": ACCOUNT_SECRET, "account": authority.account.public}
-    # the merchant's endpoint (the recorder) is on loopback: this platform allows that
+    # the merchant's endpoint (the recorder) and its PIM (the simulator) are on loopback:
+    # this platform allows that
     values = yaml.safe_dump(
         {
             "watchNamespaces": [NS],
             "nats": {"accountSigningKey": signing},
             "allowPrivateWebhooks": True,
+            "allowPrivatePim": True,
         }
     )
     helm(
@@ -188,7 +190,7 @@ def tenant_secrets(sim: PimSimulator) -> list[dict[str, Any]]:
 
 def connection_spec(sim: PimSimulator, recorder: WebhookRecorder) -> dict[str, Any]:
     return {
-        "pim": {"url": sim.url, "credentialsSecret": "shop-pim"},
+        "pim": {"url": sim.url, "credentialsSecret": "shop-pim", "allowPrivateAddresses": True},
         "receiver": {"signatureSecret": "shop-events"},
         "tls": {"mode": "selfSigned"},
         "worker": {

@@ -68,7 +68,11 @@ def write_manifest(path: Path, sim: PimSimulator) -> None:
             "kind": "AkeneoConnection",
             "metadata": {"name": "shop", "namespace": "ep"},
             "spec": {
-                "pim": {"url": sim.url, "credentialsSecret": "ep-pim"},
+                "pim": {
+                    "url": sim.url,
+                    "credentialsSecret": "ep-pim",
+                    "allowPrivateAddresses": True,
+                },
                 "receiver": {"signatureSecret": "ep-events"},
                 "worker": {"sink": {"sqlite": {"path": "catalog.db"}}},
                 "reconciliation": {

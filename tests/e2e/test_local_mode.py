@@ -57,7 +57,11 @@ def write_manifest(path: Path, sim: PimSimulator) -> None:
             "kind": "AkeneoConnection",
             "metadata": {"name": "shop", "namespace": "e2e"},
             "spec": {
-                "pim": {"url": sim.url, "credentialsSecret": "e2e-pim"},
+                "pim": {
+                    "url": sim.url,
+                    "credentialsSecret": "e2e-pim",
+                    "allowPrivateAddresses": True,  # the simulator on 127.0.0.1: said so
+                },
                 "receiver": {"signatureSecret": "e2e-events"},
                 "worker": {"maxDeliver": 5, "sink": {"sqlite": {"path": "catalog.db"}}},
                 # never due during the test: the test runs the reconcile itself

@@ -73,6 +73,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="[AKENEO_POSTGRES_DSN_FILE]")  # fmt: skip
     add("--postgres-table", default=env("AKENEO_POSTGRES_TABLE", "akeneo_resources"),
         help="[AKENEO_POSTGRES_TABLE]")  # fmt: skip
+    add("--postgres-allow-private", action="store_true",
+        default=env_bool("AKENEO_POSTGRES_ALLOW_PRIVATE"),
+        help="allow database hosts on private/loopback addresses "
+             "[AKENEO_POSTGRES_ALLOW_PRIVATE]")  # fmt: skip
     add("--sqlite-path", type=Path, default=env("AKENEO_SQLITE_PATH", "/data/catalog.db"),
         help="[AKENEO_SQLITE_PATH]")  # fmt: skip
     add(
@@ -82,6 +86,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     add("--pim-credentials-dir", type=Path, default=env("AKENEO_PIM_CREDENTIALS_DIR"),
         help="clientId, clientSecret, username, password [AKENEO_PIM_CREDENTIALS_DIR]")  # fmt: skip
+    add("--pim-allow-private", action="store_true", default=env_bool("AKENEO_PIM_ALLOW_PRIVATE"),
+        help="allow a PIM on private/loopback addresses [AKENEO_PIM_ALLOW_PRIVATE]")  # fmt: skip
     add("--own-client-id", default=env("AKENEO_OWN_CLIENT_ID"),
         help="skip events authored by this client id (the connector's own writes) "
         "[AKENEO_OWN_CLIENT_ID]")  # fmt: skip
@@ -109,7 +115,9 @@ def build_sink(args: argparse.Namespace) -> Sink:
         if not args.postgres_dsn_file:
             raise SystemExit("--postgres-dsn-file is required with --sink postgres")
         dsn = read_secret(Path(args.postgres_dsn_file))
-        return PostgresSink(dsn, table=args.postgres_table)
+        return PostgresSink(
+            dsn, table=args.postgres_table, allow_private=args.postgres_allow_private
+        )
     return SqliteSink(args.sqlite_path)
 
 
@@ -124,7 +132,10 @@ def build_rest_client(
     if args.rest_budget == "connection":
         holder = f"worker/{args.replica}/{uuid.uuid4().hex[:8]}"
         budget = KvBudget(nc, args.connection.guard_bucket, holder=holder)
-    return AkeneoRestClient(args.pim_url, credentials, limiter=budget), budget
+    client = AkeneoRestClient(
+        args.pim_url, credentials, limiter=budget, allow_private=args.pim_allow_private
+    )
+    return client, budget
 
 
 async def main(args: argparse.Namespace) -> int:

@@ -21,7 +21,15 @@ from nats.js.errors import BucketNotFoundError, NotFoundError
 from akeneo_pim.rest import AkeneoApiError, AkeneoAuthError, AkeneoRestClient, PimCredentials
 from akeneo_pim.structure import ATTRIBUTE_OPTIONS, STRUCTURE
 from akeneo_worker.budget import KvBudget
-from akeneo_worker.options import add_common, add_rest_budget, connect, env, seconds, setup_logging
+from akeneo_worker.options import (
+    add_common,
+    add_rest_budget,
+    connect,
+    env,
+    env_bool,
+    seconds,
+    setup_logging,
+)
 from akeneo_worker.reconcile import (
     KINDS,
     LockBusy,
@@ -73,6 +81,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="reconcile lock lease, renewed while running [AKENEO_RECONCILE_LOCK_TTL]")  # fmt: skip
     add("--pim-ca-file", default=env("AKENEO_PIM_CA_FILE"),
         help="CA bundle to verify the PIM's certificate [AKENEO_PIM_CA_FILE]")  # fmt: skip
+    add("--pim-allow-private", action="store_true", default=env_bool("AKENEO_PIM_ALLOW_PRIVATE"),
+        help="allow a PIM on private/loopback addresses [AKENEO_PIM_ALLOW_PRIVATE]")  # fmt: skip
     add("--full", action="store_true",
         help="also scan all identifiers and listings and publish removals for deleted "
              "resources")  # fmt: skip
@@ -124,7 +134,11 @@ async def reconcile(args: argparse.Namespace) -> int:
             budget = KvBudget(nc, names.guard_bucket, holder=settings.holder, max_wait=60.0)
         try:
             async with AkeneoRestClient(
-                args.pim_url, credentials, verify=verify, limiter=budget
+                args.pim_url,
+                credentials,
+                verify=verify,
+                limiter=budget,
+                allow_private=args.pim_allow_private,
             ) as client:
                 summary = await Reconciler(settings, client, js, kv).run()
         finally:

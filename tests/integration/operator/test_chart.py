@@ -133,7 +133,7 @@ def test_account_signing_key_is_a_mounted_file_and_excludes_a_shared_credential(
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     assert env["AKENEO_OPERATOR_NATS_SIGNING_KEY_FILE"] == "/etc/akeneo/nats-signing/seed"
     assert env["AKENEO_OPERATOR_NATS_ACCOUNT"] == account
-    assert env["AKENEO_OPERATOR_NATS_CREDS_VALIDITY"] == "720h"
+    assert env["AKENEO_OPERATOR_NATS_CREDS_VALIDITY"] == "2h"
     assert "AKENEO_OPERATOR_POD_NATS_SECRET" not in env
     (volume,) = [v for v in pod["volumes"] if v["name"] == "nats-signing"]
     assert volume["secret"]["secretName"] == "nats-account"

@@ -60,7 +60,7 @@ GIVEN = {
     "eventsApiSecret": _known("events-api"),
     "eventPlatformSecrets": f"{_known('platform-1')}\n{_known('platform-2')}",
     "signingSecret": generate(),  # Standard Webhooks (whsec_), as the sink's default needs
-    "dsn": f"postgresql://sink:{_known('dsn-password')}@127.0.0.1:5432/sink",
+    "dsn": f"postgresql://sink:{_known('dsn-password')}@db.example.com:5432/sink",
 }
 
 

@@ -35,6 +35,7 @@ def _env(nats_url: str, names: ConnectionNames, sim: PimSimulator, creds: Path) 
         "AKENEO_NATS_URL": nats_url,
         "AKENEO_PIM_URL": sim.url,
         "AKENEO_PIM_CREDENTIALS_DIR": str(creds),
+        "AKENEO_PIM_ALLOW_PRIVATE": "true",  # the test ground's simulator on 127.0.0.1
     }
 
 

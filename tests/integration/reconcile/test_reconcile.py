@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from nats.js.errors import KeyNotFoundError
@@ -23,8 +24,10 @@ from akeneo_worker.reconcile import LockBusy, LockLost, Reconciler, ReconcileSet
 from tests.integration.reconcile.streams import Connection, provisioned, stream_events
 
 
-def _client(sim: PimSimulator, **kwargs: object) -> AkeneoRestClient:
-    return AkeneoRestClient(sim.url, sim.credentials, backoff_base=0.01, **kwargs)  # type: ignore[arg-type]
+def _client(sim: PimSimulator, **kwargs: Any) -> AkeneoRestClient:
+    return AkeneoRestClient(
+        sim.url, sim.credentials, backoff_base=0.01, allow_private=True, **kwargs
+    )
 
 
 async def _run(sim: PimSimulator, conn: Connection, **kwargs: object):

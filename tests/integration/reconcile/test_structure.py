@@ -46,7 +46,9 @@ async def _reconcile(
     sim: PimSimulator, conn: Connection, *, full: bool = True, resources: tuple[str, ...] = ALL
 ) -> ReconcileSummary:
     settings = ReconcileSettings(names=conn.names, full=full, resources=resources)
-    async with AkeneoRestClient(sim.url, sim.credentials, backoff_base=0.01) as client:
+    async with AkeneoRestClient(
+        sim.url, sim.credentials, backoff_base=0.01, allow_private=True
+    ) as client:
         return await Reconciler(settings, client, conn.js, conn.kv).run()
 
 
@@ -133,7 +135,7 @@ async def test_a_failing_listing_fails_the_run_and_leaves_no_call_behind(nats: s
             calls += 1
             raise RuntimeError("the stream is gone")
 
-        async with AkeneoRestClient(sim.url, sim.credentials) as client:
+        async with AkeneoRestClient(sim.url, sim.credentials, allow_private=True) as client:
             scan = StructureScan(
                 client,
                 conn.js,
@@ -188,7 +190,7 @@ async def _sink(
         yield SqliteSink(db), _sqlite_rows(db)
         return
     dsn = request.getfixturevalue("postgres")
-    yield PostgresSink(dsn, table=table), _postgres_rows(dsn, table)
+    yield PostgresSink(dsn, table=table, allow_private=True), _postgres_rows(dsn, table)
 
 
 def _resources(rows: Rows) -> dict[tuple[str, str], dict[str, Any]]:

@@ -48,7 +48,7 @@ async def _converge(db: Path, want: dict[tuple[str, str], str], worker: object) 
 
 
 async def _reconcile(sim: PimSimulator, conn: Connection, *, full: bool) -> None:
-    async with AkeneoRestClient(sim.url, sim.credentials) as client:
+    async with AkeneoRestClient(sim.url, sim.credentials, allow_private=True) as client:
         settings = ReconcileSettings(names=conn.names, full=full)
         await Reconciler(settings, client, conn.js, conn.kv).run()
 

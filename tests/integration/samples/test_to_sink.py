@@ -178,7 +178,9 @@ async def pipeline(
     """A worker on ``r``'s stream, hydrating from the simulator, writing to ``db``."""
     await bucket_ready(r)
     async with (
-        AkeneoRestClient(sim.url, sim.credentials, verify=ca.client_context()) as client,
+        AkeneoRestClient(
+            sim.url, sim.credentials, verify=ca.client_context(), allow_private=True
+        ) as client,
         running(r.nc.jetstream(), r.config.names, SqliteSink(db), hydrator=RestHydrator(client)),
     ):
         yield

@@ -106,4 +106,5 @@ class VerbatimPim:
     def client(self, **kwargs: object) -> AkeneoRestClient:
         kwargs.setdefault("backoff_base", 0.005)
         kwargs.setdefault("verify", self._ca.client_context())
+        kwargs.setdefault("allow_private", True)  # the verbatim PIM is on 127.0.0.1
         return AkeneoRestClient(self.url, CREDENTIALS, **kwargs)  # type: ignore[arg-type]

@@ -93,7 +93,7 @@ async def test_serve_rest_writes_credentials_for_the_connector(tmp_path: Path) -
         while b"serving" not in await asyncio.wait_for(proc.stdout.readline(), timeout=60):
             pass
         credentials = PimCredentials.from_dir(creds_dir)
-        async with AkeneoRestClient(url, credentials) as client:
+        async with AkeneoRestClient(url, credentials, allow_private=True) as client:
             items = []
             async for page in client.iter_pages(PRODUCTS_UUID_PATH, {}):
                 items += page

@@ -231,7 +231,9 @@ async def party(nats: str, sim: PimSimulator, names: ConnectionNames, holder: st
                 ) -> AsyncIterator[Party]:  # fmt: skip
     nc = await nats_client.connect(nats)
     budget = KvBudget(nc, names.guard_bucket, holder=holder) if shared else None
-    client = AkeneoRestClient(sim.url, sim.credentials, limiter=budget, backoff_base=0.01)
+    client = AkeneoRestClient(
+        sim.url, sim.credentials, limiter=budget, backoff_base=0.01, allow_private=True
+    )
     try:
         yield Party(nc, client, budget)
     finally:

@@ -50,7 +50,7 @@ async def test_ids_only_events_are_hydrated_from_the_rest_api(
             js, names, ids_only(names, ResourceKind.PRODUCT, missing, edit.event_datetime)
         )
         async with (
-            AkeneoRestClient(sim.url, sim.credentials) as client,
+            AkeneoRestClient(sim.url, sim.credentials, allow_private=True) as client,
             running(js, names, SqliteSink(db), hydrator=RestHydrator(client)) as worker,
         ):
             await eventually(lambda: worker.metrics.counts["applied"] == 2, what="hydrated")
@@ -89,7 +89,7 @@ async def test_a_tie_is_resolved_by_re_reading_the_resource(
             )
 
         async with (
-            AkeneoRestClient(sim.url, sim.credentials) as client,
+            AkeneoRestClient(sim.url, sim.credentials, allow_private=True) as client,
             running(js, names, SqliteSink(db), hydrator=RestHydrator(client)) as worker,
         ):
             await publish(js, names, same_version("first"))
@@ -139,7 +139,7 @@ async def test_a_structure_tie_is_resolved_by_re_reading_it_by_code(
         after = structure_upsert(names.ref, ResourceKind.CATEGORY, dict(item), None, T0)
         assert before.version == after.version and before.event_id != after.event_id
         async with (
-            AkeneoRestClient(sim.url, sim.credentials) as client,
+            AkeneoRestClient(sim.url, sim.credentials, allow_private=True) as client,
             running(js, names, SqliteSink(db), hydrator=RestHydrator(client)) as worker,
         ):
             await publish(js, names, before)

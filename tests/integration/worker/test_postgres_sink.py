@@ -47,7 +47,7 @@ async def test_worker_applies_to_postgres(
     await publish(js, names, event(names, "p2", 1))
     await publish(js, names, event(names, "gone", 1))
     await publish(js, names, event(names, "gone", 3, delete=True))
-    async with running(js, names, PostgresSink(postgres, table=table)):
+    async with running(js, names, PostgresSink(postgres, table=table, allow_private=True)):
         await eventually(lambda: set(rows(postgres, table)) == {"p1", "p2"}, what="rows")
     found = rows(postgres, table)
     assert found["p1"] == (version(2), {"uuid": "p1", "n": 2, "updated": version(2).isoformat()})
@@ -66,7 +66,7 @@ def change(key: str, n: int, *, delete: bool = False) -> Change:
 
 
 async def test_the_table_never_goes_backwards(postgres: str) -> None:
-    sink = PostgresSink(postgres, table="never_backwards")
+    sink = PostgresSink(postgres, table="never_backwards", allow_private=True)
     await sink.open()
     try:
         await sink.apply([change("a", 5), change("b", 1)])
@@ -97,7 +97,7 @@ def tables(dsn: str, sink: PostgresSink) -> Tables:
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 async def test_self_guarding_rule(postgres: str, case: Case) -> None:
-    sink = PostgresSink(postgres, table=fresh_table())
+    sink = PostgresSink(postgres, table=fresh_table(), allow_private=True)
     await sink.open()
     try:
         await apply_all(sink.apply, case.batches)
@@ -110,7 +110,7 @@ async def test_self_guarding_rule(postgres: str, case: Case) -> None:
 async def test_any_order_of_a_history_ends_on_its_newest_change(
     postgres: str, order: list[Change], want: Tables
 ) -> None:
-    sink = PostgresSink(postgres, table=fresh_table())
+    sink = PostgresSink(postgres, table=fresh_table(), allow_private=True)
     await sink.open()
     try:
         await apply_all(sink.apply, [[c] for c in order])
@@ -121,7 +121,10 @@ async def test_any_order_of_a_history_ends_on_its_newest_change(
 
 async def test_replica_a_old_update_lands_after_replica_b_newer_removal(postgres: str) -> None:
     table = fresh_table()
-    a, b = PostgresSink(postgres, table=table), PostgresSink(postgres, table=table)
+    a, b = (
+        PostgresSink(postgres, table=table, allow_private=True),
+        PostgresSink(postgres, table=table, allow_private=True),
+    )
     await a.open()
     await b.open()
     try:
@@ -184,14 +187,14 @@ async def test_serializable_batches_refuse_the_interleaving_that_resurrects(
     B's removal (neither statement saw the other's uncommitted work) and the row comes back;
     SERIALIZABLE refuses one of the two, and its retry (what ``apply`` does) ends right."""
     level = psycopg.IsolationLevel
-    rc = PostgresSink(postgres, table=fresh_table())
+    rc = PostgresSink(postgres, table=fresh_table(), allow_private=True)
     await rc.open()
     await rc.close()
     outcomes = await asyncio.to_thread(_interleave, postgres, rc, level.READ_COMMITTED, row=row)
     assert outcomes == {"A": "committed", "B": "committed"}
     assert tables(postgres, rc) == ({"p1": 2}, {"p1": 3})  # resurrected
 
-    sink = PostgresSink(postgres, table=fresh_table())
+    sink = PostgresSink(postgres, table=fresh_table(), allow_private=True)
     await sink.open()
     try:
         outcomes = await asyncio.to_thread(_interleave, postgres, sink, level.SERIALIZABLE, row=row)
@@ -206,7 +209,10 @@ async def test_two_sinks_writing_at_once_end_on_the_newest(postgres: str) -> Non
     """Two replicas' sinks on one table, batches racing: every resource ends on its newest."""
     rng = random.Random(3)
     table = fresh_table()
-    a, b = PostgresSink(postgres, table=table), PostgresSink(postgres, table=table)
+    a, b = (
+        PostgresSink(postgres, table=table, allow_private=True),
+        PostgresSink(postgres, table=table, allow_private=True),
+    )
     await a.open()
     await b.open()
     histories: dict[str, list[Change]] = {}
@@ -246,7 +252,7 @@ async def test_a_table_of_an_earlier_version_gains_the_tombstone_table(postgres:
             ("product", "p1", version(1)),
         )
     for _ in range(2):  # idempotent
-        sink = PostgresSink(postgres, table=table)
+        sink = PostgresSink(postgres, table=table, allow_private=True)
         await sink.open()
         await sink.close()
     assert tables(postgres, sink) == ({"p1": 1}, {})

@@ -71,13 +71,13 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> SqlTarget:
     table = f"replicas_{next(_tables)}"
 
     def read_postgres() -> State:
-        sink = PostgresSink(dsn, table=table)
+        sink = PostgresSink(dsn, table=table, allow_private=True)
         with psycopg.connect(dsn) as conn:
             rows = conn.execute(f"SELECT key, resource FROM {sink.table}").fetchall()
             gone = conn.execute(f"SELECT key FROM {sink.tombstones}").fetchall()
         return {key: r["n"] for key, r in rows}, {key for (key,) in gone}
 
-    return SqlTarget(lambda: PostgresSink(dsn, table=table), read_postgres)
+    return SqlTarget(lambda: PostgresSink(dsn, table=table, allow_private=True), read_postgres)
 
 
 def newest_events(history: Sequence[NormalizedEvent]) -> dict[str, NormalizedEvent]:

@@ -99,7 +99,7 @@ async def sink_of(
                     return {}
                 return {(k, key): (v, r) for k, key, v, r in found.fetchall()}
 
-        yield PostgresSink(dsn, table=table), postgres_rows
+        yield PostgresSink(dsn, table=table, allow_private=True), postgres_rows
     else:
         hook = await WebhookReceiver(CertificateAuthority()).start(tmp_path)
         try:
@@ -129,7 +129,7 @@ async def hydrating(
     js: JetStreamContext, names: ConnectionNames, sim: PimSimulator, sink: Sink
 ) -> AsyncIterator[Worker]:
     async with (
-        AkeneoRestClient(sim.url, sim.credentials) as client,
+        AkeneoRestClient(sim.url, sim.credentials, allow_private=True) as client,
         running(js, names, sink, hydrator=RestHydrator(client)) as worker,
     ):
         yield worker

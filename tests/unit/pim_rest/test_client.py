@@ -30,7 +30,7 @@ from tests.unit.pim_rest.certs import make_pki
 
 def _client(sim: PimSimulator, **kwargs: object) -> AkeneoRestClient:
     kwargs.setdefault("backoff_base", 0.005)
-    return AkeneoRestClient(sim.url, sim.credentials, **kwargs)  # type: ignore[arg-type]
+    return AkeneoRestClient(sim.url, sim.credentials, allow_private=True, **kwargs)  # type: ignore[arg-type]
 
 
 async def _all(client: AkeneoRestClient, path: str, params: dict[str, str] | None = None):
@@ -217,7 +217,7 @@ async def test_wrong_credentials_fail_clearly_without_leaking(
                 "password": "hunter2-wrong",
             }
         )
-        async with AkeneoRestClient(sim.url, wrong) as client:
+        async with AkeneoRestClient(sim.url, wrong, allow_private=True) as client:
             with pytest.raises(AkeneoAuthError) as caught:
                 await client.get_json(PRODUCTS_UUID_PATH)
         assert caught.value.status == 401
@@ -232,7 +232,9 @@ async def test_transport_failures_are_retried_then_reported() -> None:
     await sim.start()
     url = sim.url
     await sim.stop()  # nothing listens there any more: connection refused
-    async with AkeneoRestClient(url, sim.credentials, max_tries=2, backoff_base=0.001) as client:
+    async with AkeneoRestClient(
+        url, sim.credentials, max_tries=2, backoff_base=0.001, allow_private=True
+    ) as client:
         with pytest.raises(AkeneoApiError) as caught:
             await client.get_json(PRODUCTS_UUID_PATH)
     assert caught.value.status == 0

@@ -9,6 +9,11 @@ so every batch runs SERIALIZABLE, and PostgreSQL's own conflict detection makes 
 batches equivalent to one after the other. A batch refused as a serialization conflict is
 run again at once, a few times. Changes are written in key order so two batches take their
 row locks in the same order.
+
+The DSN is the tenant's: every connection goes through ``akeneo_connector.pgdsn`` first
+(allowed parameters only, each host resolved and checked against the platform's address
+policy, libpq pinned to the checked addresses). Errors say the class of failure, never the
+DSN nor what libpq or the server said.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from akeneo_connector import pgdsn
 from akeneo_worker.changes import Change
 from akeneo_worker.sinks.base import SinkError
 from akeneo_worker.sinks.tombstones import tombstone_table
@@ -44,8 +50,11 @@ class PostgresSink:
     max_concurrency = 1
     self_guarding = True
 
-    def __init__(self, dsn: str, *, table: str = "akeneo_resources") -> None:
+    def __init__(
+        self, dsn: str, *, table: str = "akeneo_resources", allow_private: bool = False
+    ) -> None:
         self._dsn = dsn
+        self._allow_private = allow_private
         self.table = table
         self.tombstones = tombstone_table(table)
         self._conn: psycopg.AsyncConnection[Any] | None = None
@@ -100,7 +109,12 @@ class PostgresSink:
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None or self._conn.closed:
-            conn = await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=10)
+            try:
+                params = await pgdsn.connect_params(self._dsn, allow_private=self._allow_private)
+            except pgdsn.DsnRefused as exc:  # retried like any unreachable database
+                raise SinkError(f"postgres DSN: {exc}", retryable=True) from None
+            params.setdefault("connect_timeout", "10")
+            conn = await psycopg.AsyncConnection.connect(**params)
             await conn.set_isolation_level(psycopg.IsolationLevel.SERIALIZABLE)
             self._conn = conn
         return self._conn

@@ -21,6 +21,10 @@ Signatures (``spec.worker.sink.webhook.signature``):
   POSTs. Without a secret, ``webhook-id`` and ``webhook-timestamp`` are still sent.
 - ``legacy``: ``X-Connector-Timestamp`` (unix seconds) and ``X-Connector-Signature``:
   lowercase hex HMAC-SHA256 over ``"<timestamp>." + body`` with the first secret.
+
+Unless private addresses are allowed, every connection goes through the platform's address
+guard (``akeneo_connector.addresses``): names when they are resolved, and the address of each
+socket (IP literals included) right before it connects.
 """
 
 from __future__ import annotations
@@ -39,10 +43,10 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from akeneo_connector.addresses import RefusedAddress, check_host, guarded_connector
 from akeneo_connector.signing_secrets import SigningSecretError, signing_keys
 from akeneo_connector.spec import WebhookSignature
 from akeneo_worker.changes import Change
-from akeneo_worker.sinks.addresses import GuardedResolver, RefusedAddress, check_host
 from akeneo_worker.sinks.base import SinkError
 
 log = logging.getLogger("akeneo_worker.webhook")
@@ -191,16 +195,14 @@ class WebhookSink:
         self._session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
-        if not self._allow_private:
-            try:
-                await check_host(self._host, self._port)
+        if self._allow_private:
+            connector = aiohttp.TCPConnector(limit=self.max_concurrency, ssl=self._ssl)
+        else:
+            try:  # fail fast; the connector checks every connection again
+                await check_host("webhook", self._host, self._port)
             except RefusedAddress as exc:
                 raise SinkError(str(exc), retryable=False) from exc
-        connector = aiohttp.TCPConnector(
-            limit=self.max_concurrency,
-            resolver=None if self._allow_private else GuardedResolver(),
-            ssl=self._ssl,
-        )
+            connector = guarded_connector("webhook", limit=self.max_concurrency, ssl=self._ssl)
         self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
 
     def headers(
@@ -220,8 +222,8 @@ class WebhookSink:
             ) as resp:
                 await resp.read()
                 status = resp.status
-        except RefusedAddress as exc:
-            raise SinkError(str(exc), retryable=False) from exc
+        except RefusedAddress as exc:  # retried like an unreachable host: it may be DNS
+            raise SinkError(str(exc), retryable=True) from exc
         except TimeoutError as exc:
             raise SinkError("webhook timed out", retryable=True) from exc
         except aiohttp.ClientError as exc:
