@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from akeneo_connector.durations import parse_duration
+from akeneo_connector.spec import TLSSpec
 
 DEFAULT_IMAGE = "akeneo-connector:0.1.0"
 MANAGED_BY = "akeneo-connector-operator"
@@ -85,6 +86,10 @@ class OperatorSettings(BaseModel):
     # A tenant's spec.worker.sink.webhook.allowPrivateAddresses is honoured only when the
     # platform allows it: otherwise any tenant could point its worker at cluster internals.
     allow_private_webhooks: bool = False
+    # The TLS of connections with a receiver.host whose spec leaves tls out, e.g.
+    # {"mode": "certManager", "issuerRef": {"kind": "ClusterIssuer", "name": "letsencrypt"}}:
+    # a certificate Akeneo's senders trust without each tenant asking for one.
+    default_tls: TLSSpec | None = None
 
     namespaces: tuple[str, ...] = ()  # empty: cluster-wide
     peering_name: str = "akeneo-connector"
@@ -287,6 +292,13 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
         "true: honour spec.worker.sink.webhook.allowPrivateAddresses (default: refuse it)",
     ),
     (
+        "--default-tls",
+        "AKENEO_OPERATOR_DEFAULT_TLS",
+        "default_tls",
+        "JSON tls spec for connections with receiver.host that leave tls out, e.g. "
+        '{"mode":"certManager","issuerRef":{"kind":"ClusterIssuer","name":"letsencrypt"}}',
+    ),
+    (
         "--namespaces",
         "AKENEO_WATCH_NAMESPACES",
         "namespaces",
@@ -362,6 +374,9 @@ def _convert(field: str, raw: str) -> Any:
         return Resources.model_validate(json.loads(raw))
     if field == "allow_private_webhooks":
         return _truthy(raw)
+    if field == "default_tls":
+        parsed = json.loads(raw) if raw.strip() else None
+        return TLSSpec.model_validate(parsed) if parsed else None  # {} (chart default): none
     return raw
 
 
