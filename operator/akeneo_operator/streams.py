@@ -17,7 +17,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from akeneo_connector import jetstream
-from akeneo_connector.guard_state import STATS_PREFIX, WorkerStats
+from akeneo_connector.guard_state import STATS_PREFIX, WorkerStats, never_synced
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.nats_auth import OPERATOR_INBOX
 from akeneo_connector.spec import StreamSpec
@@ -101,6 +101,14 @@ class NatsLink:
         except (NotFoundError, TimeoutError, OSError, nats.errors.Error):
             return None
         return msg.data
+
+    async def never_synced(self, names: ConnectionNames, kinds: list[str]) -> bool | None:
+        """Whether no reconcile ever finished for the connection; None when unknown."""
+        try:
+            kv = await (await self.js()).key_value(names.guard_bucket)
+            return await never_synced(kv, kinds)
+        except (NotFoundError, TimeoutError, OSError, nats.errors.Error):
+            return None
 
     async def counters(self, names: ConnectionNames) -> dict[str, int] | None:
         """Sum of ``stats.worker.*`` entries; None when the bucket cannot be read."""

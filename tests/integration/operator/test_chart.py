@@ -150,7 +150,8 @@ def test_cluster_role_grants_only_what_the_operator_uses() -> None:
     assert {(g, r) for g, r, _ in rules} == NAMESPACED_RESOURCES
     assert all("*" not in (g, r, v) for g, r, v in rules)
     assert not {v for _, _, v in rules} & {"deletecollection", "escalate", "bind", "impersonate"}
-    assert {v for g, r, v in rules if (g, r) == ("batch", "jobs")} == READ
+    # one-off reconciles (first sync, sync-now, catch-up) are created, never edited
+    assert {v for g, r, v in rules if (g, r) == ("batch", "jobs")} == {*READ, "create"}
     # writes are PATCHes; update only where blockOwnerDeletion needs it
     assert {r for _, r, v in rules if v == "update"} == {"akeneoconnections/finalizers"}
     assert {v for g, r, v in rules if r == "events"} == {"create", "patch"}
@@ -223,7 +224,8 @@ def _can_i(kubeconfig: Path, verb: str, resource: str, namespace: str | None = N
         ("create", "events", "tenant-x", True),
         ("patch", "clusterkopfpeerings.kopf.dev", None, True),
         ("list", "customresourcedefinitions.apiextensions.k8s.io", None, True),
-        ("create", "jobs.batch", "tenant-x", False),
+        ("create", "jobs.batch", "tenant-x", True),
+        ("delete", "jobs.batch", "tenant-x", False),
         ("create", "pods", "tenant-x", False),
         ("list", "pods", "tenant-x", False),
         ("update", "deployments.apps", "tenant-x", False),
