@@ -255,7 +255,9 @@ class Repairs:
         if plan is None:
             if through or job:
                 obs.conditions[CATCH_UP] = Cond.ok(
-                    "CaughtUp", f"every recorded window repaired (last: {cu.get('windows')})"
+                    "CaughtUp",
+                    f"every recorded window repaired; last: Job {job} read updated > "
+                    f"{cu.get('since')} for {cu.get('windows')}",
                 )
             return
         spec = inp.spec

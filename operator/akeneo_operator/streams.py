@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,15 @@ COUNTER_FIELDS = {
 }
 
 
+log = logging.getLogger("akeneo_operator.nats")
+
+
+async def _nats_error(exc: Exception) -> None:
+    """One line per error (nats-py's default logs a traceback per reconnect attempt while
+    NATS is down); the conditions say what it means for each connection."""
+    log.warning("NATS: %s: %s", type(exc).__name__, str(exc)[:200])
+
+
 class NatsLink:
     def __init__(self, settings: OperatorSettings):
         self.settings = settings
@@ -52,6 +62,7 @@ class NatsLink:
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=1,
                     name="akeneo-connector-operator",
+                    error_cb=_nats_error,
                 )
             return self._nc.jetstream(timeout=5)
 
