@@ -338,6 +338,7 @@ def test_rendered_env_is_the_operator_settings_contract() -> None:
             "podUser": "pods",
         },
         "connectorResources": {"worker": {"limits": {"memory": "512Mi"}}},
+        "defaultTLS": {"mode": "certManager", "issuerRef": {"name": "letsencrypt"}},
     }
     (deployment,) = _by_kind(render("akc", "ops", values), "Deployment")
     env = {
@@ -354,6 +355,10 @@ def test_rendered_env_is_the_operator_settings_contract() -> None:
     assert ops.resources("worker").limits == {"memory": "512Mi"}
     assert ops.resources("receiver").requests == {"cpu": "100m", "memory": "128Mi"}
     assert ops.image == "akeneo-connector:0.1.0"
+    assert ops.default_tls is not None and ops.default_tls.issuer_ref is not None
+    assert (ops.default_tls.mode, ops.default_tls.issuer_ref.name) == ("certManager", "letsencrypt")
+    (plain,) = _by_kind(render("akc", "ops"), "Deployment")
+    assert "AKENEO_OPERATOR_DEFAULT_TLS" not in str(plain)  # none by default: selfSigned
     (peering,) = {
         d["metadata"]["name"] for d in _by_kind(render("akc", "ops", values), "KopfPeering")
     }
@@ -366,6 +371,7 @@ def test_rendered_env_is_the_operator_settings_contract() -> None:
         {"watchNamespaces": ["Not_A_Namespace"]},
         {"nats": {"url": "http://nats:4222"}},
         {"connectorResources": {"default": {"requests": {}}, "sidecar": {}}},
+        {"defaultTLS": {"mode": "letsEncrypt"}},
     ],
 )
 def test_values_schema_refuses_invalid_values(values: dict[str, Any]) -> None:
