@@ -46,6 +46,7 @@ from akeneo_operator.pods import SIGNATURE_FILES, BuildInput
 from akeneo_operator.repairs import ANNOTATIONS, Repairs, RepairState
 from akeneo_operator.settings import OperatorSettings
 from akeneo_operator.status import (
+    CATCH_UP,
     EVENT_SUBSCRIPTION,
     NATS_CREDENTIALS,
     PUBLICLY_TRUSTED,
@@ -225,7 +226,7 @@ class Reconciler:
             if st.obs.counters is None:
                 st.obs.counters = await self.nats.counters(names)
             await self._observe_subscription(st, names)
-            await self.repairs.sync(st.repair, inp, st.body, st.annotations, self._events_of(st))
+            await self._sync(st, inp)
             await self._catch_up(st)
         st.obs.endpoint, st.obs.endpoints = endpoint(inp), endpoints(inp)
         st.needs_retry = any(c.status != "True" for c in (tls.cond, stream_cond, creds.cond))
@@ -246,12 +247,26 @@ class Reconciler:
     def _events_of(self, st: ConnState) -> Callable[[str, str, str], None]:
         return lambda event_type, reason, message: self._event(st, event_type, reason, message)
 
+    async def _sync(self, st: ConnState, inp: BuildInput) -> None:
+        """The first sync and syncs on demand (``repairs``); a refused Job is an Event, never
+        what keeps the connection from being Ready."""
+        try:
+            await self.repairs.sync(st.repair, inp, st.body, st.annotations, self._events_of(st))
+        except ApiError as exc:
+            self.log.warning("sync Job of %s/%s not created: %s", *st.key, exc)
+            self._event(st, "Warning", "SyncJobNotCreated", str(exc)[:300])
+        finally:
+            st.repair.render(st.obs)
+
     async def _catch_up(self, st: ConnState) -> None:
         """Store new gap windows and drive their catch-up Job (``repairs``)."""
         if st.inp is None:
             return
         try:
             await self.repairs.catch_up(st.repair, st.obs, st.inp, st.body, self._events_of(st))
+        except ApiError as exc:
+            self.log.warning("catch-up of %s/%s: %s", *st.key, exc)
+            st.obs.conditions[CATCH_UP] = Cond.fail("KubernetesApiError", str(exc)[:300])
         finally:
             st.repair.render(st.obs)
 
