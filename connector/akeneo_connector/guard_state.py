@@ -6,6 +6,10 @@ are encoded with unpadded URL-safe base64):
 - ``guard.<kind>.<b64 key>`` -> ``GuardEntry``: last applied version of one resource
 - ``reconcile.watermark.<kind>`` -> ``Watermark``: reconcile progress per resource kind
 - ``reconcile.lock`` -> ``ReconcileLock``: one reconcile run at a time (expiring)
+- ``reconcile.last_run`` -> ``LastRun``: the last reconcile that finished (any kind); with
+  the watermarks, what tells a connection that never synced (``never_synced``)
+- ``catchup.through`` -> ``CatchUpCursor``: the newest gap record repaired (local mode; the
+  operator keeps it in ``status.catchUp``)
 - ``stats.worker.<replica>`` -> ``WorkerStats``: counters the operator sums into status
 - ``budget.slot.<n>`` (n = 0..3) -> ``BudgetSlot``: the connection's 4 concurrent PIM calls,
   shared by every worker replica and the reconcile job (``akeneo_worker.budget``)
@@ -14,9 +18,12 @@ are encoded with unpadded URL-safe base64):
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from akeneo_connector.stream_reader import kv_latest
@@ -29,6 +36,8 @@ STATS_PREFIX = "stats.worker"
 LOCK_KEY = "reconcile.lock"
 BUDGET_PREFIX = "budget.slot"
 BUDGET_SLOTS = 4  # Akeneo: concurrent calls per connection
+LAST_RUN_KEY = "reconcile.last_run"
+CATCH_UP_KEY = "catchup.through"
 GUARD_RESET_HEADER = "Akeneo-Guard-Reset"
 """Set by ``replay --reset-guard`` on every event it re-delivers, valued with the run's id:
 a worker that meets a new value drops its cached guard entries before judging the batch
@@ -138,12 +147,36 @@ class BudgetSlot(_State):
         )
 
 
+class LastRun(_State):
+    finished_at: AwareDatetime
+    full: bool = False
+    since: AwareDatetime | None = None  # --since of a catch-up run
+
+
+class CatchUpCursor(_State):
+    through: int  # stream sequence of the newest gap record a catch-up repaired
+    at: AwareDatetime
+
+
 class WorkerStats(_State):
     applied: int = 0
     skipped_outdated: int = 0
     skipped_duplicate: int = 0
     dead_lettered: int = 0
     updated_at: AwareDatetime
+
+
+async def never_synced(kv: KeyValue, kinds: Iterable[str]) -> bool:
+    """True when no reconcile ever finished: no last run and no watermark of ``kinds``
+    (connections that synced before ``reconcile.last_run`` existed have watermarks)."""
+    for key in (LAST_RUN_KEY, *(watermark_key(k) for k in kinds)):
+        try:
+            entry = await kv.get(key)
+        except KeyNotFoundError:  # also raised for a deleted key
+            continue
+        if entry.value:
+            return False
+    return True
 
 
 async def read_guard_entries(js: JetStreamContext, bucket: str, kind: str) -> dict[str, GuardEntry]:

@@ -3,9 +3,12 @@
 The same manifest `kubectl apply -f` takes. Children are the real components, run as the
 operator's pods would run them (same subcommands, same env and secret files, see
 docs/configuration.md): an embedded nats-server (or ``--nats-url``), the receiver over HTTPS
-with a self-signed certificate kept in the data dir, the worker, and the reconcile schedule
-when PIM credentials are given. Everything durable (JetStream store, certificate, sqlite
-sink) lives in the data dir, so a restart resumes where the last run stopped.
+with a self-signed certificate kept in the data dir, the worker, and, when PIM credentials
+are given, the reconciles: at once when the connection never synced, on its schedule, and a
+catch-up for every recorded gap window (``akeneo_connector.gaps``), one run at a time.
+Everything durable (JetStream store, certificate, sqlite sink) lives in the data dir, so a
+restart resumes where the last run stopped; ``local.json`` there tells
+``akeneo-connector reconcile -f`` how to reach this run (``local_layout``).
 """
 
 from __future__ import annotations
@@ -27,11 +30,21 @@ import httpx
 import nats
 from croniter import croniter
 from nats.aio.client import Client as NATS
-from nats.js.errors import NotFoundError
+from nats.js.errors import KeyNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
 from prometheus_client.parser import text_string_to_metric_families
 
+from akeneo_connector import local_layout
+from akeneo_connector.durations import parse_duration
+from akeneo_connector.gaps import plan_catch_up, read_gaps
+from akeneo_connector.guard_state import (
+    CATCH_UP_KEY,
+    CatchUpCursor,
+    never_synced,
+)
 from akeneo_connector.jetstream import ImmutableFieldChanged, ensure_all
 from akeneo_connector.manifest import Connection, ManifestError, load_manifest
+from akeneo_connector.spec import FULL_SCAN_ONLY
 from akeneo_connector.supervisor import Child, DataDirBusy, RunLock
 from akeneo_pim import notifications
 from akeneo_pim.paths import Endpoints
@@ -41,6 +54,7 @@ log = logging.getLogger("akeneo_connector.local")
 
 CERT_VALIDITY = timedelta(days=365)
 CERT_RENEW_BEFORE = timedelta(days=30)
+CATCH_UP_INTERVAL = 30.0  # seconds between looks for new gap windows
 
 
 class LocalModeError(RuntimeError):
@@ -58,6 +72,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--status-interval", type=float, default=1.0, help="seconds between status updates"
     )
+    parser.add_argument(
+        "--catch-up-interval",
+        type=float,
+        default=CATCH_UP_INTERVAL,
+        help="seconds between looks for gap windows to repair (suspensions, 503s, dead letters)",
+    )
 
 
 async def _quiet_nats_error(exc: Exception) -> None:
@@ -72,14 +92,13 @@ def run(args: argparse.Namespace) -> int:
     except ManifestError as exc:
         print(f"akeneo-connector local: {exc}", file=sys.stderr)
         return 2
-    data_dir: Path = args.data_dir or Path(".akeneo-local") / (
-        f"{connection.names.namespace}-{connection.names.name}"
-    )
+    data_dir: Path = args.data_dir or local_layout.default_data_dir(connection.names)
     folder = data_dir.resolve()
     lock = RunLock(folder)
     try:
         lock.acquire()
         pipeline = LocalPipeline(connection, folder, args.port, args.nats_url, lock)
+        pipeline.catch_up_interval = args.catch_up_interval
         return asyncio.run(pipeline.run(args.status_interval))
     except (DataDirBusy, LocalModeError, ImmutableFieldChanged) as exc:
         print(f"akeneo-connector local: {exc}", file=sys.stderr)
@@ -206,6 +225,8 @@ class LocalPipeline:
         self.reconcile_child: Child | None = None
         self.lock = lock
         self.logs = data_dir / "logs"
+        self.catch_up_interval = CATCH_UP_INTERVAL
+        self._reconcile_slot = asyncio.Lock()  # one reconcile child at a time
 
     @property
     def nats_url(self) -> str:
@@ -238,6 +259,7 @@ class LocalPipeline:
             "AKENEO_TLS_KEY_FILE": str(self.dir / "tls" / "tls.key"),
             "AKENEO_MAX_BODY_BYTES": str(spec.max_body_bytes),
             "AKENEO_TIMESTAMP_TOLERANCE": spec.timestamp_tolerance,
+            "AKENEO_GAP_SPOOL_FILE": str(self.dir / "receiver-gaps.json"),
         }
         for key, var in (
             ("eventsApiSecret", "AKENEO_EVENTS_API_SECRET_FILE"),
@@ -249,16 +271,7 @@ class LocalPipeline:
         return env
 
     def pim_env(self) -> dict[str, str]:
-        pim = self.connection.spec.pim
-        if not pim.credentials_secret:
-            return {}
-        env = {
-            "AKENEO_PIM_URL": pim.url,
-            "AKENEO_PIM_CREDENTIALS_DIR": str(self.dir / "secrets" / pim.credentials_secret),
-        }
-        if pim.allow_private_addresses:  # asked in the manifest: local mode's platform is you
-            env["AKENEO_PIM_ALLOW_PRIVATE"] = "true"
-        return env
+        return local_layout.pim_env(self.connection, self.dir)
 
     def worker_env(self) -> dict[str, str]:
         worker = self.connection.spec.worker
@@ -290,13 +303,7 @@ class LocalPipeline:
         return env
 
     def reconcile_env(self) -> dict[str, str]:
-        rec = self.connection.spec.reconciliation
-        return {
-            **self.common_env(),
-            **self.pim_env(),
-            "AKENEO_RECONCILE_RESOURCES": ",".join(rec.resources),
-            "AKENEO_SAFETY_MARGIN": rec.safety_margin,
-        }
+        return local_layout.reconcile_env(self.connection, self.dir, self.nats_url)
 
     async def prepare(self) -> Path:
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -336,6 +343,7 @@ class LocalPipeline:
             loop.add_signal_handler(sig, stop.set)
         ca = await self.prepare()
         nc = await self.start_nats()
+        local_layout.write_runtime(self.dir, self.nats_url)
         try:
             names, spec = self.connection.names, self.connection.spec
             stream, bucket = await ensure_all(nc.jetstream(), names, spec.stream)
@@ -348,7 +356,9 @@ class LocalPipeline:
                 self.children.append(child)
                 self._tasks.append(asyncio.create_task(child.supervise()))
             if self.connection.spec.pim.credentials_secret:
+                self._tasks.append(asyncio.create_task(self.initial_sync(nc)))
                 self._tasks.append(asyncio.create_task(self.reconcile_schedule()))
+                self._tasks.append(asyncio.create_task(self.catch_up_loop(nc)))
             self.announce(ca)
             await self.show_status(nc, ca, stop, status_interval)
         finally:
@@ -361,6 +371,7 @@ class LocalPipeline:
                 await nc.close()
             for child in reversed(self.children):
                 await child.stop()
+            local_layout.clear_runtime(self.dir)
             if self.lock is not None:
                 self.lock.clear()
         return 0
@@ -443,20 +454,11 @@ class LocalPipeline:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), interval)
 
-    async def reconcile_schedule(self) -> None:
-        rec = self.connection.spec.reconciliation
-        schedules = [(rec.schedule, False)]
-        if rec.full_scan_schedule:
-            schedules.append((rec.full_scan_schedule, True))
-        now = datetime.now(UTC)
-        nexts = [(croniter(expr, now).get_next(datetime), expr, full) for expr, full in schedules]
-        while True:
-            nexts.sort(key=lambda n: n[0])
-            when, expr, full = nexts[0]
-            await asyncio.sleep(max(0.0, (when - datetime.now(UTC)).total_seconds()))
-            argv = [sys.executable, "-m", "akeneo_connector.cli", "reconcile"]
-            if full:
-                argv.append("--full")
+    async def run_reconcile(self, extra: list[str], label: str) -> int:
+        """``akeneo-connector reconcile <extra>`` as a child, after any other reconcile child
+        (the KV lock would refuse an overlap anyway); its exit code."""
+        async with self._reconcile_slot:
+            argv = [sys.executable, "-m", "akeneo_connector.cli", "reconcile", *extra]
             child = Child(
                 "reconcile", argv, self.reconcile_env(), self.logs / "reconcile.log",
                 on_start=self._record,
@@ -470,6 +472,74 @@ class LocalPipeline:
                 if child.running:  # Ctrl-C during a run: it stops with everything else
                     await child.stop()
                 self.reconcile_child = None
-            level = logging.INFO if code == 0 else logging.ERROR
-            log.log(level, "reconcile%s finished with exit code %s", " --full" * full, code)
+        level = logging.INFO if code == 0 else logging.ERROR
+        log.log(level, "%s finished with exit code %s", label, code)
+        return code
+
+    async def initial_sync(self, nc: NATS) -> None:
+        """A connection that never synced reconciles at once, not at its first schedule."""
+        spec = self.connection.spec
+        kinds = [k for r, k in (("products", "product"), ("product_models", "product_model"))
+                 if r in spec.reconciliation.resources]  # fmt: skip
+        kv = await nc.jetstream().key_value(self.connection.names.guard_bucket)
+        if not await never_synced(kv, kinds):
+            return
+        full = any(r in FULL_SCAN_ONLY for r in spec.reconciliation.resources)
+        log.info("never synced: reconciling now%s", " (--full: the listed structure too)" * full)
+        await self.run_reconcile(["--full"] if full else [], "initial sync")
+
+    async def catch_up_loop(self, nc: NATS) -> None:
+        """Record gap windows (subscription suspensions, dead letters; the receiver records
+        its 503s) and repair them with ``reconcile --since``, as the operator's Jobs do."""
+        from akeneo_operator.gap_sources import GapScanner  # shared with the operator
+
+        names = self.connection.names
+        margin = parse_duration(self.connection.spec.reconciliation.safety_margin)
+        scanner = GapScanner(names)
+        while True:
+            await asyncio.sleep(self.catch_up_interval)
+            try:
+                js = nc.jetstream()
+                kv = await js.key_value(names.guard_bucket)
+                for record in await scanner.scan(js):
+                    log.warning("gap recorded: %s", record.window().text())
+                through = await _catch_up_cursor(kv)
+                plan = plan_catch_up(await read_gaps(js, names, after=through), through, margin)
+            except (NotFoundError, TimeoutError, nats.errors.Error) as exc:
+                log.debug("gap windows not read: %s", type(exc).__name__)
+                continue
+            if plan is None:
+                continue
+            since = plan.since.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+            log.info("catch-up reconcile --since %s for %s", since, plan.text())
+            code = await self.run_reconcile(
+                ["--since", since, "--lock-wait", "30m"], f"catch-up --since {since}"
+            )
+            if code == 0:
+                cursor = CatchUpCursor(through=plan.through, at=datetime.now(UTC))
+                await kv.put(CATCH_UP_KEY, cursor.to_bytes())
+
+    async def reconcile_schedule(self) -> None:
+        rec = self.connection.spec.reconciliation
+        schedules = [(rec.schedule, False)]
+        if rec.full_scan_schedule:
+            schedules.append((rec.full_scan_schedule, True))
+        now = datetime.now(UTC)
+        nexts = [(croniter(expr, now).get_next(datetime), expr, full) for expr, full in schedules]
+        while True:
+            nexts.sort(key=lambda n: n[0])
+            when, expr, full = nexts[0]
+            await asyncio.sleep(max(0.0, (when - datetime.now(UTC)).total_seconds()))
+            await self.run_reconcile(["--full"] if full else [], "reconcile" + " --full" * full)
             nexts[0] = (croniter(expr, datetime.now(UTC)).get_next(datetime), expr, full)
+
+
+async def _catch_up_cursor(kv: KeyValue) -> int:
+    """The newest gap record local mode repaired (0: none yet)."""
+    try:
+        entry = await kv.get(CATCH_UP_KEY)
+    except KeyNotFoundError:
+        return 0
+    if not entry.value:
+        return 0
+    return CatchUpCursor.model_validate_json(entry.value).through

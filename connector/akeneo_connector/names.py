@@ -70,6 +70,15 @@ class ConnectionNames:
         return f"{self.subject_prefix}.notifications"
 
     @property
+    def gaps_subject(self) -> str:
+        """Windows in which events may have been lost (``akeneo_connector.gaps``), one
+        subject per source: ``<prefix>.gaps.<source>``; never read by the worker."""
+        return f"{self.subject_prefix}.gaps"
+
+    def gap_subject(self, source: str) -> str:
+        return f"{self.gaps_subject}.{source}"
+
+    @property
     def dead_letter_subject(self) -> str:
         return f"{self.subject_prefix}.dead"
 

@@ -146,6 +146,7 @@ def permissions(
         publish = [
             f"{names.events_subject}.>",
             names.notifications_subject,  # Event Platform notification webhooks, as received
+            names.gap_subject("receiver-503"),  # its own outages, recorded once NATS is back
             *_stream_info(stream),
             f"{JS_API}.CONSUMER.INFO.{stream}.{names.consumer}",
         ]
@@ -170,10 +171,17 @@ def permissions(
     return Permissions(publish=_unique(publish), subscribe=(f"{prefix}.>",))
 
 
+GAPS_OF_EVERY_CONNECTION = "akeneo.*.gaps.>"
+
+
 def operator_permissions() -> Permissions:
     """The operator's own user: every stream and bucket of the account (it provisions them
-    and reads the workers' counters), replies on its own inbox prefix only."""
-    return Permissions(publish=(f"{JS_API}.>", "$JS.FC.>"), subscribe=(f"{OPERATOR_INBOX}.>",))
+    and reads the workers' counters), the gap windows it observes (``akeneo_connector.gaps``),
+    replies on its own inbox prefix only."""
+    return Permissions(
+        publish=(f"{JS_API}.>", "$JS.FC.>", GAPS_OF_EVERY_CONNECTION),
+        subscribe=(f"{OPERATOR_INBOX}.>",),
+    )
 
 
 def tenant_users(

@@ -243,7 +243,28 @@ class ReconciliationSpec(SpecModel):
 class AkeneoConnectionSpec(SpecModel):
     pim: PimSpec
     receiver: ReceiverSpec
-    tls: TLSSpec = Field(default_factory=TLSSpec)
+    # No default in the CRD on purpose: a spec that leaves tls out gets the operator's
+    # defaultTLS (when it has a receiver.host), which a defaulted {mode: selfSigned} would hide.
+    tls: TLSSpec | None = Field(
+        default=None,
+        description="Serving certificate. Left out: the operator's defaultTLS for a connection "
+        "with receiver.host (e.g. certManager with an ACME ClusterIssuer), else selfSigned",
+    )
     stream: StreamSpec = Field(default_factory=StreamSpec)
     worker: WorkerSpec = Field(default_factory=WorkerSpec)
     reconciliation: ReconciliationSpec = Field(default_factory=ReconciliationSpec)
+
+    @property
+    def effective_tls(self) -> TLSSpec:
+        """``tls``, or selfSigned when it is left out (the operator first applies its
+        defaultTLS with ``with_default_tls``)."""
+        return self.tls or TLSSpec()
+
+    def with_default_tls(self, default: TLSSpec | None) -> AkeneoConnectionSpec:
+        """The spec with ``tls`` filled: the platform's ``default`` for a public host (what
+        Akeneo's senders reach, and what an ACME issuer can certify), else selfSigned (an
+        in-cluster Service name no public CA issues for)."""
+        if self.tls is not None:
+            return self
+        tls = default if default is not None and self.receiver.host else TLSSpec()
+        return self.model_copy(update={"tls": tls})

@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from akeneo_connector.local_layout import LOCK_FILE
+
 log = logging.getLogger("akeneo_connector.local")
 
 BACKOFF_START = 0.5
@@ -147,7 +149,7 @@ class RunLock:
     """An exclusive lock on a data dir, and the process ids of the children started in it."""
 
     def __init__(self, folder: Path) -> None:
-        self.lock_path = folder / "local.lock"
+        self.lock_path = folder / LOCK_FILE
         self.pids_path = folder / "children.pids"
         self._fd: int | None = None
 

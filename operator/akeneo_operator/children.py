@@ -6,8 +6,12 @@ added by the caller (``kopf.adopt``) so that these functions stay free of kopf.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 
+from akeneo_connector.gaps import CatchUpPlan
+from akeneo_connector.spec import FULL_SCAN_ONLY
 from akeneo_operator.meta import (
     CONNECTION,
     L_COMPONENT,
@@ -319,6 +323,86 @@ def _cronjob(inp: BuildInput, name: str, schedule: str, args: list[str]) -> Mani
             },
         },
     }
+
+
+# -- one-off reconcile Jobs (initial sync, sync on demand, catch-up) ------------------------
+
+JOB_PURPOSE_LABEL = "akeneo.connectors.dev/job"
+INITIAL_SYNC = "initial-sync"
+SYNC_NOW = "sync-now"
+FULL_SCAN_NOW = "full-scan-now"
+CATCH_UP = "catch-up"
+# A one-off run that finds a scheduled one holding the reconcile lock waits for it: its
+# window must not be lost to the schedule (and the lock keeps the two from overlapping).
+ONE_OFF_LOCK_WAIT = "30m"
+JOB_TTL_SECONDS = 86400  # finished one-off Jobs stay a day for `kubectl get jobs`
+MAX_JOB_NAME = 63  # a Job's name becomes its pods' job-name label value
+
+
+def job_name(name: str, *parts: str) -> str:
+    """``<name>-<parts...>``, shortened with a digest when longer than a label value."""
+    full = "-".join((name, *parts))
+    if len(full) <= MAX_JOB_NAME:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:10]
+    return f"{full[: MAX_JOB_NAME - 11].rstrip('-')}-{digest}"
+
+
+def value_digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:10]
+
+
+def one_off_job(inp: BuildInput, name: str, args: list[str], purpose: str) -> Manifest:
+    """A Job from the reconcile CronJob's template running ``akeneo-connector <args>``."""
+    parts = reconcile_parts(inp)
+    cont = container(inp, RECONCILE, args, parts, None)
+    template = pod_template(inp, RECONCILE, cont, parts, restart_policy="Never")
+    meta = _meta(inp, name, RECONCILE)
+    meta["labels"][JOB_PURPOSE_LABEL] = purpose
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": meta,
+        "spec": {
+            "backoffLimit": 2,
+            "activeDeadlineSeconds": 3600,
+            "ttlSecondsAfterFinished": JOB_TTL_SECONDS,
+            "template": template,
+        },
+    }
+
+
+def _reconcile_args(*extra: str) -> list[str]:
+    return ["reconcile", *extra, "--lock-wait", ONE_OFF_LOCK_WAIT]
+
+
+def initial_sync_job(inp: BuildInput) -> Manifest:
+    """The first sync of a connection that never synced: products and models, and (with a
+    full run, only when listed) the structure, which only ``--full`` reads."""
+    full = any(r in FULL_SCAN_ONLY for r in inp.spec.reconciliation.resources)
+    args = _reconcile_args("--full") if full else _reconcile_args()
+    return one_off_job(inp, job_name(inp.names.name, INITIAL_SYNC), args, INITIAL_SYNC)
+
+
+def sync_now_job(inp: BuildInput, value: str, *, full: bool) -> Manifest:
+    """``kubectl annotate akc NAME akeneo.connectors.dev/sync-now=<value>`` (or
+    ``full-scan-now``): one run per distinct value."""
+    purpose = FULL_SCAN_NOW if full else SYNC_NOW
+    args = _reconcile_args("--full") if full else _reconcile_args()
+    return one_off_job(inp, job_name(inp.names.name, purpose, value_digest(value)), args, purpose)
+
+
+def rfc3339(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def catch_up_job(inp: BuildInput, plan: CatchUpPlan, attempt: int = 1) -> Manifest:
+    """The catch-up of the gap windows ``plan`` covers: ``reconcile --since <start - margin>``
+    (whole seconds, rounded down: never later than the plan's time)."""
+    suffix = [str(plan.through)] + ([str(attempt)] if attempt > 1 else [])
+    name = job_name(inp.names.name, CATCH_UP, *suffix)
+    since = plan.since.replace(microsecond=0)
+    return one_off_job(inp, name, _reconcile_args("--since", rfc3339(since)), CATCH_UP)
 
 
 def reconcile_cronjobs(inp: BuildInput) -> list[Manifest]:

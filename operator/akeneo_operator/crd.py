@@ -20,6 +20,8 @@ Status written by the operator (see ``status_schema``)::
       lastReconcileTime: "2026-01-01T00:00:00Z"
       lastReconcileResult: Succeeded
       counters: {applied: 10, skippedOutdated: 1, deadLettered: 0}
+      sync: {syncNow: "2026-01-01", fullScanNow: "1", initialJob: acme-initial-sync}
+      catchUp: {through: 42, job: acme-catch-up-42, since: "...", windows: "..."}
       kopf: {...}   # kopf's own progress storage, left open
 """
 
@@ -63,6 +65,8 @@ CONDITION_TYPES = (
     "WorkerReady",
     "ReconcileScheduled",
     "EventSubscriptionActive",
+    "CatchUp",
+    "PubliclyTrusted",
 )
 MAX_NAME_LENGTH = 40
 """Children are named ``<name>-<suffix>``; CronJob names are limited to 52 characters."""
@@ -304,6 +308,52 @@ def status_schema() -> Schema:
                     "deadLettered": counter,
                 },
             },
+            "sync": {
+                "type": "object",
+                "description": "On-demand syncs: the last handled value of each annotation",
+                "properties": {
+                    "syncNow": {
+                        "type": "string",
+                        "description": "akeneo.connectors.dev/sync-now (sha256: when long)",
+                    },
+                    "fullScanNow": {
+                        "type": "string",
+                        "description": "akeneo.connectors.dev/full-scan-now",
+                    },
+                    "initialJob": {
+                        "type": "string",
+                        "description": "Job that ran the first sync of a never-synced connection",
+                    },
+                },
+            },
+            "catchUp": {
+                "type": "object",
+                "description": "Repair of the windows in which events may have been lost",
+                "properties": {
+                    "through": {
+                        **counter,
+                        "description": "Stream sequence of the newest gap record repaired",
+                    },
+                    "job": {"type": "string", "description": "Current or last catch-up Job"},
+                    "planned": {**counter, "description": "Newest gap record the Job covers"},
+                    "since": {
+                        "type": "string",
+                        "format": "date-time",
+                        "description": "The Job reads updated > since",
+                    },
+                    "windows": {
+                        "type": "string",
+                        "description": "The merged windows the Job repairs",
+                    },
+                    "attempt": counter,
+                    "failedAt": {"type": "string", "format": "date-time"},
+                    "receiverDownSince": {
+                        "type": "string",
+                        "format": "date-time",
+                        "description": "No receiver ready since then (closes a gap window)",
+                    },
+                },
+            },
             "kopf": {
                 "type": "object",
                 "description": "The operator framework's own progress records",
@@ -316,6 +366,8 @@ def status_schema() -> Schema:
 def _printer_columns() -> list[Schema]:
     ready = '.status.conditions[?(@.type=="Ready")]'
     subscription = '.status.conditions[?(@.type=="EventSubscriptionActive")]'
+    trusted = '.status.conditions[?(@.type=="PubliclyTrusted")]'
+    catch_up = '.status.conditions[?(@.type=="CatchUp")]'
     return [
         {"name": "Ready", "type": "string", "jsonPath": f"{ready}.status"},
         {"name": "Reason", "type": "string", "jsonPath": f"{ready}.reason", "priority": 1},
@@ -336,6 +388,18 @@ def _printer_columns() -> list[Schema]:
             "name": "Subscription",
             "type": "string",
             "jsonPath": f"{subscription}.reason",
+            "priority": 1,
+        },
+        {
+            "name": "Trusted",
+            "type": "string",
+            "jsonPath": f"{trusted}.status",
+            "priority": 1,
+        },
+        {
+            "name": "CatchUp",
+            "type": "string",
+            "jsonPath": f"{catch_up}.reason",
             "priority": 1,
         },
         {"name": "Applied", "type": "integer", "jsonPath": ".status.counters.applied"},

@@ -17,6 +17,7 @@ from akeneo_operator.health import OperatorMetrics, start_server
 from akeneo_operator.kubeclient import Credentials, KubeClient, credentials_from
 from akeneo_operator.meta import FINALIZER, Manifest, managed_selector
 from akeneo_operator.reconciler import Reconciler
+from akeneo_operator.repairs import ANNOTATIONS
 from akeneo_operator.settings import MANAGED_BY, OperatorSettings
 from akeneo_operator.streams import NatsLink
 from akeneo_operator.timing import first_delay, jittered
@@ -184,10 +185,15 @@ _META_KEYS = (
 
 def _plain(body: kopf.Body) -> Manifest:
     meta = body.get("metadata") or {}
+    plain_meta = {k: copy.deepcopy(meta[k]) for k in _META_KEYS if k in meta}
+    annotations = meta.get("annotations") or {}
+    ours = {k: str(annotations[k]) for k in ANNOTATIONS if k in annotations}  # sync-now, ...
+    if ours:
+        plain_meta["annotations"] = ours
     return {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),
-        "metadata": {k: copy.deepcopy(meta[k]) for k in _META_KEYS if k in meta},
+        "metadata": plain_meta,
         "spec": copy.deepcopy(dict(body.get("spec") or {})),
         "status": copy.deepcopy(dict(body.get("status") or {})),
     }

@@ -30,6 +30,7 @@ SIGNATURE_DIR = "/etc/akeneo/signature"
 PIM_DIR = "/etc/akeneo/pim/"
 SINK_DIR = "/etc/akeneo/sink"
 NATS_DIR = "/etc/akeneo/nats"
+GAP_SPOOL_FILE = "/tmp/akeneo-gaps.json"
 
 # Keys of the signature Secret: at least one of SIGNATURE_KEYS (a sender's secret); the
 # notification secret is optional (Event Platform subscription notifications).
@@ -127,6 +128,9 @@ def receiver_parts(inp: BuildInput) -> PodParts:
         parts.set(SIGNATURE_FILES[key], f"{SIGNATURE_DIR}/{key}")
     parts.set("AKENEO_MAX_BODY_BYTES", str(r.max_body_bytes))
     parts.set("AKENEO_TIMESTAMP_TOLERANCE", r.timestamp_tolerance)
+    # an outage's 503 window, kept across container restarts (the /tmp emptyDir) until NATS
+    # takes its gap record
+    parts.set("AKENEO_GAP_SPOOL_FILE", GAP_SPOOL_FILE)
     return parts
 
 

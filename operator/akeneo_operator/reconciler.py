@@ -43,10 +43,13 @@ from akeneo_operator.kubeclient import ApiError, KubeClient
 from akeneo_operator.meta import FINALIZER, L_COMPONENT, RECEIVER, WORKER, Manifest
 from akeneo_operator.natscreds import CredsOutcome, IssuerFile, ensure_creds, without_issuer
 from akeneo_operator.pods import SIGNATURE_FILES, BuildInput
+from akeneo_operator.repairs import ANNOTATIONS, Repairs, RepairState
 from akeneo_operator.settings import OperatorSettings
 from akeneo_operator.status import (
+    CATCH_UP,
     EVENT_SUBSCRIPTION,
     NATS_CREDENTIALS,
+    PUBLICLY_TRUSTED,
     RECEIVER_READY,
     RECONCILE_SCHEDULED,
     STREAM_READY,
@@ -60,7 +63,8 @@ from akeneo_operator.status import (
     transitions,
 )
 from akeneo_operator.streams import NatsLink
-from akeneo_operator.tls import ensure_tls
+from akeneo_operator.tls import TLSOutcome, ensure_tls, secret_data
+from akeneo_operator.trust import publicly_trusted
 
 Key = tuple[str, str]
 # Full reconciles in flight at once. Each holds its built manifests and the live children it
@@ -100,6 +104,9 @@ class ConnState:
     seen_versions: dict[ChildRef, int] = field(default_factory=dict)
     pending: dict[ChildRef, ChildEvent] = field(default_factory=dict)  # child events to act on
     drain: asyncio.Task[None] | None = None  # acts on ``pending``
+    inp: BuildInput | None = None  # what the last full reconcile built from
+    annotations: dict[str, str] = field(default_factory=dict)  # ours (``repairs.ANNOTATIONS``)
+    repair: RepairState = field(default_factory=RepairState)  # one-off Jobs, gap windows
 
     def fresh(self, ref: ChildRef, child: Manifest | None) -> bool:
         return self.fresh_version(ref, resource_version(child))
@@ -142,6 +149,7 @@ class Reconciler:
         self.handler_errors = 0
         self.issuers = IssuerFile(settings)
         self._reconciles = asyncio.Semaphore(MAX_CONCURRENT_RECONCILES)
+        self.repairs = Repairs(settings, client, nats, adopt, clock, self.log)
 
     def state(self, namespace: str, name: str) -> ConnState:
         key = (namespace, name)
@@ -156,6 +164,9 @@ class Reconciler:
         async with self._reconciles, st.lock:
             st.body = _owner_view(body, st.body)
             st.deleting = False
+            annotations = meta.get("annotations") or {}
+            st.annotations = {k: str(annotations[k]) for k in ANNOTATIONS if k in annotations}
+            st.repair.load(st.body.get("status") or {})
             try:
                 await self._reconcile(st, body.get("spec") or {})
             except ApiError as exc:
@@ -178,15 +189,17 @@ class Reconciler:
             st.obs.blocker = spec_error(exc)
             st.needs_retry = False  # only a spec change can fix it (update handler)
             return
+        spec = spec.with_default_tls(self.settings.default_tls)
         refused = policy.refusal(spec, self.settings)
         if refused is not None:
             st.obs.blocker = refused
             st.needs_retry = False  # a spec change or an operator restart can fix it
             return
         names = ConnectionNames(namespace, name)
-        if st.tls_mode is TLSMode.CERT_MANAGER and spec.tls.mode is not TLSMode.CERT_MANAGER:
+        tls_mode = spec.effective_tls.mode
+        if st.tls_mode is TLSMode.CERT_MANAGER and tls_mode is not TLSMode.CERT_MANAGER:
             await self._drop_certificate(namespace, name)
-        st.spec, st.names, st.tls_mode = spec, names, spec.tls.mode
+        st.spec, st.names, st.tls_mode = spec, names, tls_mode
         signature_keys, blocker = await self._check_secrets(namespace, spec)
         st.obs.blocker = blocker
         if blocker is not None:
@@ -198,6 +211,7 @@ class Reconciler:
         st.cert_not_after = tls.not_after if not tls.renews_itself else None
         if tls.issued:
             self._event(st, "Normal", "CertificateIssued", "serving certificate replaced")
+        await self._observe_trust(st, base, tls)
         creds = await self._nats_creds(st, names)
         st.obs.conditions[NATS_CREDENTIALS] = creds.cond
         st.creds_not_after, st.creds_issuer = creds.not_after, creds.issuer
@@ -205,14 +219,56 @@ class Reconciler:
             names, spec, self.settings, tls.secret_name, tls.revision, frozenset(signature_keys)
         )
         await self._apply_children(st, inp)
+        st.inp = inp
         stream_cond, _changed = await self.nats.ensure(names, spec.stream)
         st.obs.conditions[STREAM_READY] = stream_cond
         if stream_cond.status == "True":
             if st.obs.counters is None:
                 st.obs.counters = await self.nats.counters(names)
             await self._observe_subscription(st, names)
+            await self._sync(st, inp)
+            await self._catch_up(st)
         st.obs.endpoint, st.obs.endpoints = endpoint(inp), endpoints(inp)
         st.needs_retry = any(c.status != "True" for c in (tls.cond, stream_cond, creds.cond))
+
+    async def _observe_trust(self, st: ConnState, inp: BuildInput, tls: TLSOutcome) -> None:
+        """``PubliclyTrusted`` for a connection with a public host (``trust``)."""
+        host, mode = inp.spec.receiver.host, inp.spec.effective_tls.mode
+        chain = None
+        if host and mode is not TLSMode.SELF_SIGNED:
+            secret = await self.client.get("v1", "Secret", inp.names.namespace, tls.secret_name)
+            chain = secret_data(secret, "tls.crt")
+        cond = publicly_trusted(host, mode, chain, self.clock())
+        if cond is None:
+            st.obs.conditions.pop(PUBLICLY_TRUSTED, None)
+        else:
+            st.obs.conditions[PUBLICLY_TRUSTED] = cond
+
+    def _events_of(self, st: ConnState) -> Callable[[str, str, str], None]:
+        return lambda event_type, reason, message: self._event(st, event_type, reason, message)
+
+    async def _sync(self, st: ConnState, inp: BuildInput) -> None:
+        """The first sync and syncs on demand (``repairs``); a refused Job is an Event, never
+        what keeps the connection from being Ready."""
+        try:
+            await self.repairs.sync(st.repair, inp, st.body, st.annotations, self._events_of(st))
+        except ApiError as exc:
+            self.log.warning("sync Job of %s/%s not created: %s", *st.key, exc)
+            self._event(st, "Warning", "SyncJobNotCreated", str(exc)[:300])
+        finally:
+            st.repair.render(st.obs)
+
+    async def _catch_up(self, st: ConnState) -> None:
+        """Store new gap windows and drive their catch-up Job (``repairs``)."""
+        if st.inp is None:
+            return
+        try:
+            await self.repairs.catch_up(st.repair, st.obs, st.inp, st.body, self._events_of(st))
+        except ApiError as exc:
+            self.log.warning("catch-up of %s/%s: %s", *st.key, exc)
+            st.obs.conditions[CATCH_UP] = Cond.fail("KubernetesApiError", str(exc)[:300])
+        finally:
+            st.repair.render(st.obs)
 
     async def _nats_creds(self, st: ConnState, names: ConnectionNames) -> CredsOutcome:
         """The connection's own NATS users when a signing key is configured (``natscreds``)."""
@@ -323,11 +379,13 @@ class Reconciler:
         component = str((live["metadata"].get("labels") or {}).get(L_COMPONENT, ""))
         self._observe_condition(st, component, deployment_condition(live, component))
 
-    @staticmethod
-    def _observe_condition(st: ConnState, component: str, cond: Cond) -> None:
+    def _observe_condition(self, st: ConnState, component: str, cond: Cond) -> None:
         ready = {RECEIVER: RECEIVER_READY, WORKER: WORKER_READY}.get(component)
         if ready is not None:
             st.obs.conditions[ready] = cond
+        if ready == RECEIVER_READY:
+            self.repairs.observe_receiver(st.repair, cond)  # no receiver ready: a gap window
+            st.repair.render(st.obs)
 
     async def _observe_subscription(self, st: ConnState, names: ConnectionNames) -> None:
         """``EventSubscriptionActive`` from the newest notification the receiver stored."""
@@ -394,6 +452,8 @@ class Reconciler:
             return False  # a stale event from before our last write
         if ev.job is not None:
             self._observe_job(st, ev.job)
+            if ref.name == st.repair.catch_up.get("job"):
+                await self._catch_up(st)  # the catch-up finished: say so at once
         if ev.deployment is not None:
             self._observe_condition(st, ev.component, ev.deployment)
         packed = st.desired.get(ref)
@@ -460,6 +520,8 @@ class Reconciler:
             if counters is not None:
                 st.obs.counters = counters
             await self._observe_subscription(st, st.names)
+            if cond.status == "True":
+                await self._catch_up(st)
             await self._write_status(st)
 
     async def _first_reconcile(self, namespace: str, name: str) -> None:

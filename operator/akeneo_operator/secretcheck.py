@@ -51,8 +51,10 @@ def needs(spec: AkeneoConnectionSpec, pod_nats_secret: str | None, pod_nats_key:
         )
     if sink.postgres is not None:
         out.append(Need(sink.postgres.dsn_secret, DSN_KEYS, False, "sink.postgres.dsnSecret"))
-    if spec.tls.mode is TLSMode.SECRET and spec.tls.secret_name:
-        out.append(Need(spec.tls.secret_name, ("tls.crt", "tls.key"), False, "tls.secretName"))
+    if spec.effective_tls.mode is TLSMode.SECRET and spec.effective_tls.secret_name:
+        out.append(
+            Need(spec.effective_tls.secret_name, ("tls.crt", "tls.key"), False, "tls.secretName")
+        )
     if pod_nats_secret:
         out.append(Need(pod_nats_secret, (pod_nats_key,), False, "operator NATS secret"))
     return out

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from akeneo_connector.durations import parse_duration
+from akeneo_connector.spec import TLSSpec
 
 DEFAULT_IMAGE = "akeneo-connector:0.1.0"
 MANAGED_BY = "akeneo-connector-operator"
@@ -92,6 +93,10 @@ class OperatorSettings(BaseModel):
     # allowPrivateAddresses (a PIM or a database inside the platform's network).
     allow_private_pim: bool = False
     allow_private_postgres: bool = False
+    # The TLS of connections with a receiver.host whose spec leaves tls out, e.g.
+    # {"mode": "certManager", "issuerRef": {"kind": "ClusterIssuer", "name": "letsencrypt"}}:
+    # a certificate Akeneo's senders trust without each tenant asking for one.
+    default_tls: TLSSpec | None = None
 
     namespaces: tuple[str, ...] = ()  # empty: cluster-wide
     peering_name: str = "akeneo-connector"
@@ -306,6 +311,13 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
         "true: honour spec.worker.sink.postgres.allowPrivateAddresses (default: refuse it)",
     ),
     (
+        "--default-tls",
+        "AKENEO_OPERATOR_DEFAULT_TLS",
+        "default_tls",
+        "JSON tls spec for connections with receiver.host that leave tls out, e.g. "
+        '{"mode":"certManager","issuerRef":{"kind":"ClusterIssuer","name":"letsencrypt"}}',
+    ),
+    (
         "--namespaces",
         "AKENEO_WATCH_NAMESPACES",
         "namespaces",
@@ -381,6 +393,9 @@ def _convert(field: str, raw: str) -> Any:
         return Resources.model_validate(json.loads(raw))
     if field in ("allow_private_webhooks", "allow_private_pim", "allow_private_postgres"):
         return _truthy(raw)
+    if field == "default_tls":
+        parsed = json.loads(raw) if raw.strip() else None
+        return TLSSpec.model_validate(parsed) if parsed else None  # {} (chart default): none
     return raw
 
 

@@ -22,9 +22,18 @@ READY = "Ready"
 # Known only once the Event Platform sent a subscription notification (suspended, revoked,
 # resumed): absent before, so a legacy-only connection never shows it.
 EVENT_SUBSCRIPTION = "EventSubscriptionActive"
-OPTIONAL = (EVENT_SUBSCRIPTION,)
+# Known once a gap window (events possibly lost) was recorded: False while its catch-up
+# reconcile is pending or running, True once every recorded window was repaired.
+CATCH_UP = "CatchUp"
+# Only for a connection with receiver.host: whether Akeneo's senders will trust its
+# certificate (they verify TLS; a self-signed one is refused).
+PUBLICLY_TRUSTED = "PubliclyTrusted"
+OPTIONAL = (EVENT_SUBSCRIPTION, CATCH_UP, PUBLICLY_TRUSTED)
+# Shown, never holding Ready down: a repair in progress is not a fault, and a receiver only
+# private senders reach (tests, an on-premise PIM trusting a private CA) works as it is.
+NON_BLOCKING = frozenset({CATCH_UP, PUBLICLY_TRUSTED})
 # Conditions that report every change as a Kubernetes Event, their first one included.
-ALWAYS_REPORTED = frozenset({READY, EVENT_SUBSCRIPTION})
+ALWAYS_REPORTED = frozenset({READY, EVENT_SUBSCRIPTION, PUBLICLY_TRUSTED})
 COMPONENTS = (
     TLS_READY,
     STREAM_READY,
@@ -67,6 +76,8 @@ class Observed:
     last_reconcile_time: str | None = None
     last_reconcile_result: str | None = None
     counters: dict[str, int] | None = None
+    sync: dict[str, Any] | None = None  # status.sync: on-demand syncs handled
+    catch_up: dict[str, Any] | None = None  # status.catchUp: gap repair progress
 
 
 def deployment_condition(deployment: dict[str, Any] | None, component: str) -> Cond:
@@ -100,7 +111,7 @@ def ready_condition(obs: Observed) -> Cond:
         return obs.blocker
     for kind in condition_types(obs):
         cond = obs.conditions.get(kind, UNKNOWN)
-        if cond.status == "True":
+        if cond.status == "True" or kind in NON_BLOCKING:
             continue
         if kind == RECONCILE_SCHEDULED and cond.reason in BENIGN_RECONCILE_REASONS:
             continue
@@ -154,6 +165,10 @@ def render_status(obs: Observed, previous: dict[str, Any], now: datetime) -> dic
         status["lastReconcileResult"] = obs.last_reconcile_result
     if obs.counters is not None:
         status["counters"] = dict(obs.counters)
+    if obs.sync:
+        status["sync"] = dict(obs.sync)
+    if obs.catch_up:
+        status["catchUp"] = dict(obs.catch_up)
     return status
 
 

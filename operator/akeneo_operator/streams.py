@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from akeneo_connector import jetstream
-from akeneo_connector.guard_state import MAX_VALUE_BYTES, STATS_PREFIX, WorkerStats
+from akeneo_connector.guard_state import MAX_VALUE_BYTES, STATS_PREFIX, WorkerStats, never_synced
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.nats_auth import OPERATOR_INBOX
 from akeneo_connector.spec import StreamSpec
@@ -40,6 +41,15 @@ COUNTER_FIELDS = {
 }
 
 
+log = logging.getLogger("akeneo_operator.nats")
+
+
+async def _nats_error(exc: Exception) -> None:
+    """One line per error (nats-py's default logs a traceback per reconnect attempt while
+    NATS is down); the conditions say what it means for each connection."""
+    log.warning("NATS: %s: %s", type(exc).__name__, str(exc)[:200])
+
+
 class NatsLink:
     def __init__(self, settings: OperatorSettings):
         self.settings = settings
@@ -58,6 +68,7 @@ class NatsLink:
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=1,
                     name="akeneo-connector-operator",
+                    error_cb=_nats_error,
                 )
             return self._nc.jetstream(timeout=5)
 
@@ -107,6 +118,14 @@ class NatsLink:
         except (NotFoundError, TimeoutError, OSError, nats.errors.Error):
             return None
         return msg.data
+
+    async def never_synced(self, names: ConnectionNames, kinds: list[str]) -> bool | None:
+        """Whether no reconcile ever finished for the connection; None when unknown."""
+        try:
+            kv = await (await self.js()).key_value(names.guard_bucket)
+            return await never_synced(kv, kinds)
+        except (NotFoundError, TimeoutError, OSError, nats.errors.Error):
+            return None
 
     async def counters(self, names: ConnectionNames) -> dict[str, int] | None:
         """Sum of ``stats.worker.*`` entries (at most ``MAX_STATS_KEYS`` of them, each at most

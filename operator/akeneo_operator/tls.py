@@ -3,8 +3,9 @@
 - ``selfSigned``: a per-connection CA (Secret ``<name>-ca``, never mounted) signs a serving
   cert kept in ``<name>-tls``; reissued when missing, not matching the names, or within
   ``cert_renew_before`` of expiry.
-- ``certManager``: a cert-manager ``Certificate`` writing ``<name>-tls``; a missing CRD is a
-  condition (``CertManagerNotInstalled``), not a crash.
+- ``certManager``: a cert-manager ``Certificate`` writing ``<name>-tls`` (for the public host
+  alone when there is one, so an ACME issuer can issue it); a missing CRD is a condition
+  (``CertManagerNotInstalled``), not a crash.
 - ``secret``: the user's Secret, checked to be a matching pair, valid now, covering the host.
 """
 
@@ -48,7 +49,7 @@ class TLSOutcome:
     issued: bool = False  # a serving certificate was replaced just now (renewal, repair)
 
 
-def _data(secret: Manifest | None, key: str) -> bytes | None:
+def secret_data(secret: Manifest | None, key: str) -> bytes | None:
     if secret is None:
         return None
     value = (secret.get("data") or {}).get(key)
@@ -85,8 +86,16 @@ def serving_secret(inp: BuildInput, ca: KeyPair, serving: KeyPair) -> Manifest:
     }
 
 
+def certificate_dns_names(inp: BuildInput) -> list[str]:
+    """The public host alone when there is one: an ACME issuer refuses a whole order that
+    names a ``.svc`` name no public CA can validate (the Ingress does not check the backend's
+    name); else the Service's names."""
+    host = inp.spec.receiver.host
+    return [host] if host else tls_dns_names(inp)
+
+
 def certificate(inp: BuildInput) -> Manifest:
-    issuer = inp.spec.tls.issuer_ref
+    issuer = inp.spec.effective_tls.issuer_ref
     assert issuer is not None
     n = names_of(inp.names.name)
     return with_hash(
@@ -96,7 +105,7 @@ def certificate(inp: BuildInput) -> Manifest:
             "metadata": object_meta(n["certificate"], inp.names.namespace, inp.names.name, TLS),
             "spec": {
                 "secretName": n["tls_secret"],
-                "dnsNames": tls_dns_names(inp),
+                "dnsNames": certificate_dns_names(inp),
                 "issuerRef": {"group": "cert-manager.io", "kind": issuer.kind, "name": issuer.name},
                 "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
                 "secretTemplate": {"labels": object_meta("", "", inp.names.name, TLS)["labels"]},
@@ -112,7 +121,7 @@ def serving_cert_ok(
     renew_before_ok: Callable[[CertFacts], bool],
 ) -> CertFacts | None:
     """Facts of a usable serving cert in ``secret``, None when it must be (re)issued."""
-    cert, key = _data(secret, "tls.crt"), _data(secret, "tls.key")
+    cert, key = secret_data(secret, "tls.crt"), secret_data(secret, "tls.key")
     if cert is None or key is None:
         return None
     try:
@@ -133,7 +142,7 @@ async def _self_signed(
     n = names_of(inp.names.name)
     ns = inp.names.namespace
     ca_live = await client.get("v1", "Secret", ns, n["ca_secret"])
-    ca_cert, ca_key = _data(ca_live, "ca.crt"), _data(ca_live, "ca.key")
+    ca_cert, ca_key = secret_data(ca_live, "ca.crt"), secret_data(ca_live, "ca.key")
     ca: KeyPair | None = None
     if ca_cert is not None and ca_key is not None:
         try:
@@ -205,10 +214,10 @@ async def _cert_manager(client: KubeClient, inp: BuildInput, adopt: Adopt) -> TL
 
 
 async def _user_secret(client: KubeClient, inp: BuildInput, now: datetime) -> TLSOutcome:
-    name = inp.spec.tls.secret_name
+    name = inp.spec.effective_tls.secret_name
     assert name is not None
     secret = await client.get("v1", "Secret", inp.names.namespace, name)
-    cert, key = _data(secret, "tls.crt"), _data(secret, "tls.key")
+    cert, key = secret_data(secret, "tls.crt"), secret_data(secret, "tls.key")
     if cert is None or key is None:
         return TLSOutcome(
             Cond.fail("SecretKeyMissing", f"Secret {name} lacks tls.crt/tls.key"), name
@@ -233,7 +242,7 @@ async def _user_secret(client: KubeClient, inp: BuildInput, now: datetime) -> TL
 async def ensure_tls(
     client: KubeClient, inp: BuildInput, adopt: Adopt, now: datetime
 ) -> TLSOutcome:
-    mode = inp.spec.tls.mode
+    mode = inp.spec.effective_tls.mode
     if mode is TLSMode.SELF_SIGNED:
         return await _self_signed(client, inp, adopt, now)
     if mode is TLSMode.CERT_MANAGER:

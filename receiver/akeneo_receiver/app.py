@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from akeneo_connector.gaps import GapRecord, GapSource
 from akeneo_pim.event_types import REFERENCE
 from akeneo_pim.formats import PayloadError
 from akeneo_pim.normalize import (
@@ -54,6 +56,7 @@ from akeneo_pim.signatures import (
 )
 from akeneo_receiver.config import ReceiverConfig
 from akeneo_receiver.metrics import NOTIFICATIONS, REJECTED, events, ignored, latency, requests
+from akeneo_receiver.outages import OutageRecorder
 from akeneo_receiver.publisher import EventPublisher, PublishError
 from akeneo_receiver.reloading import Reloader, SecretFile, TLSKeyPair
 
@@ -65,6 +68,8 @@ LINGERING_TIME = 2.0  # after a 413, discard what the client still sends for at 
 KEEPALIVE_TIMEOUT = 30.0
 BODY_READ_TIMEOUT = 10.0  # a body trickled slower than this is cut off with a 408
 PENDING_POLL_INTERVAL = 1.0
+OUTAGE_CHECK_INTERVAL = 0.5
+GAP_PUBLISH_BUDGET = 2.0
 # A notification is about 500 bytes: anything near this is not one, however it is signed.
 NOTIFICATION_MAX_BYTES = 64 * 1024
 # Distinct (type, reason) pairs of ignored CloudEvents logged once each: types are chosen
@@ -128,6 +133,9 @@ class Receiver:
         )
         self._runner: web.AppRunner | None = None
         self._logged_ignored: set[tuple[str, str]] = set()
+        self.outages = OutageRecorder(
+            config.gap_spool_file, detail=f"receiver {socket.gethostname()}"[:200]
+        )
 
     # --- application --------------------------------------------------------------------
 
@@ -156,6 +164,7 @@ class Receiver:
                 self.publisher.watch_pending(PENDING_POLL_INTERVAL), name="pending"
             ),
             asyncio.create_task(self.reloader.run(), name="reload"),
+            asyncio.create_task(self._record_outages(), name="outages"),
         ]
         yield
         for task in tasks:
@@ -164,6 +173,20 @@ class Receiver:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.publisher.close()
+
+    async def _record_outages(self) -> None:
+        """Close an outage once 503s stop; store its gap record once JetStream takes it."""
+        while True:
+            await asyncio.sleep(OUTAGE_CHECK_INTERVAL)
+            self.outages.close_if_quiet()
+            if self.outages.pending and self.publisher.connected:
+                await self.outages.flush(self._publish_gap)
+
+    async def _publish_gap(self, record: GapRecord) -> None:
+        subject = self.config.gap_subject(GapSource.RECEIVER_503.value)
+        await self.publisher.publish_one(
+            subject, record.msg_id, record.to_bytes(), GAP_PUBLISH_BUDGET
+        )
 
     async def start(self) -> None:
         if self.tls is None:
@@ -343,6 +366,7 @@ class Receiver:
         try:
             result = await self.publisher.publish(delivery.messages, budget)
         except PublishError as exc:
+            self.outages.hit()  # these events are lost unless a catch-up reconcile reads them
             raise Rejection(
                 503,
                 exc.reason,

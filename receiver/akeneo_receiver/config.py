@@ -46,6 +46,7 @@ class ReceiverConfig:
     ensure_stream: bool = False
     reload_interval: float = 1.0
     log_level: str = "info"
+    gap_spool_file: Path | None = None
 
     @property
     def connection(self) -> str:
@@ -65,6 +66,11 @@ class ReceiverConfig:
         if self.subject_prefix is None:
             return self.names.notifications_subject
         return f"{self.subject_prefix}.notifications"
+
+    def gap_subject(self, source: str) -> str:
+        if self.subject_prefix is None:
+            return self.names.gap_subject(source)
+        return f"{self.subject_prefix}.gaps.{source}"
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -189,6 +195,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "[AKENEO_MAX_PENDING]",
     )
     add(
+        "--gap-spool-file",
+        type=_path,
+        default=_env("AKENEO_GAP_SPOOL_FILE"),
+        help="where an outage (503s) is kept until NATS takes its gap record; survives "
+        "restarts [AKENEO_GAP_SPOOL_FILE]",
+    )
+    add(
         "--ensure-stream",
         action="store_true",
         default=_bool_env("AKENEO_ENSURE_STREAM"),
@@ -222,6 +235,7 @@ def from_args(args: argparse.Namespace) -> ReceiverConfig:
         max_pending=args.max_pending,
         ensure_stream=args.ensure_stream,
         log_level=args.log_level,
+        gap_spool_file=_opt_path(args.gap_spool_file),
     )
 
 

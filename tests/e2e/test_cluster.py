@@ -537,6 +537,9 @@ async def test_cluster_manifests_run_the_pipeline_end_to_end(
         )  # fmt: skip
         assert condition(body, "Ready")["status"] == "True"
         await poll(lambda: event_with("Resumed"), timeout=30, what="Event Resumed")
+        # the suspended window is stored (with the operator's own NATS user) and caught up
+        started = await poll(lambda: event_with("CatchUpStarted"), timeout=60, what="catch-up")
+        assert "--since 2026-12-04T09:55:00Z" in started["message"]
     finally:
         pods.stop()
         await client.delete(API, "AkeneoConnection", NS, NAME)

@@ -63,14 +63,16 @@ def read_secret(path: Path) -> str:
     return path.read_text().rstrip("\r\n")
 
 
-def add_common(parser: argparse.ArgumentParser) -> None:
+def add_common(parser: argparse.ArgumentParser, *, connection_required: bool = True) -> None:
+    """``connection_required=False``: the command finds the connection otherwise (a
+    manifest) and checks it has one itself."""
     add = parser.add_argument
     conn = env("AKENEO_CONNECTION")
     add(
         "--connection",
         type=connection,
         default=connection(conn) if conn else None,
-        required=conn is None,
+        required=conn is None and connection_required,
         help="namespace/name of the AkeneoConnection [AKENEO_CONNECTION]",
     )
     add("--nats-url", default=env("AKENEO_NATS_URL", "nats://127.0.0.1:4222"),

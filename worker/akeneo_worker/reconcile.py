@@ -11,9 +11,12 @@ publishes removals for what the guard knows but the PIM no longer has (confirmed
 batched read before publishing): no ``updated`` filter shows a removal. Attribute options,
 which take no filter, are read by the full scan only.
 
-The watermark (``reconcile.watermark.<kind>``, the run's start time) moves only after the
-whole run succeeded, under the ``reconcile.lock`` lease, with compare-and-set writes, so a
-killed or overlapping run can never move it past items it did not publish.
+A catch-up run (``since``, from a recorded gap window) reads back at least to that time.
+
+The watermark (``reconcile.watermark.<kind>``, the run's start time) and
+``reconcile.last_run`` move only after the whole run succeeded, under the ``reconcile.lock``
+lease, with compare-and-set writes, so a killed or overlapping run can never move it past
+items it did not publish.
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from akeneo_connector.guard_state import (
+    LAST_RUN_KEY,
     LOCK_KEY,
+    LastRun,
     ReconcileLock,
     Watermark,
     read_guard_entries,
@@ -114,6 +119,9 @@ class ReconcileSettings:
     holder: str = field(
         default_factory=lambda: f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
     )
+    # A catch-up (``--since``): read back at least to this time, further when the watermark
+    # minus the margin is older; None: from the watermark (everything without one).
+    since: datetime | None = None
     publish_timeout: float = 10.0
     partitions: int = 3  # product cursors side by side (+1 for product models: the 4-call cap)
 
@@ -439,6 +447,8 @@ class Reconciler:
             mark = Watermark(updated_since=started, run_finished_at=finished)
             for kind in [*(spec.kind for spec in specs), *(item.kind for item in listings)]:
                 await _write_watermark(self.kv, kind, mark)
+            last = LastRun(finished_at=finished, full=self.settings.full, since=self.settings.since)
+            await self.kv.put(LAST_RUN_KEY, last.to_bytes())
         finally:
             await lease.release()
             stats = self.client.stats
@@ -472,6 +482,8 @@ class Reconciler:
         summary = self._kind_summary(spec)
         mark, _ = await _read_watermark(self.kv, spec.kind)
         since = None if mark is None else mark.updated_since - self.settings.safety_margin
+        if since is not None and self.settings.since is not None:
+            since = min(since, self.settings.since)  # a catch-up reads at least its window
         summary.since = since
         params = updated_params(since)
         parts = self.settings.partitions if spec.kind is ResourceKind.PRODUCT else 1
@@ -544,6 +556,8 @@ class Reconciler:
         bucket = self.settings.names.guard_bucket
         entries = await read_guard_entries(self._js, bucket, spec.kind.value)
         known = {key: entry for key, entry in entries.items() if not entry.deleted}
+        if not known:
+            return  # nothing applied yet (a first sync): nothing can have been removed
         present: set[str] = set()
         attribute = await self._identifier_attribute()
         params = {"attributes": attribute} if attribute else {}

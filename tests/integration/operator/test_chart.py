@@ -150,7 +150,8 @@ def test_cluster_role_grants_only_what_the_operator_uses() -> None:
     assert {(g, r) for g, r, _ in rules} == NAMESPACED_RESOURCES
     assert all("*" not in (g, r, v) for g, r, v in rules)
     assert not {v for _, _, v in rules} & {"deletecollection", "escalate", "bind", "impersonate"}
-    assert {v for g, r, v in rules if (g, r) == ("batch", "jobs")} == READ
+    # one-off reconciles (first sync, sync-now, catch-up) are created, never edited
+    assert {v for g, r, v in rules if (g, r) == ("batch", "jobs")} == {*READ, "create"}
     # writes are PATCHes; update only where blockOwnerDeletion needs it
     assert {r for _, r, v in rules if v == "update"} == {"akeneoconnections/finalizers"}
     assert {v for g, r, v in rules if r == "events"} == {"create", "patch"}
@@ -223,7 +224,8 @@ def _can_i(kubeconfig: Path, verb: str, resource: str, namespace: str | None = N
         ("create", "events", "tenant-x", True),
         ("patch", "clusterkopfpeerings.kopf.dev", None, True),
         ("list", "customresourcedefinitions.apiextensions.k8s.io", None, True),
-        ("create", "jobs.batch", "tenant-x", False),
+        ("create", "jobs.batch", "tenant-x", True),
+        ("delete", "jobs.batch", "tenant-x", False),
         ("create", "pods", "tenant-x", False),
         ("list", "pods", "tenant-x", False),
         ("update", "deployments.apps", "tenant-x", False),
@@ -336,6 +338,7 @@ def test_rendered_env_is_the_operator_settings_contract() -> None:
             "podUser": "pods",
         },
         "connectorResources": {"worker": {"limits": {"memory": "512Mi"}}},
+        "defaultTLS": {"mode": "certManager", "issuerRef": {"name": "letsencrypt"}},
     }
     (deployment,) = _by_kind(render("akc", "ops", values), "Deployment")
     env = {
@@ -352,6 +355,10 @@ def test_rendered_env_is_the_operator_settings_contract() -> None:
     assert ops.resources("worker").limits == {"memory": "512Mi"}
     assert ops.resources("receiver").requests == {"cpu": "100m", "memory": "128Mi"}
     assert ops.image == "akeneo-connector:0.1.0"
+    assert ops.default_tls is not None and ops.default_tls.issuer_ref is not None
+    assert (ops.default_tls.mode, ops.default_tls.issuer_ref.name) == ("certManager", "letsencrypt")
+    (plain,) = _by_kind(render("akc", "ops"), "Deployment")
+    assert "AKENEO_OPERATOR_DEFAULT_TLS" not in str(plain)  # none by default: selfSigned
     (peering,) = {
         d["metadata"]["name"] for d in _by_kind(render("akc", "ops", values), "KopfPeering")
     }
@@ -364,6 +371,7 @@ def test_rendered_env_is_the_operator_settings_contract() -> None:
         {"watchNamespaces": ["Not_A_Namespace"]},
         {"nats": {"url": "http://nats:4222"}},
         {"connectorResources": {"default": {"requests": {}}, "sidecar": {}}},
+        {"defaultTLS": {"mode": "letsEncrypt"}},
     ],
 )
 def test_values_schema_refuses_invalid_values(values: dict[str, Any]) -> None:

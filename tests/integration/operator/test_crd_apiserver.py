@@ -184,8 +184,33 @@ async def test_status_subresource_and_printer_columns(
                 "lastTransitionTime": "2026-01-01T00:00:00Z",
                 "observedGeneration": 1,
             },
+            {
+                "type": "CatchUp",
+                "status": "True",
+                "reason": "CaughtUp",
+                "message": "every recorded window repaired",
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+                "observedGeneration": 1,
+            },
+            {
+                "type": "PubliclyTrusted",
+                "status": "False",
+                "reason": "SelfSignedCertificate",
+                "message": "the PIM and the Event Platform will refuse it",
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+                "observedGeneration": 1,
+            },
         ],
         "counters": {"applied": 42, "skippedOutdated": 1, "deadLettered": 0},
+        "sync": {"syncNow": "2026-01-01", "initialJob": "printed-initial-sync"},
+        "catchUp": {
+            "through": 7,
+            "planned": 7,
+            "job": "printed-catch-up-7",
+            "since": "2026-01-01T00:00:00Z",
+            "windows": "2026-01-01T00:05:00Z..2026-01-01T00:10:00Z (subscription)",
+            "attempt": 1,
+        },
         "kopf": {"progress": {"anything": {"retries": 1}}},
     }
     await objects.patch_namespaced_custom_object_status(
@@ -221,11 +246,13 @@ async def test_status_subresource_and_printer_columns(
         "EVENTPLATFORM",
         "NOTIFICATIONS",
         "SUBSCRIPTION",
+        "TRUSTED",
+        "CATCHUP",
         "APPLIED",
         "DEADLETTERED",
         "AGE",
     ]
-    assert row.split()[:9] == [
+    assert row.split()[:11] == [
         "printed",
         "True",
         "AllChildrenReady",
@@ -233,6 +260,8 @@ async def test_status_subresource_and_printer_columns(
         "https://printed.example.com/event-platform",
         "https://printed.example.com/event-platform/notifications",
         "SuspendedBySystem",
+        "False",
+        "CaughtUp",
         "42",
         "0",
     ]

@@ -136,8 +136,9 @@ async def test_steady_state_writes_nothing(operator, client):
         return out
 
     async def counters_reported() -> bool:
-        body = await get(client, API, "AkeneoConnection", "acme")
-        return "counters" in (body or {}).get("status", {})
+        """A maintenance tick ran, and the first sync's Job (kwok ends it at once) is in."""
+        status = (await get(client, API, "AkeneoConnection", "acme") or {}).get("status", {})
+        return "counters" in status and "lastReconcileResult" in status
 
     await poll(counters_reported, what="first maintenance tick", operators=(operator,))
     before = await versions()

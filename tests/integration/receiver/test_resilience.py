@@ -8,12 +8,14 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from nats.js.api import AckPolicy, ConsumerConfig
 
+from akeneo_connector.gaps import GapRecord, GapSource
 from akeneo_pim.signatures import event_platform_headers, events_api_headers
 from tests.ground.nats import NatsServer
 from tests.ground.tls import CertificateAuthority
@@ -248,3 +250,37 @@ async def test_tls_rotation_serves_new_cert_without_dropping_connections(
         assert old.serial == old_serial != new_pair.serial
     finally:
         old.close()
+
+
+async def test_an_outage_is_recorded_as_a_gap_once_nats_is_back(
+    own_nats: NatsServer, start_receiver: StartReceiver, tmp_path: Path
+) -> None:
+    """Events answered 503 are lost for the legacy PIM: the receiver records the span from
+    its first to its last 503 on the stream once JetStream is back, for a catch-up."""
+    spool = tmp_path / "gaps.json"
+    r = await start_receiver(nats_url=own_nats.url, gap_spool_file=spool)
+    body = legacy_batch(3)
+    own_nats.kill()
+    first = datetime.now(UTC)
+    for _ in range(3):
+        status, _ = await r.post(body, events_api_headers(EVENTS_API_SECRET, body))
+        assert status == 503
+        await asyncio.sleep(0.3)
+    last = datetime.now(UTC)
+    assert spool.exists()  # kept on disk while NATS cannot take it
+    own_nats.start()
+
+    async def recorded() -> bool:
+        subject = r.config.gap_subject(GapSource.RECEIVER_503.value)
+        return any(m[0] == subject for m in await r.messages())
+
+    await poll(recorded, timeout=30, what="gap record on the stream")
+    (gap,) = [
+        GapRecord.model_validate_json(data)
+        for subject, _, data in await r.messages()
+        if subject.startswith(f"{r.config.prefix}.gaps.")
+    ]
+    assert gap.source is GapSource.RECEIVER_503
+    assert first <= gap.start <= gap.end <= last
+    assert gap.end - gap.start >= timedelta(seconds=0.5)  # from the first 503 to the last
+    assert not spool.exists()

@@ -6,12 +6,20 @@ import asyncio
 import os
 import signal
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from nats.js.errors import KeyNotFoundError
 
-from akeneo_connector.guard_state import LOCK_KEY, ReconcileLock, watermark_key
+from akeneo_connector.guard_state import (
+    LAST_RUN_KEY,
+    LOCK_KEY,
+    LastRun,
+    ReconcileLock,
+    Watermark,
+    never_synced,
+    watermark_key,
+)
 from akeneo_connector.names import ConnectionNames
 from akeneo_pim.simulator import PimSimulator
 from tests.integration.reconcile.streams import Connection, provisioned, stream_count, stream_events
@@ -71,7 +79,9 @@ async def test_success_prints_a_summary(nats: str, tmp_path: Path) -> None:
         assert await stream_count(conn) == 158
         code, out, _ = await _run(env, "--full")
         assert code == 0
-        assert "(full)" in out and "scanned=150" in out
+        # no worker applied anything: the guard is empty, so nothing can have been removed
+        # and the identifier scan is skipped (a first sync with --full pays no second read)
+        assert "(full)" in out and "scanned=0" in out
 
 
 async def test_structure_is_read_by_periodic_runs_and_full_scans(nats: str, tmp_path: Path) -> None:
@@ -196,3 +206,47 @@ async def test_killed_run_commits_nothing_and_the_rerun_misses_nothing(
             }
         )
         assert {k: v.isoformat() for k, v in latest.items()} == expected
+
+
+async def test_since_reads_back_past_the_watermark_and_records_the_run(
+    nats: str, tmp_path: Path
+) -> None:
+    """A catch-up (``--since``) reads the window a scheduled run would skip, and the run
+    is recorded (``reconcile.last_run``), which is what tells a connection synced."""
+    async with PimSimulator(products=30, product_models=3) as sim, provisioned(nats) as conn:
+        env = _env(nats, conn.names, sim, _credentials_dir(tmp_path, sim))
+        assert await never_synced(conn.kv, ["product", "product_model"])
+        now = datetime.now(UTC)
+        for kind in ("product", "product_model"):  # a run just finished: the catalog (seeded
+            mark = Watermark(updated_since=now, run_finished_at=now)  # an hour ago) is older
+            await conn.kv.put(watermark_key(kind), mark.to_bytes())
+        code, out, err = await _run(env)
+        assert code == 0, err
+        assert "seen=0 " in out  # updated > watermark - 5m: nothing
+        since = (now - timedelta(days=400)).strftime("%Y-%m-%dT%H:%M:%SZ")  # seeded: < 1 y
+        code, out, err = await _run(env, "--since", since)
+        assert code == 0, err
+        assert "seen=33 published=33" in out
+        last = LastRun.model_validate_json((await conn.kv.get(LAST_RUN_KEY)).value or b"")
+        assert last.since == datetime.fromisoformat(since.replace("Z", "+00:00"))
+        assert not await never_synced(conn.kv, [])
+        code, _, err = await _run(env, "--since", "yesterday")
+        assert code == 2 and "RFC 3339" in err
+
+
+async def test_lock_wait_waits_for_the_holder_instead_of_giving_up(
+    nats: str, tmp_path: Path
+) -> None:
+    """A one-off run (initial sync, sync-now, catch-up) finding a scheduled run's lock waits
+    for it: its window is repaired after that run, never dropped."""
+    async with PimSimulator(products=5) as sim, provisioned(nats) as conn:
+        env = _env(nats, conn.names, sim, _credentials_dir(tmp_path, sim))
+        until = datetime.now(UTC) + timedelta(seconds=3)
+        held = ReconcileLock(holder="scheduled-run", expires_at=until)
+        await conn.kv.put(LOCK_KEY, held.to_bytes())
+        code, _, err = await _run(env)
+        assert code == 75 and "scheduled-run" in err
+        code, out, err = await _run(env, "--lock-wait", "60s")
+        assert code == 0, err
+        assert datetime.now(UTC) >= until  # it ran once the holder's lease was over
+        assert "seen=5 " in out

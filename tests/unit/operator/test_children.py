@@ -85,6 +85,7 @@ def test_receiver_pod_matches_the_configuration_contract():
         "AKENEO_EVENT_PLATFORM_SECRETS_FILE": "/etc/akeneo/signature/eventPlatformSecrets",
         "AKENEO_MAX_BODY_BYTES": "1048576",
         "AKENEO_TIMESTAMP_TOLERANCE": "300s",
+        "AKENEO_GAP_SPOOL_FILE": "/tmp/akeneo-gaps.json",  # in the /tmp emptyDir
     }
     assert mounts_of(spec) == {
         "/tmp": ("emptyDir", None),
