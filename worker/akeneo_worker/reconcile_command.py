@@ -151,6 +151,7 @@ def from_local_mode(args: argparse.Namespace) -> None:
     args.nats_url = env["AKENEO_NATS_URL"]
     args.pim_url = env["AKENEO_PIM_URL"]
     args.pim_credentials_dir = Path(env["AKENEO_PIM_CREDENTIALS_DIR"])
+    args.pim_allow_private = env.get("AKENEO_PIM_ALLOW_PRIVATE") == "true"
     args.resources = _resources(env["AKENEO_RECONCILE_RESOURCES"])
     args.safety_margin = seconds(env["AKENEO_SAFETY_MARGIN"])
 

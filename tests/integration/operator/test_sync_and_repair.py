@@ -77,6 +77,7 @@ def operator(
         "op-sync",
         AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
         AKENEO_OPERATOR_DEFAULT_TLS=json.dumps(default_tls),
+        AKENEO_OPERATOR_ALLOW_PRIVATE_PIM="true",  # the simulator runs on 127.0.0.1
     ) as op:
         yield op
 
@@ -131,7 +132,7 @@ async def client(
 
 def spec(sim: PimSimulator, **extra: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "pim": {"url": sim.url, "credentialsSecret": "shop-pim"},
+        "pim": {"url": sim.url, "credentialsSecret": "shop-pim", "allowPrivateAddresses": True},
         "receiver": {"signatureSecret": "shop-events"},
         "worker": {"sink": {"sqlite": {"path": "catalog.db"}}},
         # never due during the tests: whatever runs, runs because of what is tested
