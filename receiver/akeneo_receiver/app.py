@@ -71,6 +71,10 @@ NOTIFICATION_MAX_BYTES = 64 * 1024
 # by the sender, so the memory of what was logged is bounded.
 LOGGED_IGNORED_MAX = 256
 NOTIFICATION = "notification"  # the format label of notification webhooks
+# Rejected events named in a 400 (the rest are counted): the answer and its log line stay
+# small whatever the body holds (at most formats.MAX_EVENTS_PER_REQUEST events).
+REJECTED_SHOWN = 20
+REASON_MAX = 200
 _REFERENCE = frozenset(REFERENCE)
 
 
@@ -237,7 +241,8 @@ class Receiver:
                 "reason": rej.reason,
                 "format": label,
                 "remote": request.remote,
-                **rej.fields,
+                # counts only: the answer names the rejected events, the log does not
+                **{k: v for k, v in rej.fields.items() if isinstance(v, int)},
             },
         )
         body: dict[str, Any] = {"error": rej.reason}
@@ -322,8 +327,8 @@ class Receiver:
         if cloud and behind and delivery.messages:
             raise Rejection(429, "over_pending_limit", "the worker is behind; slow down")
         rejected = [
-            {"index": r.index, "event_id": r.event_id, "reason": r.reason}
-            for r in delivery.rejected
+            {"index": r.index, "event_id": r.event_id, "reason": r.reason[:REASON_MAX]}
+            for r in delivery.rejected[:REJECTED_SHOWN]
         ]
         total = self.config.event_platform_ack_budget if cloud else self.config.ack_budget
         budget = total - (time.monotonic() - started)
@@ -346,14 +351,17 @@ class Receiver:
             self._count_ignored(delivery.ignored)
         accepted = result.stored + result.duplicates
         if rejected:
-            events(fmt.value, "rejected").inc(len(rejected))
+            count = len(delivery.rejected)
+            events(fmt.value, "rejected").inc(count)
             extra = {"ignored": len(delivery.ignored)} if cloud else {}
+            shown = "" if count <= REJECTED_SHOWN else f" (the first {REJECTED_SHOWN} named)"
             raise Rejection(
                 400,
                 "invalid_events",
-                f"{len(rejected)} event(s) rejected, {accepted} accepted",
+                f"{count} event(s) rejected{shown}, {accepted} accepted",
                 accepted=accepted,
                 rejected=rejected,
+                rejected_count=count,
                 **extra,
             )
         if log.isEnabledFor(logging.DEBUG):
