@@ -6,6 +6,7 @@ grant. A refused spec gets a precise ``Ready=False`` reason and nothing is built
 
 from __future__ import annotations
 
+from akeneo_connector.quotas import QUOTA_EXCEEDS_PLATFORM_LIMIT
 from akeneo_connector.spec import AkeneoConnectionSpec
 from akeneo_operator.settings import OperatorSettings
 from akeneo_operator.status import Cond
@@ -24,4 +25,7 @@ def refusal(spec: AkeneoConnectionSpec, settings: OperatorSettings) -> Cond | No
             "connections reach private, loopback or metadata addresses "
             "(operator setting allowPrivateWebhooks)",
         )
+    over = settings.stream_quotas.violations(spec.stream)
+    if over:
+        return Cond.fail(QUOTA_EXCEEDS_PLATFORM_LIMIT, "; ".join(over))
     return None

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from akeneo_connector.durations import parse_duration
+from akeneo_connector.quotas import StreamQuotas
 
 DEFAULT_IMAGE = "akeneo-connector:0.1.0"
 MANAGED_BY = "akeneo-connector-operator"
@@ -85,6 +86,9 @@ class OperatorSettings(BaseModel):
     # A tenant's spec.worker.sink.webhook.allowPrivateAddresses is honoured only when the
     # platform allows it: otherwise any tenant could point its worker at cluster internals.
     allow_private_webhooks: bool = False
+    # Every connection's stream and bucket limits: defaults for what a spec leaves unset and
+    # ceilings a spec may not pass (refused: Ready=False, QuotaExceedsPlatformLimit).
+    stream_quotas: StreamQuotas = Field(default_factory=StreamQuotas)
 
     namespaces: tuple[str, ...] = ()  # empty: cluster-wide
     peering_name: str = "akeneo-connector"
@@ -287,6 +291,12 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
         "true: honour spec.worker.sink.webhook.allowPrivateAddresses (default: refuse it)",
     ),
     (
+        "--stream-quotas",
+        "AKENEO_OPERATOR_STREAM_QUOTAS",
+        "stream_quotas",
+        'JSON {"default": {...}, "max": {...}} of stream and bucket quotas',
+    ),
+    (
         "--namespaces",
         "AKENEO_WATCH_NAMESPACES",
         "namespaces",
@@ -360,6 +370,8 @@ def _convert(field: str, raw: str) -> Any:
         return tuple(n.strip() for n in raw.split(",") if n.strip())
     if field.endswith("_resources"):
         return Resources.model_validate(json.loads(raw))
+    if field == "stream_quotas":
+        return StreamQuotas.model_validate(json.loads(raw))
     if field == "allow_private_webhooks":
         return _truthy(raw)
     return raw

@@ -47,3 +47,22 @@ def test_the_platform_can_allow_private_webhooks():
 def test_ordinary_specs_are_not_refused():
     inp = make_input()
     assert refusal(inp.spec, inp.settings) is None
+
+
+def test_a_quota_above_the_platform_ceiling_is_refused_with_the_field_named():
+    from akeneo_connector.quotas import QUOTA_EXCEEDS_PLATFORM_LIMIT, StreamQuotas
+
+    spec = copy.deepcopy(BASE_SPEC)
+    spec["stream"] = {"maxBytes": 300 * 1024 * 1024}
+    inp = make_input(
+        spec,
+        stream_quotas=StreamQuotas.model_validate(
+            {"default": {"maxBytes": 2**27}, "max": {"maxBytes": 2**28}}
+        ),
+    )
+    cond = refusal(inp.spec, inp.settings)
+    assert cond is not None and cond.reason == QUOTA_EXCEEDS_PLATFORM_LIMIT
+    assert cond.message.startswith(f"spec.stream.maxBytes {300 * 1024 * 1024} exceeds")
+    lowered = copy.deepcopy(BASE_SPEC)
+    lowered["stream"] = {"maxBytes": 2**27}
+    assert refusal(make_input(lowered).spec, inp.settings) is None
