@@ -54,7 +54,12 @@ from akeneo_pim.signatures import (
 )
 from akeneo_receiver.config import ReceiverConfig
 from akeneo_receiver.metrics import NOTIFICATIONS, REJECTED, events, ignored, latency, requests
-from akeneo_receiver.publisher import EventPublisher, PublishError
+from akeneo_receiver.publisher import (
+    EVENT_TOO_LARGE,
+    QUOTA_EXCEEDED,
+    EventPublisher,
+    PublishError,
+)
 from akeneo_receiver.reloading import Reloader, SecretFile, TLSKeyPair
 
 log = logging.getLogger("akeneo_receiver")
@@ -76,6 +81,33 @@ NOTIFICATION = "notification"  # the format label of notification webhooks
 REJECTED_SHOWN = 20
 REASON_MAX = 200
 _REFERENCE = frozenset(REFERENCE)
+
+
+def _unstored(reason: str, cloud: bool, count: int) -> Rejection:
+    """The answer when not every event was stored.
+
+    At its quota the stream refuses new events (it never drops unapplied ones): the Event
+    Platform gets ``429``, which lowers its rate and counts as a failure only for an event
+    throttled over an hour, while the worker's progress frees room; the legacy PIM does not
+    honour 429, so it gets ``503`` like any storage failure (the reconcile catches up). An
+    event above the stream's ``maxMsgSize`` can never be stored: ``413``.
+    """
+    if reason == QUOTA_EXCEEDED:
+        if cloud:
+            detail = "this connection's stream is at its quota; slow down and send again"
+            return Rejection(429, reason, detail, events=count)
+        detail = "this connection's stream is at its quota; the reconcile will catch up"
+        return Rejection(503, reason, detail, events=count)
+    if reason == EVENT_TOO_LARGE:
+        detail = "an event exceeds this connection's spec.stream.maxMsgSize"
+        return Rejection(413, reason, detail, events=count)
+    # the Event Platform sends again minutes later; the legacy PIM never does
+    if cloud:
+        return Rejection(
+            503, reason, "not all events were stored durably; send again", events=count
+        )
+    detail = "not all events were stored durably; the reconcile will catch up"
+    return Rejection(503, reason, detail, events=count)
 
 
 class Rejection(Exception):
@@ -335,15 +367,7 @@ class Receiver:
         try:
             result = await self.publisher.publish(delivery.messages, budget)
         except PublishError as exc:
-            raise Rejection(
-                503,
-                exc.reason,
-                # the Event Platform sends again minutes later; the legacy PIM never does
-                "not all events were stored durably; send again"
-                if cloud
-                else "not all events were stored durably; the reconcile will catch up",
-                events=len(delivery.messages),
-            ) from None
+            raise _unstored(exc.reason, cloud, len(delivery.messages)) from None
         events(fmt.value, "accepted").inc(result.stored)
         if result.duplicates:
             events(fmt.value, "duplicate").inc(result.duplicates)
@@ -428,9 +452,10 @@ class Receiver:
                 self.config.notifications_subject, msg_id, body, budget
             )
         except PublishError as exc:
-            raise Rejection(
-                503, exc.reason, "the notification was not stored durably; send again"
-            ) from None
+            detail = "the notification was not stored durably; send again"
+            if exc.reason == QUOTA_EXCEEDED:
+                detail = f"this connection's stream is at its quota; {detail} later"
+            raise Rejection(503, exc.reason, detail) from None
         if result.stored:
             NOTIFICATIONS.labels(label).inc()
             log.info(
