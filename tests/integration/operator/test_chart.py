@@ -336,6 +336,7 @@ def test_rendered_env_is_the_operator_settings_contract() -> None:
             "podUser": "pods",
         },
         "connectorResources": {"worker": {"limits": {"memory": "512Mi"}}},
+        "streamQuotas": {"max": {"maxBytes": 17179869184, "bucket": {"maxMsgs": 50000000}}},
     }
     (deployment,) = _by_kind(render("akc", "ops", values), "Deployment")
     env = {
@@ -352,6 +353,8 @@ def test_rendered_env_is_the_operator_settings_contract() -> None:
     assert ops.resources("worker").limits == {"memory": "512Mi"}
     assert ops.resources("receiver").requests == {"cpu": "100m", "memory": "128Mi"}
     assert ops.image == "akeneo-connector:0.1.0"
+    assert ops.stream_quotas.max.max_bytes == 16 * 1024**3  # rendered as an integer
+    assert ops.stream_quotas.max.bucket.max_msgs == 50_000_000
     (peering,) = {
         d["metadata"]["name"] for d in _by_kind(render("akc", "ops", values), "KopfPeering")
     }
@@ -364,6 +367,7 @@ def test_rendered_env_is_the_operator_settings_contract() -> None:
         {"watchNamespaces": ["Not_A_Namespace"]},
         {"nats": {"url": "http://nats:4222"}},
         {"connectorResources": {"default": {"requests": {}}, "sidecar": {}}},
+        {"streamQuotas": {"max": {"maxBytes": "16Gi"}}},
     ],
 )
 def test_values_schema_refuses_invalid_values(values: dict[str, Any]) -> None:
