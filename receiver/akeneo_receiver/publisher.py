@@ -49,8 +49,8 @@ _STORE_FAILED = 10077
 _QUOTA_TEXTS = ("maximum bytes exceeded", "maximum messages exceeded")
 _MESSAGE_TOO_LARGE = 10054
 # After a refusal for quota, deliveries are refused without publishing for this long: a
-# tenant flooding a full stream then costs the shared nats-server nothing, and its own
-# receiver no copy of each body. The worker's trim runs every 15 s; a second of events
+# tenant flooding a full stream then costs the shared nats-server (every tenant's) nothing
+# but one refused message a second. The worker's trim runs every 15 s; a second of events
 # refused early is what a full stream refuses anyway.
 QUOTA_HOLD = 1.0
 _UNSAFE_HEADER = re.compile(r"[\x00-\x1f\x7f]")
