@@ -5,6 +5,16 @@ NACK controller: the desired config is a pure function of the spec; the live con
 compared field by field on the fields we own; drift is repaired by an update; the name never
 changes; a field the server cannot change in place (storage, retention) is reported, not
 silently ignored.
+
+Quotas (``akeneo_connector.quotas``): the stream and the bucket get ``max_bytes``,
+``max_msgs`` and ``max_msg_size`` with ``DiscardPolicy.NEW``, so a full stream refuses the
+next event (the receiver answers 429/503 ``quota_exceeded``) instead of deleting the oldest
+one, which may not be applied yet. Retention stays ``LIMITS`` with ``max_age`` (history for
+``replay``), so applied events would hold the quota until they age out: ``trim_applied``
+(run by the worker) purges the events the worker has acknowledged once the stream passes
+``TRIM_AT`` of a quota. The quota thus bounds the unapplied backlog plus whatever history
+still fits, and exactly the disk a tenant occupies on the shared store (JetStream reserves
+each stream's ``max_bytes`` when it is created).
 """
 
 from __future__ import annotations
@@ -26,10 +36,12 @@ from nats.js.errors import NotFoundError
 from akeneo_connector.durations import parse_duration
 from akeneo_connector.guard_state import MAX_VALUE_BYTES
 from akeneo_connector.names import ConnectionNames
+from akeneo_connector.quotas import DEFAULT_QUOTAS, StreamQuotas
 from akeneo_connector.spec import StreamSpec
 
 MANAGED_BY = "akeneo-connector"
 IMMUTABLE_FIELDS = ("storage", "retention")
+TRIM_AT = 0.5  # share of max_bytes or max_msgs past which applied events are purged
 
 
 class Outcome(enum.StrEnum):
@@ -48,7 +60,15 @@ class ImmutableFieldChanged(RuntimeError):
     """The live stream differs in a field JetStream cannot update in place."""
 
 
-def desired_stream_config(names: ConnectionNames, spec: StreamSpec) -> StreamConfig:
+def _int(value: int | None) -> int:
+    assert value is not None, "set by StreamQuotas.resolve"
+    return value
+
+
+def desired_stream_config(
+    names: ConnectionNames, spec: StreamSpec, quotas: StreamQuotas = DEFAULT_QUOTAS
+) -> StreamConfig:
+    limits = quotas.resolve(spec)
     return StreamConfig(
         name=names.stream,
         description=f"Akeneo events of {names.ref}",
@@ -58,23 +78,49 @@ def desired_stream_config(names: ConnectionNames, spec: StreamSpec) -> StreamCon
         max_age=parse_duration(spec.max_age).total_seconds(),
         duplicate_window=parse_duration(spec.duplicate_window).total_seconds(),
         num_replicas=spec.replicas,
-        discard=DiscardPolicy.OLD,
+        max_bytes=_int(limits.max_bytes),
+        max_msgs=_int(limits.max_msgs),
+        max_msg_size=_int(limits.max_msg_size),
+        discard=DiscardPolicy.NEW,  # a full stream refuses; OLD would drop unapplied events
         allow_direct=True,
         metadata={"managed-by": MANAGED_BY, "connection": names.ref},
     )
 
 
-def desired_bucket_config(names: ConnectionNames, spec: StreamSpec) -> KeyValueConfig:
+def desired_bucket_config(
+    names: ConnectionNames, spec: StreamSpec, quotas: StreamQuotas = DEFAULT_QUOTAS
+) -> KeyValueConfig:
+    """The bucket as created; ``max_msgs`` is no ``KeyValueConfig`` field: ``ensure_bucket``
+    sets it (with the rest of ``bucket_limits``) on the bucket's stream."""
+    limits = quotas.resolve(spec).bucket
     return KeyValueConfig(
         bucket=names.guard_bucket,
         description=f"Ordering guard and watermarks of {names.ref}",
         history=1,
         storage=StorageType.FILE,
         replicas=spec.replicas,
-        # Values are small; a compromised pod must not store (nor make the operator read)
-        # large ones. The bucket's total size is the stream quotas' business.
-        max_value_size=MAX_VALUE_BYTES,
+        max_bytes=_int(limits.max_bytes),
+        max_value_size=_value_size(limits.max_msg_size),
     )
+
+
+def bucket_limits(spec: StreamSpec, quotas: StreamQuotas = DEFAULT_QUOTAS) -> dict[str, int]:
+    """The bucket stream's fields ``ensure_bucket`` keeps as the spec says."""
+    limits = quotas.resolve(spec).bucket
+    return {
+        "num_replicas": spec.replicas,
+        "max_bytes": _int(limits.max_bytes),
+        "max_msgs": _int(limits.max_msgs),
+        "max_msg_size": _value_size(limits.max_msg_size),
+    }
+
+
+def _value_size(quota: int | None) -> int:
+    """A bucket value's size: within the quota, and never over ``MAX_VALUE_BYTES`` whatever
+    the quota says (the bucket is written by pods a tenant may control, and the operator,
+    one process for every tenant, reads part of it)."""
+    size = _int(quota)
+    return MAX_VALUE_BYTES if size < 0 else min(size, MAX_VALUE_BYTES)
 
 
 _COMPARED = (
@@ -84,6 +130,9 @@ _COMPARED = (
     "max_age",
     "duplicate_window",
     "num_replicas",
+    "max_bytes",
+    "max_msgs",
+    "max_msg_size",
     "discard",
     "description",
 )
@@ -106,10 +155,16 @@ def stream_drift(desired: StreamConfig, live: StreamConfig) -> tuple[str, ...]:
 
 
 async def ensure_stream(
-    js: JetStreamContext, names: ConnectionNames, spec: StreamSpec
+    js: JetStreamContext,
+    names: ConnectionNames,
+    spec: StreamSpec,
+    quotas: StreamQuotas = DEFAULT_QUOTAS,
 ) -> EnsureResult:
-    """Create the stream, or update the fields that drifted; never rename or recreate it."""
-    desired = desired_stream_config(names, spec)
+    """Create the stream, or update the fields that drifted; never rename or recreate it.
+
+    Lowering a quota below what the stream holds keeps every event (``DiscardPolicy.NEW``
+    never deletes): new ones are refused until the worker's trim has made room."""
+    desired = desired_stream_config(names, spec, quotas)
     try:
         info = await js.stream_info(names.stream)
     except NotFoundError:
@@ -128,33 +183,72 @@ async def ensure_stream(
 
 
 async def ensure_bucket(
-    js: JetStreamContext, names: ConnectionNames, spec: StreamSpec
+    js: JetStreamContext,
+    names: ConnectionNames,
+    spec: StreamSpec,
+    quotas: StreamQuotas = DEFAULT_QUOTAS,
 ) -> EnsureResult:
-    """Create the guard bucket if missing; repair its replicas and max value size."""
-    desired = desired_bucket_config(names, spec)
+    """Create the guard bucket if missing; keep its replicas and limits as the spec says."""
+    stream = f"KV_{names.guard_bucket}"
+    created = False
     try:
-        info = await js.stream_info(f"KV_{names.guard_bucket}")
+        info = await js.stream_info(stream)
     except NotFoundError:
-        await js.create_key_value(config=desired)
-        return EnsureResult(Outcome.CREATED)
+        await js.create_key_value(config=desired_bucket_config(names, spec, quotas))
+        info = await js.stream_info(stream)
+        created = True
     live = info.config
     drift = []
-    if live.num_replicas != desired.replicas:
-        live.num_replicas = desired.replicas
-        drift.append("replicas")
-    if live.max_msg_size != desired.max_value_size:
-        live.max_msg_size = desired.max_value_size
-        drift.append("max_value_size")
+    for name, want in bucket_limits(spec, quotas).items():
+        if getattr(live, name) != want:
+            setattr(live, name, want)
+            drift.append(name)
     if drift:
+        live.discard = DiscardPolicy.NEW  # as nats-py creates buckets: never drop a key
         await js.update_stream(config=live)
-        return EnsureResult(Outcome.UPDATED, tuple(drift))
-    return EnsureResult(Outcome.UNCHANGED)
+    if created:
+        return EnsureResult(Outcome.CREATED)
+    return EnsureResult(Outcome.UPDATED, tuple(drift)) if drift else EnsureResult(Outcome.UNCHANGED)
 
 
 async def ensure_all(
-    js: JetStreamContext, names: ConnectionNames, spec: StreamSpec
+    js: JetStreamContext,
+    names: ConnectionNames,
+    spec: StreamSpec,
+    quotas: StreamQuotas = DEFAULT_QUOTAS,
 ) -> tuple[EnsureResult, EnsureResult]:
-    return await ensure_stream(js, names, spec), await ensure_bucket(js, names, spec)
+    return (
+        await ensure_stream(js, names, spec, quotas),
+        await ensure_bucket(js, names, spec, quotas),
+    )
+
+
+async def trim_applied(js: JetStreamContext, names: ConnectionNames) -> int:
+    """Purge the events the worker's consumer has acknowledged, once the stream holds more
+    than ``TRIM_AT`` of its ``max_bytes`` or ``max_msgs``; returns how many were purged.
+
+    Only ``<prefix>.events.>`` up to the consumer's ack floor (every event up to it is
+    acknowledged) goes: dead letters and notifications stay, an unapplied event is never
+    touched. Nothing is purged without the worker's consumer.
+    """
+    info = await js.stream_info(names.stream)
+    config, state = info.config, info.state
+    full = any(
+        limit is not None and limit > 0 and used > TRIM_AT * limit
+        for used, limit in ((state.bytes, config.max_bytes), (state.messages, config.max_msgs))
+    )
+    if not full:
+        return 0
+    try:
+        consumer = await js.consumer_info(names.stream, names.consumer)
+    except NotFoundError:
+        return 0
+    floor = consumer.ack_floor.stream_seq if consumer.ack_floor is not None else None
+    if not floor or floor < state.first_seq:
+        return 0
+    await js.purge_stream(names.stream, seq=floor + 1, subject=f"{names.events_subject}.>")
+    after = await js.stream_info(names.stream)
+    return max(0, state.messages - after.state.messages)
 
 
 async def delete_all(js: JetStreamContext, names: ConnectionNames) -> None:

@@ -158,6 +158,7 @@ def permissions(
             *_stream_info(stream),
             *_durable_consumer(names),
             *_kv_access(names),
+            f"{JS_API}.STREAM.PURGE.{stream}",  # applied events, near the quota (trim)
         ]
     elif role is Role.RECONCILE:
         publish = [

@@ -116,16 +116,80 @@ class TLSSpec(SpecModel):
         return self
 
 
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+
+
+class BucketSpec(SpecModel):
+    """Limits of the KV bucket (ordering guard, watermarks); unset: the platform's defaults."""
+
+    # A bucket at its limit refuses new keys (the worker cannot record a new resource and
+    # retries), it never drops existing ones.
+
+    max_bytes: Annotated[int, Field(ge=1 * MiB, le=1024 * GiB)] | None = Field(
+        default=None, description="Bytes the bucket may hold (default: the platform's)"
+    )
+    max_msgs: Annotated[int, Field(ge=1000, le=1_000_000_000)] | None = Field(
+        default=None, description="Keys the bucket may hold (default: the platform's)"
+    )
+    max_msg_size: Annotated[int, Field(ge=1 * KiB, le=1 * MiB)] | None = Field(
+        default=None, description="Largest value, in bytes (default: the platform's)"
+    )
+
+    @model_validator(mode="after")
+    def _size_within_bytes(self) -> BucketSpec:
+        _size_within_bytes("stream.bucket", self.max_msg_size, self.max_bytes)
+        return self
+
+
+def _size_within_bytes(where: str, size: int | None, total: int | None) -> None:
+    if size is not None and total is not None and size > total:
+        raise ValueError(f"{where}.maxMsgSize must not exceed {where}.maxBytes")
+
+
 class StreamSpec(SpecModel):
-    max_age: Duration = "168h"
-    duplicate_window: Duration = "2h"
+    """The event stream and its bucket. Unset quotas take the platform's defaults; a tenant
+    may lower them, never raise them past the platform's ceilings."""
+
+    # A value above a ceiling is refused (Ready=False, QuotaExceedsPlatformLimit). A stream
+    # at its quota refuses new events (the receiver answers 429 to the Event Platform, 503
+    # to the legacy PIM) rather than drop unapplied ones; the worker trims applied events
+    # when the stream nears its quota, so the quota bounds the backlog and history is kept
+    # as room allows (akeneo_connector.jetstream).
+
+    max_age: Duration = Field(
+        default="168h",
+        description="How long applied events are kept for replay (> 0; at most the "
+        "platform's ceiling)",
+    )
+    duplicate_window: Duration = Field(
+        default="2h",
+        description="Redeliveries within this window are stored once (> 0, <= maxAge)",
+    )
     replicas: Annotated[int, Field(ge=1, le=5)] = 1
     preserve_on_delete: bool = False
+    max_bytes: Annotated[int, Field(ge=1 * MiB, le=1024 * GiB)] | None = Field(
+        default=None, description="Bytes the stream may hold (default: the platform's)"
+    )
+    max_msgs: Annotated[int, Field(ge=1000, le=1_000_000_000)] | None = Field(
+        default=None, description="Events the stream may hold (default: the platform's)"
+    )
+    max_msg_size: Annotated[int, Field(ge=4 * KiB, le=64 * MiB)] | None = Field(
+        default=None, description="Largest event, in bytes (default: the platform's)"
+    )
+    bucket: BucketSpec = Field(default_factory=BucketSpec)
 
     @model_validator(mode="after")
     def _window_within_age(self) -> StreamSpec:
-        if parse_duration(self.duplicate_window) > parse_duration(self.max_age):
+        age, window = parse_duration(self.max_age), parse_duration(self.duplicate_window)
+        if age <= timedelta(0):
+            raise ValueError("stream.maxAge must be longer than 0 (0 would keep events forever)")
+        if window <= timedelta(0):
+            raise ValueError("stream.duplicateWindow must be longer than 0")
+        if window > age:
             raise ValueError("stream.duplicateWindow must not exceed stream.maxAge")
+        _size_within_bytes("stream", self.max_msg_size, self.max_bytes)
         return self
 
 

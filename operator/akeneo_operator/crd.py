@@ -111,6 +111,27 @@ CEL_RULES: dict[str, list[Schema]] = {
             " || self.maxAge.contains('d') || self.duplicateWindow.contains('d')"
             " || duration(self.duplicateWindow) <= duration(self.maxAge)",
             "message": "stream.duplicateWindow must not exceed stream.maxAge",
+        },
+        # a duration with a non-zero digit is longer than 0 (CEL knows no "d" unit)
+        {
+            "rule": "!has(self.maxAge) || self.maxAge.matches('[1-9]')",
+            "message": "stream.maxAge must be longer than 0 (0 would keep events forever)",
+        },
+        {
+            "rule": "!has(self.duplicateWindow) || self.duplicateWindow.matches('[1-9]')",
+            "message": "stream.duplicateWindow must be longer than 0",
+        },
+        {
+            "rule": "!has(self.maxMsgSize) || !has(self.maxBytes)"
+            " || self.maxMsgSize <= self.maxBytes",
+            "message": "stream.maxMsgSize must not exceed stream.maxBytes",
+        },
+    ],
+    "BucketSpec": [
+        {
+            "rule": "!has(self.maxMsgSize) || !has(self.maxBytes)"
+            " || self.maxMsgSize <= self.maxBytes",
+            "message": "stream.bucket.maxMsgSize must not exceed stream.bucket.maxBytes",
         }
     ],
     "TLSSpec": [

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from akeneo_connector import pgdsn
 from akeneo_connector.addresses import literal_refused
+from akeneo_connector.quotas import QUOTA_EXCEEDS_PLATFORM_LIMIT
 from akeneo_connector.spec import AkeneoConnectionSpec
 from akeneo_operator.settings import OperatorSettings
 from akeneo_operator.status import Cond
@@ -68,6 +69,9 @@ def refusal(spec: AkeneoConnectionSpec, settings: OperatorSettings) -> Cond | No
     asks = postgres is not None and postgres.allow_private_addresses
     if asks and not settings.allow_private_postgres:
         return _asked("spec.worker.sink.postgres", "allowPrivatePostgres")
+    over = settings.stream_quotas.violations(spec.stream)
+    if over:
+        return Cond.fail(QUOTA_EXCEEDS_PLATFORM_LIMIT, "; ".join(over))
     return None
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from akeneo_connector.durations import parse_duration
+from akeneo_connector.quotas import StreamQuotas
 from akeneo_connector.spec import TLSSpec
 
 DEFAULT_IMAGE = "akeneo-connector:0.1.0"
@@ -97,6 +98,9 @@ class OperatorSettings(BaseModel):
     # {"mode": "certManager", "issuerRef": {"kind": "ClusterIssuer", "name": "letsencrypt"}}:
     # a certificate Akeneo's senders trust without each tenant asking for one.
     default_tls: TLSSpec | None = None
+    # Every connection's stream and bucket limits: defaults for what a spec leaves unset and
+    # ceilings a spec may not pass (refused: Ready=False, QuotaExceedsPlatformLimit).
+    stream_quotas: StreamQuotas = Field(default_factory=StreamQuotas)
 
     namespaces: tuple[str, ...] = ()  # empty: cluster-wide
     peering_name: str = "akeneo-connector"
@@ -318,6 +322,12 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
         '{"mode":"certManager","issuerRef":{"kind":"ClusterIssuer","name":"letsencrypt"}}',
     ),
     (
+        "--stream-quotas",
+        "AKENEO_OPERATOR_STREAM_QUOTAS",
+        "stream_quotas",
+        'JSON {"default": {...}, "max": {...}} of stream and bucket quotas',
+    ),
+    (
         "--namespaces",
         "AKENEO_WATCH_NAMESPACES",
         "namespaces",
@@ -391,6 +401,8 @@ def _convert(field: str, raw: str) -> Any:
         return tuple(n.strip() for n in raw.split(",") if n.strip())
     if field.endswith("_resources"):
         return Resources.model_validate(json.loads(raw))
+    if field == "stream_quotas":
+        return StreamQuotas.model_validate(json.loads(raw))
     if field in ("allow_private_webhooks", "allow_private_pim", "allow_private_postgres"):
         return _truthy(raw)
     if field == "default_tls":

@@ -15,7 +15,7 @@ from typing import Any
 import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from akeneo_connector import jetstream
 from akeneo_connector.guard_state import MAX_VALUE_BYTES, STATS_PREFIX, WorkerStats, never_synced
@@ -34,6 +34,7 @@ MAX_STATS_KEYS = 1024  # one per worker pod that ever ran; far more than replica
 STATS_READ_SECONDS = 10.0
 MAX_COUNTER = 2**53  # what a status integer can hold exactly
 
+NO_STORAGE_TO_RESERVE = 10047  # JetStream: "insufficient storage resources available"
 COUNTER_FIELDS = {
     "applied": "applied",
     "skipped_outdated": "skippedOutdated",
@@ -97,9 +98,20 @@ class NatsLink:
         """(StreamReady condition, whether something was created or repaired)."""
         try:
             js = await self.js()
-            stream, bucket = await jetstream.ensure_all(js, names, spec)
+            stream, bucket = await jetstream.ensure_all(
+                js, names, spec, self.settings.stream_quotas
+            )
         except jetstream.ImmutableFieldChanged as exc:
             return Cond.fail("ImmutableFieldChanged", str(exc)), False
+        except APIError as exc:
+            if exc.err_code == NO_STORAGE_TO_RESERVE:
+                return Cond.fail(
+                    "InsufficientStorage",
+                    f"JetStream cannot reserve the stream's or bucket's maxBytes for "
+                    f"{names.ref}: the server's (or account's) store is committed to other "
+                    "streams; lower spec.stream.maxBytes or add storage",
+                ), False
+            return Cond.fail("NatsUnavailable", f"NATS: {type(exc).__name__}"), False
         except (TimeoutError, OSError, nats.errors.Error) as exc:
             return Cond.fail("NatsUnavailable", f"NATS: {type(exc).__name__}"), False
         changed = (stream.outcome, bucket.outcome) != (jetstream.Outcome.UNCHANGED,) * 2

@@ -57,6 +57,13 @@ def _utc_if_naive(value: datetime) -> datetime:
 Timestamp = Annotated[datetime, AfterValidator(_utc_if_naive)]
 EventId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
+MAX_EVENTS_PER_REQUEST = 100
+"""Events one request may carry. Akeneo sends at most 10 legacy events per request and one
+CloudEvent per request (structured mode); the margin tolerates batched senders, the bound
+keeps the work (and the answer) of one signed request small: a 1 MiB body holds 350,000
+``{}``."""
+TOO_MANY_EVENTS = "too_many_events"
+
 
 class WireModel(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
@@ -114,9 +121,9 @@ class LegacyDelivery(WireModel):
 
 
 class ValidLegacyDelivery(WireModel):
-    """The common case, validated in one pass from the raw bytes (no per-event round trip)."""
+    """The common case, validated in one pass (no per-event round trip)."""
 
-    events: list[LegacyEvent]
+    events: Annotated[list[LegacyEvent], Field(max_length=MAX_EVENTS_PER_REQUEST)]
 
 
 # --- Event Platform (CloudEvents 1.0, structured mode) -------------------------------------
@@ -151,15 +158,28 @@ def _load(body: bytes) -> Any:
         raise PayloadError("invalid_json", str(exc)) from None
 
 
+def _capped(events: list[Any]) -> list[Any]:
+    if len(events) > MAX_EVENTS_PER_REQUEST:
+        raise PayloadError(
+            TOO_MANY_EVENTS,
+            f"{len(events)} events in one request; at most {MAX_EVENTS_PER_REQUEST} "
+            "(Akeneo sends up to 10 legacy events, or one CloudEvent, per request)",
+        )
+    return events
+
+
 def split_events_api(body: bytes) -> list[Any]:
     """Raw events of a legacy delivery; the empty body of the Test button gives none."""
     if not body.strip():
         return []
     doc = _load(body)
+    if isinstance(doc, dict) and isinstance(doc.get("events"), list):
+        _capped(doc["events"])  # counted before anything walks the events
     try:
-        return LegacyDelivery.model_validate(doc).events
+        events = LegacyDelivery.model_validate(doc).events
     except ValidationError:
         raise PayloadError("invalid_shape", 'expected {"events": [...]}') from None
+    return _capped(events)
 
 
 def split_event_platform(body: bytes) -> list[Any]:
@@ -170,7 +190,7 @@ def split_event_platform(body: bytes) -> list[Any]:
     if isinstance(doc, dict):
         return [doc]
     if isinstance(doc, list):
-        return doc
+        return _capped(doc)
     raise PayloadError("invalid_shape", "expected a CloudEvent or an array of them")
 
 

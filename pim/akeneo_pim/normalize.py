@@ -271,22 +271,26 @@ def _normalize_all(
 def normalize_events_api(
     body: bytes, connection: str, received_at: datetime | None = None
 ) -> Delivery:
-    """A legacy body -> normalized and rejected events; ``PayloadError`` if the body is unusable."""
-    if body.strip():
-        try:
-            valid = ValidLegacyDelivery.model_validate_json(body)
-        except ValidationError:
-            pass  # some event (or the body) is off: sort it out event by event below
-        else:
-            delivery = Delivery()
-            for index, event in enumerate(valid.events):
-                try:
-                    delivery.events.append(normalize_legacy(event, connection, received_at))
-                except EventError as exc:
-                    delivery.rejected.append(RejectedEvent(index, event.event_id, str(exc)))
-            return delivery
+    """A legacy body -> normalized and rejected events; ``PayloadError`` if the body is unusable.
+
+    The body is parsed once and its events counted before any of them is validated: a body
+    of a million ``{}`` costs one parse, not a million validation errors.
+    """
+    raws = split_events_api(body)
+    try:
+        valid = ValidLegacyDelivery.model_validate({"events": raws})
+    except ValidationError:
+        pass  # some event is off: sort it out event by event below
+    else:
+        delivery = Delivery()
+        for index, event in enumerate(valid.events):
+            try:
+                delivery.events.append(normalize_legacy(event, connection, received_at))
+            except EventError as exc:
+                delivery.rejected.append(RejectedEvent(index, event.event_id, str(exc)))
+        return delivery
     return _normalize_all(
-        split_events_api(body),
+        raws,
         "event_id",
         lambda raw: normalize_legacy(LegacyEvent.model_validate(raw), connection, received_at),
     )

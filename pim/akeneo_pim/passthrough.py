@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import msgspec
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import from_json
 
-from akeneo_pim.formats import LegacyAction, Timestamp
+from akeneo_pim.formats import MAX_EVENTS_PER_REQUEST, LegacyAction, Timestamp
 from akeneo_pim.normalized import Action, EventMessage, ResourceKind, SourceFormat
 
 EVENT_ID_MAX = 200  # as formats.EventId
@@ -76,7 +76,8 @@ class _Event(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class _Body(msgspec.Struct, forbid_unknown_fields=True):
-    events: list[_Event]
+    # more events than allowed: declined, the full path answers ``too_many_events``
+    events: Annotated[list[_Event], msgspec.Meta(max_length=MAX_EVENTS_PER_REQUEST)]
 
 
 class _Message(msgspec.Struct, omit_defaults=True):

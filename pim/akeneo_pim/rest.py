@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import json
 import logging
@@ -59,6 +60,7 @@ BATCH_SIZE = 100
 MAX_RETRY_AFTER = 120.0
 MAX_THROTTLED = 50  # consecutive 429s on one call before giving up
 MAX_CONCURRENCY = 4  # Akeneo: concurrent calls per connection
+OFFSET_PAGES_AHEAD = 4  # ``page``-paginated listings: pages requested before they are read
 
 
 def retriable(status: int) -> bool:
@@ -584,11 +586,14 @@ class AkeneoRestClient:
     ) -> AsyncGenerator[list[dict[str, Any]], None]:
         """Yield each page of a ``page``-paginated listing (the catalog structure's), in order.
 
-        The first page asks ``with_count=true``; with the total known, the other pages are
-        requested at once (the cap on calls in flight still holds) instead of one after the
-        other: ceil(n / 100) calls, where following ``next`` costs one more when n is a
-        multiple of 100 (Akeneo links a next page after every full one). An answer without
-        ``items_count`` is paged by following ``_links.next.href``.
+        The first page asks ``with_count=true``; with the total known, the next pages are
+        requested ``OFFSET_PAGES_AHEAD`` at a time instead of one after the other: ceil(n /
+        100) calls, where following ``next`` costs one more when n is a multiple of 100
+        (Akeneo links a next page after every full one). The count is the PIM's word only:
+        at most that many pages are asked ahead, and a short page ends the listing, so a
+        PIM announcing ten million items costs a few calls past its real end, not a task per
+        announced page. An answer without ``items_count`` is paged by following
+        ``_links.next.href``.
         """
         query = {**(params or {}), "limit": str(MAX_LIMIT), "with_count": "true"}
         first = await self.get_json(f"{path}?{urlencode({**query, 'page': '1'})}")
@@ -610,14 +615,28 @@ class AkeneoRestClient:
             return _items(page)
 
         last = -(-count // MAX_LIMIT)
-        tasks = [asyncio.create_task(one(n)) for n in range(2, last + 1)]
+        upcoming = iter(range(2, last + 1))
+        window: collections.deque[asyncio.Task[list[dict[str, Any]]]] = collections.deque()
+
+        def ask_ahead() -> None:
+            while len(window) < OFFSET_PAGES_AHEAD:
+                number = next(upcoming, None)
+                if number is None:
+                    return
+                window.append(asyncio.create_task(one(number)))
+
         try:
-            for task in tasks:
-                yield await task
+            ask_ahead()
+            while window:
+                items = await window.popleft()
+                yield items
+                if len(items) < MAX_LIMIT:
+                    break  # the real end, whatever the count announced
+                ask_ahead()
         finally:
-            for task in tasks:
+            for task in window:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*window, return_exceptions=True)
 
     async def get_by_codes(self, path: str, codes: Sequence[str]) -> list[dict[str, Any]]:
         """Items of a structure listing with these codes (missing ones absent), 100 per call."""

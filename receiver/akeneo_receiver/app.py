@@ -57,7 +57,12 @@ from akeneo_pim.signatures import (
 from akeneo_receiver.config import ReceiverConfig
 from akeneo_receiver.metrics import NOTIFICATIONS, REJECTED, events, ignored, latency, requests
 from akeneo_receiver.outages import OutageRecorder
-from akeneo_receiver.publisher import EventPublisher, PublishError
+from akeneo_receiver.publisher import (
+    EVENT_TOO_LARGE,
+    QUOTA_EXCEEDED,
+    EventPublisher,
+    PublishError,
+)
 from akeneo_receiver.reloading import Reloader, SecretFile, TLSKeyPair
 
 log = logging.getLogger("akeneo_receiver")
@@ -76,11 +81,42 @@ NOTIFICATION_MAX_BYTES = 64 * 1024
 # by the sender, so the memory of what was logged is bounded.
 LOGGED_IGNORED_MAX = 256
 NOTIFICATION = "notification"  # the format label of notification webhooks
+# Rejected events named in a 400 (the rest are counted): the answer and its log line stay
+# small whatever the body holds (at most formats.MAX_EVENTS_PER_REQUEST events).
+REJECTED_SHOWN = 20
+REASON_MAX = 200
 _REFERENCE = frozenset(REFERENCE)
 # A SIGTERM ends the process within 2 s: requests in flight get their JetStream acks for
 # ACK_GRACE (ms when NATS is up), then a 503; aiohttp cuts what still runs after STOP_GRACE.
 ACK_GRACE = 0.5
 STOP_GRACE = 1.0
+
+
+def _unstored(reason: str, cloud: bool, count: int) -> Rejection:
+    """The answer when not every event was stored.
+
+    At its quota the stream refuses new events (it never drops unapplied ones): the Event
+    Platform gets ``429``, which lowers its rate and counts as a failure only for an event
+    throttled over an hour, while the worker's progress frees room; the legacy PIM does not
+    honour 429, so it gets ``503`` like any storage failure (the reconcile catches up). An
+    event above the stream's ``maxMsgSize`` can never be stored: ``413``.
+    """
+    if reason == QUOTA_EXCEEDED:
+        if cloud:
+            detail = "this connection's stream is at its quota; slow down and send again"
+            return Rejection(429, reason, detail, events=count)
+        detail = "this connection's stream is at its quota; the reconcile will catch up"
+        return Rejection(503, reason, detail, events=count)
+    if reason == EVENT_TOO_LARGE:
+        detail = "an event exceeds this connection's spec.stream.maxMsgSize"
+        return Rejection(413, reason, detail, events=count)
+    # the Event Platform sends again minutes later; the legacy PIM never does
+    if cloud:
+        return Rejection(
+            503, reason, "not all events were stored durably; send again", events=count
+        )
+    detail = "not all events were stored durably; the reconcile will catch up"
+    return Rejection(503, reason, detail, events=count)
 
 
 class Rejection(Exception):
@@ -273,7 +309,8 @@ class Receiver:
                 "reason": rej.reason,
                 "format": label,
                 "remote": request.remote,
-                **rej.fields,
+                # counts only: the answer names the rejected events, the log does not
+                **{k: v for k, v in rej.fields.items() if isinstance(v, int)},
             },
         )
         body: dict[str, Any] = {"error": rej.reason}
@@ -358,24 +395,18 @@ class Receiver:
         if cloud and behind and delivery.messages:
             raise Rejection(429, "over_pending_limit", "the worker is behind; slow down")
         rejected = [
-            {"index": r.index, "event_id": r.event_id, "reason": r.reason}
-            for r in delivery.rejected
+            {"index": r.index, "event_id": r.event_id, "reason": r.reason[:REASON_MAX]}
+            for r in delivery.rejected[:REJECTED_SHOWN]
         ]
         total = self.config.event_platform_ack_budget if cloud else self.config.ack_budget
         budget = total - (time.monotonic() - started)
         try:
             result = await self.publisher.publish(delivery.messages, budget)
         except PublishError as exc:
-            self.outages.hit()  # these events are lost unless a catch-up reconcile reads them
-            raise Rejection(
-                503,
-                exc.reason,
-                # the Event Platform sends again minutes later; the legacy PIM never does
-                "not all events were stored durably; send again"
-                if cloud
-                else "not all events were stored durably; the reconcile will catch up",
-                events=len(delivery.messages),
-            ) from None
+            rejection = _unstored(exc.reason, cloud, len(delivery.messages))
+            if rejection.status == 503:
+                self.outages.hit()  # these events are lost unless a catch-up reconcile reads them
+            raise rejection from None
         events(fmt.value, "accepted").inc(result.stored)
         if result.duplicates:
             events(fmt.value, "duplicate").inc(result.duplicates)
@@ -383,14 +414,17 @@ class Receiver:
             self._count_ignored(delivery.ignored)
         accepted = result.stored + result.duplicates
         if rejected:
-            events(fmt.value, "rejected").inc(len(rejected))
+            count = len(delivery.rejected)
+            events(fmt.value, "rejected").inc(count)
             extra = {"ignored": len(delivery.ignored)} if cloud else {}
+            shown = "" if count <= REJECTED_SHOWN else f" (the first {REJECTED_SHOWN} named)"
             raise Rejection(
                 400,
                 "invalid_events",
-                f"{len(rejected)} event(s) rejected, {accepted} accepted",
+                f"{count} event(s) rejected{shown}, {accepted} accepted",
                 accepted=accepted,
                 rejected=rejected,
+                rejected_count=count,
                 **extra,
             )
         if log.isEnabledFor(logging.DEBUG):
@@ -457,9 +491,10 @@ class Receiver:
                 self.config.notifications_subject, msg_id, body, budget
             )
         except PublishError as exc:
-            raise Rejection(
-                503, exc.reason, "the notification was not stored durably; send again"
-            ) from None
+            detail = "the notification was not stored durably; send again"
+            if exc.reason == QUOTA_EXCEEDED:
+                detail = f"this connection's stream is at its quota; {detail} later"
+            raise Rejection(503, exc.reason, detail) from None
         if result.stored:
             NOTIFICATIONS.labels(label).inc()
             log.info(

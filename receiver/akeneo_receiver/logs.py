@@ -1,4 +1,9 @@
-"""JSON lines on stderr; ``extra={...}`` fields become top-level keys."""
+"""JSON lines on stderr; ``extra={...}`` fields become top-level keys.
+
+Every line is bounded: what a log field holds may come from a tenant (a reason, an id, an
+error text), so each field is cut at ``FIELD_MAX`` characters and a field that is not a
+plain scalar at ``FIELD_MAX`` characters of its JSON; a line never exceeds ``LINE_MAX``.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+FIELD_MAX = 1024
+LINE_MAX = 8192
+_CUT = "…[cut]"
+
+
+def _bounded(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    if len(text) > FIELD_MAX:
+        return text[:FIELD_MAX] + _CUT
+    return value if isinstance(value, str) else text
 
 
 class JsonFormatter(logging.Formatter):
@@ -17,14 +34,18 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": _bounded(record.getMessage()),
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
+                entry[key[:100]] = _bounded(value)
         if record.exc_info and record.exc_info[0] is not None:
             entry["exc"] = record.exc_info[0].__name__
-        return json.dumps(entry, default=str)
+        line = json.dumps(entry, default=str)
+        if len(line) > LINE_MAX:  # many fields, each within bounds: keep the head only
+            head = {k: entry[k] for k in ("time", "level", "logger", "msg")}
+            line = json.dumps({**head, "cut": f"{len(line)} characters"})
+        return line
 
 
 def setup(level: str) -> None:

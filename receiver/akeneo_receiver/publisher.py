@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,19 @@ API_TIMEOUT = 2.0
 MSG_ID = Header.MSG_ID.value
 EXPECTED_STREAM = Header.EXPECTED_STREAM.value
 NO_RESPONDERS = "503"
+QUOTA_EXCEEDED = "quota_exceeded"
+EVENT_TOO_LARGE = "event_too_large"
+# JetStream's refusals of a store (err_code 10077 carries the store's own error text) that
+# mean this connection's stream is at its quota (DiscardPolicy.NEW), and of one message
+# above the stream's max_msg_size (10054).
+_STORE_FAILED = 10077
+_QUOTA_TEXTS = ("maximum bytes exceeded", "maximum messages exceeded")
+_MESSAGE_TOO_LARGE = 10054
+# After a refusal for quota, deliveries are refused without publishing for this long: a
+# tenant flooding a full stream then costs the shared nats-server (every tenant's) nothing
+# but one refused message a second. The worker's trim runs every 15 s; a second of events
+# refused early is what a full stream refuses anyway.
+QUOTA_HOLD = 1.0
 _UNSAFE_HEADER = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -221,11 +235,23 @@ class AckPipeline:
         except ValueError:
             ack = {"error": "unreadable ack"}
         if not isinstance(ack, dict) or "error" in ack or "seq" not in ack:
-            reason = data[:200].decode(errors="replace")
-            log.warning("publish rejected", extra={"error": reason})
-            batch.error = "stream_error"
+            batch.error = _refusal(ack.get("error") if isinstance(ack, dict) else None)
+            if batch.error != QUOTA_EXCEEDED:  # expected at quota: counted, not logged each
+                reason = data[:200].decode(errors="replace")
+                log.warning("publish rejected", extra={"error": reason})
         elif ack.get("duplicate"):
             batch.duplicates += 1
+
+
+def _refusal(error: Any) -> str:
+    """The short reason of a JetStream refusal to store a message."""
+    if isinstance(error, dict):
+        code, text = error.get("err_code"), str(error.get("description", "")).lower()
+        if code == _STORE_FAILED and text in _QUOTA_TEXTS:
+            return QUOTA_EXCEEDED
+        if code == _MESSAGE_TOO_LARGE:
+            return EVENT_TOO_LARGE
+    return "stream_error"
 
 
 def _expire(done: asyncio.Future[None]) -> None:
@@ -254,6 +280,7 @@ class EventPublisher:
         self.ready = asyncio.Event()
         self.stopping = False
         self._abandon: asyncio.TimerHandle | None = None
+        self._full_until = 0.0  # monotonic time until which the stream is taken as full
 
     @property
     def connected(self) -> bool:
@@ -362,9 +389,16 @@ class EventPublisher:
         acks = self.acks
         if acks is None or not self.connected:
             raise PublishError("jetstream_unavailable")
+        if time.monotonic() < self._full_until:
+            raise PublishError(QUOTA_EXCEEDED)
         subjects = self._subjects
         batch = await acks.publish([(subjects[e.kind], e.event_id, e.data) for e in events])
-        return await acks.wait(batch, budget)
+        try:
+            return await acks.wait(batch, budget)
+        except PublishError as exc:
+            if exc.reason == QUOTA_EXCEEDED:
+                self._full_until = time.monotonic() + QUOTA_HOLD
+            raise
 
     async def publish_one(
         self, subject: str, msg_id: str, payload: bytes, budget: float

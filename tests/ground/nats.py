@@ -8,6 +8,12 @@ from pathlib import Path
 from tests.ground.binaries import nats_server
 from tests.ground.processes import ServerProcess, free_port, wait_until
 
+# JetStream reserves every stream's max_bytes (the connections' quotas) in the store, whose
+# default size is 75 % of the free disk: a session creating hundreds of streams would be
+# refused on a small disk. The store only reserves, it does not allocate; a config with its
+# own ``jetstream`` block keeps it.
+TEST_STORE = "jetstream { max_file_store: 100TB }\n"
+
 
 class NatsServer:
     """nats-server -js with a file store that survives ``restart()`` and ``kill()``."""
@@ -16,10 +22,11 @@ class NatsServer:
         self.data_dir = data_dir
         self.port = free_port()
         self.monitor_port = free_port()
-        self.config_file: Path | None = None
-        if config is not None:
-            self.config_file = data_dir / "nats.conf"
-            self.config_file.write_text(config)
+        self.config_file = data_dir / "nats.conf"
+        config = config or ""
+        if "jetstream" not in config:
+            config += TEST_STORE
+        self.config_file.write_text(config)
         argv: list[str | Path] = [
             nats_server(),
             "-js",
@@ -27,9 +34,8 @@ class NatsServer:
             "-p", str(self.port),
             "-m", str(self.monitor_port),
             "-sd", data_dir / "jetstream",
+            "-c", self.config_file,
         ]  # fmt: skip
-        if self.config_file is not None:
-            argv += ["-c", self.config_file]
         self.process = ServerProcess("nats-server", argv, data_dir)
 
     @property

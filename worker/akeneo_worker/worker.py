@@ -25,6 +25,7 @@ from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
 from akeneo_connector.guard_state import GUARD_RESET_HEADER, GuardEntry, WorkerStats, stats_key
+from akeneo_connector.jetstream import trim_applied
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.stopping import bounded
 from akeneo_pim.normalized import NormalizedEvent, ResourceKind
@@ -593,6 +594,18 @@ class Worker:
                 await self.publish_stats()
             except Exception as exc:
                 log.warning("stats publish failed: %s", type(exc).__name__)
+            await self.trim()
+
+    async def trim(self) -> None:
+        """Make room in a stream near its quota: applied events go before new ones are
+        refused (``jetstream.trim_applied``)."""
+        try:
+            purged = await trim_applied(self.js, self.names)
+        except Exception as exc:
+            log.warning("trim of applied events failed: %s", type(exc).__name__)
+            return
+        if purged:
+            log.info("stream near its quota: %d applied events purged", purged)
 
 
 async def _nothing() -> None:

@@ -339,6 +339,7 @@ def test_rendered_env_is_the_operator_settings_contract() -> None:
         },
         "connectorResources": {"worker": {"limits": {"memory": "512Mi"}}},
         "defaultTLS": {"mode": "certManager", "issuerRef": {"name": "letsencrypt"}},
+        "streamQuotas": {"max": {"maxBytes": 17179869184, "bucket": {"maxMsgs": 50000000}}},
     }
     (deployment,) = _by_kind(render("akc", "ops", values), "Deployment")
     env = {
@@ -359,6 +360,8 @@ def test_rendered_env_is_the_operator_settings_contract() -> None:
     assert (ops.default_tls.mode, ops.default_tls.issuer_ref.name) == ("certManager", "letsencrypt")
     (plain,) = _by_kind(render("akc", "ops"), "Deployment")
     assert "AKENEO_OPERATOR_DEFAULT_TLS" not in str(plain)  # none by default: selfSigned
+    assert ops.stream_quotas.max.max_bytes == 16 * 1024**3  # rendered as an integer
+    assert ops.stream_quotas.max.bucket.max_msgs == 50_000_000
     (peering,) = {
         d["metadata"]["name"] for d in _by_kind(render("akc", "ops", values), "KopfPeering")
     }
@@ -372,6 +375,7 @@ def test_rendered_env_is_the_operator_settings_contract() -> None:
         {"nats": {"url": "http://nats:4222"}},
         {"connectorResources": {"default": {"requests": {}}, "sidecar": {}}},
         {"defaultTLS": {"mode": "letsEncrypt"}},
+        {"streamQuotas": {"max": {"maxBytes": "16Gi"}}},
     ],
 )
 def test_values_schema_refuses_invalid_values(values: dict[str, Any]) -> None:

@@ -99,7 +99,8 @@ async def assert_quiet(client: KubeClient, name: str, operator: OperatorProcess)
 
 async def test_invalid_spec_is_a_precise_condition_without_retries(operator, client):
     spec = basic_spec("acme")
-    spec["stream"] = {"maxAge": "1d", "duplicateWindow": "30h"}  # CEL cannot compare "d"
+    # CEL cannot compare "d"; both within the platform's ceilings (duplicateWindow <= 24h)
+    spec["stream"] = {"maxAge": "0.5d", "duplicateWindow": "13h"}
     await client.create(connection(NS, "bad-window", spec))
     body = await poll(
         lambda: ready_condition(client, "bad-window", "InvalidSpec"),
@@ -113,7 +114,7 @@ async def test_invalid_spec_is_a_precise_condition_without_retries(operator, cli
     await assert_quiet(client, "bad-window", operator)
 
     await client.merge_patch(
-        API, "AkeneoConnection", NS, "bad-window", {"spec": {"stream": {"maxAge": "2d"}}}
+        API, "AkeneoConnection", NS, "bad-window", {"spec": {"stream": {"maxAge": "1d"}}}
     )
     await poll(
         lambda: ready_condition(client, "bad-window", "AllComponentsReady"),

@@ -248,8 +248,9 @@ def test_cross_field_rules_are_cel_validations() -> None:
     assert "exactly one" in sink["x-kubernetes-validations"][0]["message"]
     messages = [r["message"] for r in tls["x-kubernetes-validations"]]
     assert any("issuerRef" in m for m in messages) and any("secretName" in m for m in messages)
-    (stream_rule,) = schema["properties"]["stream"]["x-kubernetes-validations"]
-    assert "duration(self.duplicateWindow) <= duration(self.maxAge)" in stream_rule["rule"]
+    stream_rules = [r["rule"] for r in schema["properties"]["stream"]["x-kubernetes-validations"]]
+    assert any("duration(self.duplicateWindow) <= duration(self.maxAge)" in r for r in stream_rules)
+    assert "!has(self.maxAge) || self.maxAge.matches('[1-9]')" in stream_rules
 
 
 def test_main_check_and_write(capsys: pytest.CaptureFixture[str]) -> None:

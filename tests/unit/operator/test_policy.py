@@ -123,3 +123,22 @@ def test_dsn_refusals_never_repeat_the_dsn(dsn: str, reason: str, said: str) -> 
     assert "pw" not in cond.message.replace("pw-", "") and "/k" not in cond.message
     assert dsn_refusal("postgresql://u:pw@db.example.com/x", "db", allow_private=False) is None
     assert dsn_refusal("host=10.0.0.5", "db", allow_private=True) is None
+
+
+def test_a_quota_above_the_platform_ceiling_is_refused_with_the_field_named():
+    from akeneo_connector.quotas import QUOTA_EXCEEDS_PLATFORM_LIMIT, StreamQuotas
+
+    spec = copy.deepcopy(BASE_SPEC)
+    spec["stream"] = {"maxBytes": 300 * 1024 * 1024}
+    inp = make_input(
+        spec,
+        stream_quotas=StreamQuotas.model_validate(
+            {"default": {"maxBytes": 2**27}, "max": {"maxBytes": 2**28}}
+        ),
+    )
+    cond = refusal(inp.spec, inp.settings)
+    assert cond is not None and cond.reason == QUOTA_EXCEEDS_PLATFORM_LIMIT
+    assert cond.message.startswith(f"spec.stream.maxBytes {300 * 1024 * 1024} exceeds")
+    lowered = copy.deepcopy(BASE_SPEC)
+    lowered["stream"] = {"maxBytes": 2**27}
+    assert refusal(make_input(lowered).spec, inp.settings) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import pytest
 from pydantic import ValidationError
@@ -29,8 +30,15 @@ def test_defaults_and_env():
             "AKENEO_DEFAULT_RESOURCES": '{"requests": {"cpu": "50m"}}',
             "AKENEO_PEERING_NAME": "p",
             "AKENEO_OPERATOR_STANDALONE": "true",
+            "AKENEO_OPERATOR_STREAM_QUOTAS": json.dumps(
+                {"max": {"maxAge": "480h", "bucket": {"maxMsgs": 50_000_000}}}
+            ),
         },
     )
+    assert (
+        s.stream_quotas.max.max_age == "480h" and s.stream_quotas.max.bucket.max_msgs == 50_000_000
+    )
+    assert s.stream_quotas.default.max_bytes == 512 * 1024 * 1024
     assert s.nats_url == "nats://a:4222"
     assert s.namespaces == ("t1", "t2")
     assert s.resources("worker").requests == {"cpu": "50m"}
