@@ -35,13 +35,13 @@ class BucketDefaults(_Model):
     # a guard entry (key, value, overhead) is about 300 bytes: some 400,000 resources
     max_bytes: int = Field(default=128 * MiB, ge=1 * MiB)
     max_msgs: int = Field(default=2_000_000, ge=1000)
-    max_msg_size: int = Field(default=64 * KiB, ge=1 * KiB)  # guard entries are < 1 KiB
+    max_msg_size: int = Field(default=4 * KiB, ge=1 * KiB)  # guard entries are < 1 KiB
 
 
 class BucketCeilings(_Model):
     max_bytes: int = Field(default=2 * GiB, ge=1 * MiB)
     max_msgs: int = Field(default=20_000_000, ge=1000)
-    max_msg_size: int = Field(default=1 * MiB, ge=1 * KiB)
+    max_msg_size: int = Field(default=4 * KiB, ge=1 * KiB, le=4 * KiB)  # MAX_VALUE_BYTES
 
 
 class StreamDefaults(_Model):

@@ -91,7 +91,7 @@ async def test_an_existing_bucket_gets_the_bound(nats_server: NatsServer) -> Non
         info.config.max_msg_size = -1  # as buckets were created before
         await js.update_stream(config=info.config)
         _stream, bucket = await ensure_all(js, names, StreamSpec())
-        assert "max_value_size" in bucket.changed_fields
+        assert "max_msg_size" in bucket.changed_fields  # the bucket stream's name of it
         kv = await js.key_value(names.guard_bucket)
         with pytest.raises(APIError, match="message size exceeds maximum allowed"):
             await kv.put(stats_key("compromised"), stats(1, BIG))

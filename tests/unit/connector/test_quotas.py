@@ -23,7 +23,7 @@ def test_unset_quotas_take_the_platform_defaults_and_discard_new() -> None:
     )
     assert config.discard is DiscardPolicy.NEW
     assert bucket_limits(StreamSpec()) == {
-        "num_replicas": 1, "max_bytes": 128 * MiB, "max_msgs": 2_000_000, "max_msg_size": 65536,
+        "num_replicas": 1, "max_bytes": 128 * MiB, "max_msgs": 2_000_000, "max_msg_size": 4096,
     }  # fmt: skip
 
 
