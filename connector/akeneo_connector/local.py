@@ -54,7 +54,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--data-dir", type=Path, help="state dir (default: ./.akeneo-local/<namespace>-<name>)"
     )
     parser.add_argument("--port", type=int, default=8443, help="receiver HTTPS port")
-    parser.add_argument("--nats-url", help="use this NATS server instead of an embedded one")
+    parser.add_argument(
+        "--nats-url",
+        help="use these NATS servers (comma-separated: a,b,c) instead of an embedded one",
+    )
     parser.add_argument(
         "--status-interval", type=float, default=1.0, help="seconds between status updates"
     )
@@ -305,7 +308,7 @@ class LocalPipeline:
         while True:
             try:
                 return await nats.connect(
-                    self.nats_url,
+                    servers=[u.strip() for u in self.nats_url.split(",") if u.strip()],
                     connect_timeout=1,
                     max_reconnect_attempts=-1,
                     error_cb=_quiet_nats_error,
