@@ -32,6 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from akeneo_connector.jetstream import ImmutableFieldChanged, ensure_all
 from akeneo_connector.manifest import Connection, ManifestError, load_manifest
+from akeneo_connector.nats_servers import failover_options
 from akeneo_connector.supervisor import Child, DataDirBusy, RunLock
 from akeneo_pim import notifications
 from akeneo_pim.paths import Endpoints
@@ -308,9 +309,8 @@ class LocalPipeline:
         while True:
             try:
                 return await nats.connect(
-                    servers=[u.strip() for u in self.nats_url.split(",") if u.strip()],
+                    **failover_options(self.nats_url),
                     connect_timeout=1,
-                    max_reconnect_attempts=-1,
                     error_cb=_quiet_nats_error,
                 )
             except Exception:

@@ -24,6 +24,7 @@ from nats.js.errors import NotFoundError
 from akeneo_connector import creds_watch
 from akeneo_connector.jetstream import ImmutableFieldChanged, ensure_bucket, ensure_stream
 from akeneo_connector.nats_auth import inbox_prefix
+from akeneo_connector.nats_servers import failover_options
 from akeneo_connector.spec import StreamSpec
 from akeneo_connector.stopping import close_nats
 from akeneo_pim.normalized import EventMessage, ResourceKind
@@ -262,12 +263,9 @@ class EventPublisher:
     def _connect_options(self) -> dict[str, Any]:
         cfg = self.config
         options: dict[str, Any] = {
-            "servers": [u.strip() for u in cfg.nats_url.split(",") if u.strip()],
+            **failover_options(cfg.nats_url),  # every server: a dead one is left at once
             "name": f"akeneo-receiver {cfg.connection}",
             "inbox_prefix": inbox_prefix(cfg.names),  # replies readable by this tenant only
-            "allow_reconnect": True,
-            "max_reconnect_attempts": -1,
-            "reconnect_time_wait": RECONNECT_WAIT,
             "connect_timeout": CONNECT_TIMEOUT,
             "disconnected_cb": self._on_disconnected,
             "reconnected_cb": self._on_reconnected,

@@ -12,15 +12,14 @@ from nats.js import JetStreamContext
 
 from akeneo_connector.jetstream import Outcome, ensure_all
 from akeneo_connector.names import ConnectionNames
+from akeneo_connector.nats_servers import failover_options
 from akeneo_connector.spec import StreamSpec
 from tests.ground.nats_cluster import NatsCluster, stream_leader
 
-# the clients' options (receiver, worker, operator): every server, reconnect at once, forever
-CLIENT = {"max_reconnect_attempts": -1, "reconnect_time_wait": 0.5, "connect_timeout": 2}
-
 
 async def connect(cluster: NatsCluster) -> Client:
-    return await nats.connect(servers=cluster.servers, **CLIENT)
+    """As the receiver, worker and operator do: every server, failing over at once."""
+    return await nats.connect(**failover_options(cluster.url), connect_timeout=2)
 
 
 async def test_ensure_all_creates_stream_and_bucket_on_three_servers(
