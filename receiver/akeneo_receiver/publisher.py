@@ -183,7 +183,7 @@ class AckPipeline:
         return BatchResult(len(batch.tokens) - batch.duplicates, batch.duplicates)
 
     def abandon(self, reason: str) -> int:
-        """End every wait now with ``reason`` (a stop): those requests are not answered 200."""
+        """End every wait now with ``reason`` (a stop, a lost server): no 200 for them."""
         batches = {id(b): b for b in self._waiting.values() if not b.done.done()}
         for batch in batches.values():
             batch.error = reason
@@ -280,7 +280,10 @@ class EventPublisher:
         return options
 
     async def _on_disconnected(self) -> None:
-        log.warning("NATS disconnected")
+        # Acks for what went to the lost server will never come: answer 503 now rather than
+        # at the end of the budget (4 s for the Event Platform), and let the PIM retry.
+        count = self.acks.abandon("nats_disconnected") if self.acks is not None else 0
+        log.warning("NATS disconnected", extra={"requests": count})
 
     async def _on_reconnected(self) -> None:
         log.info("NATS reconnected")
