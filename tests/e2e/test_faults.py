@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from bench.faults import KILL_WINDOW, SCENARIOS, print_table, run_scenarios
 
-# Legacy answers must come within 0.5 s (the PIM's deadline; the benchmark reports it); a
-# loaded 2-core CI machine stalls the receiver's event loop now and then, hence the margin.
-CI_LEGACY_MARGIN_MS = 3000
+# Legacy answers must come within 0.5 s (the PIM's deadline; the benchmark reports it: 0.35 s
+# at worst on a quiet run). An overloaded 2-core machine stalls the receiver's event loop for
+# seconds, kills or not (up to 3.2 s seen at load average 9), hence this margin.
+CI_LEGACY_MARGIN_MS = 5000
 # Raft election (at most 9 s) + an Event Platform request's 4 s budget + scheduling margin.
 CI_LEADER_WINDOW_MS = 15_000
 
