@@ -140,6 +140,7 @@ class Load:
     slow_during_outage: int = 0
     unavailable_during_outage: int = 0  # deliveries answered 503 while nats-server was down
     refused_at: list[float] = field(default_factory=list)  # answers not 200 (monotonic time)
+    refused_why: list[str] = field(default_factory=list)  # "503", "timeout", ... for each
     legacy_latencies: list[float] = field(default_factory=list)
     legacy_timeouts: int = 0  # no answer within the legacy sender's deadline
 
@@ -165,6 +166,8 @@ class Load:
             self.legacy_timeouts += report.timed_out
         if report.deliveries > report.accepted:
             self.refused_at.append(time.monotonic())
+            statuses = [str(c) for c, n in report.statuses.items() if c != 200 and n]
+            self.refused_why.append("timeout" if report.timed_out else ",".join(statuses))
         if report.accepted:
             self.acked.extend(changes)
             self.answered_200 += len(changes)
@@ -487,15 +490,24 @@ async def nats_restart(g: Ground) -> Row:
         return row
 
 
-def refusal_windows(refused_at: list[float], kills: list[float]) -> tuple[list[float], int]:
-    """For each kill, how long after it answers were still refused (0: none), and how many
-    refusals fell outside ``KILL_WINDOW`` of every kill."""
-    ends = [*kills[1:], float("inf")]
-    windows = [
-        max((t - k for t in refused_at if k <= t < end), default=0.0)
-        for k, end in zip(kills, ends, strict=True)
-    ]
-    outside = sum(1 for t in refused_at if not any(0 <= t - k <= KILL_WINDOW for k in kills))
+def refusal_windows(
+    refused_at: list[float], why: list[str], kills: list[float]
+) -> tuple[list[float], Counter[str]]:
+    """For each kill, how long the refusals it caused lasted (the burst from the kill on, no
+    gap over 1 s; 0: none), and the refusals outside ``KILL_WINDOW`` of every kill, by cause
+    (a loaded machine refuses now and then, kills or not)."""
+    windows = []
+    for k in kills:
+        end = k
+        for t in sorted(t for t in refused_at if t >= k):
+            if t - end > 1.0:
+                break
+            end = t
+        windows.append(end - k)
+    outside = Counter(
+        w for t, w in zip(refused_at, why, strict=True)
+        if not any(0 <= t - k <= KILL_WINDOW for k in kills)
+    )  # fmt: skip
     return windows, outside
 
 
@@ -535,13 +547,15 @@ async def cluster_kill(g: Ground) -> Row:
             await pipe.drained()
     finally:
         await asyncio.to_thread(cluster.stop)
-    windows, outside = refusal_windows(load.refused_at, kills)
+    windows, by_cause = refusal_windows(load.refused_at, load.refused_why, kills)
+    outside = sum(by_cause.values())
+    causes = ", ".join(f"{n} {w}" for w, n in by_cause.most_common()) or "none"
     slow = sum(1 for t in load.legacy_latencies if t > LEGACY_DEADLINE) + load.legacy_timeouts
     slowest = max(load.legacy_latencies, default=0.0)
     spans = ", ".join(f"{w:.1f} s after the {k}" for w, k in zip(windows, killed, strict=True))
-    notes = (f"non-200 answers until {spans}; {outside} refused > {KILL_WINDOW:.0f} s after "
-             f"a kill; slowest legacy answer {slowest:.2f} s, {slow} over "
-             f"{LEGACY_DEADLINE} s; recovery = longest non-200 span")  # fmt: skip
+    notes = (f"non-200 answers for {spans}; {outside} refused > {KILL_WINDOW:.0f} s after "
+             f"a kill ({causes}); slowest legacy answer {slowest:.2f} s, {slow} over "
+             f"{LEGACY_DEADLINE} s; recovery = longest non-200 burst after a kill")  # fmt: skip
     row = g.row("NATS cluster node SIGKILL (replicas 3)", load, max(windows), notes)
     row.facts = {
         "refused": len(load.refused_at),
