@@ -563,6 +563,7 @@ async def cluster_kill(g: Ground) -> Row:
         "legacy_over_deadline": slow,
         "legacy_slowest_ms": round(slowest * 1000),
         "legacy_timeouts": load.legacy_timeouts,
+        "legacy_answers": len(load.legacy_latencies) + load.legacy_timeouts,
         "non_leader_window_ms": round(windows[0] * 1000),
         "leader_window_ms": round(windows[1] * 1000),
     }
