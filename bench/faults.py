@@ -16,6 +16,10 @@ duplicates applied (the same state applied twice by a merchant that de-duplicate
 "postgres stopped" variant of the sink outage runs the worker with the postgres sink against
 a real PostgreSQL that is shut down and started again; ``worker-kill-postgres`` kills two
 postgres-sink replicas in turn (they take no claim: a resurrected or stale row counts as lost).
+``cluster-kill`` runs on three nats-servers as one JetStream cluster (stream and bucket with 3
+replicas, every component given the three URLs) and SIGKILLs a node that does not lead the
+stream, then the stream's leader; its legacy sender waits 5 s, not the PIM's 0.5 s, so that
+slow answers are measured (and counted against the 0.5 s) instead of being dropped.
 """
 
 from __future__ import annotations
