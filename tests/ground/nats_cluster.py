@@ -97,8 +97,12 @@ class NatsCluster:
         return current >= {n.name for n in live if n is not leader}
 
     def wait_ready(self, timeout: float = 60) -> None:
-        proc = next((n.process for n in self.nodes if not n.alive), None)
-        wait_until(self._ready, timeout=timeout, what="nats cluster", proc=proc)
+        """Ready once the live nodes agree (a node killed on purpose may stay dead)."""
+        try:
+            wait_until(self._ready, timeout=timeout, what="nats cluster")
+        except TimeoutError as exc:
+            tails = "\n".join(f"--- {n.name}\n{n.process.log_tail(10)}" for n in self.nodes)
+            raise TimeoutError(f"{exc}\n{tails}") from None
 
     def start(self) -> NatsCluster:
         for node in self.nodes:

@@ -91,3 +91,22 @@ async def test_acked_publishes_survive_sigkill_of_the_stream_leader(
         assert sorted(acked) == list(range(1, 61))
     finally:
         await nc.close()
+
+
+async def test_a_client_leaves_its_killed_server_for_a_live_one_at_once(
+    nats_cluster: NatsCluster,
+) -> None:
+    """What every component does with the whole list: no waiting for the dead one."""
+    nc = await connect(nats_cluster)
+    assert nc.connected_url is not None
+    node = next(n for n in nats_cluster.nodes if n.port == nc.connected_url.port)
+    try:
+        node.kill()
+        killed = time.monotonic()
+        while not (nc.is_connected and nc.connected_url.port != node.port):
+            assert time.monotonic() - killed < 2.0, "still not on a live server after 2 s"
+            await asyncio.sleep(0.01)
+        await nc.flush(timeout=2)  # the new server really answers
+    finally:
+        await nc.close()
+        await asyncio.to_thread(nats_cluster.restart, node)
