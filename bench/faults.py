@@ -16,6 +16,10 @@ duplicates applied (the same state applied twice by a merchant that de-duplicate
 "postgres stopped" variant of the sink outage runs the worker with the postgres sink against
 a real PostgreSQL that is shut down and started again; ``worker-kill-postgres`` kills two
 postgres-sink replicas in turn (they take no claim: a resurrected or stale row counts as lost).
+``cluster-kill`` runs on three nats-servers as one JetStream cluster (stream and bucket with 3
+replicas, every component given the three URLs) and SIGKILLs a node that does not lead the
+stream, then the stream's leader; its legacy sender waits 5 s, not the PIM's 0.5 s, so that
+slow answers are measured (and counted against the 0.5 s) instead of being dropped.
 """
 
 from __future__ import annotations
@@ -40,19 +44,24 @@ from pathlib import Path
 import nats
 import psycopg
 from aiohttp import web
+from nats.aio.client import Client
 from tests.ground.nats import NatsServer
+from tests.ground.nats_cluster import NatsCluster, stream_leader
 from tests.ground.postgres import PostgresServer
 from tests.ground.processes import free_port
 from tests.ground.tls import CertificateAuthority
 
 from akeneo_connector.jetstream import ensure_all
 from akeneo_connector.names import ConnectionNames
+from akeneo_connector.nats_servers import failover_options
 from akeneo_connector.spec import StreamSpec
 from akeneo_pim.rest import AkeneoRestClient
 from akeneo_pim.simulator import Change, EventSender, PimSimulator
 from akeneo_worker.reconcile import Reconciler, ReconcileSettings, ReconcileSummary
 
 LEGACY_SECRET = "faults-legacy-secret"
+LEGACY_DEADLINE = 0.5  # the legacy PIM gives up on an answer after this
+KILL_WINDOW = 2.0  # non-200 answers are allowed only this long after a NATS node is killed
 PLATFORM_SECRET = "faults-platform-secret"
 
 
@@ -134,6 +143,10 @@ class Load:
     ok_during_outage: int = 0
     slow_during_outage: int = 0
     unavailable_during_outage: int = 0  # deliveries answered 503 while nats-server was down
+    refused_at: list[float] = field(default_factory=list)  # answers not 200 (monotonic time)
+    refused_why: list[str] = field(default_factory=list)  # "503", "timeout", ... for each
+    legacy_latencies: list[float] = field(default_factory=list)
+    legacy_timeouts: int = 0  # no answer within the legacy sender's deadline
 
     def mark(self) -> None:
         """Start timing recovery: the next 200 after this instant sets ``first_200_after``."""
@@ -152,6 +165,13 @@ class Load:
             self.unavailable_during_outage += report.statuses[503]
             if sender.format == "events_api":  # the legacy PIM gives up after 0.5 s
                 self.slow_during_outage += int(elapsed > 0.5)
+        if sender.format == "events_api":
+            self.legacy_latencies.extend(report.latencies)
+            self.legacy_timeouts += report.timed_out
+        if report.deliveries > report.accepted:
+            self.refused_at.append(time.monotonic())
+            statuses = [str(c) for c, n in report.statuses.items() if c != 200 and n]
+            self.refused_why.append("timeout" if report.timed_out else ",".join(statuses))
         if report.accepted:
             self.acked.extend(changes)
             self.answered_200 += len(changes)
@@ -188,10 +208,11 @@ class Load:
 
 
 class Pipeline:
-    def __init__(self, root: Path, nats_server: NatsServer, sim: PimSimulator, hook: str, *,
-                 connection: str, workers: int, max_deliver: int = 5,
-                 postgres_dsn: str | None = None) -> None:  # fmt: skip
+    def __init__(self, root: Path, nats_server: NatsServer | NatsCluster, sim: PimSimulator,
+                 hook: str, *, connection: str, workers: int, max_deliver: int = 5,
+                 postgres_dsn: str | None = None, replicas: int = 1) -> None:  # fmt: skip
         self.root, self.nats, self.sim, self.hook = root, nats_server, sim, hook
+        self.replicas = replicas
         if postgres_dsn is not None:
             (root / "dsn").write_text(postgres_dsn)
             self.sink_args = ["--sink", "postgres", "--postgres-dsn-file", str(root / "dsn"),
@@ -260,8 +281,9 @@ class Pipeline:
             await proc.wait()
 
     async def start(self) -> None:
-        nc = await nats.connect(self.nats.url)
-        await ensure_all(nc.jetstream(), self.names, StreamSpec(duplicate_window="10m"))
+        nc = await connect(self.nats.url)
+        spec = StreamSpec(duplicate_window="10m", replicas=self.replicas)
+        await ensure_all(nc.jetstream(timeout=10), self.names, spec)
         await nc.close()
         await self.start_receiver()
         for i in range(len(self.workers)):
@@ -290,7 +312,7 @@ class Pipeline:
                 await self.kill(proc)
 
     async def lag(self) -> int:
-        nc = await nats.connect(self.nats.url)
+        nc = await connect(self.nats.url)
         try:
             info = await nc.jetstream().consumer_info(self.names.stream, self.names.consumer)
             return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
@@ -309,6 +331,11 @@ class Pipeline:
     async def replay(self) -> None:
         proc = await self._spawn("replay", "replay", "--dead-letters")
         assert await proc.wait() == 0, (self.root / "replay.log").read_text()
+
+
+async def connect(url: str) -> Client:
+    """As the components connect: every server of the list, failing over at once."""
+    return await nats.connect(**failover_options(url), connect_timeout=2)
 
 
 # --- measuring --------------------------------------------------------------------------------
@@ -377,17 +404,21 @@ class Ground:
 
     @contextlib.asynccontextmanager
     async def pipeline(self, name: str, workers: int = 1, max_deliver: int = 5,
-                       postgres_dsn: str | None = None
+                       postgres_dsn: str | None = None,
+                       nats_cluster: NatsCluster | None = None, replicas: int = 1,
+                       legacy_timeout: float | None = None,
                        ) -> AsyncIterator[tuple[Pipeline, Load]]:  # fmt: skip
+        """``legacy_timeout``: wait longer than the PIM would, to measure slow answers."""
         self.recorder.clear()
         folder = self.root / name
         folder.mkdir()
-        pipe = Pipeline(folder, self.nats, self.sim, self.hook, connection=f"faults/{name}",
-                        workers=workers, max_deliver=max_deliver,
-                        postgres_dsn=postgres_dsn)  # fmt: skip
+        pipe = Pipeline(folder, nats_cluster or self.nats, self.sim, self.hook,
+                        connection=f"faults/{name}", workers=workers, max_deliver=max_deliver,
+                        postgres_dsn=postgres_dsn, replicas=replicas)  # fmt: skip
         await pipe.start()
         ca = str(pipe.ca_file)
-        legacy = EventSender(pipe.url, events_api_secret=LEGACY_SECRET, verify=ca)
+        legacy = EventSender(pipe.url, events_api_secret=LEGACY_SECRET, verify=ca,
+                             timeout=legacy_timeout)  # fmt: skip
         platform = EventSender(pipe.url, format="event_platform", verify=ca,
                                event_platform_secrets=(PLATFORM_SECRET, None))  # fmt: skip
         try:
@@ -461,6 +492,86 @@ async def nats_restart(g: Ground) -> Row:
         row.facts["answered_503_during_outage"] = load.unavailable_during_outage
         row.lost += load.ok_during_outage  # a 200 while the queue is down is a broken promise
         return row
+
+
+def refusal_windows(
+    refused_at: list[float], why: list[str], kills: list[float]
+) -> tuple[list[float], Counter[str]]:
+    """For each kill, how long the refusals it caused lasted (the burst from the kill on, no
+    gap over 1 s; 0: none), and the refusals outside ``KILL_WINDOW`` of every kill, by cause
+    (a loaded machine refuses now and then, kills or not)."""
+    windows = []
+    for k in kills:
+        end = k
+        for t in sorted(t for t in refused_at if t >= k):
+            if t - end > 1.0:
+                break
+            end = t
+        windows.append(end - k)
+    outside = Counter(
+        w for t, w in zip(refused_at, why, strict=True)
+        if not any(0 <= t - k <= KILL_WINDOW for k in kills)
+    )  # fmt: skip
+    return windows, outside
+
+
+async def cluster_kill(g: Ground) -> Row:
+    """A three-node JetStream cluster, stream and bucket with 3 replicas, every component
+    given the three URLs: SIGKILL a node that does not lead the stream, restart it 3 s later,
+    then the same with the stream's leader (its followers must elect another first)."""
+    root = g.root / "nats-cluster"
+    root.mkdir()
+    cluster = await asyncio.to_thread(NatsCluster(root).start)
+    seconds = max(g.seconds, 16.0)  # room for both kills and restarts under load
+    kills: list[float] = []
+    killed: list[str] = []
+    try:
+        async with g.pipeline("cluster-kill", nats_cluster=cluster, replicas=3,
+                              legacy_timeout=5.0) as (pipe, load):  # fmt: skip
+
+            async def fault() -> None:
+                started = time.monotonic()
+                nc = await connect(cluster.url)
+                try:
+                    js = nc.jetstream(timeout=5)
+                    for role, at in (("non-leader", 0.2), ("stream leader", 0.5)):
+                        await asyncio.sleep(max(0.0, started + at * seconds - time.monotonic()))
+                        leader = await stream_leader(js, pipe.names.stream)
+                        others = [n for n in cluster.nodes if n.name != leader]
+                        node = cluster.node(leader) if role == "stream leader" else others[0]
+                        node.kill()
+                        kills.append(time.monotonic())
+                        killed.append(f"{role} {node.name}")
+                        await asyncio.sleep(3.0)
+                        await asyncio.to_thread(cluster.restart, node)
+                finally:
+                    await nc.close()
+
+            await asyncio.gather(load.run(seconds, g.rate), fault())
+            await pipe.drained()
+    finally:
+        await asyncio.to_thread(cluster.stop)
+    windows, by_cause = refusal_windows(load.refused_at, load.refused_why, kills)
+    outside = sum(by_cause.values())
+    causes = ", ".join(f"{n} {w}" for w, n in by_cause.most_common()) or "none"
+    slow = sum(1 for t in load.legacy_latencies if t > LEGACY_DEADLINE) + load.legacy_timeouts
+    slowest = max(load.legacy_latencies, default=0.0)
+    spans = ", ".join(f"{w:.1f} s after the {k}" for w, k in zip(windows, killed, strict=True))
+    notes = (f"non-200 answers for {spans}; {outside} refused > {KILL_WINDOW:.0f} s after "
+             f"a kill ({causes}); slowest legacy answer {slowest:.2f} s, {slow} over "
+             f"{LEGACY_DEADLINE} s; recovery = longest non-200 burst after a kill")  # fmt: skip
+    row = g.row("NATS cluster node SIGKILL (replicas 3)", load, max(windows), notes)
+    row.facts = {
+        "refused": len(load.refused_at),
+        "refused_outside_kill_window": outside,
+        "legacy_over_deadline": slow,
+        "legacy_slowest_ms": round(slowest * 1000),
+        "legacy_timeouts": load.legacy_timeouts,
+        "legacy_answers": len(load.legacy_latencies) + load.legacy_timeouts,
+        "non_leader_window_ms": round(windows[0] * 1000),
+        "leader_window_ms": round(windows[1] * 1000),
+    }
+    return row
 
 
 async def kill_workers_in_turn(
@@ -628,7 +739,7 @@ def lost_changes_by_rows(
 
 async def dead_letter_count(url: str, names: ConnectionNames) -> int:
     """Dead letters in the stream now."""
-    nc = await nats.connect(url)
+    nc = await connect(url)
     try:
         subject = names.dead_letter_subject
         info = await nc.jetstream().stream_info(names.stream, subjects_filter=subject)
@@ -640,7 +751,7 @@ async def dead_letter_count(url: str, names: ConnectionNames) -> int:
 async def pim_storm(g: Ground) -> Row:
     """Reconcile while the PIM answers a storm of 429s and 500s: it must still finish."""
     async with g.pipeline("pim-storm") as (pipe, load):
-        nc = await nats.connect(g.nats.url)
+        nc = await connect(g.nats.url)
         try:
             js = nc.jetstream()
             kv = await js.key_value(pipe.names.guard_bucket)
@@ -684,6 +795,7 @@ def _summary_text(summary: ReconcileSummary) -> str:
 SCENARIOS: dict[str, Callable[[Ground], Awaitable[Row]]] = {
     "receiver-kill": receiver_kill,
     "nats-restart": nats_restart,
+    "cluster-kill": cluster_kill,
     "worker-kill": worker_kill,
     "worker-kill-postgres": worker_kill_postgres,
     "sink-down": sink_down,

@@ -10,6 +10,7 @@ import pytest
 from tests.ground.kube import KubeCluster
 from tests.ground.nats import NatsServer
 from tests.ground.nats_auth import JwtNatsServer
+from tests.ground.nats_cluster import NatsCluster
 from tests.ground.postgres import PostgresServer
 
 
@@ -27,6 +28,17 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
 def nats(nats_server: NatsServer) -> str:
     """URL of the session's nats-server."""
     return nats_server.url
+
+
+@pytest.fixture(scope="session")
+def nats_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
+    """Three nats-servers as one JetStream cluster; ``.url`` lists them all (comma-separated)."""
+    cluster = NatsCluster(tmp_path_factory.mktemp("nats-cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")

@@ -44,6 +44,7 @@ from akeneo_connector.guard_state import (
 )
 from akeneo_connector.jetstream import ImmutableFieldChanged, ensure_all
 from akeneo_connector.manifest import Connection, ManifestError, load_manifest
+from akeneo_connector.nats_servers import failover_options
 from akeneo_connector.spec import FULL_SCAN_ONLY
 from akeneo_connector.supervisor import Child, DataDirBusy, RunLock
 from akeneo_pim import notifications
@@ -68,7 +69,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--data-dir", type=Path, help="state dir (default: ./.akeneo-local/<namespace>-<name>)"
     )
     parser.add_argument("--port", type=int, default=8443, help="receiver HTTPS port")
-    parser.add_argument("--nats-url", help="use this NATS server instead of an embedded one")
+    parser.add_argument(
+        "--nats-url",
+        help="use these NATS servers (comma-separated: a,b,c) instead of an embedded one",
+    )
     parser.add_argument(
         "--status-interval", type=float, default=1.0, help="seconds between status updates"
     )
@@ -325,9 +329,8 @@ class LocalPipeline:
         while True:
             try:
                 return await nats.connect(
-                    self.nats_url,
+                    **failover_options(self.nats_url),
                     connect_timeout=1,
-                    max_reconnect_attempts=-1,
                     error_cb=_quiet_nats_error,
                 )
             except Exception:

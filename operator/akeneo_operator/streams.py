@@ -21,6 +21,7 @@ from akeneo_connector import jetstream
 from akeneo_connector.guard_state import MAX_VALUE_BYTES, STATS_PREFIX, WorkerStats, never_synced
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.nats_auth import OPERATOR_INBOX
+from akeneo_connector.nats_servers import failover_options
 from akeneo_connector.spec import StreamSpec
 from akeneo_connector.stream_reader import kv_latest
 from akeneo_operator.certs import utcnow
@@ -63,11 +64,9 @@ class NatsLink:
             if self._nc is None or self._nc.is_closed:
                 s = self.settings
                 self._nc = await nats.connect(
-                    servers=[u.strip() for u in s.nats_url.split(",") if u.strip()],
+                    **failover_options(s.nats_url),
                     **self._auth(),
                     connect_timeout=5,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=1,
                     name="akeneo-connector-operator",
                     error_cb=_nats_error,
                 )

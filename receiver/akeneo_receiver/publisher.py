@@ -25,6 +25,7 @@ from nats.js.errors import NotFoundError
 from akeneo_connector import creds_watch
 from akeneo_connector.jetstream import ImmutableFieldChanged, ensure_bucket, ensure_stream
 from akeneo_connector.nats_auth import inbox_prefix
+from akeneo_connector.nats_servers import failover_options
 from akeneo_connector.spec import StreamSpec
 from akeneo_connector.stopping import close_nats
 from akeneo_pim.normalized import EventMessage, ResourceKind
@@ -196,7 +197,7 @@ class AckPipeline:
         return BatchResult(len(batch.tokens) - batch.duplicates, batch.duplicates)
 
     def abandon(self, reason: str) -> int:
-        """End every wait now with ``reason`` (a stop): those requests are not answered 200."""
+        """End every wait now with ``reason`` (a stop, a lost server): no 200 for them."""
         batches = {id(b): b for b in self._waiting.values() if not b.done.done()}
         for batch in batches.values():
             batch.error = reason
@@ -289,12 +290,9 @@ class EventPublisher:
     def _connect_options(self) -> dict[str, Any]:
         cfg = self.config
         options: dict[str, Any] = {
-            "servers": [u.strip() for u in cfg.nats_url.split(",") if u.strip()],
+            **failover_options(cfg.nats_url),  # every server: a dead one is left at once
             "name": f"akeneo-receiver {cfg.connection}",
             "inbox_prefix": inbox_prefix(cfg.names),  # replies readable by this tenant only
-            "allow_reconnect": True,
-            "max_reconnect_attempts": -1,
-            "reconnect_time_wait": RECONNECT_WAIT,
             "connect_timeout": CONNECT_TIMEOUT,
             "disconnected_cb": self._on_disconnected,
             "reconnected_cb": self._on_reconnected,
@@ -309,7 +307,10 @@ class EventPublisher:
         return options
 
     async def _on_disconnected(self) -> None:
-        log.warning("NATS disconnected")
+        # Acks for what went to the lost server will never come: answer 503 now rather than
+        # at the end of the budget (4 s for the Event Platform), and let the PIM retry.
+        count = self.acks.abandon("nats_disconnected") if self.acks is not None else 0
+        log.warning("NATS disconnected", extra={"requests": count})
 
     async def _on_reconnected(self) -> None:
         log.info("NATS reconnected")

@@ -36,8 +36,8 @@ def pim_secret(sim: PimSimulator, name: str, namespace: str) -> dict[str, Any]:
 class LocalMode:
     """`akeneo-connector local` as a process group that can be SIGKILLed as a whole."""
 
-    def __init__(self, manifest: Path, data_dir: Path) -> None:
-        self.manifest, self.data_dir = manifest, data_dir
+    def __init__(self, manifest: Path, data_dir: Path, *extra: str) -> None:
+        self.manifest, self.data_dir, self.extra = manifest, data_dir, extra
         self.port = free_port()
         self.proc: asyncio.subprocess.Process | None = None
         self.output = data_dir.parent / "local-mode.out"
@@ -55,7 +55,7 @@ class LocalMode:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "akeneo_connector.cli", "local",
                 "-f", str(self.manifest), "--data-dir", str(self.data_dir),
-                "--port", str(self.port), "--status-interval", "0.5",
+                "--port", str(self.port), "--status-interval", "0.5", *self.extra,
                 stdout=out, stderr=out, start_new_session=True,
             )  # fmt: skip
         await self.wait_ready()

@@ -5,7 +5,9 @@ backwards at the sink, a merchant de-duplicating on ``change_id`` never applies 
 and while nats-server is down no delivery may be answered 200. The sink outage runs twice:
 webhook answering 503, and the postgres sink's real PostgreSQL stopped; the worker kills
 twice: webhook replicas (which claim each resource in the guard) and postgres replicas
-(which do not: the table guards itself).
+(which do not: the table guards itself). The clustered one kills a JetStream node that does
+not lead the stream, then the stream's leader: only the leader's death is seen by the PIM,
+for as long as nats-server takes to elect another (its Raft election timeout, 4 to 9 s).
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from bench.faults import SCENARIOS, print_table, run_scenarios
+from bench.faults import KILL_WINDOW, SCENARIOS, print_table, run_scenarios
+
+# Legacy answers must come within 0.5 s (the PIM's deadline; the benchmark reports it: 0.35 s
+# at worst on a quiet run). An overloaded 2-core machine stalls the processes for seconds,
+# kills or not (up to 3.2 s seen at load average 9, and 1 answer in ~600 past 5 s), hence a
+# margin: at most 1 legacy answer in 100 may take longer than the sender's 5 s.
+# Raft election (at most 9 s) + an Event Platform request's 4 s budget + scheduling margin.
+CI_LEADER_WINDOW_MS = 15_000
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
@@ -34,3 +43,9 @@ async def test_fault_scenario_loses_nothing(scenario: str, tmp_path: Path) -> No
         assert row.facts["answered_503_during_outage"] > 0, row
     if scenario == "pim-storm":
         assert row.facts["throttled_429"] > 0 and row.facts["retries"] > 0, row
+    if scenario == "cluster-kill":
+        # every client had the three URLs: a dead server that leads nothing costs no more
+        # than the requests in flight on it, answered 503 at once
+        assert row.facts["non_leader_window_ms"] <= KILL_WINDOW * 1000, row
+        assert 0 < row.facts["leader_window_ms"] <= CI_LEADER_WINDOW_MS, row
+        assert row.facts["legacy_timeouts"] * 100 <= row.facts["legacy_answers"], row

@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 import yaml
 
@@ -29,6 +30,7 @@ from akeneo_connector.local import LocalPipeline
 from akeneo_connector.manifest import load_manifest
 from akeneo_pim.simulator import Change, EventSender, PimSimulator
 from tests.e2e.local_harness import LocalMode, descendants, eventually, nats_url, pim_secret
+from tests.ground.nats_cluster import NatsCluster
 from tests.ground.processes import free_port
 
 # A correctness test, not a timing one: on a loaded 2-core CI machine an answer may take
@@ -40,7 +42,7 @@ PLATFORM_PRIMARY, PLATFORM_SECONDARY = "e2e-platform-primary", "e2e-platform-sec
 Rows = dict[tuple[str, str], str]
 
 
-def write_manifest(path: Path, sim: PimSimulator) -> None:
+def write_manifest(path: Path, sim: PimSimulator, *, replicas: int = 1) -> None:
     docs: list[dict[str, Any]] = [
         {
             "apiVersion": "v1",
@@ -64,6 +66,7 @@ def write_manifest(path: Path, sim: PimSimulator) -> None:
                 },
                 "receiver": {"signatureSecret": "e2e-events"},
                 "worker": {"maxDeliver": 5, "sink": {"sqlite": {"path": "catalog.db"}}},
+                "stream": {"replicas": replicas},
                 # never due during the test: the test runs the reconcile itself
                 "reconciliation": {"schedule": "0 0 1 1 *", "fullScanSchedule": None},
             },
@@ -297,3 +300,34 @@ async def test_children_stop_when_local_mode_is_killed_alone(tmp_path: Path) -> 
     output = local.output.read_text()
     assert "left running by an earlier local mode" not in output, output[-2000:]
     assert local.proc.returncode == 0, output[-2000:]
+
+
+async def test_local_mode_takes_a_nats_server_list(
+    simulator: PimSimulator, nats_cluster: NatsCluster, tmp_path: Path
+) -> None:
+    """`--nats-url a,b,c`: the first server is down, the others take the connection, and the
+    stream and bucket are created with the manifest's 3 replicas on the cluster."""
+    manifest, data_dir = tmp_path / "connection.yaml", tmp_path / "data"
+    write_manifest(manifest, simulator, replicas=3)
+    urls = ",".join([f"nats://127.0.0.1:{free_port()}", *nats_cluster.servers])
+    local = LocalMode(manifest, data_dir, "--nats-url", urls)
+    await local.start()
+    try:
+        names = load_manifest(manifest).names
+        nc = await nats.connect(servers=nats_cluster.servers)
+        try:
+            js = nc.jetstream(timeout=10)
+            for stream in (names.stream, f"KV_{names.guard_bucket}"):
+                assert (await js.stream_info(stream)).config.num_replicas == 3
+        finally:
+            await nc.close()
+        changes = [simulator.catalog.random_change() for _ in range(20)]
+        async with EventSender(local.url, events_api_secret=LEGACY_SECRET, verify=str(local.ca),
+                               timeout=ANSWER_BUDGET) as legacy:  # fmt: skip
+            report = await legacy.send(changes)
+        assert report.accepted == report.deliveries > 0, report.as_dict()
+        accepted = [c for c in changes if c.kind in ("product", "product_model")]
+        db = data_dir / "catalog.db"
+        await eventually(lambda: acknowledged_hold(sink_rows(db), accepted), "sink up to date")
+    finally:
+        await local.stop()

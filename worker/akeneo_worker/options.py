@@ -21,6 +21,7 @@ from akeneo_connector import creds_watch
 from akeneo_connector.durations import parse_duration
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.nats_auth import inbox_prefix
+from akeneo_connector.nats_servers import failover_options
 
 
 def env(name: str, default: str | None = None) -> str | None:
@@ -89,10 +90,9 @@ def add_common(parser: argparse.ArgumentParser, *, connection_required: bool = T
 async def connect(args: argparse.Namespace, name: str, **overrides: Any) -> Client:
     """Connect with the common flags; ``overrides`` adjust nats.connect (e.g. reconnects)."""
     options: dict[str, Any] = {
-        "servers": [s.strip() for s in args.nats_url.split(",") if s.strip()],
+        **failover_options(args.nats_url),  # every server: a dead one is left at once
         "name": f"akeneo-{name} {args.connection.ref}",
         "inbox_prefix": inbox_prefix(args.connection),  # replies readable by this tenant only
-        "max_reconnect_attempts": -1,
         **overrides,
     }
     if args.nats_user:

@@ -42,6 +42,9 @@ from akeneo_worker.turns import Turns
 log = logging.getLogger("akeneo_worker")
 
 CLAIM_ATTEMPTS = 8  # about 1 s of waiting for another replica's claim before a retry
+# a guard write the KV cannot take yet (a new leader being elected: 4 to 9 s) is retried
+RECORD_RETRY_FOR = 30.0
+RECORD_RETRY_WAIT = 0.25
 STOP_STEP = 0.1  # each clean-up step of a stop (final stats, unsubscribe, ...) at most
 
 
@@ -493,11 +496,7 @@ class Worker:
         """Guard writes of sink-confirmed changes, all in flight at once; then their acks."""
         if not groups:
             return
-        assert self._guard is not None
-        try:
-            outcomes = await self._guard.record_many([g.change for g in groups])
-        except Exception as exc:
-            outcomes = [exc] * len(groups)
+        outcomes = await self._record_until_stored([g.change for g in groups])
         now = datetime.now(UTC)
         for g, outcome in zip(groups, outcomes, strict=True):
             if isinstance(outcome, Superseded):
@@ -512,6 +511,35 @@ class Worker:
                 latency = (now - g.winner.msg.metadata.timestamp).total_seconds()
                 self.metrics.count_applied(g.kind, g.change.operation, max(0.0, latency))
             await self._finish(g)
+
+    async def _record_until_stored(self, changes: list[Change]) -> list[BaseException | None]:
+        """``record_many``, retried while the KV cannot take the writes (its leader died and
+        another is being elected: a few seconds). The sink already has these changes; were
+        the entries given up on, an older change of the same resource later in the stream
+        would be judged against the previous entry and applied over the newer one. Retrying
+        is safe: an entry already stored is kept, a newer one wins."""
+        assert self._guard is not None
+        guard = self._guard
+
+        async def attempt(batch: list[Change]) -> list[BaseException | None]:
+            try:
+                return await guard.record_many(batch)
+            except Exception as exc:
+                return [exc] * len(batch)
+
+        outcomes = await attempt(changes)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RECORD_RETRY_FOR
+        while loop.time() < deadline:
+            failed = [i for i, o in enumerate(outcomes) if o is not None
+                      and not isinstance(o, Superseded)]  # fmt: skip
+            if not failed:
+                break
+            await asyncio.sleep(RECORD_RETRY_WAIT)
+            for i, outcome in zip(failed, await attempt([changes[i] for i in failed]),
+                                  strict=True):  # fmt: skip
+                outcomes[i] = outcome
+        return outcomes
 
     async def _finish(self, g: _Group) -> None:
         """Ack, retry or dead-letter every delivery of the group."""

@@ -35,3 +35,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- define "akc.peeringName" -}}
 {{- default (include "akc.fullname" .) .Values.peering.name -}}
 {{- end -}}
+
+{{/* NATS servers as the components read them: a list of URLs or a comma-separated string. */}}
+{{- define "akc.natsUrls" -}}
+{{- if kindIs "slice" . }}{{ join "," . }}{{ else }}{{ . }}{{ end -}}
+{{- end -}}

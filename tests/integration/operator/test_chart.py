@@ -114,6 +114,18 @@ def test_deployment_runs_the_operator_subcommand_without_a_registry_host() -> No
         assert not re.match(r"^[^/]*[.:][^/]*/", image), f"registry host in {image}"
 
 
+def test_nats_cluster_servers_are_given_as_a_list_or_a_comma_separated_string() -> None:
+    """Every server of a NATS cluster reaches the operator and, through it, the pods."""
+    servers = [f"nats://nats-{i}.nats-headless.nats:4222" for i in range(3)]
+    for url in (servers, ",".join(servers)):
+        values = {"nats": {"url": url, "podUrl": url}}
+        (deployment,) = _by_kind(render("akc", "ops", values), "Deployment")
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["AKENEO_NATS_URL"] == ",".join(servers)
+        assert env["AKENEO_OPERATOR_POD_NATS_URL"] == ",".join(servers)
+
+
 def test_nats_credentials_are_mounted_files_never_values() -> None:
     values = {"nats": {"existingSecret": "nats-auth", "passwordKey": "password", "credsKey": "c"}}
     (deployment,) = _by_kind(render("akc", "ops", values), "Deployment")
@@ -373,6 +385,9 @@ def test_rendered_env_is_the_operator_settings_contract() -> None:
     [
         {"watchNamespaces": ["Not_A_Namespace"]},
         {"nats": {"url": "http://nats:4222"}},
+        {"nats": {"url": ["nats://a:4222", "http://b:4222"]}},
+        {"nats": {"url": "nats://a:4222,http://b:4222"}},
+        {"nats": {"url": []}},
         {"connectorResources": {"default": {"requests": {}}, "sidecar": {}}},
         {"defaultTLS": {"mode": "letsEncrypt"}},
         {"streamQuotas": {"max": {"maxBytes": "16Gi"}}},
