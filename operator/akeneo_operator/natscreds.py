@@ -36,6 +36,7 @@ from akeneo_connector.nats_jwt import (
     parse_creds,
     user_claims,
 )
+from akeneo_operator.apply import check_owner, write_child
 from akeneo_operator.kubeclient import KubeClient
 from akeneo_operator.meta import (
     HASH_ANNOTATION,
@@ -253,6 +254,8 @@ async def ensure_creds(
     """Keep ``<name>-nats`` holding a good creds file per role; write only what changed."""
     secret_name = nats_secret_name(names.name)
     live = await client.get("v1", "Secret", names.namespace, secret_name)
+    probe = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret_name}}
+    check_owner(adopt(probe), live)  # never read nor overwrite someone else's Secret
     current = live_creds(live)
     reissued: list[str] = []
     for role in ROLES:
@@ -266,7 +269,7 @@ async def ensure_creds(
     not_after = min(e for e in expiries if e is not None)
     desired = adopt(creds_secret(names, current, issuer, not_after))
     if reissued or live is None or not _same_meta(desired, live):
-        await client.apply(desired)
+        await write_child(client, desired, None if live is None else live["metadata"]["uid"])
     cond = Cond.ok(
         "CredentialsIssued",
         f"NATS users ({', '.join(r.value for r in ROLES)}) of Secret {secret_name} "
