@@ -264,7 +264,8 @@ def test_ingress_network_policy_and_hpa_options():
         {"ipBlock": {"cidr": "203.0.113.0/24"}}
     ]
     worker_pol = children[("NetworkPolicy", "acme-worker")]
-    assert worker_pol["spec"]["policyTypes"] == ["Ingress"] and "ingress" not in worker_pol["spec"]
+    assert worker_pol["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert "ingress" not in worker_pol["spec"]  # nothing comes in; egress: tests/security
     hpa = children[("HorizontalPodAutoscaler", "acme-receiver")]
     assert hpa["spec"]["maxReplicas"] == 6
     assert "replicas" not in children[("Deployment", "acme-receiver")]["spec"]
