@@ -202,8 +202,13 @@ class KubeClient:
             raise
 
     async def list(
-        self, api_version: str, kind: str, namespace: str, label_selector: str | None = None
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        label_selector: str | None = None,
     ) -> list[Manifest]:
+        """Objects of ``kind`` in ``namespace`` (None: every namespace)."""
         params = {"labelSelector": label_selector} if label_selector else None
         out = await self.request("GET", resource_path(api_version, kind, namespace), params=params)
         items: list[Manifest] = out.get("items", [])

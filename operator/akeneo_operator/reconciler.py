@@ -191,10 +191,19 @@ class Reconciler:
             st.obs.blocker = spec_error(exc)
             st.needs_retry = False  # only a spec change can fix it (update handler)
             return
-        refused = policy.refusal(spec, self.settings)
+        refused = (
+            policy.refusal(spec, self.settings)
+            or policy.issuer_refusal(spec, self.settings)
+            or policy.host_refusal(spec, self.settings, namespace, name)
+        )
         if refused is not None:
             st.obs.blocker = refused
             st.needs_retry = False  # a spec change or an operator restart can fix it
+            return
+        taken = await self._host_conflict(st, spec)
+        if taken is not None:
+            st.obs.blocker = taken
+            st.needs_retry = True  # the maintenance loop retries: the host may be freed
             return
         names = ConnectionNames(namespace, name)
         if st.tls_mode is TLSMode.CERT_MANAGER and spec.tls.mode is not TLSMode.CERT_MANAGER:
@@ -227,6 +236,38 @@ class Reconciler:
             await self._observe_subscription(st, names)
         st.obs.endpoint, st.obs.endpoints = endpoint(inp), endpoints(inp)
         st.needs_retry = any(c.status != "True" for c in (tls.cond, stream_cond, creds.cond))
+
+    async def _host_conflict(self, st: ConnState, spec: AkeneoConnectionSpec) -> Cond | None:
+        """``HostConflict`` when an older connection (any watched namespace) has the host.
+        The winner makes the newer claimants reconcile again; a loser drops its Ingress."""
+        host = spec.receiver.host
+        if host is None:
+            return None
+        connections: list[Manifest] = []
+        for ns in self.settings.namespaces or (None,):
+            connections += await self.client.list(API_VERSION, KIND, ns)
+        claims = policy.host_claims(connections, host, self.settings)
+        mine = [c for c in claims if (c.namespace, c.name) == st.key]
+        me = mine[0] if mine else policy.HostClaim("~", *st.key)  # not listed: the newest
+        cond = policy.host_conflict(host, me, claims)
+        if cond is None:
+            for claim in claims:
+                other = self.states.get((claim.namespace, claim.name))
+                if claim != me and other is not None:
+                    other.needs_retry = True
+            return None
+        winner = min(claims)
+        self.log.info("%s/%s: host %s is kept by the older %s/%s",
+                      *st.key, host, winner.namespace, winner.name)  # fmt: skip
+        namespace, name = st.key
+        ingress = await self.client.get(
+            "networking.k8s.io/v1", "Ingress", namespace, names_of(name)["ingress"]
+        )
+        if ingress is not None and await prune_child(
+            self.client, "networking.k8s.io/v1", "Ingress", ingress, st.uid
+        ):
+            self.log.info("Pruned Ingress/%s/%s (host kept by an older connection)", *st.key)
+        return cond
 
     async def _nats_creds(self, st: ConnState, names: ConnectionNames) -> CredsOutcome:
         """The connection's own NATS users when a signing key is configured (``natscreds``)."""
