@@ -63,6 +63,7 @@ CONDITION_TYPES = (
     "WorkerReady",
     "ReconcileScheduled",
     "EventSubscriptionActive",
+    "NatsIsolated",
 )
 MAX_NAME_LENGTH = 40
 """Children are named ``<name>-<suffix>``; CronJob names are limited to 52 characters."""

@@ -303,6 +303,17 @@ def without_issuer(settings: OperatorSettings) -> Cond:
     )
 
 
+def isolation(settings: OperatorSettings) -> Cond:
+    """``NatsIsolated``: own NATS users per connection, or the platform's shared choice."""
+    if settings.issues_nats_credentials:
+        return Cond.ok(
+            "PerConnectionUsers",
+            "the connection's pods have NATS users of their own, limited to its stream and bucket",
+        )
+    shared = without_issuer(settings)
+    return Cond.fail(shared.reason, shared.message)
+
+
 def operator_connect_options(issuer: Issuer, now: Callable[[], datetime]) -> dict[str, Any]:
     """nats.connect options for the operator's own user, issued in memory at each connect.
 

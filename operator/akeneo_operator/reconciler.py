@@ -41,12 +41,19 @@ from akeneo_operator.childwatch import (
 )
 from akeneo_operator.kubeclient import ApiError, KubeClient
 from akeneo_operator.meta import FINALIZER, L_COMPONENT, RECEIVER, WORKER, Manifest, owned_by
-from akeneo_operator.natscreds import CredsOutcome, IssuerFile, ensure_creds, without_issuer
+from akeneo_operator.natscreds import (
+    CredsOutcome,
+    IssuerFile,
+    ensure_creds,
+    isolation,
+    without_issuer,
+)
 from akeneo_operator.pods import SIGNATURE_FILES, BuildInput
 from akeneo_operator.settings import OperatorSettings
 from akeneo_operator.status import (
     EVENT_SUBSCRIPTION,
     NATS_CREDENTIALS,
+    NATS_ISOLATED,
     RECEIVER_READY,
     RECONCILE_SCHEDULED,
     STREAM_READY,
@@ -223,6 +230,7 @@ class Reconciler:
             self._event(st, "Normal", "CertificateIssued", "serving certificate replaced")
         creds = await self._nats_creds(st, names)
         st.obs.conditions[NATS_CREDENTIALS] = creds.cond
+        st.obs.conditions[NATS_ISOLATED] = isolation(self.settings)
         st.creds_not_after, st.creds_issuer = creds.not_after, creds.issuer
         inp = BuildInput(
             names, spec, self.settings, tls.secret_name, tls.revision, frozenset(signature_keys)

@@ -22,7 +22,13 @@ READY = "Ready"
 # Known only once the Event Platform sent a subscription notification (suspended, revoked,
 # resumed): absent before, so a legacy-only connection never shows it.
 EVENT_SUBSCRIPTION = "EventSubscriptionActive"
-OPTIONAL = (EVENT_SUBSCRIPTION,)
+# Whether the connection's pods have NATS users of their own (an account signing key) or
+# share the platform's credentials. Shown, never a reason for Ready=False: sharing is the
+# platform's explicit choice (the chart needs nats.insecureSharedCredentials=true), and
+# the pipeline works; blocking Ready would only hide real faults behind a constant one.
+NATS_ISOLATED = "NatsIsolated"
+OPTIONAL = (EVENT_SUBSCRIPTION, NATS_ISOLATED)
+INFORMATIONAL = frozenset({NATS_ISOLATED})  # visible, not part of Ready
 # Conditions that report every change as a Kubernetes Event, their first one included.
 ALWAYS_REPORTED = frozenset({READY, EVENT_SUBSCRIPTION})
 COMPONENTS = (
@@ -100,7 +106,7 @@ def ready_condition(obs: Observed) -> Cond:
         return obs.blocker
     for kind in condition_types(obs):
         cond = obs.conditions.get(kind, UNKNOWN)
-        if cond.status == "True":
+        if cond.status == "True" or kind in INFORMATIONAL:
             continue
         if kind == RECONCILE_SCHEDULED and cond.reason in BENIGN_RECONCILE_REASONS:
             continue
