@@ -79,6 +79,7 @@ def test_receiver_pod_matches_the_configuration_contract():
         "AKENEO_NATS_URL": "nats://nats.nats:4222",
         "AKENEO_LOG_LEVEL": "info",
         "AKENEO_PORT": "8443",
+        "AKENEO_ADMIN_PORT": "8081",
         "AKENEO_TLS_CERT_FILE": "/etc/akeneo/tls/tls.crt",
         "AKENEO_TLS_KEY_FILE": "/etc/akeneo/tls/tls.key",
         "AKENEO_EVENTS_API_SECRET_FILE": "/etc/akeneo/signature/eventsApiSecret",
@@ -91,8 +92,10 @@ def test_receiver_pod_matches_the_configuration_contract():
         "/etc/akeneo/tls": ("acme-tls", ["tls.crt", "tls.key"]),
         "/etc/akeneo/signature": ("acme-events", ["eventsApiSecret", "eventPlatformSecrets"]),
     }
-    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 8443, "scheme": "HTTPS"}
-    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8443, "scheme": "HTTPS"}
+    # probes on the admin port (plain HTTP), never on the public one
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin", "scheme": "HTTP"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "admin", "scheme": "HTTP"}
+    assert {"name": "admin", "containerPort": 8081, "protocol": "TCP"} in c["ports"]
     assert dep["spec"]["replicas"] == 2
     assert dep["spec"]["template"]["metadata"]["annotations"] == {
         "akeneo.connectors.dev/tls-serial": "abc123"
