@@ -24,7 +24,7 @@ venv: $(STAMP)
 testbins:
 	bash scripts/build-testbins.sh
 
-## Debian packages the tests need (PostgreSQL server binaries for the postgres sink tests).
+## Debian packages the tests need (PostgreSQL server binaries, the openssl command line).
 sysdeps:
 	bash scripts/install-sysdeps.sh
 

@@ -43,12 +43,12 @@ from akeneo_connector import eventloop
 from akeneo_connector.guard_state import GUARD_PREFIX
 from akeneo_connector.jetstream import ensure_all
 from akeneo_connector.names import ConnectionNames
-from akeneo_connector.spec import StreamSpec
+from akeneo_connector.spec import StreamSpec, WebhookSignature
 from akeneo_pim.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
 from akeneo_worker.metrics import WorkerMetrics
 from akeneo_worker.sinks.base import Sink
 from akeneo_worker.sinks.sqlite import SqliteSink
-from akeneo_worker.sinks.webhook import WebhookSink
+from akeneo_worker.sinks.webhook import Signer, WebhookSink
 from akeneo_worker.worker import Worker, WorkerConfig
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -298,7 +298,8 @@ async def main(args: argparse.Namespace) -> None:
 
         merchant = await Merchant().start()
         await reset_worker(js, names)
-        hook = WebhookSink(merchant.url, signing_secret=SECRET, allow_private=True)
+        signer = Signer.from_text(SECRET, WebhookSignature.LEGACY)  # what Merchant verifies
+        hook = WebhookSink(merchant.url, signer=signer, allow_private=True)
         rate, m = await drain(js, names, hook, total)
         exact = merchant.state == newest and merchant.bad == 0
         print(f"webhook sink          {rate:9,.0f} events/s  ratio {rate / base:.2f}  "

@@ -7,6 +7,8 @@ are encoded with unpadded URL-safe base64):
 - ``reconcile.watermark.<kind>`` -> ``Watermark``: reconcile progress per resource kind
 - ``reconcile.lock`` -> ``ReconcileLock``: one reconcile run at a time (expiring)
 - ``stats.worker.<replica>`` -> ``WorkerStats``: counters the operator sums into status
+- ``budget.slot.<n>`` (n = 0..3) -> ``BudgetSlot``: the connection's 4 concurrent PIM calls,
+  shared by every worker replica and the reconcile job (``akeneo_worker.budget``)
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from akeneo_connector.stream_reader import kv_latest
 GUARD_PREFIX = "guard"
 STATS_PREFIX = "stats.worker"
 LOCK_KEY = "reconcile.lock"
+BUDGET_PREFIX = "budget.slot"
+BUDGET_SLOTS = 4  # Akeneo: concurrent calls per connection
 GUARD_RESET_HEADER = "Akeneo-Guard-Reset"
 """Set by ``replay --reset-guard`` on every event it re-delivers, valued with the run's id:
 a worker that meets a new value drops its cached guard entries before judging the batch
@@ -50,6 +54,10 @@ def parse_guard_key(kv_key: str) -> tuple[str, str]:
 
 def watermark_key(kind: str) -> str:
     return f"reconcile.watermark.{kind}"
+
+
+def budget_slot_key(slot: int) -> str:
+    return f"{BUDGET_PREFIX}.{slot}"
 
 
 def stats_key(replica: str) -> str:
@@ -99,6 +107,32 @@ class Watermark(_State):
 class ReconcileLock(_State):
     holder: str
     expires_at: AwareDatetime
+
+
+class BudgetSlot(_State):
+    """One of the connection's PIM call slots: free, or held by ``holder`` until ``until``.
+
+    ``ticket`` tells one holding from the next of the same process. ``next`` is a process
+    waiting for a slot: once the slot is free, only that process may take it until
+    ``next_until``, so no process keeps the slots to itself while others wait.
+    """
+
+    holder: str | None = None
+    ticket: str | None = None
+    until: AwareDatetime | None = None
+    next: str | None = None
+    next_until: AwareDatetime | None = None
+
+    def held(self, now: datetime) -> bool:
+        return self.holder is not None and self.until is not None and self.until > now
+
+    def reserved_for_other(self, me: str, now: datetime) -> bool:
+        return (
+            self.next is not None
+            and self.next != me
+            and self.next_until is not None
+            and self.next_until > now
+        )
 
 
 class WorkerStats(_State):

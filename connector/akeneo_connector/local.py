@@ -280,6 +280,7 @@ class LocalPipeline:
             env["AKENEO_SQLITE_PATH"] = str(self.dir / sink.sqlite.path)  # relative to data dir
         if sink.webhook is not None:
             env["AKENEO_WEBHOOK_URL"] = sink.webhook.url
+            env["AKENEO_WEBHOOK_SIGNATURE"] = sink.webhook.signature.value
             if sink.webhook.signing_secret:
                 path = secrets / sink.webhook.signing_secret / "signingSecret"
                 env["AKENEO_WEBHOOK_SIGNING_SECRET_FILE"] = str(path)

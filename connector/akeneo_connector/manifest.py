@@ -16,6 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from akeneo_connector.names import ConnectionNames
+from akeneo_connector.signing_secrets import SigningSecretError, signing_keys
 from akeneo_connector.spec import API_VERSION, KIND, AkeneoConnectionSpec
 
 
@@ -120,6 +121,15 @@ def _check_secrets(connection: Connection, where: str) -> None:
         missing = [k for k in keys if k not in connection.secrets[secret]]
         if missing:
             raise ManifestError(f"{where}: Secret {secret!r} lacks key(s) {', '.join(missing)}")
+    webhook = connection.spec.worker.sink.webhook
+    if webhook is not None and webhook.signing_secret:
+        try:
+            signing_keys(connection.secrets[webhook.signing_secret]["signingSecret"],
+                         webhook.signature)  # fmt: skip
+        except SigningSecretError as exc:
+            raise ManifestError(
+                f"{where}: Secret {webhook.signing_secret!r} key signingSecret {exc}"
+            ) from None
     signature = connection.secrets[connection.spec.receiver.signature_secret]
     if not {"eventsApiSecret", "eventPlatformSecrets"} & signature.keys():
         raise ManifestError(

@@ -124,10 +124,24 @@ class StreamSpec(SpecModel):
         return self
 
 
+class WebhookSignature(StrEnum):
+    """How the webhook sink signs its POSTs (see the README's webhook contract)."""
+
+    STANDARD = "standard"  # Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature
+    LEGACY = "legacy"  # X-Connector-Timestamp, X-Connector-Signature (hex HMAC)
+
+
 class WebhookSink(SpecModel):
     url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")]
     signing_secret: K8sName | None = Field(
-        default=None, description="Secret with key signingSecret, used to sign each POST"
+        default=None,
+        description="Secret with key signingSecret, used to sign each POST: one secret per "
+        "line, every one signs (rotation); whsec_ secrets for the standard signature",
+    )
+    signature: WebhookSignature = Field(
+        default=WebhookSignature.STANDARD,
+        description="standard (Standard Webhooks headers) or legacy (X-Connector-Timestamp "
+        "and X-Connector-Signature, signed with the first secret only)",
     )
     allow_private_addresses: bool = Field(
         default=False,
@@ -181,12 +195,16 @@ class WorkerSpec(SpecModel):
     sink: SinkSpec = Field(default_factory=lambda: SinkSpec(sqlite=SqliteSink()))
 
 
-ReconcileResource = Literal["products", "product_models", "categories", "families", "attributes"]
-# Read by the full scan only: these have no events and no reliable ``updated`` filter.
-FULL_SCAN_ONLY = ("categories", "families", "attributes")
+ReconcileResource = Literal[
+    "products", "product_models", "categories", "families", "attributes", "attribute_options"
+]
+# The catalog structure: read by every run with ``updated >`` (attribute options, which take
+# no filter, by the full scan only), and only the full scan finds what was removed (the Event
+# Platform announces removals; the legacy Events API does not).
+FULL_SCAN_ONLY = ("categories", "families", "attributes", "attribute_options")
 STRUCTURE_NEEDS_FULL_SCAN = (
     "reconciliation.fullScanSchedule is required when resources lists categories, "
-    "families or attributes (the full scan is what syncs them)"
+    "families, attributes or attribute_options (the full scan is what finds their removals)"
 )
 CRON_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|hourly)|(\S+\s+){4}\S+)$"
 
@@ -196,9 +214,10 @@ class ReconciliationSpec(SpecModel):
     full_scan_schedule: Annotated[str, Field(pattern=CRON_PATTERN)] | None = "0 3 * * 0"
     resources: list[ReconcileResource] = Field(
         default_factory=lambda: list[ReconcileResource](["products", "product_models"]),
-        max_length=5,  # each kind once; also bounds the CEL rule's cost for the API server
-        description="What the reconcile jobs read; categories, families and attributes are "
-        "synced by the full scan only (fullScanSchedule)",
+        max_length=6,  # each kind once; also bounds the CEL rule's cost for the API server
+        description="What the reconcile jobs read, each from its own watermark (updated >; "
+        "attribute_options by the full scan only); removals are found by the full scan "
+        "(fullScanSchedule)",
     )
     safety_margin: Duration = "5m"
     suspend: bool = False

@@ -1,18 +1,23 @@
 """Supervised child processes for local mode: restart with backoff, report, stop cleanly.
 
 Children run in sessions of their own (Ctrl-C reaches local mode only, which stops them in
-order), so a local mode killed alone leaves them running: ``RunLock`` lets one local mode
-use a data dir at a time and stops an earlier run's leftovers before a new one starts.
+order). A local mode killed alone (SIGKILL, OOM killer) cannot stop them itself: on Linux
+each child asks the kernel for SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), and
+stops cleanly within 2 s. Elsewhere, and for anything that outlived that, ``RunLock`` lets
+one local mode use a data dir at a time and stops an earlier run's leftovers before a new
+one starts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import fcntl
 import logging
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +28,42 @@ log = logging.getLogger("akeneo_connector.local")
 BACKOFF_START = 0.5
 BACKOFF_MAX = 30.0
 HEALTHY_AFTER = 30.0  # a child that ran this long restarts with the initial backoff again
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+PARENT_DEATH_SIGNAL = signal.SIGTERM  # a clean stop: nats-server closes its store properly
+
+
+def _prctl() -> Callable[[int, int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl: Callable[[int, int], int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+_PRCTL = _prctl()  # looked up once, in the parent: the child only calls it
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the child signalled when this process dies (Linux).
+
+    The kernel sends the signal when the *thread* that forked the child ends, not the
+    process: children must be started from the thread that lives as long as local mode,
+    which is the event loop's (asyncio forks there; local mode runs it in the main thread).
+    """
+    prctl, parent = _PRCTL, os.getpid()
+    if prctl is None:
+        return None
+
+    def arm() -> None:  # runs in the child between fork and exec
+        prctl(_PR_SET_PDEATHSIG, PARENT_DEATH_SIGNAL)
+        if os.getppid() != parent:  # the parent died before the request was made
+            os.kill(os.getpid(), PARENT_DEATH_SIGNAL)
+
+    return arm
 
 
 @dataclass
@@ -47,6 +88,7 @@ class Child:
                 stdout=out,
                 stderr=out,
                 start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
+                preexec_fn=die_with_parent(),  # SIGKILLed local mode: they stop too
             )
         if self.on_start is not None:
             self.on_start()

@@ -140,6 +140,7 @@ def worker_parts(inp: BuildInput) -> PodParts:
     parts.set("AKENEO_SINK", sink.kind)
     if sink.webhook is not None:
         parts.set("AKENEO_WEBHOOK_URL", sink.webhook.url)
+        parts.set("AKENEO_WEBHOOK_SIGNATURE", sink.webhook.signature.value)
         if sink.webhook.signing_secret is not None:
             parts.secret("sink", sink.webhook.signing_secret, SINK_DIR, ["signingSecret"])
             parts.set("AKENEO_WEBHOOK_SIGNING_SECRET_FILE", f"{SINK_DIR}/signingSecret")

@@ -321,6 +321,8 @@ class Reconciler:
             secret = await self.client.get("v1", "Secret", namespace, need.secret)
             keys = None if secret is None else set((secret.get("data") or {}).keys())
             problem = secretcheck.check(need, keys)
+            if problem is None and secret is not None:
+                problem = secretcheck.check_content(need, secret.get("data") or {})
             if problem is not None:
                 return signature_keys, problem
             if need.secret == spec.receiver.signature_secret and keys is not None:

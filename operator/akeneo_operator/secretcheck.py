@@ -6,9 +6,13 @@ that would otherwise never start.
 
 from __future__ import annotations
 
+import base64
+import binascii
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from akeneo_connector.spec import AkeneoConnectionSpec, TLSMode
+from akeneo_connector.signing_secrets import SigningSecretError, signing_keys
+from akeneo_connector.spec import AkeneoConnectionSpec, TLSMode, WebhookSignature
 from akeneo_operator.pods import PIM_KEYS, SIGNATURE_KEYS
 from akeneo_operator.status import Cond
 
@@ -19,6 +23,7 @@ class Need:
     keys: tuple[str, ...]
     any_of: bool = False  # at least one of the keys (signature secrets)
     purpose: str = ""
+    signature: WebhookSignature | None = None  # signingSecret: the scheme its lines must suit
 
 
 def needs(spec: AkeneoConnectionSpec, pod_nats_secret: str | None, pod_nats_key: str) -> list[Need]:
@@ -31,7 +36,15 @@ def needs(spec: AkeneoConnectionSpec, pod_nats_secret: str | None, pod_nats_key:
         out.append(Need(spec.pim.credentials_secret, PIM_KEYS, False, "pim.credentialsSecret"))
     sink = spec.worker.sink
     if sink.webhook is not None and sink.webhook.signing_secret:
-        out.append(Need(sink.webhook.signing_secret, ("signingSecret",), False, "sink.webhook"))
+        out.append(
+            Need(
+                sink.webhook.signing_secret,
+                ("signingSecret",),
+                False,
+                "sink.webhook",
+                sink.webhook.signature,
+            )
+        )
     if sink.postgres is not None:
         out.append(Need(sink.postgres.dsn_secret, ("dsn",), False, "sink.postgres.dsnSecret"))
     if spec.tls.mode is TLSMode.SECRET and spec.tls.secret_name:
@@ -52,3 +65,24 @@ def check(need: Need, present_keys: set[str] | None) -> Cond | None:
         return None
     what = " or ".join(missing) if need.any_of else ", ".join(missing)
     return Cond.fail("SecretKeyMissing", f"Secret {need.secret} ({need.purpose}) lacks key {what}")
+
+
+def check_content(need: Need, data: Mapping[str, str]) -> Cond | None:
+    """A signing secret the worker would refuse, reported as a condition (never its value).
+
+    ``data`` is the Secret's ``data`` (base64 values, as the API server returns them).
+    """
+    if need.signature is None or "signingSecret" not in data:
+        return None
+    try:
+        text = base64.b64decode(data["signingSecret"], validate=True).decode()
+        signing_keys(text, need.signature)
+    except (binascii.Error, UnicodeDecodeError):
+        why = "is not text"
+    except SigningSecretError as exc:
+        why = str(exc)
+    else:
+        return None
+    return Cond.fail(
+        "SecretInvalid", f"Secret {need.secret} ({need.purpose}) key signingSecret {why}"
+    )

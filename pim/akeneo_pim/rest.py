@@ -2,7 +2,11 @@
 
 - OAuth password grant, then refresh-token grant (each refresh brings a new refresh token);
   when a refresh is refused the client logs in again. A ``401`` on a call refreshes once.
-- At most ``max_concurrency`` calls in flight (Akeneo: 4 per connection), token calls included.
+- At most 4 calls in flight (Akeneo: 4 per connection), token calls included: by default a
+  cap of this process (``LocalLimiter``); a ``CallLimiter`` shared by every process of the
+  connection (the worker's ``KvBudget``) makes it 4 for all of them together. A slot is held
+  for one HTTP exchange only, never while waiting out a 429 or a backoff.
+- A ``_links`` href is followed only on the configured PIM URL's origin (it gets the token).
 - ``429`` waits for ``Retry-After``; ``408``, ``5xx``, timeouts and disconnects are retried with
   exponential backoff and full jitter; any other ``4xx`` raises ``AkeneoApiError`` carrying
   Akeneo's own message. Credentials never reach a log line or an exception message.
@@ -20,16 +24,19 @@ import re
 import ssl
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr
+
+from akeneo_pim.structure import attribute_option_path
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +48,7 @@ MAX_LIMIT = 100
 BATCH_SIZE = 100
 MAX_RETRY_AFTER = 120.0
 MAX_THROTTLED = 50  # consecutive 429s on one call before giving up
+MAX_CONCURRENCY = 4  # Akeneo: concurrent calls per connection
 
 
 def retriable(status: int) -> bool:
@@ -105,6 +113,34 @@ class AkeneoApiError(Exception):
 
 class AkeneoAuthError(AkeneoApiError):
     """The token endpoint refused the credentials (wrong client id/secret/username/password)."""
+
+
+class CallSlotUnavailable(AkeneoApiError):
+    """No call slot could be had in time (the connection's shared budget stayed full, or its
+    store did not answer): nothing was sent to the PIM."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(0, message)
+
+
+class CallLimiter(Protocol):
+    """Grants the right to have one call in flight to the PIM.
+
+    ``slot()`` is held around one HTTP exchange; entering it may wait, and raises
+    ``CallSlotUnavailable`` when it cannot be had within the limiter's bound.
+    """
+
+    def slot(self) -> AbstractAsyncContextManager[object]: ...
+
+
+class LocalLimiter:
+    """The cap of one process: right when it is the only one calling the PIM."""
+
+    def __init__(self, limit: int = MAX_CONCURRENCY) -> None:
+        self._slots = asyncio.Semaphore(limit)
+
+    def slot(self) -> AbstractAsyncContextManager[object]:
+        return self._slots
 
 
 @dataclass
@@ -204,7 +240,8 @@ class AkeneoRestClient:
         base_url: str,
         credentials: PimCredentials,
         *,
-        max_concurrency: int = 4,
+        max_concurrency: int = MAX_CONCURRENCY,
+        limiter: CallLimiter | None = None,
         timeout: float = 10.0,
         max_tries: int = 6,
         verify: bool | str | ssl.SSLContext = True,
@@ -216,7 +253,7 @@ class AkeneoRestClient:
         self._max_tries = max(1, max_tries)
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
-        self._slots = asyncio.Semaphore(max_concurrency)
+        self._limiter: CallLimiter = limiter or LocalLimiter(max_concurrency)
         self._token: _Token | None = None
         self._token_lock = asyncio.Lock()
         if isinstance(verify, str):  # a CA bundle path
@@ -257,7 +294,7 @@ class AkeneoRestClient:
         failure = ""
         path = request.url.path
         while True:
-            async with self._slots:
+            async with self._limiter.slot():
                 self.stats.calls += 1
                 self.stats.in_flight += 1
                 self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
@@ -356,7 +393,23 @@ class AkeneoRestClient:
                 token = await self._refresh(token)
             return token.access
 
+    def _same_origin(self, url: str) -> None:
+        """Refuse an absolute URL (a ``_links`` href) off the configured PIM's origin: it
+        would be sent the access token. Akeneo's own samples link to demo.akeneo.com."""
+        target = httpx.URL(url)
+        if target.is_relative_url:
+            return
+        base = httpx.URL(self.base_url)
+        if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
+            raise AkeneoApiError(
+                0,
+                f"link to {target.scheme}://{target.host} is outside the configured PIM URL "
+                f"{base.scheme}://{base.host}; not followed",
+                path=target.path,
+            )
+
     async def _authorized(self, method: str, url: str) -> httpx.Response:
+        self._same_origin(url)
         access = await self._access_token()
         for _ in range(2):
             request = self._http.build_request(method, url)
@@ -378,6 +431,28 @@ class AkeneoRestClient:
     async def get_json(self, url: str) -> Any:
         """GET a path (or an absolute ``_links`` href) and decode it; raise on errors."""
         return _decode(await self._get_ok(url))
+
+    async def get_item(self, path: str) -> dict[str, Any] | None:
+        """One resource without its ``_links``, or None when the PIM answers 404."""
+        response = await self._authorized("GET", path)
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise AkeneoApiError(
+                response.status_code, _error_message(response), path=response.url.path
+            )
+        item = _decode(response)
+        if not isinstance(item, dict):
+            raise AkeneoApiError(response.status_code, "answer is not an object", path=path)
+        return {k: v for k, v in item.items() if k != "_links"}
+
+    async def get_attribute_option(self, attribute: str, code: str) -> dict[str, Any] | None:
+        """``/attributes/{attribute}/options/{code}``, or None when either does not exist.
+
+        One call per option: the options listing takes no ``search`` (no ``code IN``), so
+        reading a few options by listing would cost a page per 100 options of the attribute.
+        """
+        return await self.get_item(attribute_option_path(attribute, code))
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -1,10 +1,13 @@
 """`akeneo-connector simulate`: act as a PIM towards a deployment before a real PIM is used.
 
 Sends signed deliveries of random catalog edits to ``--target`` (legacy Events API batches of
-up to 10 with the Test request first, or Event Platform CloudEvents) at ``--rate`` events per
-second for ``--duration`` seconds, with the PIM's 0.5 s deadline, and prints what was
-accepted / rejected / timed out. ``--serve-rest`` also serves the simulated REST API (OAuth,
-products, product models) so the deployment's worker and reconcile job can read it.
+up to 10 with the Test request first, or Event Platform CloudEvents with Akeneo's envelope) at
+``--rate`` events per second for ``--duration`` seconds, with the PIM's deadline (0.5 s legacy,
+5 s Event Platform), and prints what was accepted / rejected / timed out. ``--mix`` widens the
+Event Platform traffic: ``structure`` adds category, family, attribute and attribute option
+edits; ``all`` also every other type of Akeneo's reference (deltas, completeness, assets,
+jobs...). ``--serve-rest`` also serves the simulated REST API (OAuth, products, product
+models, the structure) so the deployment's worker and reconcile job can read it.
 
 Exit code: 0 when every delivery sent was accepted, 1 otherwise, 2 on bad arguments.
 """
@@ -15,11 +18,17 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import sys
 import time
+import uuid as uuidlib
+from datetime import UTC, datetime
 from pathlib import Path
 
-from akeneo_pim.simulator import EventSender, PimSimulator, SendReport
+from akeneo_pim.event_types import IGNORED, REFERENCE
+from akeneo_pim.simulator import EventSender, PimEvent, PimSimulator, SendReport
+from akeneo_pim.simulator.catalog import Catalog
+from akeneo_pim.simulator.events import completeness_event, pim_events, reference_event
 
 HELP = "simulate a PIM: send signed events to a receiver, serve the REST API"
 
@@ -33,6 +42,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="events_api: the event-subscription secret; event_platform: primary secret on "
              "the first line, optional secondary on the second")  # fmt: skip
     add("--secret", help="the secret itself (visible in the process list: prefer --secret-file)")
+    add(
+        "--mix",
+        choices=["products", "structure", "all"],
+        default="products",
+        help="event_platform: products (default), + structure edits, or every reference type",
+    )
+    add(
+        "--send-product-identifier",
+        action="store_true",
+        help="event_platform: add data.product.identifier, as that subscription option does",
+    )
     add("--rate", type=float, default=10.0, help="events per second (default 10)")
     add("--duration", type=float, default=5.0, help="seconds of traffic (default 5)")
     add("--products", type=int, default=100, help="products in the simulated catalog")
@@ -100,7 +120,10 @@ async def _traffic(args: argparse.Namespace, sim: PimSimulator) -> tuple[SendRep
         drop=args.drop,
         seed=args.seed,
         verify=verify,
+        event_types=REFERENCE if args.mix == "all" else None,
+        send_product_identifier=args.send_product_identifier,
     )
+    rng = random.Random(args.seed)
     total = SendReport()
     test_status: int | None = None
     async with sender:
@@ -112,14 +135,42 @@ async def _traffic(args: argparse.Namespace, sim: PimSimulator) -> tuple[SendRep
         sent = 0.0
         while (elapsed := loop.time() - started) < args.duration:
             due = int(min(elapsed + 1.0, args.duration) * args.rate) - int(sent)
-            changes = [sim.catalog.random_change() for _ in range(max(due, 0))]
-            sim.catalog.drain_changes()
-            sent += len(changes)
+            count = max(due, 0)
+            sent += count
             tick = loop.time()
-            if changes:
-                total.merge(await sender.send(changes))
+            if args.format == "event_platform" and args.mix != "products":
+                events = _mixed(sim.catalog, count, rng, everything=args.mix == "all")
+                if events:
+                    total.merge(await sender.send_events(events))
+            else:
+                changes = [sim.catalog.random_change() for _ in range(count)]
+                if changes:
+                    total.merge(await sender.send(changes))
+            sim.catalog.drain_changes()
             await asyncio.sleep(max(0.0, 1.0 - (loop.time() - tick)))
     return total, test_status
+
+
+def _mixed(catalog: Catalog, count: int, rng: random.Random, *, everything: bool) -> list[PimEvent]:
+    """``count`` events of catalog edits, one in three on the structure; with ``everything``
+    also the delta events, completeness changes and the types the catalog does not model."""
+    events: list[PimEvent] = []
+    now = datetime.now(UTC).replace(microsecond=0)
+    while len(events) < count:
+        roll = rng.random()
+        if everything and roll < 0.1:
+            uuid = catalog.random_product_uuid()
+            combos = [("en_US", "ecommerce")] if roll < 0.05 else [("fr_FR", "mobile")]
+            identifier = catalog.products.items[uuid]["identifier"]
+            events.append(completeness_event(uuid, combos, complete=roll < 0.07,
+                                             event_id=str(uuidlib.uuid4()), time=now,
+                                             identifier=identifier))  # fmt: skip
+        elif everything and roll < 0.2:
+            events.append(reference_event(IGNORED[rng.randrange(len(IGNORED))], rng, time=now))
+        else:
+            made = pim_events(catalog.random_change(structure=0.33))
+            events += made if everything else made[:1]
+    return events[:count]
 
 
 def _print_report(report: SendReport, seconds: float) -> None:

@@ -77,6 +77,11 @@ NOTIFICATION = "notification"  # the format label of notification webhooks
 # /readyz looks the stream up at most this often; probes and scrapers hit it every few s
 READINESS_CACHE_SECONDS = 5.0
 _REFERENCE = frozenset(REFERENCE)
+# A SIGTERM ends the process within 2 s: requests in flight get their JetStream acks for
+# ACK_GRACE (ms when NATS is up), then a 503; aiohttp cuts what still runs after STOP_GRACE.
+ACK_GRACE = 0.5
+STOP_GRACE = 1.0
+ADMIN_STOP_GRACE = 0.2  # probes and metrics answer at once; a scraper's keep-alive waits not
 
 
 class Rejection(Exception):
@@ -145,6 +150,9 @@ class Receiver:
         ):
             app.router.add_post(path, handler)
             app.router.add_post(path + "/", handler)  # served, never redirected
+            # a reachability check (HEAD) of a destination or notification URL gets a 200
+            app.router.add_head(path, self.reachable)
+            app.router.add_head(path + "/", self.reachable)
         app.cleanup_ctx.append(self._background)
         return app
 
@@ -181,6 +189,7 @@ class Receiver:
             lingering_time=LINGERING_TIME,
             keepalive_timeout=KEEPALIVE_TIMEOUT,
             handle_signals=False,
+            shutdown_timeout=STOP_GRACE,
         )
         await self._runner.setup()
         site = web.TCPSite(
@@ -192,7 +201,10 @@ class Receiver:
         await site.start()
         if self.config.admin_port:
             self._admin_runner = web.AppRunner(
-                self.admin_app(), access_log=None, handle_signals=False
+                self.admin_app(),
+                access_log=None,
+                handle_signals=False,
+                shutdown_timeout=ADMIN_STOP_GRACE,
             )
             await self._admin_runner.setup()
             admin = web.TCPSite(self._admin_runner, self.config.host, self.config.admin_port)
@@ -209,14 +221,19 @@ class Receiver:
         )
 
     async def stop(self) -> None:
+        """Stop listening, let requests in flight finish (bounded), close NATS."""
+        if self._runner is not None:
+            self.publisher.stop_waiting_after(ACK_GRACE)
+            await self._runner.cleanup()
+            self._runner = None
         if self._admin_runner is not None:
             await self._admin_runner.cleanup()
             self._admin_runner = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     # --- probes ---------------------------------------------------------------------------
+
+    async def reachable(self, _request: web.Request) -> web.Response:
+        return web.Response()
 
     async def healthz(self, _request: web.Request) -> web.Response:
         return web.Response(text="ok\n")

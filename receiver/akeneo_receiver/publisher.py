@@ -7,7 +7,6 @@ waits for every ack within the budget: a ``200`` is only given for events JetStr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import re
@@ -26,6 +25,7 @@ from akeneo_connector import creds_watch
 from akeneo_connector.jetstream import ImmutableFieldChanged, ensure_bucket, ensure_stream
 from akeneo_connector.nats_auth import inbox_prefix
 from akeneo_connector.spec import StreamSpec
+from akeneo_connector.stopping import close_nats
 from akeneo_pim.normalized import EventMessage, ResourceKind
 from akeneo_receiver.config import ReceiverConfig
 from akeneo_receiver.metrics import CONSUMER_PENDING
@@ -181,6 +181,14 @@ class AckPipeline:
             raise PublishError(batch.error)
         return BatchResult(len(batch.tokens) - batch.duplicates, batch.duplicates)
 
+    def abandon(self, reason: str) -> int:
+        """End every wait now with ``reason`` (a stop): those requests are not answered 200."""
+        batches = {id(b): b for b in self._waiting.values() if not b.done.done()}
+        for batch in batches.values():
+            batch.error = reason
+            batch.done.set_result(None)
+        return len(batches)
+
     def _forget(self, batch: _Batch) -> None:
         for token in batch.tokens:
             self._waiting.pop(token, None)
@@ -244,6 +252,8 @@ class EventPublisher:
         self.acks: AckPipeline | None = None
         self._subjects = {kind: config.event_subject(kind.value) for kind in ResourceKind}
         self.ready = asyncio.Event()
+        self.stopping = False
+        self._abandon: asyncio.TimerHandle | None = None
 
     @property
     def connected(self) -> bool:
@@ -325,15 +335,30 @@ class EventPublisher:
             )
             return
 
+    def stop_waiting_after(self, grace: float) -> None:
+        """A stop: new batches are refused; those in flight get their acks until ``grace``
+        seconds from now, then are answered 503 (JetStream may still store them: the PIM's
+        retry is then a duplicate the stream drops)."""
+        self.stopping = True
+        if self._abandon is None:
+            self._abandon = asyncio.get_running_loop().call_later(grace, self._abandon_waits)
+
+    def _abandon_waits(self) -> None:
+        if self.acks is not None and (count := self.acks.abandon("shutting_down")):
+            log.warning("stopping: requests answered 503", extra={"requests": count})
+
     async def close(self) -> None:
-        if self.nc is not None and not self.nc.is_closed:
-            with contextlib.suppress(Exception):
-                await self.nc.drain()
+        if self._abandon is not None:
+            self._abandon.cancel()
+        self._abandon_waits()  # nothing waits for a connection that is going away
+        await close_nats(self.nc)
 
     async def publish(self, events: Sequence[EventMessage], budget: float) -> BatchResult:
         """Publish all, await all acks until ``budget`` seconds from now; raise PublishError."""
         if not events:
             return BatchResult(0, 0)
+        if self.stopping:
+            raise PublishError("shutting_down")
         acks = self.acks
         if acks is None or not self.connected:
             raise PublishError("jetstream_unavailable")

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -35,6 +36,7 @@ from akeneo_connector.nats_auth import Role
 from akeneo_connector.nats_jwt import Creds, parse_creds
 from akeneo_operator.kubeclient import KubeClient
 from akeneo_operator.natscreds import creds_key
+from akeneo_pim.signatures import notification_headers
 from akeneo_pim.simulator import Change, EventSender, PimSimulator
 from tests.e2e.cluster_harness import Key, WebhookRecorder, pinned_name_context
 from tests.e2e.podrunner import ContainerPlan, plan_container
@@ -65,7 +67,8 @@ RELEASE, OPERATOR_NS, NS, NAME = "e2e", "e2e-operator", "e2e-tenant", "shop"
 ANSWER_BUDGET = 5.0
 LEGACY_SECRET = "e2e-cluster-legacy"
 PLATFORM_SECRETS = ("e2e-cluster-platform-a", "e2e-cluster-platform-b")
-SIGNING_SECRET = "e2e-cluster-signing"
+NOTIFICATION_SECRET = "e2e-cluster-notification-secret"
+SIGNING_SECRET = "whsec_ZTJlLWNsdXN0ZXItc2lnbmluZy1zZWNyZXQtMzItYnl0ZXM="  # Standard Webhooks
 VENV_BIN = str(Path(sys.executable).parent)
 ACCOUNT_SECRET = "nats-account"  # the platform admin's Secret with the account signing key
 
@@ -163,7 +166,11 @@ def tenant_secrets(sim: PimSimulator) -> list[dict[str, Any]]:
     events = secret(
         NS,
         "shop-events",
-        {"eventsApiSecret": LEGACY_SECRET, "eventPlatformSecrets": "\n".join(PLATFORM_SECRETS)},
+        {
+            "eventsApiSecret": LEGACY_SECRET,
+            "eventPlatformSecrets": "\n".join(PLATFORM_SECRETS),
+            "eventPlatformNotificationSecret": NOTIFICATION_SECRET,
+        },
     )
     pim = secret(
         NS,
@@ -314,6 +321,14 @@ async def test_cluster_manifests_run_the_pipeline_end_to_end(
         body = await poll(ready, timeout=90, what="Ready=True", operators=(operator,))
         endpoint = urlsplit(body["status"]["endpoint"])
         assert endpoint.scheme == "https" and endpoint.hostname and endpoint.path == "/events"
+        # one URL per Akeneo sender, on the same host (kubectl get akc -o wide shows them)
+        urls = {k: urlsplit(v) for k, v in body["status"]["endpoints"].items()}
+        assert {k: u.path for k, u in urls.items()} == {
+            "events": "/events",
+            "eventPlatform": "/event-platform",
+            "notifications": "/event-platform/notifications",
+        }
+        assert {u.netloc for u in urls.values()} == {endpoint.netloc}
 
         # 2. the pods the operator declared, run from their specs with the mounted Secrets
         receiver = pod_spec(await client.get("apps/v1", "Deployment", NS, f"{NAME}-receiver"))
@@ -359,7 +374,11 @@ async def test_cluster_manifests_run_the_pipeline_end_to_end(
         # The certificate covers the Service's names, not a loopback one: connect to
         # 127.0.0.1 and verify the certificate for the endpoint's host name (SNI).
         tls = pinned_name_context(ca_pem, endpoint.hostname)
-        target = urlunsplit(endpoint._replace(netloc=f"127.0.0.1:{receiver_port}"))
+
+        def local(url: SplitResult) -> str:
+            return urlunsplit(url._replace(netloc=f"127.0.0.1:{receiver_port}"))
+
+        target, platform_target = local(endpoint), local(urls["eventPlatform"])
 
         async def serving() -> bool:
             pods.assert_alive()
@@ -380,7 +399,7 @@ async def test_cluster_manifests_run_the_pipeline_end_to_end(
             reorder=0.3, duplicate=0.2, seed=3,
         )  # fmt: skip
         platform = EventSender(
-            target, format="event_platform", event_platform_secrets=PLATFORM_SECRETS,
+            platform_target, format="event_platform", event_platform_secrets=PLATFORM_SECRETS,
             verify=tls, timeout=ANSWER_BUDGET, reorder=0.3, duplicate=0.2, seed=4,
         )  # fmt: skip
         async with legacy, platform:
@@ -456,6 +475,72 @@ async def test_cluster_manifests_run_the_pipeline_end_to_end(
         assert body["status"]["counters"].get("deadLettered", 0) == 0
         assert condition(body, "Ready")["status"] == "True"
         assert body["status"]["observedGeneration"] == body["metadata"]["generation"]
+        assert "EventSubscriptionActive" not in {c["type"] for c in body["status"]["conditions"]}
+
+        # 6. the Event Platform suspends the subscription, then resumes it: its notification
+        # webhooks reach the status and the connection's Events
+        async def notify(kind: str, reason: str | None, at: str) -> None:
+            doc = {
+                "notification_type": kind,
+                "timestamp": at,
+                "subscription_id": "018e1ec5-29da-78ad-aae6-92065b9ca2a6",
+                "subscriber_id": "018e1ec5-29da-78ad-aae6-92065b9ca2a5",
+                "destination": body["status"]["endpoints"]["eventPlatform"],
+                "events": ["com.akeneo.pim.v1.product.updated"],
+                "subject": sim.url,
+            }
+            if reason is not None:
+                doc["reason"] = reason
+            raw = json.dumps(doc).encode()
+            async with httpx.AsyncClient(verify=tls, timeout=ANSWER_BUDGET) as http:
+                answer = await http.post(
+                    local(urls["notifications"]),
+                    content=raw,
+                    headers=notification_headers(NOTIFICATION_SECRET, raw),
+                )
+            assert answer.status_code == 200, answer.text
+
+        async def subscription(reason: str) -> dict[str, Any] | None:
+            pods.assert_alive()
+            body = await client.get(API, "AkeneoConnection", NS, NAME)
+            return (
+                body if condition(body, "EventSubscriptionActive").get("reason") == reason else None
+            )
+
+        async def event_with(reason: str) -> dict[str, Any] | None:
+            for event in await client.list("v1", "Event", NS):
+                if (
+                    event.get("reason") == reason
+                    and (event.get("involvedObject") or {}).get("name") == NAME
+                ):
+                    return event
+            return None
+
+        await notify(
+            "subscription.suspended.system",
+            "Success rate dropped below 90%",
+            "2026-12-04T10:00:00Z",
+        )
+        body = await poll(
+            lambda: subscription("SuspendedBySystem"), timeout=60,
+            what="EventSubscriptionActive=False", operators=(operator,),
+        )  # fmt: skip
+        suspended = condition(body, "EventSubscriptionActive")
+        assert suspended["status"] == "False"
+        assert "Success rate dropped below 90%" in suspended["message"]
+        assert (condition(body, "Ready")["status"], condition(body, "Ready")["reason"]) == (
+            "False",
+            "SuspendedBySystem",
+        )
+        event = await poll(lambda: event_with("SuspendedBySystem"), timeout=30, what="Event")
+        assert event["type"] == "Warning" and "Success rate" in event["message"]
+        await notify("subscription.resumed", None, "2026-12-04T10:30:00Z")
+        body = await poll(
+            lambda: subscription("Resumed"), timeout=60, what="EventSubscriptionActive=True",
+            operators=(operator,),
+        )  # fmt: skip
+        assert condition(body, "Ready")["status"] == "True"
+        await poll(lambda: event_with("Resumed"), timeout=30, what="Event Resumed")
     finally:
         pods.stop()
         await client.delete(API, "AkeneoConnection", NS, NAME)
@@ -475,7 +560,8 @@ async def test_cluster_manifests_run_the_pipeline_end_to_end(
     signing_seed = jwt_nats_server.authority.signing_key.seed.decode()
     pim = sim.credentials
     pim_secrets = [pim.client_secret.get_secret_value(), pim.password.get_secret_value()]
-    for value in (LEGACY_SECRET, SIGNING_SECRET, *PLATFORM_SECRETS, *seeds, signing_seed):
+    secrets = (LEGACY_SECRET, SIGNING_SECRET, NOTIFICATION_SECRET, *PLATFORM_SECRETS)
+    for value in (*secrets, *seeds, signing_seed):
         assert value not in logs
     for value in pim_secrets:  # the worker hydrated and the Job reconciled with them
         assert value not in logs

@@ -16,20 +16,19 @@ import os
 import re
 import signal
 import sqlite3
-import ssl
 import sys
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
 from akeneo_connector.local import LocalPipeline
 from akeneo_connector.manifest import load_manifest
 from akeneo_pim.simulator import Change, EventSender, PimSimulator
+from tests.e2e.local_harness import LocalMode, descendants, eventually, nats_url, pim_secret
 from tests.ground.processes import free_port
 
 # A correctness test, not a timing one: on a loaded 2-core CI machine an answer may take
@@ -42,7 +41,6 @@ Rows = dict[tuple[str, str], str]
 
 
 def write_manifest(path: Path, sim: PimSimulator) -> None:
-    creds = sim.credentials
     docs: list[dict[str, Any]] = [
         {
             "apiVersion": "v1",
@@ -53,17 +51,7 @@ def write_manifest(path: Path, sim: PimSimulator) -> None:
                 "eventPlatformSecrets": f"{PLATFORM_PRIMARY}\n{PLATFORM_SECONDARY}\n",
             },
         },
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "e2e-pim", "namespace": "e2e"},
-            "stringData": {
-                "clientId": creds.client_id.get_secret_value(),
-                "clientSecret": creds.client_secret.get_secret_value(),
-                "username": creds.username.get_secret_value(),
-                "password": creds.password.get_secret_value(),
-            },
-        },
+        pim_secret(sim, "e2e-pim", "e2e"),
         {
             "apiVersion": "akeneo.connectors.dev/v1alpha1",
             "kind": "AkeneoConnection",
@@ -78,77 +66,6 @@ def write_manifest(path: Path, sim: PimSimulator) -> None:
         },
     ]
     path.write_text(yaml.safe_dump_all(docs))
-
-
-class LocalMode:
-    """`akeneo-connector local` as a process group that can be SIGKILLed as a whole."""
-
-    def __init__(self, manifest: Path, data_dir: Path) -> None:
-        self.manifest, self.data_dir = manifest, data_dir
-        self.port = free_port()
-        self.admin_port = free_port()  # the receiver's probes and metrics (plain HTTP)
-        self.proc: asyncio.subprocess.Process | None = None
-        self.output = data_dir.parent / "local-mode.out"
-
-    @property
-    def url(self) -> str:
-        return f"https://localhost:{self.port}/events"
-
-    @property
-    def ca(self) -> Path:
-        return self.data_dir / "tls" / "ca.crt"
-
-    async def start(self) -> None:
-        with self.output.open("ab") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "akeneo_connector.cli", "local",
-                "-f", str(self.manifest), "--data-dir", str(self.data_dir),
-                "--port", str(self.port), "--admin-port", str(self.admin_port),
-                "--status-interval", "0.5",
-                stdout=out, stderr=out, start_new_session=True,
-            )  # fmt: skip
-        await self.wait_ready()
-
-    async def wait_ready(self) -> None:
-        deadline = asyncio.get_running_loop().time() + 60
-        while True:
-            assert self.proc is not None and self.proc.returncode is None, self.output.read_text()
-            with contextlib.suppress(httpx.HTTPError, ssl.SSLError, FileNotFoundError):
-                async with httpx.AsyncClient(timeout=1) as http:
-                    ready = await http.get(f"http://127.0.0.1:{self.admin_port}/readyz")
-                    if ready.status_code == 200:
-                        return
-            assert asyncio.get_running_loop().time() < deadline, self.output.read_text()
-            await asyncio.sleep(0.2)
-
-    def kill_all(self) -> None:
-        """SIGKILL local mode and every child (they share its process group's session)."""
-        assert self.proc is not None
-        for pid in [*_descendants(self.proc.pid), self.proc.pid]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(self.proc.wait(), 20)
-            except TimeoutError:
-                self.kill_all()
-                await self.proc.wait()
-
-
-def _descendants(pid: int) -> list[int]:
-    children: list[int] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            stat = (entry / "stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if ppid == pid:
-                children.append(int(entry.name))
-    return [d for c in children for d in [c, *_descendants(c)]]
 
 
 def sink_rows(db: Path) -> Rows:
@@ -168,13 +85,6 @@ def catalog_rows(sim: PimSimulator) -> Rows:
         {("product_model", k): v["updated"] for k, v in sim.catalog.product_models.items.items()}
     )
     return rows
-
-
-async def eventually(check: Any, what: str, timeout: float = 90) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out: {what}"
-        await asyncio.sleep(0.2)
 
 
 def acknowledged_hold(rows: Rows, accepted: list[Change]) -> bool:
@@ -278,8 +188,8 @@ async def test_local_mode_survives_a_lossy_pim_and_kill_9(
 
         # 3. a reconcile (as local mode's schedule runs it) repairs what the PIM's drops lost
         pipeline = LocalPipeline(load_manifest(manifest), data_dir, local.port, None)
-        nats_url = _nats_url(local.output)
-        env = {**os.environ, **pipeline.reconcile_env(), "AKENEO_NATS_URL": nats_url}
+        url = nats_url(local.output)
+        env = {**os.environ, **pipeline.reconcile_env(), "AKENEO_NATS_URL": url}
         for full in (False, True):
             argv = [sys.executable, "-m", "akeneo_connector.cli", "reconcile"]
             job = await asyncio.create_subprocess_exec(
@@ -305,6 +215,10 @@ async def test_local_mode_survives_a_lossy_pim_and_kill_9(
     assert len(children) >= 3 and not any(_alive(pid) for pid in children)
 
 
+def _cmdline(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
 def _alive(pid: int) -> bool:
     return os.path.exists(f"/proc/{pid}")
 
@@ -320,7 +234,7 @@ def _caught_up(output: Path) -> bool:
 def _component_pid(local: LocalMode, component: str) -> int:
     """The pid of one of local mode's children, by its subcommand."""
     assert local.proc is not None
-    for pid in _descendants(local.proc.pid):
+    for pid in descendants(local.proc.pid):
         with contextlib.suppress(OSError):
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             if b"akeneo_connector.cli" in argv and component.encode() in argv:
@@ -328,7 +242,54 @@ def _component_pid(local: LocalMode, component: str) -> int:
     raise AssertionError(f"no {component} process under local mode")
 
 
-def _nats_url(output: Path) -> str:
-    """The embedded nats-server's URL, from local mode's banner (the last start's)."""
-    lines = [ln for ln in output.read_text().splitlines() if ln.strip().startswith("nats ")]
-    return lines[-1].split()[1]
+async def test_children_stop_when_local_mode_is_killed_alone(tmp_path: Path) -> None:
+    """SIGKILL to local mode only (as the OOM killer would): the kernel's parent-death
+    signal stops nats-server, receiver and worker, each cleanly, within a few seconds."""
+    manifest, data_dir = tmp_path / "connection.yaml", tmp_path / "data"
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "orphan-events", "namespace": "e2e"},
+            "stringData": {"eventsApiSecret": LEGACY_SECRET},
+        },
+        {
+            "apiVersion": "akeneo.connectors.dev/v1alpha1",
+            "kind": "AkeneoConnection",
+            "metadata": {"name": "orphan", "namespace": "e2e"},
+            "spec": {
+                "pim": {"url": "https://pim.example.com"},
+                "receiver": {"signatureSecret": "orphan-events"},
+                "worker": {"sink": {"sqlite": {"path": "catalog.db"}}},
+            },
+        },
+    ]
+    manifest.write_text(yaml.safe_dump_all(docs))
+    local = LocalMode(manifest, data_dir)
+    await local.start()
+    assert local.proc is not None
+    children = descendants(local.proc.pid)
+    try:
+        commands = [_cmdline(pid) for pid in children]
+        assert len(children) == 3, commands  # nats-server, receiver, worker: no wrapper
+        assert sum(b"nats-server" in c for c in commands) == 1
+        os.kill(local.proc.pid, signal.SIGKILL)  # the parent alone
+        await local.proc.wait()
+        started = asyncio.get_running_loop().time()
+        await eventually(lambda: not any(_alive(p) for p in children), "children gone", 10)
+        gone_after = asyncio.get_running_loop().time() - started
+        print(f"\nchildren of a SIGKILLed local mode gone after {gone_after:.2f}s")
+        for name in ("receiver", "worker"):  # stopped by their SIGTERM handling, not killed
+            log = (data_dir / "logs" / f"{name}.log").read_text()
+            assert "Traceback" not in log, log[-2000:]
+        # the next run finds nothing left to clean up
+        await local.start()
+    finally:
+        await local.stop()
+        for pid in children:  # a failed check must not leave them behind
+            with contextlib.suppress(OSError):
+                if any(c in _cmdline(pid) for c in (b"akeneo_connector.cli", b"nats-server")):
+                    os.kill(pid, signal.SIGKILL)
+    output = local.output.read_text()
+    assert "left running by an earlier local mode" not in output, output[-2000:]
+    assert local.proc.returncode == 0, output[-2000:]

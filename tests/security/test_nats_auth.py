@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from akeneo_connector.guard_state import BUDGET_SLOTS, budget_slot_key
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.nats_auth import (
     NatsUser,
@@ -77,6 +78,28 @@ def test_roles_get_only_what_they_use() -> None:
     ensured = permissions(names, Role.RECEIVER, ensure_stream=True)
     assert f"$JS.API.STREAM.CREATE.{names.stream}" in ensured.publish
     assert f"$JS.API.STREAM.UPDATE.KV_{names.guard_bucket}" in ensured.publish
+
+
+def test_pim_callers_may_take_and_free_the_budget_slots_others_may_not() -> None:
+    """Worker replicas and the reconcile job share the connection's 4 PIM calls through the
+    bucket's ``budget.slot.<n>`` keys (compare-and-set writes, message-get reads, as
+    ``akeneo_worker.kv_pipeline`` sends them); the receiver and replay call no PIM."""
+    names = ConnectionNames("shop-a", "main")
+    bucket = names.guard_bucket
+    writes = [f"$KV.{bucket}.{budget_slot_key(n)}" for n in range(BUDGET_SLOTS)]
+    read = f"$JS.API.STREAM.MSG.GET.KV_{bucket}"
+    for role in (Role.WORKER, Role.RECONCILE):
+        allowed = permissions(names, role).publish
+        for subject in [*writes, read]:
+            assert any(matches(p, subject) for p in allowed), (role, subject)
+    for role in (Role.RECEIVER, Role.REPLAY):
+        allowed = permissions(names, role).publish
+        for subject in [*writes, read]:
+            assert not any(matches(p, subject) for p in allowed), (role, subject)
+    other = ConnectionNames("shop-b", "main")
+    theirs = f"$KV.{other.guard_bucket}.{budget_slot_key(0)}"
+    for role in Role:
+        assert not any(matches(p, theirs) for p in permissions(names, role).publish)
 
 
 def test_rendering_quotes_values_and_repr_hides_password() -> None:

@@ -36,7 +36,9 @@ from akeneo_connector.nats_auth import (
 )
 from akeneo_connector.spec import StreamSpec
 from akeneo_connector.stream_reader import kv_latest
+from akeneo_pim.rest import CallSlotUnavailable
 from akeneo_pim.signatures import event_platform_headers, events_api_headers
+from akeneo_worker.budget import KvBudget
 from tests.ground.nats import NatsServer
 from tests.ground.processes import ServerProcess, free_port, wait_until
 from tests.ground.tls import CertificateAuthority
@@ -178,6 +180,59 @@ async def test_own_stream_publish_consume_and_kv(cluster: Cluster, admin: Client
     finally:
         await receiver.close()
         await worker.close()
+
+
+async def test_workers_and_reconcile_share_the_budget_on_their_own_credentials(
+    cluster: Cluster, admin: Client
+) -> None:
+    """Worker and reconcile users take and free their connection's PIM call slots; the
+    other tenant's slots, and the slots to the receiver and replay users, stay out of reach
+    (the budget then fails clearly, within its bound, instead of calling the PIM)."""
+    a, b = cluster.a, cluster.b
+    worker, errors_w = await as_role(cluster, a, Role.WORKER)
+    reconcile, errors_c = await as_role(cluster, a, Role.RECONCILE)
+    budgets = [KvBudget(nc, a.names.guard_bucket, holder=f"{a.names.name}-{n}")
+               for n, nc in enumerate((worker, reconcile))]  # fmt: skip
+    try:
+        in_flight = peak = 0
+
+        async def call(budget: KvBudget) -> None:
+            nonlocal in_flight, peak
+            async with budget.slot():
+                in_flight += 1
+                peak = max(peak, in_flight)
+                await asyncio.sleep(0.005)
+                in_flight -= 1
+
+        await asyncio.gather(*(call(budget) for budget in budgets for _ in range(12)))
+        assert peak == 4
+        assert sum(budget.stats.acquired for budget in budgets) == 24
+        for nc in (worker, reconcile):
+            await _settle(nc)
+        assert errors_w == errors_c == []
+        stolen = KvBudget(worker, b.names.guard_bucket, holder="thief", max_wait=0.5)
+        with pytest.raises(CallSlotUnavailable, match="did not answer"):
+            async with stolen.slot():
+                pass
+        await stolen.close()
+        await _settle(worker)
+        assert errors_w and all("permissions violation" in e and b.names.guard_bucket.lower()
+                                in e.lower() for e in errors_w)  # fmt: skip
+        for role in (Role.RECEIVER, Role.REPLAY):
+            nc, _ = await as_role(cluster, a, role)
+            denied = KvBudget(nc, a.names.guard_bucket, holder=str(role), max_wait=0.5)
+            try:
+                with pytest.raises(CallSlotUnavailable):
+                    async with denied.slot():
+                        pass
+            finally:
+                await denied.close()
+                await nc.close()
+    finally:
+        for budget in budgets:
+            await budget.close()
+        await worker.close()
+        await reconcile.close()
 
 
 async def test_other_tenant_stream_consumer_and_bucket_are_out_of_reach(

@@ -43,8 +43,10 @@ class Change:
     """What a sink receives (the webhook sends exactly these fields)."""
 
     connection: str
-    kind: str  # a ResourceKind value: "product", "product_model", "category", "family", ...
-    key: str
+    # a ResourceKind value: "product", "product_model", "category", "family", "attribute",
+    # "attribute_option"
+    kind: str
+    key: str  # product uuid; the code of the others; attribute options "<attribute>/<code>"
     operation: Operation
     version: datetime
     event_id: str

@@ -32,6 +32,18 @@ def env_bool(name: str) -> bool:
     return (env(name) or "").strip().lower() in ("1", "true", "yes", "on")
 
 
+REST_BUDGETS = ("connection", "process")
+
+
+def add_rest_budget(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rest-budget", choices=REST_BUDGETS, default=env("AKENEO_REST_BUDGET", "connection"),
+        help="cap of 4 concurrent PIM calls for the whole connection, shared through its KV "
+        "bucket by every worker replica and the reconcile job (connection), or for this "
+        "process alone (process) [AKENEO_REST_BUDGET]",
+    )  # fmt: skip
+
+
 def seconds(text: str) -> float:
     try:
         return parse_duration(text).total_seconds()

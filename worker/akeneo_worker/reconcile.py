@@ -4,10 +4,12 @@ For each kind (products by uuid, product models by code) it pages ``updated > wa
 safety margin`` with ``search_after`` and publishes every item into the connection's stream
 as a synthetic ``NormalizedEvent`` whose message id depends only on (kind, key, updated), so a
 rerun is de-duplicated by JetStream and the worker's ordering guard ignores what it applied.
-With ``full``, it also scans every identifier (small pages) and publishes removals for what
-the guard knows but the PIM no longer has (confirmed by a batched read before publishing),
-and syncs the catalog structure listed in the resources (``structure_scan``): categories,
-families and attributes are read on the full-scan schedule only.
+The catalog structure listed in the resources (categories, families, attributes) is read the
+same way, ``updated >`` from its own watermark with ``page`` pagination (``structure_scan``).
+With ``full``, it also scans every identifier (small pages) and every structure item, and
+publishes removals for what the guard knows but the PIM no longer has (confirmed by a
+batched read before publishing): no ``updated`` filter shows a removal. Attribute options,
+which take no filter, are read by the full scan only.
 
 The watermark (``reconcile.watermark.<kind>``, the run's start time) moves only after the
 whole run succeeded, under the ``reconcile.lock`` lease, with compare-and-set writes, so a
@@ -50,7 +52,12 @@ from akeneo_pim.rest import (
     akeneo_date,
     search_param,
 )
-from akeneo_pim.structure import ATTRIBUTES_PATH, STRUCTURE, StructureResource
+from akeneo_pim.structure import (
+    ATTRIBUTE_OPTIONS,
+    ATTRIBUTES_PATH,
+    STRUCTURE,
+    StructureResource,
+)
 from akeneo_worker.reconcile_events import (
     RECONCILE_AUTHOR,
     event_id,
@@ -410,8 +417,9 @@ class Reconciler:
         started = datetime.now(UTC)
         specs = [KINDS[r] for r in self.settings.resources if r in KINDS]
         listings = [STRUCTURE[r] for r in self.settings.resources if r in STRUCTURE]
-        if not self.settings.full:
-            self.summary.full_scan_only = [listing.resource for listing in listings]
+        options = ATTRIBUTE_OPTIONS in self.settings.resources
+        if options and not self.settings.full:
+            self.summary.full_scan_only = [ATTRIBUTE_OPTIONS]
         lease = Lease(self.kv, self.settings.holder, self.settings.lock_ttl)
         await lease.acquire()
         try:
@@ -419,15 +427,18 @@ class Reconciler:
             if self.settings.full:
                 tasks += [self._full_scan(spec, started) for spec in specs]
                 tasks += [self._structure_scan(listing, started) for listing in listings]
+                if options:
+                    tasks.append(self._options_scan(started))
+            else:
+                tasks += [self._structure_changes(listing, started) for listing in listings]
             await _together(tasks)
             if lease.lost is not None:
                 raise LockLost(f"reconcile lock lost during the run: {lease.lost}")
             await lease.renew()  # proves we still hold it right before committing
             finished = datetime.now(UTC)
-            for spec in specs:
-                await _write_watermark(
-                    self.kv, spec.kind, Watermark(updated_since=started, run_finished_at=finished)
-                )
+            mark = Watermark(updated_since=started, run_finished_at=finished)
+            for kind in [*(spec.kind for spec in specs), *(item.kind for item in listings)]:
+                await _write_watermark(self.kv, kind, mark)
         finally:
             await lease.release()
             stats = self.client.stats
@@ -501,18 +512,30 @@ class Reconciler:
         if self._on_page is not None:
             await self._on_page(spec.resource, len(items))
 
-    async def _structure_scan(self, listing: StructureResource, started: datetime) -> None:
-        summary = self.summary.structure.setdefault(listing.resource, StructureSummary())
-        connection = self.settings.names.ref
-        scan = StructureScan(
+    def _structure(self, started: datetime) -> StructureScan:
+        return StructureScan(
             self.client,
             self._js,
             self.settings.names.guard_bucket,
             self._publisher.publish,
-            connection=connection,
+            connection=self.settings.names.ref,
             started=started,
         )
-        await scan.run(listing, summary)
+
+    async def _structure_scan(self, listing: StructureResource, started: datetime) -> None:
+        summary = self.summary.structure.setdefault(listing.resource, StructureSummary())
+        await self._structure(started).run(listing, summary)
+
+    async def _options_scan(self, started: datetime) -> None:
+        summary = self.summary.structure.setdefault(ATTRIBUTE_OPTIONS, StructureSummary())
+        await self._structure(started).options(summary)
+
+    async def _structure_changes(self, listing: StructureResource, started: datetime) -> None:
+        """The items updated since the last run's start (less the safety margin)."""
+        summary = self.summary.structure.setdefault(listing.resource, StructureSummary())
+        mark, _ = await _read_watermark(self.kv, listing.kind)
+        since = None if mark is None else mark.updated_since - self.settings.safety_margin
+        await self._structure(started).changed(listing, since, summary)
 
     async def _full_scan(self, spec: KindSpec, started: datetime) -> None:
         summary = self._kind_summary(spec)

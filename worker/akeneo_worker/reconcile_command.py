@@ -19,8 +19,9 @@ from nats.aio.client import Client
 from nats.js.errors import BucketNotFoundError, NotFoundError
 
 from akeneo_pim.rest import AkeneoApiError, AkeneoAuthError, AkeneoRestClient, PimCredentials
-from akeneo_pim.structure import STRUCTURE
-from akeneo_worker.options import add_common, connect, env, seconds, setup_logging
+from akeneo_pim.structure import ATTRIBUTE_OPTIONS, STRUCTURE
+from akeneo_worker.budget import KvBudget
+from akeneo_worker.options import add_common, add_rest_budget, connect, env, seconds, setup_logging
 from akeneo_worker.reconcile import (
     KINDS,
     LockBusy,
@@ -41,13 +42,16 @@ class ConfigError(Exception):
     """Bad flags or mounted files: said plainly, never with a secret in it."""
 
 
+RESOURCES = (*KINDS, *STRUCTURE, ATTRIBUTE_OPTIONS)
+
+
 def _resources(text: str) -> tuple[str, ...]:
     names = tuple(r.strip() for r in text.split(",") if r.strip())
-    unknown = [r for r in names if r not in KINDS and r not in STRUCTURE]
+    unknown = [r for r in names if r not in RESOURCES]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
             f"unknown resources {', '.join(unknown) or '(none)'}: use a comma list of "
-            f"{', '.join([*KINDS, *STRUCTURE])}"
+            f"{', '.join(RESOURCES)}"
         )
     return names
 
@@ -70,8 +74,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--pim-ca-file", default=env("AKENEO_PIM_CA_FILE"),
         help="CA bundle to verify the PIM's certificate [AKENEO_PIM_CA_FILE]")  # fmt: skip
     add("--full", action="store_true",
-        help="also scan all identifiers and publish removals for deleted resources, and "
-             "sync the listed categories, families and attributes")  # fmt: skip
+        help="also scan all identifiers and listings and publish removals for deleted "
+             "resources")  # fmt: skip
+    add_rest_budget(parser)
 
 
 async def _connect(args: argparse.Namespace) -> Client:
@@ -114,8 +119,17 @@ async def reconcile(args: argparse.Namespace) -> int:
         except (BucketNotFoundError, NotFoundError):
             raise ConfigError(f"KV bucket {names.guard_bucket} does not exist") from None
         verify: bool | str = args.pim_ca_file or True
-        async with AkeneoRestClient(args.pim_url, credentials, verify=verify) as client:
-            summary = await Reconciler(settings, client, js, kv).run()
+        budget = None
+        if args.rest_budget == "connection":  # the 4 calls shared with the workers
+            budget = KvBudget(nc, names.guard_bucket, holder=settings.holder, max_wait=60.0)
+        try:
+            async with AkeneoRestClient(
+                args.pim_url, credentials, verify=verify, limiter=budget
+            ) as client:
+                summary = await Reconciler(settings, client, js, kv).run()
+        finally:
+            if budget is not None:
+                await budget.close()
     finally:
         await nc.close()
     print(summary.line(), flush=True)

@@ -4,9 +4,11 @@ Products and product models carry ``updated``: it is their version, and their me
 depends on (kind, key, updated) only, so a rerun inside the stream's duplicate window is
 dropped by JetStream and one after it is skipped by the worker's guard.
 
-The catalog structure (categories, families, attributes) has no events and, but for
-categories on 6.0+/SaaS, no ``updated``. Its version is chosen against the guard entry (what
-the sink was last given), see ``structure_version``:
+The catalog structure (categories, families, attributes, attribute options) shows no
+``updated`` in its representation, but for categories on 6.0+/SaaS; and the Event Platform's
+structure events, versioned by their time, meet the reconcile's in the same guard. Its
+version is chosen against the guard entry (what the sink was last given), see
+``structure_version``:
 
 1. same content as applied (equal digest): the applied version, so the worker's guard takes
    it for a duplicate and the sink gets no write;
@@ -91,10 +93,13 @@ def structure_upsert(
     item: dict[str, Any],
     stored: GuardEntry | None,
     started: datetime,
+    *,
+    key: str | None = None,
 ) -> NormalizedEvent:
-    """The upsert of one listed category, family or attribute (its ``_links`` left out)."""
+    """The upsert of one listed category, family, attribute or attribute option (its
+    ``_links`` left out); ``key`` when it is not the item's code (attribute options)."""
     resource = {k: v for k, v in item.items() if k != "_links"}
-    code = str(resource["code"])
+    code = key if key is not None else str(resource["code"])
     digest = resource_digest(resource) or ""
     version = structure_version(resource_updated(resource), digest, stored, started)
     return NormalizedEvent(

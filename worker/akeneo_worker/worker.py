@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from akeneo_connector.guard_state import GUARD_RESET_HEADER, GuardEntry, WorkerStats, stats_key
 from akeneo_connector.names import ConnectionNames
+from akeneo_connector.stopping import bounded
 from akeneo_pim.normalized import NormalizedEvent, ResourceKind
 from akeneo_worker import dead_letters as dl
 from akeneo_worker.changes import Change, resource_updated
@@ -40,6 +41,7 @@ from akeneo_worker.turns import Turns
 log = logging.getLogger("akeneo_worker")
 
 CLAIM_ATTEMPTS = 8  # about 1 s of waiting for another replica's claim before a retry
+STOP_STEP = 0.1  # each clean-up step of a stop (final stats, unsubscribe, ...) at most
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,9 @@ class WorkerConfig:
     replica: str = field(default_factory=socket.gethostname)
     stats_interval: float = 15.0
     batches_in_flight: int = 2
+    # a stop waits this long for the batches in flight (sink, guard, acks), then cuts them
+    # short: their unacked messages come back after ack wait, nothing acked is undone
+    stop_grace: float = 0.6
 
     def retry_delay(self, deliveries: int) -> float:
         return self.retry_delays[min(deliveries, len(self.retry_delays)) - 1]
@@ -154,19 +159,15 @@ class Worker:
             self.ready = True
             try:
                 await self._loop(sub, stop)
-            finally:
+            finally:  # every step bounded: the server may be gone or silent
                 self.ready = False
                 stats_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await stats_task
-                with contextlib.suppress(Exception):
-                    await self.publish_stats()
-                with contextlib.suppress(Exception):
-                    await sub.unsubscribe()
-                with contextlib.suppress(Exception):
-                    await pipelined.close()
+                await bounded(stats_task, STOP_STEP, "stats task")
+                await bounded(self.publish_stats(), STOP_STEP, "final stats")
+                await bounded(sub.unsubscribe(), STOP_STEP, "unsubscribe")
+                await bounded(pipelined.close(), STOP_STEP, "guard inbox close")
         finally:
-            await self.sink.close()
+            await bounded(self.sink.close(), STOP_STEP, "sink close")
 
     async def _loop(self, sub: Any, stop: asyncio.Event) -> None:
         """Fetch the next batch while up to ``batches_in_flight`` batches are processed.
@@ -176,14 +177,17 @@ class Worker:
         """
         me = asyncio.current_task()
         upcoming = asyncio.create_task(self._next_batch(sub, stop))
+        stopped = asyncio.create_task(stop.wait())
         running: set[asyncio.Task[None]] = set()
         try:
             while not stop.is_set():
                 if me is not None and me.cancelling():
                     raise asyncio.CancelledError
-                deliveries = await upcoming
+                # a stop does not wait for the fetch (up to fetch_timeout, or a silent server)
+                await asyncio.wait({upcoming, stopped}, return_when=asyncio.FIRST_COMPLETED)
                 if stop.is_set():
                     break  # handed back below
+                deliveries = upcoming.result()
                 if self._reset_pending:  # the bucket was emptied: no batch may use the cache
                     self._reset_pending = False
                     if running:
@@ -204,10 +208,17 @@ class Worker:
                 task.cancel()
             raise
         finally:
+            stopped.cancel()
             if not upcoming.done():
                 upcoming.cancel()
-            if running:  # a stop finishes the batches started; a cancellation ends them
-                await asyncio.wait(running)
+            if running:  # a stop finishes the batches started, within its grace
+                _, late = await asyncio.wait(running, timeout=self.config.stop_grace)
+                if late:  # a sink or a NATS server that does not answer
+                    log.warning("stopping: %d batch(es) cut short; their unacked messages "
+                                "will be redelivered", len(late))  # fmt: skip
+                    for task in late:
+                        task.cancel()
+                    await asyncio.wait(late, timeout=STOP_STEP)
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 # a batch fetched but not processed: hand it back at once
                 await asyncio.gather(*(_nak(d.msg, 0) for d in await upcoming))
@@ -398,32 +409,49 @@ class Worker:
     async def _hydrate(self, groups: list[_Group]) -> None:
         if not groups:
             return
-        assert self.hydrator is not None
-        for kind in ResourceKind:
-            batch = [g for g in groups if g.kind == kind.value]
-            if not batch:
-                continue
-            try:
-                found = await self.hydrator.fetch(kind, [g.key for g in batch])
-            except Exception as exc:
+        hydrator = self.hydrator
+        assert hydrator is not None
+        batches = {k: [g for g in groups if g.kind == k.value] for k in ResourceKind}
+        batches = {k: b for k, b in batches.items() if b}
+
+        async def fetch(kind: ResourceKind, batch: list[_Group]) -> dict[str, dict[str, Any]]:
+            return await hydrator.fetch(kind, [g.key for g in batch])
+
+        # kinds side by side: the REST client keeps the calls within the connection's budget
+        results = await asyncio.gather(
+            *(fetch(k, b) for k, b in batches.items()), return_exceptions=True
+        )
+        for batch, found in zip(batches.values(), results, strict=True):
+            if isinstance(found, BaseException):
+                if not isinstance(found, Exception):
+                    raise found  # a cancellation
                 for g in batch:
-                    g.error = SinkError(f"hydration failed: {type(exc).__name__}", retryable=True)
+                    g.error = SinkError(f"hydration failed: {type(found).__name__}", retryable=True)
                 continue
-            for g in batch:
-                resource = found.get(g.key)
-                if resource is None:
-                    if g.tie:  # cannot re-read: apply the event's own content
-                        self.metrics.ties.labels("applied").inc()
-                    else:
-                        g.skip = "not_found"
-                    continue
-                version = resource_updated(resource) or g.winner.event.version
-                g.change = Change.from_event(g.winner.event, resource=resource, version=version)
-                verdict = decide_change(g.stored, g.change)
-                if verdict in (Verdict.OUTDATED, Verdict.DUPLICATE):
-                    g.skip = verdict.value
-                elif verdict is Verdict.TIE or g.tie:
-                    self.metrics.ties.labels("reread").inc()
+            self._hydrated(batch, found)
+
+    def _hydrated(self, batch: list[_Group], found: dict[str, dict[str, Any]]) -> None:
+        """Judge each group again on the resource read; a resource gone is skipped.
+
+        The version is the resource's own ``updated`` when its representation has one
+        (products, product models, categories), else the event's time (families,
+        attributes, attribute options): never older than the change the event announced.
+        """
+        for g in batch:
+            resource = found.get(g.key)
+            if resource is None:
+                if g.tie:  # cannot re-read: apply the event's own content
+                    self.metrics.ties.labels("applied").inc()
+                else:
+                    g.skip = "not_found"
+                continue
+            version = resource_updated(resource) or g.winner.event.version
+            g.change = Change.from_event(g.winner.event, resource=resource, version=version)
+            verdict = decide_change(g.stored, g.change)
+            if verdict in (Verdict.OUTDATED, Verdict.DUPLICATE):
+                g.skip = verdict.value
+            elif verdict is Verdict.TIE or g.tie:
+                self.metrics.ties.labels("reread").inc()
 
     async def _apply(self, groups: list[_Group]) -> None:
         """Sink chunks (concurrently, as the sink allows); each confirmed chunk is recorded

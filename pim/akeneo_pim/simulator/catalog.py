@@ -4,6 +4,10 @@ Items are kept in the REST API representation of Akeneo 7.0/SaaS (products by ``
 Keys are kept sorted so ``search_after`` paging is a bisect, and every edit moves ``updated``
 to a time strictly newer than any time the catalog handed out before (second precision, as
 Akeneo formats it), so a version comparison can always tell two edits apart.
+
+Every edit returns (and records in ``changes``) the ``Change`` the PIM announces: products and
+product models through both event formats; categories, families, attributes and attribute
+options through the Event Platform only (the legacy Events API never announced them).
 """
 
 from __future__ import annotations
@@ -17,20 +21,32 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from akeneo_pim.event_types import attribute_option_key
 from akeneo_pim.simulator.structure import (
     ATTRIBUTES,
     CATEGORIES,
     CHANNELS,
+    COLORS,
     FAMILIES,
     LOCALES,
+    SIZES,
     CatalogStructure,
+    StructureName,
 )
 
-Kind = Literal["product", "product_model"]
+Kind = Literal["product", "product_model", "category", "family", "attribute", "attribute_option"]
 ChangeAction = Literal["created", "updated", "removed"]
+# legacy Events API ``author_type`` (ui | api); the Event Platform's ``author.type`` adds job
+# and system (``ui`` is its ``user``)
+AuthorType = Literal["ui", "api", "job", "system"]
+STRUCTURE_KINDS: dict[StructureName, Kind] = {
+    "categories": "category",
+    "families": "family",
+    "attributes": "attribute",
+}
 
-COLORS = ("black", "white", "red", "blue", "green", "grey", "yellow")
-SIZES = ("xs", "s", "m", "l", "xl")
+__all__ = ["COLORS", "SIZES", "Catalog", "Change", "Kind", "akeneo_datetime"]
+
 ASSOCIATION_TYPES = ("X_SELL", "UPSELL", "SUBSTITUTION", "PACK")
 
 
@@ -49,16 +65,28 @@ class Change:
 
     action: ChangeAction
     kind: Kind
-    key: str  # product uuid or product model code
-    resource: dict[str, Any]  # full resource; identifiers only when removed
+    # product uuid, else the code; attribute options: ``attribute_option_key(attribute, code)``
+    key: str
+    # the REST representation; identifiers only when removed (attribute options:
+    # ``{"code", "attribute"}``)
+    resource: dict[str, Any]
     event_id: str
     event_datetime: datetime
     author: str = "admin"
-    author_type: Literal["ui", "api"] = "ui"
+    author_type: AuthorType = "ui"
+    # product and product model updates: what changed, shaped as the ``changes`` object of
+    # Akeneo's ``*.updated.delta`` events
+    changes: dict[str, Any] | None = None
+
+    @property
+    def code(self) -> str:
+        """The code in the resource (products: the uuid)."""
+        return str(self.resource.get("code") or self.key)
 
     @property
     def updated(self) -> datetime:
-        """The resource's version: ``updated`` when present, else the event time."""
+        """The resource's version: ``updated`` when present, else the event time (families,
+        attributes and options do not show their date; the event time is that date)."""
         raw = self.resource.get("updated")
         return datetime.fromisoformat(raw) if isinstance(raw, str) else self.event_datetime
 
@@ -103,9 +131,12 @@ class Catalog:
         self.removed_products: dict[str, dict[str, Any]] = {}
         self.removed_product_models: dict[str, dict[str, Any]] = {}
         self.changes: list[Change] = []
+        # authors whose edits are API calls (the PIM's client ids): author.type "api"
+        self.api_authors: set[str] = set()
         until = seeded_until or datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
         self._last_time = until
         self._serial = 0
+        self._edits = 0
         self._seed(products, product_models, until)
         self.structure = CatalogStructure(
             categories=categories,
@@ -252,6 +283,15 @@ class Catalog:
 
     # -- edits ----------------------------------------------------------------------------
 
+    def author_type(self, author: str) -> AuthorType:
+        """``api`` for a registered client id (or a name starting with "api"), ``job`` for
+        "job..." names, ``system`` for "system", else a UI user."""
+        if author in self.api_authors or author.startswith("api"):
+            return "api"
+        if author.startswith("job"):
+            return "job"
+        return "system" if author == "system" else "ui"
+
     def _record(
         self,
         action: ChangeAction,
@@ -260,6 +300,7 @@ class Catalog:
         resource: dict[str, Any],
         when: datetime,
         author: str,
+        previous: dict[str, Any] | None = None,
     ) -> Change:
         change = Change(
             action=action,
@@ -269,10 +310,46 @@ class Catalog:
             event_id=str(uuidlib.UUID(int=self._rng.getrandbits(128), version=4)),
             event_datetime=when,
             author=author,
-            author_type="api" if author.startswith("api") else "ui",
+            author_type=self.author_type(author),
+            changes=None if previous is None else self._delta(previous, resource),
         )
         self.changes.append(change)
         return change
+
+    def _delta(self, previous: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+        """The ``changes`` object of an ``updated.delta`` event: properties, categories and
+        values that differ (each value change with its attribute type, locale and scope)."""
+        out: dict[str, Any] = {}
+        for prop in ("enabled", "family", "parent"):
+            if prop in current and previous.get(prop) != current.get(prop):
+                out[prop] = {"previous": previous.get(prop), "new": current.get(prop)}
+        for prop in ("categories", "groups"):
+            before, after = set(previous.get(prop) or ()), set(current.get(prop) or ())
+            if before != after:
+                out[prop] = {"added": sorted(after - before), "removed": sorted(before - after)}
+        attributes = self.structure.items["attributes"]
+        values: dict[str, list[dict[str, Any]]] = {}
+        old_values, new_values = previous.get("values", {}), current.get("values", {})
+        for code in sorted(set(old_values) | set(new_values)):
+            old = {(v["locale"], v["scope"]): v["data"] for v in old_values.get(code, [])}
+            new = {(v["locale"], v["scope"]): v["data"] for v in new_values.get(code, [])}
+            kind = attributes[code]["type"] if code in attributes else "pim_catalog_text"
+            entries = [
+                {
+                    "previous": old.get(where),
+                    "new": new.get(where),
+                    "type": kind,
+                    "locale": where[0],
+                    "scope": where[1],
+                }
+                for where in sorted(set(old) | set(new), key=lambda w: (w[0] or "", w[1] or ""))
+                if old.get(where) != new.get(where)
+            ]
+            if entries:
+                values[code] = entries
+        if values:
+            out["values"] = values
+        return out
 
     def random_product_uuid(self) -> str:
         return self.products.keys[self._rng.randrange(len(self.products.keys))]
@@ -295,6 +372,7 @@ class Catalog:
     ) -> Change:
         key = uuid or self.random_product_uuid()
         product = self.products.items[key]
+        previous = copy.deepcopy(product)
         when = self.tick()
         label = name or f"{product['identifier']} edited {akeneo_datetime(when)}"
         product["values"]["name"] = [
@@ -302,7 +380,7 @@ class Catalog:
             *[v for v in product["values"]["name"] if v["locale"] != "en_US"],
         ]
         product["updated"] = akeneo_datetime(when)
-        return self._record("updated", "product", key, product, when, author)
+        return self._record("updated", "product", key, product, when, author, previous)
 
     def delete_product(self, uuid: str | None = None, *, author: str = "admin") -> Change:
         key = uuid or self.random_product_uuid()
@@ -325,6 +403,7 @@ class Catalog:
     ) -> Change:
         key = code or self.random_product_model_code()
         model = self.product_models.items[key]
+        previous = copy.deepcopy(model)
         when = self.tick()
         label = name or f"{key} edited {akeneo_datetime(when)}"
         model["values"]["name"] = [
@@ -332,7 +411,7 @@ class Catalog:
             *[v for v in model["values"]["name"] if v["locale"] != "en_US"],
         ]
         model["updated"] = akeneo_datetime(when)
-        return self._record("updated", "product_model", key, model, when, author)
+        return self._record("updated", "product_model", key, model, when, author, previous)
 
     def delete_product_model(self, code: str | None = None, *, author: str = "admin") -> Change:
         key = code or self.random_product_model_code()
@@ -341,8 +420,112 @@ class Catalog:
         self.removed_product_models[key] = model
         return self._record("removed", "product_model", key, {"code": key}, when, author)
 
-    def random_change(self) -> Change:
-        """An edit mix like a busy PIM: mostly updates, some creations, a few removals."""
+    # -- structure edits (announced by the Event Platform) -------------------------------
+
+    def create_structure_item(
+        self,
+        name: StructureName,
+        *,
+        parent: str | None = "master",
+        attribute_type: str = "pim_catalog_text",
+        author: str = "admin",
+    ) -> Change:
+        """A new category (under ``parent``), family or attribute (of ``attribute_type``)."""
+        item, when = self.structure.create(name, parent=parent, attribute_type=attribute_type)
+        kind = STRUCTURE_KINDS[name]
+        return self._record("created", kind, item["code"], item, when, author)
+
+    def edit_structure_item(
+        self,
+        name: StructureName,
+        code: str | None = None,
+        *,
+        label: str | None = None,
+        author: str = "admin",
+    ) -> Change:
+        """Change an item's en_US label (``code`` None: a random item); its date moves."""
+        if code is None:
+            codes = self.structure.codes(name)
+            code = codes[self._rng.randrange(len(codes))]
+        self._edits += 1
+        text = label or f"{code} edit {self._edits}"
+        item, when = self.structure.edit(name, code, label=text)
+        return self._record("updated", STRUCTURE_KINDS[name], code, item, when, author)
+
+    def delete_structure_item(
+        self, name: StructureName, code: str, *, author: str = "admin"
+    ) -> Change:
+        """Remove an item and return its ``Change``. A category takes its subtree along: each
+        removed descendant gets its own recorded ``Change`` after this one (inferred: Akeneo's
+        reference does not say whether the platform announces the descendants)."""
+        removed = self.structure.delete(name, code)
+        kind = STRUCTURE_KINDS[name]
+        changes = [
+            self._record("removed", kind, item["code"], {"code": item["code"]}, self.tick(), author)
+            for item in removed
+        ]
+        return changes[0]
+
+    def create_attribute_option(
+        self, attribute: str, code: str | None = None, *, author: str = "admin"
+    ) -> Change:
+        """A new option of a select attribute (the attribute's own date does not move)."""
+        option = self.structure.create_option(attribute, code)
+        key = attribute_option_key(attribute, option["code"])
+        return self._record("created", "attribute_option", key, option, self.tick(), author)
+
+    def edit_attribute_option(
+        self,
+        attribute: str,
+        code: str | None = None,
+        *,
+        label: str | None = None,
+        author: str = "admin",
+    ) -> Change:
+        """Change an option's en_US label (``code`` None: a random option of ``attribute``)."""
+        if code is None:
+            codes = self.structure.option_codes(attribute)
+            code = codes[self._rng.randrange(len(codes))]
+        self._edits += 1
+        text = label or f"{code} edit {self._edits}"
+        option = self.structure.edit_option(attribute, code, label=text)
+        key = attribute_option_key(attribute, code)
+        return self._record("updated", "attribute_option", key, option, self.tick(), author)
+
+    def delete_attribute_option(
+        self, attribute: str, code: str, *, author: str = "admin"
+    ) -> Change:
+        self.structure.delete_option(attribute, code)
+        key = attribute_option_key(attribute, code)
+        ids = {"code": code, "attribute": attribute}
+        return self._record("removed", "attribute_option", key, ids, self.tick(), author)
+
+    def random_structure_change(self) -> Change:
+        """A structure edit mix: mostly label edits, some creations, few removals of new items."""
+        rng = self._rng
+        roll = rng.random()
+        name: StructureName = ("categories", "families", "attributes")[rng.randrange(3)]
+        selects = sorted(self.structure.options)
+        if roll < 0.25 and selects:
+            attribute = selects[rng.randrange(len(selects))]
+            fresh = [c for c in self.structure.option_codes(attribute) if c.startswith("new_")]
+            if roll < 0.05 and fresh:
+                return self.delete_attribute_option(attribute, fresh[0])
+            if roll < 0.12 or not self.structure.options[attribute]:
+                return self.create_attribute_option(attribute)
+            return self.edit_attribute_option(attribute)
+        fresh = [c for c in self.structure.items[name] if c.startswith("new_")]
+        if roll < 0.3 and fresh:  # only items no seeded product refers to
+            return self.delete_structure_item(name, fresh[0])
+        if roll < 0.45:
+            return self.create_structure_item(name)
+        return self.edit_structure_item(name)
+
+    def random_change(self, *, structure: float = 0.0) -> Change:
+        """An edit mix like a busy PIM: mostly updates, some creations, a few removals;
+        ``structure``: the share of structure edits (``random_structure_change``)."""
+        if structure and self._rng.random() < structure:
+            return self.random_structure_change()
         roll = self._rng.random()
         models = len(self.product_models.keys) > 1
         if roll < 0.55 or not models:

@@ -2,8 +2,16 @@
 
 Behaves as Akeneo documents it: password and refresh-token grants with expiring tokens,
 ``search`` filters (``updated``, ``uuid``, ``identifier``...), ``page`` and ``search_after``
-paging with Akeneo's limits and error bodies (categories, families and attributes: ``page``
-only, see ``akeneo_pim.structure``), plus knobs for latency and ``429`` storms.
+paging with Akeneo's limits and error bodies (categories, families, attributes and attribute
+options: ``page`` only, see ``akeneo_pim.structure``), plus knobs for latency and ``429`` storms.
+
+Concurrency, as https://api.akeneo.com/rest-api/good-practices.html states it: "Per PIM
+Connection: Up to 4 concurrent API calls are allowed for each individual PIM connection." and
+"Per PIM Instance: Up to 10 concurrent API calls are allowed across the entire PIM instance."
+A connection is an OAuth client id: a call counts for the client its bearer token was issued
+to (token calls: the client of their Basic header). Past either limit the call is answered
+``429`` with ``Retry-After`` at once. On by default (``ApiSettings.limit_concurrency``): the
+simulator is never more lenient than the platform.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import re
 import secrets
 import time
 import zlib
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,12 +36,19 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from akeneo_pim.simulator.catalog import Catalog, akeneo_datetime
-from akeneo_pim.simulator.structure import StructureName
+from akeneo_pim.simulator.structure import SELECT_TYPES, StructureName
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 10
 MAX_PAGE_ITEMS = 10_000
+CONCURRENT_PER_CLIENT = 4  # Akeneo: "Up to 4 concurrent API calls ... per PIM connection"
+CONCURRENT_PER_INSTANCE = 10  # "Up to 10 concurrent API calls ... across the entire PIM"
+# https://api.akeneo.com/api-reference.html (responses: 429Error), verbatim
+THROTTLED_MESSAGE = "You have exceeded the limit of API requests per second."
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
+# the two forms https://api.akeneo.com/rest-api/filter.html gives for families, attributes and
+# categories: "2021-05-17T15:19:32Z, or 2021-05-17T15:19:32+00:00"
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|[+-]\d{2}:\d{2})$")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -48,16 +64,33 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"code": status, "message": message}, status=status)
 
 
+ThrottleCause = str  # "client_concurrency" | "instance_concurrency" | "rate" (the rate_429 knob)
+
+
 @dataclass
 class ServerStats:
     requests: int = 0
-    in_flight: int = 0
+    in_flight: int = 0  # calls admitted and not answered yet, all clients
     max_in_flight: int = 0
-    throttled_429: int = 0
+    throttled_429: int = 0  # every 429, whatever the cause
+    throttled_by: Counter[ThrottleCause] = field(default_factory=Counter)
+    client_in_flight: Counter[str] = field(default_factory=Counter)  # by client id
+    client_max_in_flight: dict[str, int] = field(default_factory=dict)
+    client_requests: Counter[str] = field(default_factory=Counter)
     tokens_issued: int = 0
     refreshes: int = 0
     rejected_401: int = 0
     log: list[tuple[float, str, int]] = field(default_factory=list)  # (monotonic, path, status)
+
+
+@dataclass(frozen=True)
+class ApiClient:
+    """An API connection of the PIM: OAuth client id and secret, and its user."""
+
+    client_id: str
+    client_secret: str
+    username: str
+    password: str
 
 
 @dataclass
@@ -71,12 +104,15 @@ class ApiSettings:
     retry_after: float = 1.0
     token_ttl: float = 3600.0
     seed: int = 0
+    limit_concurrency: bool = True
+    per_client_limit: int = CONCURRENT_PER_CLIENT
+    per_instance_limit: int = CONCURRENT_PER_INSTANCE
 
 
 @dataclass
 class _TokenState:
-    access: dict[str, float] = field(default_factory=dict)  # token -> monotonic expiry
-    refresh: set[str] = field(default_factory=set)
+    access: dict[str, tuple[float, str]] = field(default_factory=dict)  # -> (expiry, client id)
+    refresh: dict[str, str] = field(default_factory=dict)  # refresh token -> client id
 
 
 class RestApi:
@@ -87,6 +123,10 @@ class RestApi:
         self.settings = settings
         self.stats = ServerStats()
         self._tokens = _TokenState()
+        self.clients: dict[str, ApiClient] = {}
+        self.add_client(
+            settings.client_id, settings.client_secret, settings.username, settings.password
+        )
         self._rng = random.Random(settings.seed + 1)
         self._failures: list[int] = []
         self._json_cache: dict[str, tuple[Any, bytes]] = {}
@@ -99,11 +139,30 @@ class RestApi:
         r.add_get("/api/rest/v1/products/{identifier}", self.get_product_by_identifier)
         r.add_get("/api/rest/v1/product-models", self.list_product_models)
         r.add_get("/api/rest/v1/product-models/{code}", self.get_product_model)
+        r.add_get("/api/rest/v1/attributes/{attribute}/options", self.list_options)
+        r.add_get("/api/rest/v1/attributes/{attribute}/options/{code}", self.get_option)
         for name in _STRUCTURE_NOUNS:
             r.add_get(f"/api/rest/v1/{name}", self.list_structure)
             r.add_get(f"/api/rest/v1/{name}/{{code}}", self.get_structure_item)
 
     # -- knobs ----------------------------------------------------------------------------
+
+    def add_client(
+        self, client_id: str, client_secret: str, username: str, password: str
+    ) -> ApiClient:
+        """Register another API connection (its own client id, secret and user)."""
+        if not client_id or not client_secret:
+            raise ValueError("a client needs an id and a secret")
+        client = ApiClient(client_id, client_secret, username, password)
+        self.clients[client_id] = client
+        return client
+
+    def token_client(self, token: str) -> str | None:
+        """The client id an access token was issued to, if it is valid now."""
+        entry = self._tokens.access.get(token)
+        if entry is None or time.monotonic() >= entry[0]:
+            return None
+        return entry[1]
 
     def expire_tokens(self) -> None:
         """Invalidate every access token now (refresh tokens stay valid)."""
@@ -131,15 +190,55 @@ class RestApi:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         stats = self.stats
         stats.requests += 1
+        client = self._caller(request)
+        refused = self._over_limit(client)
+        if refused is not None:
+            stats.throttled_429 += 1
+            stats.throttled_by[refused] += 1
+            stats.log.append((time.monotonic(), request.path, 429))
+            return self._throttled()
         stats.in_flight += 1
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        if client is not None:
+            stats.client_requests[client] += 1
+            stats.client_in_flight[client] += 1
+            now = stats.client_in_flight[client]
+            stats.client_max_in_flight[client] = max(stats.client_max_in_flight.get(client, 0), now)
         try:
             if self.settings.latency > 0:
                 await asyncio.sleep(self.settings.latency)
             response = await self._answer(request, handler)
         finally:
             stats.in_flight -= 1
+            if client is not None:
+                stats.client_in_flight[client] -= 1
         stats.log.append((time.monotonic(), request.path, response.status))
+        return response
+
+    def _caller(self, request: web.Request) -> str | None:
+        """The client id a call counts for: its bearer token's, or its Basic header's."""
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            entry = self._tokens.access.get(header[7:].strip())
+            return entry[1] if entry is not None else None
+        if header.startswith("Basic "):
+            client_id = _basic(header)[0]
+            return client_id if client_id in self.clients else None
+        return None
+
+    def _over_limit(self, client: str | None) -> ThrottleCause | None:
+        s = self.settings
+        if not s.limit_concurrency:
+            return None
+        if client is not None and self.stats.client_in_flight[client] >= s.per_client_limit:
+            return "client_concurrency"
+        if self.stats.in_flight >= s.per_instance_limit:
+            return "instance_concurrency"
+        return None
+
+    def _throttled(self) -> web.Response:
+        response = _error(429, THROTTLED_MESSAGE)
+        response.headers["Retry-After"] = format(self.settings.retry_after, "g")
         return response
 
     async def _answer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -149,9 +248,8 @@ class RestApi:
             return _error(status, "Simulated failure")
         if is_rest and self.settings.rate_429 > 0 and self._rng.random() < self.settings.rate_429:
             self.stats.throttled_429 += 1
-            response = _error(429, "Too many requests")
-            response.headers["Retry-After"] = format(self.settings.retry_after, "g")
-            return response
+            self.stats.throttled_by["rate"] += 1
+            return self._throttled()
         if is_rest:
             problem = self._check_bearer(request)
             if problem is not None:
@@ -168,33 +266,31 @@ class RestApi:
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
             return "Authentication is required"
-        expiry = self._tokens.access.get(header[7:].strip())
-        if expiry is None:
+        token = header[7:].strip()
+        entry = self._tokens.access.get(token)
+        if entry is None:
             return "The access token provided is invalid."
-        if time.monotonic() >= expiry:
-            del self._tokens.access[header[7:].strip()]
+        if time.monotonic() >= entry[0]:
+            del self._tokens.access[token]
             return "The access token provided has expired."
         return None
 
-    def _client_ok(self, request: web.Request) -> bool:
+    def _client_of(self, request: web.Request) -> ApiClient | None:
+        """The client authenticated by the Basic header, or None."""
         header = request.headers.get("Authorization", "")
         if not header.startswith("Basic "):
-            return False
-        try:
-            pair = base64.b64decode(header[6:]).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        client_id, _, secret = pair.partition(":")
-        s = self.settings
-        return secrets.compare_digest(client_id, s.client_id) and secrets.compare_digest(
-            secret, s.client_secret
-        )
+            return None
+        client_id, secret = _basic(header)
+        client = self.clients.get(client_id)
+        if client is None:
+            return None
+        return client if secrets.compare_digest(secret, client.client_secret) else None
 
-    def _issue(self) -> web.Response:
+    def _issue(self, client: ApiClient) -> web.Response:
         access, refresh = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         ttl = self.settings.token_ttl
-        self._tokens.access[access] = time.monotonic() + ttl
-        self._tokens.refresh.add(refresh)
+        self._tokens.access[access] = (time.monotonic() + ttl, client.client_id)
+        self._tokens.refresh[refresh] = client.client_id
         self.stats.tokens_issued += 1
         return web.json_response(
             {
@@ -216,24 +312,24 @@ class RestApi:
             body = dict(await request.post())
         if not isinstance(body, dict):
             return _error(400, "Invalid json message received")
-        if not self._client_ok(request):
+        client = self._client_of(request)
+        if client is None:
             return _error(401, "Invalid client id or secret")
         grant = body.get("grant_type")
-        s = self.settings
         if grant == "password":
             if not (
-                secrets.compare_digest(str(body.get("username", "")), s.username)
-                and secrets.compare_digest(str(body.get("password", "")), s.password)
+                secrets.compare_digest(str(body.get("username", "")), client.username)
+                and secrets.compare_digest(str(body.get("password", "")), client.password)
             ):
                 return _error(401, "Invalid username or password")
-            return self._issue()
+            return self._issue(client)
         if grant == "refresh_token":
             refresh = str(body.get("refresh_token", ""))
-            if refresh not in self._tokens.refresh:
+            if self._tokens.refresh.get(refresh) != client.client_id:
                 return _error(422, "Refresh token is invalid or has expired")
-            self._tokens.refresh.discard(refresh)
+            del self._tokens.refresh[refresh]
             self.stats.refreshes += 1
-            return self._issue()
+            return self._issue(client)
         return _error(422, 'Parameter "grant_type" should be "password" or "refresh_token"')
 
     # -- listings -------------------------------------------------------------------------
@@ -268,7 +364,7 @@ class RestApi:
             request,
             structure.codes(name),
             structure.items[name],
-            lambda search: _structure_filters(name, search),
+            lambda search: _structure_filters(name, search, structure.updated_at),
             lambda item: f"{path}/{item['code']}",
             path,
             structure=True,
@@ -396,6 +492,46 @@ class RestApi:
         origin = f"{request.scheme}://{request.host}"
         return web.json_response(_render(item, f"{origin}{request.path}", None))
 
+    def _select_attribute(self, code: str) -> dict[str, dict[str, Any]]:
+        """The options of a select attribute; Akeneo's 404s otherwise (its controller's text)."""
+        attribute = self.catalog.structure.items["attributes"].get(code)
+        if attribute is None:
+            raise ApiError(404, f'Attribute "{code}" does not exist.')
+        if attribute["type"] not in SELECT_TYPES:
+            raise ApiError(
+                404,
+                f'Attribute "{code}" does not support options. Only attributes of type '
+                f'"{SELECT_TYPES[0]}", "{SELECT_TYPES[1]}" support options.',
+            )
+        return self.catalog.structure.options.setdefault(code, {})
+
+    async def list_options(self, request: web.Request) -> web.Response:
+        """``GET /attributes/{attribute}/options``: page pagination, sorted by code."""
+        attribute = request.match_info["attribute"]
+        options = self._select_attribute(attribute)
+        path = f"/api/rest/v1/attributes/{attribute}/options"
+        return self._listing(
+            request,
+            self.catalog.structure.option_codes(attribute),
+            options,
+            lambda search: _combine([]),  # the options listing takes no ``search``
+            lambda item: f"{path}/{item['code']}",
+            path,
+            structure=True,
+        )
+
+    async def get_option(self, request: web.Request) -> web.Response:
+        attribute, code = request.match_info["attribute"], request.match_info["code"]
+        option = self._select_attribute(attribute).get(code)
+        if option is None:
+            raise ApiError(
+                404,
+                f'Attribute option "{code}" does not exist or is not an option of the attribute '
+                f'"{attribute}".',
+            )
+        origin = f"{request.scheme}://{request.host}"
+        return web.json_response(_render(option, f"{origin}{request.path}", None))
+
     async def get_product_model(self, request: web.Request) -> web.Response:
         key = request.match_info["code"]
         item = self.catalog.product_models.items.get(key)
@@ -458,6 +594,16 @@ def _parse_search(raw: str | None) -> dict[str, list[dict[str, Any]]]:
     ):
         raise ApiError(422, "Structure of filter should be an array of conditions.")
     return search
+
+
+def _basic(header: str) -> tuple[str, str]:
+    """``(client id, secret)`` of a Basic header; empty strings when it does not decode."""
+    try:
+        pair = base64.b64decode(header[6:], validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return "", ""
+    client_id, _, secret = pair.partition(":")
+    return client_id, secret
 
 
 def _render(item: dict[str, Any], href: str, attributes: set[str] | None) -> dict[str, Any]:
@@ -587,9 +733,13 @@ def _structure_name(text: str) -> StructureName:
     return text
 
 
-def _structure_filters(name: StructureName, search: dict[str, list[dict[str, Any]]]) -> Predicate:
-    """Akeneo's filters of these listings: ``code IN`` on all, ``type IN`` on attributes,
-    ``parent =``, ``is_root =`` and ``updated >`` (ISO 8601) on categories."""
+def _structure_filters(
+    name: StructureName,
+    search: dict[str, list[dict[str, Any]]],
+    updated_at: Callable[[StructureName, str], str],
+) -> Predicate:
+    """Akeneo's filters of these listings: ``code IN`` on all, ``updated >`` (ISO 8601) on all
+    three, ``type IN`` on attributes, ``parent =`` and ``is_root =`` on categories."""
     predicates: list[Predicate] = []
     for prop, conditions in search.items():
         for condition in conditions:
@@ -598,8 +748,8 @@ def _structure_filters(name: StructureName, search: dict[str, list[dict[str, Any
                 predicates.append(_in_predicate(prop, prop, condition))
             elif name == "categories" and (prop, operator) == ("is_root", "="):
                 predicates.append(_is_root(bool(value)))
-            elif name == "categories" and (prop, operator) == ("updated", ">"):
-                predicates.append(_iso_after(value))
+            elif (prop, operator) == ("updated", ">"):
+                predicates.append(_updated_after(name, _iso_date(value), updated_at))
             else:
                 raise _unsupported(prop, str(operator))
     return _combine(predicates)
@@ -609,15 +759,24 @@ def _is_root(root: bool) -> Predicate:
     return lambda item: (item["parent"] is None) is root
 
 
-def _iso_after(value: Any) -> Predicate:
+def _updated_after(
+    name: StructureName, bound: str, updated_at: Callable[[StructureName, str], str]
+) -> Predicate:
+    return lambda item: updated_at(name, item["code"]) > bound
+
+
+def _iso_date(value: Any) -> str:
+    """One of the two ISO 8601 forms Akeneo documents, as a UTC date in the items' format."""
+    problem = ApiError(
+        422, f'Property "updated" expects a string with the ISO 8601 format, "{value}" given.'
+    )
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise problem
     try:
-        parsed = datetime.fromisoformat(str(value))
-    except ValueError:
-        raise ApiError(
-            422, f'Property "updated" expects a string with the ISO 8601 format, "{value}" given.'
-        ) from None
-    bound = akeneo_datetime(parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC))
-    return lambda item: bool(item["updated"] > bound)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:  # 2021-02-30T...
+        raise problem from None
+    return akeneo_datetime(parsed)
 
 
 _STRUCTURE_MATCHES = {

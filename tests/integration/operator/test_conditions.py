@@ -148,6 +148,28 @@ async def test_private_webhook_targets_are_refused_by_the_platform(operator, cli
     assert "AKENEO_WEBHOOK_ALLOW_PRIVATE" not in await env_names(client, "inward-worker")
 
 
+async def test_a_raw_webhook_secret_is_refused_for_standard_signatures(operator, client):
+    """The worker would refuse it at start: the connection says so before any pod exists."""
+    raw = "raw-merchant-secret-1f3e9a"
+    await client.create(secret(NS, "raw-sink", {"signingSecret": raw}))
+    spec = basic_spec("acme")
+    hook = {"url": "https://app.example.com/hook", "signingSecret": "raw-sink"}
+    spec["worker"] = {"sink": {"webhook": hook}}  # signature: standard, the default
+    await client.create(connection(NS, "rawhook", spec))
+    body = await reached(client, operator, "rawhook", "SecretInvalid")
+    message = condition(body, "Ready")["message"]
+    assert message.startswith("Secret raw-sink (sink.webhook) key signingSecret line 1 ")
+    assert "whsec_" in message and "signature: legacy" in message
+    assert raw not in str(body)
+    assert await client.get("apps/v1", "Deployment", NS, "rawhook-worker") is None
+
+    # the way out the message names: legacy signatures sign with the raw secret
+    legacy = {"spec": {"worker": {"sink": {"webhook": {"signature": "legacy"}}}}}
+    await client.merge_patch(API, "AkeneoConnection", NS, "rawhook", legacy)
+    await reached(client, operator, "rawhook", "AllComponentsReady", timeout=90)
+    assert "AKENEO_WEBHOOK_SIGNING_SECRET_FILE" in await env_names(client, "rawhook-worker")
+
+
 async def test_missing_secret_then_created(operator, client):
     spec = basic_spec("acme")
     spec["receiver"] = {"signatureSecret": "late-events"}

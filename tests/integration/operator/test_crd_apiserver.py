@@ -161,7 +161,12 @@ async def test_status_subresource_and_printer_columns(
     await _create(kube_api, "printed", MINIMAL)
     status = {
         "observedGeneration": 1,
-        "endpoint": "https://printed.example.com",
+        "endpoint": "https://printed.example.com/events",
+        "endpoints": {
+            "events": "https://printed.example.com/events",
+            "eventPlatform": "https://printed.example.com/event-platform",
+            "notifications": "https://printed.example.com/event-platform/notifications",
+        },
         "conditions": [
             {
                 "type": "Ready",
@@ -170,7 +175,15 @@ async def test_status_subresource_and_printer_columns(
                 "message": "ok",
                 "lastTransitionTime": "2026-01-01T00:00:00Z",
                 "observedGeneration": 1,
-            }
+            },
+            {
+                "type": "EventSubscriptionActive",
+                "status": "False",
+                "reason": "SuspendedBySystem",
+                "message": "Success rate dropped below 90%",
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+                "observedGeneration": 1,
+            },
         ],
         "counters": {"applied": 42, "skippedOutdated": 1, "deadLettered": 0},
         "kopf": {"progress": {"anything": {"retries": 1}}},
@@ -197,7 +210,7 @@ async def test_status_subresource_and_printer_columns(
         _content_type=MERGE,
     )
     got = await objects.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, "printed")
-    assert got["status"]["endpoint"] == "https://printed.example.com"
+    assert got["status"]["endpoint"] == "https://printed.example.com/events"
     table = kubectl(kube.kubeconfig, "get", "akc", "printed", "-n", NAMESPACE, "-o", "wide")
     header, row = table.splitlines()
     assert header.split() == [
@@ -205,15 +218,21 @@ async def test_status_subresource_and_printer_columns(
         "READY",
         "REASON",
         "ENDPOINT",
+        "EVENTPLATFORM",
+        "NOTIFICATIONS",
+        "SUBSCRIPTION",
         "APPLIED",
         "DEADLETTERED",
         "AGE",
     ]
-    assert row.split()[:6] == [
+    assert row.split()[:9] == [
         "printed",
         "True",
         "AllChildrenReady",
-        "https://printed.example.com",
+        "https://printed.example.com/events",
+        "https://printed.example.com/event-platform",
+        "https://printed.example.com/event-platform/notifications",
+        "SuspendedBySystem",
         "42",
         "0",
     ]

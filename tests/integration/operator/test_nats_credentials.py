@@ -23,6 +23,7 @@ from nats.aio.client import Client
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.nats_auth import Role, inbox_prefix, permissions
 from akeneo_connector.nats_jwt import decode, parse_creds
+from akeneo_connector.signing_secrets import generate
 from akeneo_operator.kubeclient import KubeClient
 from akeneo_operator.natscreds import ROLES, creds_key
 from tests.ground.helm import ChartIdentity
@@ -58,7 +59,7 @@ GIVEN = {
     "password": _known("pim-password"),
     "eventsApiSecret": _known("events-api"),
     "eventPlatformSecrets": f"{_known('platform-1')}\n{_known('platform-2')}",
-    "signingSecret": _known("sink-signing"),
+    "signingSecret": generate(),  # Standard Webhooks (whsec_), as the sink's default needs
     "dsn": f"postgresql://sink:{_known('dsn-password')}@127.0.0.1:5432/sink",
 }
 

@@ -73,20 +73,26 @@ async def test_success_prints_a_summary(nats: str, tmp_path: Path) -> None:
         assert "(full)" in out and "scanned=150" in out
 
 
-async def test_structure_is_synced_by_the_full_scan_only(nats: str, tmp_path: Path) -> None:
+async def test_structure_is_read_by_periodic_runs_and_full_scans(nats: str, tmp_path: Path) -> None:
     async with PimSimulator(products=12, product_models=1) as sim, provisioned(nats) as conn:
         env = _env(nats, conn.names, sim, _credentials_dir(tmp_path, sim))
         env["AKENEO_RECONCILE_RESOURCES"] = "products,categories,families,attributes"
         code, out, err = await _run(env)
         assert code == 0, err
-        assert "seen=12 " in out and "full-scan-only=categories,families,attributes" in out
-        code, out, err = await _run(env, "--full")
-        assert code == 0, err
+        assert "seen=35 " in out and "full-scan-only" not in out  # 12 + 10 + 5 + 8
         assert (
             "[categories: seen=10 published=10 duplicates=0 unchanged=0 removals=0 calls=1]" in out
         )
         assert "[families: seen=5 " in out and "[attributes: seen=8 " in out
         assert await stream_count(conn) == 12 + 10 + 5 + 8
+        sim.edit_structure_item("families", "shoes", label="Sneakers")
+        code, out, err = await _run(env)  # from the watermark: what changed only
+        assert code == 0, err
+        assert "[families: seen=1 published=1 " in out and "[categories: seen=0 " in out
+        code, out, err = await _run(env, "--full")
+        assert code == 0, err
+        assert "[categories: seen=10 published=0 duplicates=10 " in out  # same `updated`
+        assert "[families: seen=5 " in out and "removals=0 calls=1]" in out
         code, _, err = await _run(env, "--resources", "products,channels")
         assert code == 2 and "unknown resources channels" in err
 

@@ -1,8 +1,10 @@
-"""The catalog structure on the full-scan schedule: the simulator over HTTP, real NATS, the worker.
+"""The catalog structure in the reconcile runs: the simulator over HTTP, real NATS, the worker.
 
 Categories, families and attributes are read in pages of 100 (never one call per item, never
 more than 4 calls in flight), reach the sink through the worker, and a re-scan of an
-unchanged catalog writes nothing while a change is written exactly once.
+unchanged catalog writes nothing while a change is written exactly once. The periodic run
+reads only what changed, ``updated >`` its watermark in ISO 8601
+(https://api.akeneo.com/rest-api/filter.html#filter-families); the full scan finds removals.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ import math
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 import pytest
 
-from akeneo_connector.guard_state import GuardEntry, guard_key
+from akeneo_connector.guard_state import GuardEntry, Watermark, guard_key
 from akeneo_connector.spec import StreamSpec
 from akeneo_pim.normalized import Action, NormalizedEvent, ResourceKind
 from akeneo_pim.rest import AkeneoRestClient
@@ -260,13 +263,126 @@ async def _scan_until_only_changes_are_written(
     assert _resources(rows()) == _structure(sim)
 
 
-async def test_incremental_runs_leave_the_structure_to_the_full_scan(nats: str) -> None:
-    async with PimSimulator(products=30, product_models=2) as sim, provisioned(nats) as conn:
-        summary = await _reconcile(sim, conn, full=False)
-        assert summary.structure == {}
-        assert summary.seen == 32
-        assert "full-scan-only=categories,families,attributes" in summary.line()
-        for listing in STRUCTURE.values():
-            assert _calls(sim, listing.path) == 0
-        kinds = {e.kind for e in await stream_events(conn)}
-        assert kinds == {ResourceKind.PRODUCT, ResourceKind.PRODUCT_MODEL}
+async def test_periodic_runs_read_the_structure_changed_since_their_watermark(
+    nats: str, tmp_path: Path
+) -> None:
+    """A family and an attribute show no ``updated`` (their update date is the PIM's own),
+    yet the periodic run finds them edited through the ``updated >`` filter; a removal is
+    left to the full scan."""
+    db = tmp_path / "catalog.db"
+    structure = ("categories", "families", "attributes")
+    async with (
+        PimSimulator(products=30, product_models=2, families=150, attributes=12) as sim,
+        provisioned(nats) as conn,
+        running(conn.js, conn.names, SqliteSink(db)) as worker,
+    ):
+        first = await _reconcile(sim, conn, full=False)
+        n = 10 + 150 + 12
+        assert first.seen == 32 + n  # no watermark yet: every item
+        assert "full-scan-only" not in first.line()
+        assert first.structure["families"].since is None
+        assert _calls(sim, STRUCTURE["families"].path) == 2  # 150 families: two pages
+        await _applied(worker, 32 + n)
+        marks = {r: await conn.kv.get(f"reconcile.watermark.{STRUCTURE[r].kind.value}")
+                 for r in structure}  # fmt: skip
+
+        sim.edit_structure_item("families", "family_00042", label="Boots")
+        sim.edit_structure_item("attributes", "ean", label="GTIN")
+        sim.edit_structure_item("categories", "kids", label="Children")
+        calls = {r: _calls(sim, STRUCTURE[r].path) for r in structure}
+        later = await _reconcile(sim, conn, full=False)
+        for r in structure:
+            part = later.structure[r]
+            assert (part.seen, part.published, part.calls) == (1, 1, 1), (r, part)
+            assert _calls(sim, STRUCTURE[r].path) == calls[r] + 1  # one page, filtered
+            mark = marks[r]
+            assert part.since is not None and mark.value is not None
+            assert part.since == Watermark.model_validate_json(mark.value).updated_since - (
+                timedelta(minutes=5)
+            )
+        await _applied(worker, 32 + n + 3)
+        rows = _sqlite_rows(db)()
+        assert rows[("family", "family_00042")][1]["labels"]["en_US"] == "Boots"
+        assert rows[("attribute", "ean")][1]["labels"]["en_US"] == "GTIN"
+        assert rows[("category", "kids")][1]["labels"]["en_US"] == "Children"
+        assert _resources(rows) == _structure(sim)
+
+        # a removal shows in no `updated` filter: the periodic run misses it, the full finds it
+        sim.delete_structure("families", "family_00007")
+        quiet = await _reconcile(sim, conn, full=False)
+        part = quiet.structure["families"]
+        # only the edit inside the safety margin, read again: unchanged, no sink write
+        assert (part.seen, part.unchanged, part.duplicates, part.removals) == (1, 1, 1, 0)
+        full = await _reconcile(sim, conn, full=True)
+        assert full.structure["families"].removals == 1
+        await _applied(worker, 32 + n + 4)
+        assert ("family", "family_00007") not in _sqlite_rows(db)()
+
+
+async def test_the_filter_sent_is_iso_8601_with_the_safety_margin(nats: str) -> None:
+    async with PimSimulator(products=0, product_models=0) as sim, provisioned(nats) as conn:
+        await _reconcile(sim, conn, full=False, resources=("families",))
+        mark = await conn.kv.get("reconcile.watermark.family")
+        since = Watermark.model_validate_json(mark.value or b"").updated_since
+        seen: list[str] = []
+        original = AkeneoRestClient.get_json
+
+        async def spy(self: AkeneoRestClient, url: str) -> Any:
+            seen.append(url)
+            return await original(self, url)
+
+        AkeneoRestClient.get_json = spy  # type: ignore[method-assign]
+        try:
+            await _reconcile(sim, conn, full=False, resources=("families",))
+        finally:
+            AkeneoRestClient.get_json = original  # type: ignore[method-assign]
+        [url] = [u for u in seen if u.startswith(STRUCTURE["families"].path)]
+        query = parse_qs(urlsplit(url).query)
+        bound = (since - timedelta(minutes=5)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert json.loads(query["search"][0]) == {"updated": [{"operator": ">", "value": bound}]}
+        assert query["page"] == ["1"] and query["limit"] == ["100"]
+        assert "pagination_type" not in query  # `page`, the only one these listings take
+
+
+async def test_the_full_scan_reads_every_option_of_every_select_attribute(
+    nats: str, tmp_path: Path
+) -> None:
+    """Attribute options take no filter (https://api.akeneo.com/api-reference.html#Attributeoption):
+    the periodic run leaves them to the full scan, which lists the select attributes, pages
+    each one's options, keys them ``<attribute>/<code>`` and finds the ones removed."""
+    db = tmp_path / "catalog.db"
+    async with (
+        PimSimulator(products=3, product_models=0) as sim,
+        provisioned(nats) as conn,
+        running(conn.js, conn.names, SqliteSink(db)) as worker,
+    ):
+        tags = sim.create_structure_item("attributes", attribute_type="pim_catalog_multiselect")
+        for code in ("eco", "new", "sale"):
+            sim.create_attribute_option(tags.key, code)
+        options = sim.catalog.structure.options
+        want = {("attribute_option", f"{a}/{c}"): o for a, opts in options.items()
+                for c, o in opts.items()}  # fmt: skip
+        assert len(want) == 7 + 5 + 3
+        periodic = await _reconcile(sim, conn, full=False, resources=("attribute_options",))
+        assert periodic.structure == {} and "full-scan-only=attribute_options" in periodic.line()
+        assert not any("/options" in path for _, path, _ in sim.stats.log)
+
+        full = await _reconcile(sim, conn, resources=("attribute_options",))
+        part = full.structure["attribute_options"]
+        assert (part.seen, part.published, part.removals) == (15, 15, 0)
+        assert part.calls == 1 + 3  # the select attributes, then one page of options each
+        await _applied(worker, 15)
+        rows = _sqlite_rows(db)()
+        assert {k: r for k, (_, r, _) in rows.items()} == want
+
+        sim.delete_attribute_option("size", "xl")
+        sim.delete_structure_item("attributes", tags.key)  # its options go with it
+        again = await _reconcile(sim, conn, resources=("attribute_options",))
+        part = again.structure["attribute_options"]
+        assert (part.seen, part.unchanged, part.removals) == (11, 11, 4)
+        assert part.calls == 1 + 2 + 4  # and one GET per missing option, confirming it
+        await _applied(worker, 15 + 4)
+        rows = _sqlite_rows(db)()
+        assert ("attribute_option", "size/xl") not in rows
+        assert not [k for k in rows if k[1].startswith(f"{tags.key}/")]
+        assert len(rows) == 11

@@ -107,3 +107,27 @@ async def test_nothing_to_do_is_a_usage_error() -> None:
     code, _, err = await _simulate()
     assert code == 2
     assert "--target" in err
+
+
+async def test_event_platform_mix_sends_every_kind_of_type(tmp_path: Path) -> None:
+    recorder = Recorder(event_platform_secrets=["primary-ok"])
+    runner, url = await start(recorder)
+    secrets = tmp_path / "eventPlatformSecrets"
+    secrets.write_text("primary-ok\n")
+    try:
+        code, out, err = await _simulate(
+            "--target", url, "--format", "event_platform", "--secret-file", str(secrets),
+            "--mix", "all", "--send-product-identifier", "--rate", "60", "--duration", "2",
+        )  # fmt: skip
+    finally:
+        await runner.cleanup()
+    assert code == 0, err
+    assert _report(out)["accepted"] == len(recorder.bodies) == 120
+    types = {b["type"].removeprefix("com.akeneo.pim.v1.").split(".")[0] for b in recorder.bodies}
+    assert {"product", "category", "family", "attribute", "attribute-option"} <= types
+    assert types - {"product", "product-model", "category", "family", "attribute",
+                    "attribute-option"}  # and types the connector ignores  # fmt: skip
+    assert {b["source"] for b in recorder.bodies} == {"pim"}
+    assert len({b["subject"] for b in recorder.bodies}) == 1
+    products = [b["data"]["product"] for b in recorder.bodies if "product" in b["data"]]
+    assert products and all("identifier" in p for p in products)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -18,6 +19,7 @@ from typing import Any
 import nats as nats_client
 from aiohttp import web
 from nats.js import JetStreamContext
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.stream_reader import read_messages
@@ -180,32 +182,80 @@ def sqlite_state(path: Path) -> dict[str, Any]:
     return {key: resource for (_, key), (_, resource) in rows.items()}
 
 
+# Standard Webhooks secrets (whsec_ + base64 of 32 bytes), two for rotation
+STANDARD_SECRETS = (
+    "whsec_" + base64.b64encode(bytes(range(32))).decode(),
+    "whsec_" + base64.b64encode(bytes(range(100, 132))).decode(),
+)
+LEGACY_SECRET = "merchant-secret"
+
+
+@dataclass(frozen=True)
+class Post:
+    """One POST as the merchant's endpoint received it."""
+
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def change_ids(self) -> list[str]:
+        return [c["change_id"] for c in json.loads(self.body)["changes"]]
+
+
+def standard_verifies(secret: str, post: Post) -> bool:
+    """The ``standardwebhooks`` library's verdict, with this one secret."""
+    try:
+        Webhook(secret).verify(post.body, post.headers)
+    except WebhookVerificationError:
+        return False
+    return True
+
+
 @dataclass
 class WebhookReceiver:
-    """A merchant's endpoint over real TLS: verifies signatures, keeps the newest per key."""
+    """A merchant's endpoint over real TLS: verifies signatures, keeps the newest per key.
+
+    ``signature="standard"``: every POST must verify with the independent ``standardwebhooks``
+    library under each of ``secrets`` alone (rotation: the merchant may hold either one);
+    ``"legacy"``: the X-Connector headers, keyed with the first secret.
+    """
 
     ca: CertificateAuthority
-    secret: str = "merchant-secret"
+    secrets: tuple[str, ...] = STANDARD_SECRETS[:1]
+    signature: str = "standard"
     status: int = 200  # answer with this while not 2xx
     requests: int = 0
     bad_signatures: int = 0
     state: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     received: list[dict[str, Any]] = field(default_factory=list)
+    posts: list[Post] = field(default_factory=list)
     url: str = ""
     _runner: web.AppRunner | None = None
 
+    @property
+    def signing_secret(self) -> str:
+        """The ``signingSecret`` value that signs for this endpoint: one secret per line."""
+        return "\n".join(self.secrets) + "\n"
+
+    def _verified(self, post: Post) -> bool:
+        if self.signature == "standard":
+            return all(standard_verifies(secret, post) for secret in self.secrets)
+        ts = post.headers.get("X-Connector-Timestamp", "")
+        key = self.secrets[0].encode()
+        want = hmac.new(key, f"{ts}.".encode() + post.body, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(want, post.headers.get("X-Connector-Signature", ""))
+
     async def _handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
+        post = Post(dict(request.headers), await request.read())
         self.requests += 1
-        ts = request.headers.get("X-Connector-Timestamp", "")
-        want = hmac.new(self.secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(want, request.headers.get("X-Connector-Signature", "")):
+        self.posts.append(post)
+        if not self._verified(post):
             self.bad_signatures += 1
             return web.Response(status=401)
         if not 200 <= self.status < 300:
             return web.Response(status=self.status)
-        for change in json.loads(body)["changes"]:
+        for change in json.loads(post.body)["changes"]:
             self.received.append(change)
             key = change["key"]
             if self.versions.get(key, "") <= change["version"]:  # idempotent, newest wins

@@ -9,10 +9,11 @@ import pytest
 from nats.js import JetStreamContext
 
 from akeneo_connector.names import ConnectionNames
+from akeneo_connector.spec import WebhookSignature
 from akeneo_worker import dead_letters as dl
 from akeneo_worker.replay import DeadLetterFilter, replay_dead_letters
 from akeneo_worker.sinks.sqlite import SqliteSink
-from akeneo_worker.sinks.webhook import WebhookSink
+from akeneo_worker.sinks.webhook import Signer, WebhookSink
 from tests.ground.tls import CertificateAuthority
 from tests.integration.worker.support import (
     WebhookReceiver,
@@ -42,7 +43,7 @@ async def hook(ca: CertificateAuthority, tmp_path: Path) -> AsyncIterator[Webhoo
 def webhook_sink(hook: WebhookReceiver, ca: CertificateAuthority) -> WebhookSink:
     return WebhookSink(
         hook.url,
-        signing_secret=hook.secret,
+        signer=Signer.from_text(hook.signing_secret, WebhookSignature(hook.signature)),
         allow_private=True,  # the test endpoint is on 127.0.0.1
         ssl_context=ca.client_context(),
         timeout=5,

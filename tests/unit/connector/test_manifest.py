@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,36 @@ def test_missing_secret_and_missing_key_are_named_without_values() -> None:
 def test_yaml_syntax_error_is_reported_not_raised_as_traceback() -> None:
     with pytest.raises(ManifestError, match="not valid YAML"):
         parse_manifest("kind: [unclosed", source="broken.yaml")
+
+
+def webhook_connection(signing_secret: str, signature: str = "standard") -> str:
+    return (
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: hook}\nstringData:\n"
+        f"  signingSecret: {json.dumps(signing_secret)}\n---\n"
+        + connection(
+            "spec:\n  pim: {url: 'https://p.example.com'}\n  receiver: {signatureSecret: s}\n"
+            "  worker: {sink: {webhook: {url: 'https://h.example.com', signingSecret: hook, "
+            f"signature: {signature}}}}}}}\n"
+        )
+    )
+
+
+def test_a_raw_signing_secret_is_refused_for_standard_signatures_naming_the_way_out() -> None:
+    with pytest.raises(ManifestError) as err:
+        parse_manifest(webhook_connection("merchant-raw-secret"))
+    message = str(err.value)
+    assert "Secret 'hook' key signingSecret line 1 is not a whsec_ secret" in message
+    assert "signature: legacy" in message and "merchant-raw-secret" not in message
+    # the same secret is what the legacy scheme signs with
+    conn = parse_manifest(webhook_connection("merchant-raw-secret", "legacy"))
+    assert conn.spec.worker.sink.webhook is not None
+    assert conn.spec.worker.sink.webhook.signature == "legacy"
+
+
+def test_every_line_of_a_standard_signing_secret_must_be_usable() -> None:
+    good = "whsec_" + "A" * 32  # 24 bytes
+    parse_manifest(webhook_connection(f"{good}\n{good}\n"))
+    with pytest.raises(ManifestError, match="line 2: the key is 18 bytes"):
+        parse_manifest(webhook_connection(f"{good}\nwhsec_{'A' * 24}\n"))
+    with pytest.raises(ManifestError, match=r"line 1: what follows whsec_ is not base64"):
+        parse_manifest(webhook_connection("whsec_not*base64*at*all*but*long*enough"))

@@ -139,6 +139,14 @@ def test_every_pod_is_locked_down():
         (
             {"webhook": {"url": "https://app.example.com/hook", "signingSecret": "acme-sink"}},
             {"AKENEO_SINK": "webhook", "AKENEO_WEBHOOK_URL": "https://app.example.com/hook",
+             "AKENEO_WEBHOOK_SIGNATURE": "standard",
+             "AKENEO_WEBHOOK_SIGNING_SECRET_FILE": "/etc/akeneo/sink/signingSecret"},
+            ("/etc/akeneo/sink", ("acme-sink", ["signingSecret"])),
+        ),
+        (
+            {"webhook": {"url": "https://app.example.com/hook", "signingSecret": "acme-sink",
+                         "signature": "legacy"}},
+            {"AKENEO_SINK": "webhook", "AKENEO_WEBHOOK_SIGNATURE": "legacy",
              "AKENEO_WEBHOOK_SIGNING_SECRET_FILE": "/etc/akeneo/sink/signingSecret"},
             ("/etc/akeneo/sink", ("acme-sink", ["signingSecret"])),
         ),

@@ -130,6 +130,8 @@ def test_names_and_version() -> None:
     columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
     assert columns["Ready"] == '.status.conditions[?(@.type=="Ready")].status'
     assert columns["Endpoint"] == ".status.endpoint"
+    assert columns["EventPlatform"] == ".status.endpoints.eventPlatform"
+    assert columns["Notifications"] == ".status.endpoints.notifications"
     assert columns["Applied"] == ".status.counters.applied"
     assert columns["Age"] == ".metadata.creationTimestamp"
 

@@ -21,6 +21,7 @@ from akeneo_operator.status import (
     transitions,
 )
 from akeneo_pim.paths import Endpoints
+from tests.samples import sample
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 T1 = datetime(2026, 1, 1, 0, 5, tzinfo=UTC)
@@ -118,19 +119,7 @@ def test_a_new_connection_reports_only_ready():
 
 # The notification payload as Akeneo documents it, verbatim:
 # https://api.akeneo.com/event-platform/notification-webhooks.html ("Notification payload")
-SUSPENDED = b"""{
-  "notification_type": "subscription.suspended.system",
-  "timestamp": "2026-04-29T12:34:56Z",
-  "subscription_id": "018e1ec5-29da-78ad-aae6-92065b9ca2a6",
-  "subscriber_id": "018e1ec5-29da-78ad-aae6-92065b9ca2a5",
-  "destination": "https://my-app.example.com/webhook",
-  "events": [
-    "com.akeneo.pim.v1.product.created",
-    "com.akeneo.pim.v1.product.updated"
-  ],
-  "reason": "Success rate dropped below 90%",
-  "subject": "https://example.cloud.akeneo.com/"
-}"""
+SUSPENDED = sample("event-platform/notification-suspended-system").body
 
 
 def notification(kind: str, reason: str | None = None, at: str = "2026-04-29T12:34:56Z") -> bytes:

@@ -146,3 +146,37 @@ async def test_late_answers_count_as_lost(receiver: tuple[Recorder, str]) -> Non
 def test_sender_refuses_more_than_ten_per_batch() -> None:
     with pytest.raises(ValueError, match=r"1\.\.10"):
         EventSender("http://127.0.0.1:9/", events_api_secret=SECRET, batch_size=11)
+
+
+async def test_event_platform_sends_every_reference_type_one_per_request(
+    receiver: tuple[Recorder, str],
+) -> None:
+    import random
+
+    from akeneo_pim.event_types import REFERENCE
+    from akeneo_pim.simulator.events import reference_event
+
+    recorder, url = receiver
+    rng = random.Random(2)
+    events = [reference_event(t, rng) for t in REFERENCE]
+    async with EventSender(
+        url, format="event_platform", event_platform_secrets=("new", None),
+        event_types=REFERENCE, timeout=PATIENT,
+    ) as sender:  # fmt: skip
+        report = await sender.send_events(events)
+    assert report.accepted == report.deliveries == len(REFERENCE)
+    assert sorted(b["type"] for b in recorder.bodies) == sorted(REFERENCE)
+    assert {b["subject"] for b in recorder.bodies} == {sender.subscription}
+
+
+async def test_legacy_format_never_announces_the_structure(
+    receiver: tuple[Recorder, str],
+) -> None:
+    recorder, url = receiver
+    catalog = Catalog(products=10, product_models=2, seed=3)
+    changes = [catalog.edit_structure_item("families", "shoes"), catalog.edit_product()]
+    async with EventSender(url, events_api_secret=SECRET, timeout=PATIENT) as sender:
+        report = await sender.send(changes)
+    assert report.events == 1
+    [body] = recorder.bodies
+    assert [e["action"] for e in body["events"]] == ["product.updated"]

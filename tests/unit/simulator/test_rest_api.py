@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta, timezone
 from typing import Any
 
 import httpx
 import pytest
 
+from akeneo_pim.event_types import attribute_option_key
 from akeneo_pim.simulator import PimSimulator
 
 TOKEN = "/api/oauth/v1/token"
@@ -266,9 +268,8 @@ async def test_structure_filters(sim: PimSimulator) -> None:
     assert unsupported.status_code == 422
 
 
-async def test_structure_edits_are_served_and_announce_nothing(sim: PimSimulator) -> None:
+async def test_structure_edits_are_served_and_announced(sim: PimSimulator) -> None:
     before = (await _get(sim, "/api/rest/v1/categories/kids")).json()
-    events = len(sim.catalog.changes)
     family = sim.edit_structure("families", "shoes", label="Sneakers")
     assert family["labels"]["en_US"] == "Sneakers"
     served = (await _get(sim, "/api/rest/v1/families/shoes")).json()
@@ -279,4 +280,133 @@ async def test_structure_edits_are_served_and_announce_nothing(sim: PimSimulator
     child = sim.create_structure("categories", parent="kids")
     assert sim.delete_structure("categories", "kids") == ["kids", child]
     assert (await _get(sim, f"/api/rest/v1/categories/{child}")).status_code == 404
-    assert len(sim.catalog.changes) == events  # the PIM sends no event for its structure
+    # the Event Platform announces the structure: one Change per edit, each removed category
+    assert [(c.kind, c.action, c.key) for c in sim.catalog.drain_changes()] == [
+        ("family", "updated", "shoes"),
+        ("category", "updated", "kids"),
+        ("category", "created", child),
+        ("category", "removed", "kids"),
+        ("category", "removed", child),
+    ]
+
+
+def _dated(sim: PimSimulator, name: str, code: str) -> str:
+    return sim.catalog.structure.updated_at(name, code)  # type: ignore[arg-type]
+
+
+async def test_updated_filter_on_families_and_attributes(sim: PimSimulator) -> None:
+    """https://api.akeneo.com/rest-api/filter.html#filter-families: "`>` datetime Format: ISO
+    8601 Only returns families that were updated after the given day and hour", written
+    "either of these format _2021-05-17T15:19:32Z_, or _2021-05-17T15:19:32+00:00_"."""
+
+    async def codes(name: str, value: Any, operator: str = ">") -> httpx.Response:
+        search = {"updated": [{"operator": operator, "value": value}]}
+        return await _get(sim, f"/api/rest/v1/{name}", limit=100, search=search)
+
+    everything = await codes("families", "2000-01-01T00:00:00Z")
+    assert len(everything.json()["_embedded"]["items"]) == 5
+    edited = sim.edit_structure_item("families", "shoes", label="Sneakers")
+    created = sim.create_structure_item("attributes", attribute_type="pim_catalog_multiselect")
+    assert edited.updated < created.updated
+    since = _dated(sim, "families", "shoes")
+    assert since == edited.updated.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    before = (edited.updated - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    families = await codes("families", before)
+    assert [f["code"] for f in families.json()["_embedded"]["items"]] == ["shoes"]
+    assert "updated" not in families.json()["_embedded"]["items"][0]  # not in Akeneo's either
+    assert (await codes("families", since)).json()["_embedded"]["items"] == []
+    # an offset is honoured: 01:00 at +01:00 is midnight UTC
+    shifted = (edited.updated - timedelta(seconds=1)).astimezone(timezone(timedelta(hours=1)))
+    attributes = await codes("attributes", shifted.isoformat())
+    assert [a["code"] for a in attributes.json()["_embedded"]["items"]] == [created.key]
+    # an option edit is not an attribute update (the same page says so)
+    sim.edit_attribute_option("color", "red", label="Crimson")
+    assert (await codes("attributes", created.updated.isoformat())).json()["_embedded"][
+        "items"
+    ] == []
+    for bad in ("2020-01-01 00:00:00", "2020-01-01", "2020-13-01T00:00:00Z", "yesterday", 5,
+                "2020-01-01T00:00:00"):  # fmt: skip
+        answer = await codes("attributes", bad)
+        assert answer.status_code == 422, bad
+        assert answer.json() == {
+            "code": 422,
+            "message": f'Property "updated" expects a string with the ISO 8601 format, "{bad}"'
+            " given.",
+        }
+    for operator in ("<", "=", "SINCE LAST N DAYS"):
+        refused = await codes("families", "2020-01-01T00:00:00Z", operator)
+        assert refused.status_code == 422 and "does not support operator" in refused.text
+
+
+async def test_attribute_options_as_akeneo_serves_them(sim: PimSimulator) -> None:
+    """Shape per https://api.akeneo.com/api-reference.html#get_attributes__attribute_code__options
+    (example item: {"code": "black", "attribute": "a_simple_select", "sort_order": 2,
+    "labels": {"en_US": "Black", "fr_FR": "Noir"}}), "paginated and sorted by code"."""
+    base = "/api/rest/v1/attributes/color/options"
+    first = (await _get(sim, base, limit=3, with_count="true")).json()
+    assert first["items_count"] == 7 and first["current_page"] == 1
+    items = first["_embedded"]["items"]
+    assert [i["code"] for i in items] == ["black", "blue", "green"]
+    for item in items:
+        assert set(item) == {"_links", "code", "attribute", "sort_order", "labels"}
+        assert item["attribute"] == "color" and isinstance(item["sort_order"], int)
+        assert item["_links"]["self"]["href"] == f"{sim.url}{base}/{item['code']}"
+    assert "page=2" in first["_links"]["next"]["href"]
+    third = (await _get(sim, base, limit=3, page=3)).json()
+    assert [i["code"] for i in third["_embedded"]["items"]] == ["yellow"]
+    assert "next" not in third["_links"]
+    sizes = (await _get(sim, "/api/rest/v1/attributes/size/options", limit=100)).json()
+    assert {i["code"] for i in sizes["_embedded"]["items"]} == {"xs", "s", "m", "l", "xl"}
+    used = {p["values"]["color"][0]["data"] for p in sim.catalog.products.items.values()}
+    assert used <= {
+        i["code"] for i in (await _get(sim, base, limit=100)).json()["_embedded"]["items"]
+    }
+
+    red = await _get(sim, f"{base}/red")
+    assert red.status_code == 200
+    assert red.json() == {
+        "_links": {"self": {"href": f"{sim.url}{base}/red"}},
+        "code": "red",
+        "attribute": "color",
+        "sort_order": 3,
+        "labels": {"en_US": "Red", "fr_FR": "Red (fr)", "de_DE": "Red (de)"},
+    }
+    missing = await _get(sim, f"{base}/purple")
+    assert missing.status_code == 404
+    assert missing.json() == {
+        "code": 404,
+        "message": 'Attribute option "purple" does not exist or is not an option of the attribute'
+        ' "color".',
+    }
+    not_select = await _get(sim, "/api/rest/v1/attributes/name/options")
+    assert not_select.status_code == 404
+    assert "does not support options" in not_select.json()["message"]
+    unknown = await _get(sim, "/api/rest/v1/attributes/nope/options/red")
+    assert unknown.json() == {"code": 404, "message": 'Attribute "nope" does not exist.'}
+    assert (await _get(sim, base, limit=101)).status_code == 422
+    assert (await _get(sim, base, pagination_type="search_after")).status_code == 422
+
+
+async def test_attribute_option_edits_are_served_and_announced(sim: PimSimulator) -> None:
+    base = "/api/rest/v1/attributes/color/options"
+    created = sim.create_attribute_option("color", "purple")
+    assert (created.kind, created.action, created.key) == (
+        "attribute_option",
+        "created",
+        attribute_option_key("color", "purple"),
+    )
+    assert created.resource["sort_order"] == 8
+    assert (await _get(sim, f"{base}/purple")).json()["code"] == "purple"
+    edited = sim.edit_attribute_option("color", "purple", label="Violet")
+    assert edited.updated > created.updated
+    assert (await _get(sim, f"{base}/purple")).json()["labels"]["en_US"] == "Violet"
+    removed = sim.delete_attribute_option("color", "purple")
+    assert removed.resource == {"code": "purple", "attribute": "color"}
+    assert removed.updated > edited.updated
+    assert (await _get(sim, f"{base}/purple")).status_code == 404
+    select = sim.create_structure_item("attributes", attribute_type="pim_catalog_simpleselect")
+    assert (await _get(sim, f"/api/rest/v1/attributes/{select.key}/options")).json()["_embedded"][
+        "items"
+    ] == []
+    with pytest.raises(KeyError):
+        sim.create_attribute_option("name")  # not a select attribute
