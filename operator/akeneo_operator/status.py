@@ -28,10 +28,16 @@ CATCH_UP = "CatchUp"
 # Only for a connection with receiver.host: whether Akeneo's senders will trust its
 # certificate (they verify TLS; a self-signed one is refused).
 PUBLICLY_TRUSTED = "PubliclyTrusted"
-OPTIONAL = (EVENT_SUBSCRIPTION, CATCH_UP, PUBLICLY_TRUSTED)
-# Shown, never holding Ready down: a repair in progress is not a fault, and a receiver only
-# private senders reach (tests, an on-premise PIM trusting a private CA) works as it is.
-NON_BLOCKING = frozenset({CATCH_UP, PUBLICLY_TRUSTED})
+# Whether the connection's pods have NATS users of their own (an account signing key) or
+# share the platform's credentials. Shown, never a reason for Ready=False: sharing is the
+# platform's explicit choice (the chart needs nats.insecureSharedCredentials=true), and
+# the pipeline works; blocking Ready would only hide real faults behind a constant one.
+NATS_ISOLATED = "NatsIsolated"
+OPTIONAL = (EVENT_SUBSCRIPTION, CATCH_UP, PUBLICLY_TRUSTED, NATS_ISOLATED)
+# Shown, never holding Ready down: a repair in progress is not a fault, a receiver only
+# private senders reach (tests, an on-premise PIM trusting a private CA) works as it is, and
+# shared NATS credentials are the platform's choice.
+NON_BLOCKING = frozenset({CATCH_UP, PUBLICLY_TRUSTED, NATS_ISOLATED})
 # Conditions that report every change as a Kubernetes Event, their first one included.
 ALWAYS_REPORTED = frozenset({READY, EVENT_SUBSCRIPTION, PUBLICLY_TRUSTED})
 COMPONENTS = (

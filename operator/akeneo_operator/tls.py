@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from akeneo_connector.spec import TLSMode
-from akeneo_operator.apply import ensure_child
+from akeneo_operator.apply import check_owner, ensure_child, write_child
 from akeneo_operator.certs import (
     CertFacts,
     CertProblem,
@@ -135,13 +135,27 @@ def serving_cert_ok(
     return facts
 
 
+def _uid(live: Manifest | None) -> str | None:
+    return None if live is None else str(live["metadata"]["uid"])
+
+
+async def _own_secret(
+    client: KubeClient, inp: BuildInput, adopt: Adopt, name: str
+) -> Manifest | None:
+    """The Secret ``name`` when it is the connection's own (or absent); ``ChildConflict``
+    for someone else's, whose content is then neither used nor overwritten."""
+    live = await client.get("v1", "Secret", inp.names.namespace, name)
+    probe = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}}
+    check_owner(adopt(probe), live)
+    return live
+
+
 async def _self_signed(
     client: KubeClient, inp: BuildInput, adopt: Adopt, now: datetime
 ) -> TLSOutcome:
     s = inp.settings
     n = names_of(inp.names.name)
-    ns = inp.names.namespace
-    ca_live = await client.get("v1", "Secret", ns, n["ca_secret"])
+    ca_live = await _own_secret(client, inp, adopt, n["ca_secret"])
     ca_cert, ca_key = secret_data(ca_live, "ca.crt"), secret_data(ca_live, "ca.key")
     ca: KeyPair | None = None
     if ca_cert is not None and ca_key is not None:
@@ -155,16 +169,16 @@ async def _self_signed(
             ca = None
     if ca is None:
         ca = issue_ca(f"akeneo-connector CA {inp.names.ref}", s.ca_validity_delta, now)
-        await client.apply(adopt(ca_secret(inp, ca)))
+        await write_child(client, adopt(ca_secret(inp, ca)), _uid(ca_live))
     names = tls_dns_names(inp)
-    live = await client.get("v1", "Secret", ns, n["tls_secret"])
+    live = await _own_secret(client, inp, adopt, n["tls_secret"])
     current = serving_cert_ok(
         live, ca, names, lambda f: not needs_renewal(f, s.cert_renew_before_delta, now)
     )
     issued = current is None and live is not None  # a renewal or repair, not the first issue
     if current is None:
         serving = issue_serving(ca, names, s.cert_validity_delta, now)
-        await client.apply(adopt(serving_secret(inp, ca, serving)))
+        await write_child(client, adopt(serving_secret(inp, ca, serving)), _uid(live))
         current = inspect(serving.cert_pem)
     facts = current
     return TLSOutcome(

@@ -1,4 +1,7 @@
-"""The aiohttp app: the three delivery paths, ``/healthz``, ``/readyz``, ``/metrics``.
+"""The aiohttp apps: the three delivery paths on the public port; ``/healthz``, ``/readyz``
+and ``/metrics`` on the admin port (plain HTTP, for probes and scraping, never routed from
+the internet: volumes and backlog are nobody else's business, and every ``/readyz`` used to
+cost a JetStream ``STREAM.INFO``). Any other path on the public port is a plain 404.
 
 - ``POST /events``: the legacy Events API, and Event Platform CloudEvents too (told apart by
   the signature headers: the Event Platform sends ``X-AKENEO-SIGNATURE-*``), so setups made
@@ -85,11 +88,14 @@ NOTIFICATION = "notification"  # the format label of notification webhooks
 # small whatever the body holds (at most formats.MAX_EVENTS_PER_REQUEST events).
 REJECTED_SHOWN = 20
 REASON_MAX = 200
+# /readyz looks the stream up at most this often; probes and scrapers hit it every few s
+READINESS_CACHE_SECONDS = 5.0
 _REFERENCE = frozenset(REFERENCE)
 # A SIGTERM ends the process within 2 s: requests in flight get their JetStream acks for
 # ACK_GRACE (ms when NATS is up), then a 503; aiohttp cuts what still runs after STOP_GRACE.
 ACK_GRACE = 0.5
 STOP_GRACE = 1.0
+ADMIN_STOP_GRACE = 0.2  # probes and metrics answer at once; a scraper's keep-alive waits not
 
 
 def _unstored(reason: str, cloud: bool, count: int) -> Rejection:
@@ -168,14 +174,18 @@ class Receiver:
             config.reload_interval,
         )
         self._runner: web.AppRunner | None = None
+        self._admin_runner: web.AppRunner | None = None
         self._logged_ignored: set[tuple[str, str]] = set()
         self.outages = OutageRecorder(
             config.gap_spool_file, detail=f"receiver {socket.gethostname()}"[:200]
         )
+        self._stream_checked: tuple[float, bool] | None = None  # (monotonic time, exists)
+        self._stream_lock = asyncio.Lock()
 
     # --- application --------------------------------------------------------------------
 
     def app(self) -> web.Application:
+        """The public app: the event URLs only."""
         app = web.Application(client_max_size=self.config.max_body_bytes)
         for path, handler in (
             (EVENTS_API_PATH, self.events),
@@ -187,10 +197,15 @@ class Receiver:
             # a reachability check (HEAD) of a destination or notification URL gets a 200
             app.router.add_head(path, self.reachable)
             app.router.add_head(path + "/", self.reachable)
+        app.cleanup_ctx.append(self._background)
+        return app
+
+    def admin_app(self) -> web.Application:
+        """Probes and metrics, for the admin port."""
+        app = web.Application()
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics)
-        app.cleanup_ctx.append(self._background)
         return app
 
     async def _background(self, _app: web.Application) -> AsyncIterator[None]:
@@ -243,10 +258,21 @@ class Receiver:
             ssl_context=self.tls.context if self.tls else None,
         )
         await site.start()
+        if self.config.admin_port:
+            self._admin_runner = web.AppRunner(
+                self.admin_app(),
+                access_log=None,
+                handle_signals=False,
+                shutdown_timeout=ADMIN_STOP_GRACE,
+            )
+            await self._admin_runner.setup()
+            admin = web.TCPSite(self._admin_runner, self.config.host, self.config.admin_port)
+            await admin.start()
         log.info(
             "receiver listening",
             extra={
                 "port": self.config.port,
+                "admin_port": self.config.admin_port,
                 "tls": self.tls is not None,
                 "connection": self.config.connection,
                 "stream": self.config.names.stream,
@@ -259,6 +285,9 @@ class Receiver:
             self.publisher.stop_waiting_after(ACK_GRACE)
             await self._runner.cleanup()
             self._runner = None
+        if self._admin_runner is not None:
+            await self._admin_runner.cleanup()
+            self._admin_runner = None
 
     # --- probes ---------------------------------------------------------------------------
 
@@ -271,9 +300,20 @@ class Receiver:
     async def readyz(self, _request: web.Request) -> web.Response:
         if not self.publisher.connected:
             return web.Response(status=503, text="NATS not connected\n")
-        if not await self.publisher.stream_exists():
+        if not await self.stream_exists():
             return web.Response(status=503, text=f"stream {self.publisher.stream} missing\n")
         return web.Response(text="ready\n")
+
+    async def stream_exists(self) -> bool:
+        """The stream lookup, at most once per ``READINESS_CACHE_SECONDS`` however many
+        probes ask (concurrent ones wait for the lookup in flight)."""
+        async with self._stream_lock:
+            checked = self._stream_checked
+            if checked is not None and time.monotonic() - checked[0] < READINESS_CACHE_SECONDS:
+                return checked[1]
+            exists = await self.publisher.stream_exists()
+            self._stream_checked = (time.monotonic(), exists)
+            return exists
 
     async def metrics(self, _request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

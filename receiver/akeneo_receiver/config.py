@@ -14,6 +14,9 @@ from akeneo_connector.durations import parse_duration
 from akeneo_connector.names import ConnectionNames
 
 DEFAULT_PORT = 8443
+# /healthz, /readyz and /metrics, plain HTTP: probes and scraping reach the pod directly,
+# nothing routes the internet there (the public port serves the event URLs only).
+DEFAULT_ADMIN_PORT = 8081
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 DEFAULT_TOLERANCE = "300s"
 DEFAULT_MAX_PENDING = 10_000
@@ -32,6 +35,7 @@ class ReceiverConfig:
     nats_creds_file: Path | None = None
     host: str = "0.0.0.0"
     port: int = DEFAULT_PORT
+    admin_port: int = DEFAULT_ADMIN_PORT  # 0: no admin server (embedded use)
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     events_api_secret_file: Path | None = None
@@ -123,6 +127,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=int(_env("AKENEO_PORT", str(DEFAULT_PORT)) or DEFAULT_PORT),
         help="[AKENEO_PORT]",
+    )
+    add(
+        "--admin-port",
+        type=int,
+        default=int(_env("AKENEO_ADMIN_PORT", str(DEFAULT_ADMIN_PORT)) or DEFAULT_ADMIN_PORT),
+        help="plain-HTTP port of /healthz, /readyz and /metrics; never expose it publicly "
+        "(0: none) [AKENEO_ADMIN_PORT]",
     )
     add(
         "--tls-cert-file",
@@ -222,6 +233,7 @@ def from_args(args: argparse.Namespace) -> ReceiverConfig:
         nats_creds_file=_opt_path(args.nats_creds_file),
         host=args.host,
         port=args.port,
+        admin_port=args.admin_port,
         tls_cert_file=_opt_path(args.tls_cert_file),
         tls_key_file=_opt_path(args.tls_key_file),
         events_api_secret_file=_opt_path(args.events_api_secret_file),

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import ssl
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ class LocalMode:
     def __init__(self, manifest: Path, data_dir: Path, *extra: str) -> None:
         self.manifest, self.data_dir, self.extra = manifest, data_dir, extra
         self.port = free_port()
+        self.admin_port = free_port()  # the receiver's probes and metrics (plain HTTP)
         self.proc: asyncio.subprocess.Process | None = None
         self.output = data_dir.parent / "local-mode.out"
 
@@ -55,7 +55,8 @@ class LocalMode:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "akeneo_connector.cli", "local",
                 "-f", str(self.manifest), "--data-dir", str(self.data_dir),
-                "--port", str(self.port), "--status-interval", "0.5", *self.extra,
+                "--port", str(self.port), "--admin-port", str(self.admin_port),
+                "--status-interval", "0.5", *self.extra,
                 stdout=out, stderr=out, start_new_session=True,
             )  # fmt: skip
         await self.wait_ready()
@@ -64,10 +65,10 @@ class LocalMode:
         deadline = asyncio.get_running_loop().time() + 60
         while True:
             assert self.proc is not None and self.proc.returncode is None, self.output.read_text()
-            with contextlib.suppress(httpx.HTTPError, ssl.SSLError, FileNotFoundError):
-                context = ssl.create_default_context(cafile=str(self.ca))
-                async with httpx.AsyncClient(verify=context, timeout=1) as http:
-                    if (await http.get(f"https://localhost:{self.port}/readyz")).status_code == 200:
+            with contextlib.suppress(httpx.HTTPError):
+                async with httpx.AsyncClient(timeout=1) as http:
+                    ready = await http.get(f"http://127.0.0.1:{self.admin_port}/readyz")
+                    if ready.status_code == 200:
                         return
             assert asyncio.get_running_loop().time() < deadline, self.output.read_text()
             await asyncio.sleep(0.2)

@@ -341,8 +341,14 @@ async def test_cluster_manifests_run_the_pipeline_end_to_end(
         tls_secret = pods.secrets[f"{NAME}-tls"]
         ca_pem = base64.b64decode(tls_secret["data"]["ca.crt"]).decode()
 
-        receiver_port, worker_port = free_port(), free_port()
-        receiver_plan = pods.plan("receiver", receiver, "receiver", AKENEO_PORT=str(receiver_port))
+        receiver_port, worker_port, admin_port = free_port(), free_port(), free_port()
+        receiver_plan = pods.plan(
+            "receiver",
+            receiver,
+            "receiver",
+            AKENEO_PORT=str(receiver_port),
+            AKENEO_ADMIN_PORT=str(admin_port),  # its probes: the pod's admin port
+        )
         worker_plan = pods.plan("worker", worker, "worker", AKENEO_PORT=str(worker_port))
         reconcile_plan = pods.plan("reconcile", reconcile, "reconcile")
         assert receiver_plan.argv[0] == worker_plan.argv[0] == "akeneo-connector"
@@ -380,7 +386,7 @@ async def test_cluster_manifests_run_the_pipeline_end_to_end(
             pods.assert_alive()
             try:
                 async with httpx.AsyncClient(verify=tls, timeout=2) as http:
-                    r = await http.get(f"https://127.0.0.1:{receiver_port}/readyz")
+                    r = await http.get(f"http://127.0.0.1:{admin_port}/readyz")
                     w = await http.get(f"http://127.0.0.1:{worker_port}/readyz")
             except httpx.HTTPError:
                 return False

@@ -154,11 +154,14 @@ class ReceiverUnderTest:
     component: Component
     url: str
     ssl: ssl.SSLContext
+    admin_port: int
 
     async def get(self, path: str) -> int:
+        """A probe on the admin port (plain HTTP)."""
+        url = f"http://127.0.0.1:{self.admin_port}{path}"
         async with (
             aiohttp.ClientSession() as http,
-            http.get(self.url + path, ssl=self.ssl, timeout=aiohttp.ClientTimeout(total=2)) as r,
+            http.get(url, timeout=aiohttp.ClientTimeout(total=2)) as r,
         ):
             return r.status
 
@@ -174,19 +177,20 @@ async def start_receiver(
     folder: Path, ca: CertificateAuthority, nats_url: str, names: ConnectionNames
 ) -> ReceiverUnderTest:
     receiver_files(folder, ca)
-    port = free_port()
+    port, admin_port = free_port(), free_port()
     env = {
         "AKENEO_CONNECTION": names.ref,
         "AKENEO_NATS_URL": nats_url,
         "AKENEO_HOST": "127.0.0.1",
         "AKENEO_PORT": str(port),
+        "AKENEO_ADMIN_PORT": str(admin_port),
         "AKENEO_TLS_CERT_FILE": str(folder / "tls.crt"),
         "AKENEO_TLS_KEY_FILE": str(folder / "tls.key"),
         "AKENEO_EVENTS_API_SECRET_FILE": str(folder / "legacy"),
         "AKENEO_EVENT_PLATFORM_SECRETS_FILE": str(folder / "platform"),
     }
     component = await Component("receiver", env, folder).start()
-    r = ReceiverUnderTest(component, f"https://127.0.0.1:{port}", ca.client_context())
+    r = ReceiverUnderTest(component, f"https://127.0.0.1:{port}", ca.client_context(), admin_port)
     await until(lambda: r.get("/healthz"), "receiver serving", component)
     return r
 

@@ -18,7 +18,7 @@ from akeneo_connector.names import ConnectionNames
 from tests.ground.nats import NatsServer
 from tests.ground.processes import ServerProcess, free_port, wait_until
 from tests.ground.tls import CertificateAuthority, KeyPair
-from tests.integration.operator.conftest import (  # noqa: F401  (fixtures reused here)
+from tests.integration.operator.conftest import (  # noqa: F401  (fixtures of the kube tests)
     chart_identity,
     crd_installed,
     kube_api,
@@ -51,6 +51,7 @@ class ReceiverProcess:
     event_platform_secrets: Sequence[str] = EVENT_PLATFORM_SECRETS
     extra_args: Sequence[str] = ()
     port: int = field(default_factory=free_port)
+    admin_port: int = field(default_factory=free_port)  # probes and metrics, plain HTTP
     process: ServerProcess | None = None
     key_pair: KeyPair | None = None  # default: an EC certificate from ``ca``
     env: dict[str, str] = field(default_factory=dict)
@@ -67,6 +68,7 @@ class ReceiverProcess:
             "--nats-url", self.nats_url,
             "--host", "127.0.0.1",
             "--port", str(self.port),
+            "--admin-port", str(self.admin_port),
             "--tls-cert-file", str(f / "tls.crt"),
             "--tls-key-file", str(f / "tls.key"),
             "--events-api-secret-file", str(f / "eventsApiSecret"),
@@ -89,11 +91,15 @@ class ReceiverProcess:
         return self
 
     def _ready(self) -> bool:
-        with self.client(timeout=1) as http:
+        with self.admin_client(timeout=1) as http:
             return http.get("/readyz").status_code == 200
 
     def client(self, timeout: float = 5) -> httpx.Client:
         return httpx.Client(base_url=self.url, verify=self.ca.client_context(), timeout=timeout)
+
+    def admin_client(self, timeout: float = 5) -> httpx.Client:
+        """The admin port: /healthz, /readyz, /metrics."""
+        return httpx.Client(base_url=f"http://127.0.0.1:{self.admin_port}", timeout=timeout)
 
     @property
     def pid(self) -> int:

@@ -408,7 +408,7 @@ async def test_no_secret_in_any_output_or_metrics(cluster: Cluster, deployed: De
         await asyncio.to_thread(_post, receiver, ep, ep_headers)
     texts: dict[str, str] = {}
     for key, receiver in deployed.receivers.items():
-        with receiver.client() as http:
+        with receiver.admin_client() as http:
             texts[f"receiver-{key} /metrics"] = http.get("/metrics").text
         texts[f"receiver-{key} output"] = receiver.output()
     texts["worker output"] = deployed.worker.log_path.read_text()

@@ -90,8 +90,8 @@ def test_real_clients_on_tls12_and_tls13_get_answers(
         assert negotiated is not None
         cipher = negotiated[0]
         assert "GCM" in cipher or "CHACHA20" in cipher
-        tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        assert tls.recv(4096).startswith(b"HTTP/1.1 200")
+        tls.sendall(b"GET /events HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        assert tls.recv(4096).startswith(b"HTTP/1.1 405")  # an HTTP answer over this TLS
 
 
 def test_plain_http_on_the_tls_port_gets_no_http_answer(tls_receiver: ReceiverProcess) -> None:

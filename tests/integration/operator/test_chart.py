@@ -55,6 +55,14 @@ NAMESPACED_RESOURCES = {
 READ = {"get", "list", "watch"}
 
 
+def shared(values: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``values`` plus the explicit choice of shared NATS credentials (no signing key),
+    without which the chart refuses to render (tests/security/test_nats_isolation_required)."""
+    out = dict(values or {})
+    out["nats"] = {"insecureSharedCredentials": True, **out.get("nats", {})}
+    return out
+
+
 def _rules(docs: list[dict[str, Any]], name: str) -> set[tuple[str, str, str]]:
     (role,) = [d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == name]
     return {
@@ -76,12 +84,14 @@ def _by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 @pytest.mark.parametrize(
     "values",
     [
-        {},
-        {
-            "watchNamespaces": ["tenant-a", "tenant-b"],
-            "metrics": {"serviceMonitor": {"enabled": True}},
-            "nats": {"existingSecret": "nats-auth", "passwordKey": "password", "user": "op"},
-        },
+        shared(),
+        shared(
+            {
+                "watchNamespaces": ["tenant-a", "tenant-b"],
+                "metrics": {"serviceMonitor": {"enabled": True}},
+                "nats": {"existingSecret": "nats-auth", "passwordKey": "password", "user": "op"},
+            }
+        ),
         {"nats": {"accountSigningKey": {"existingSecret": "nats-account", "account": "A" * 56}}},
     ],
 )
@@ -94,7 +104,7 @@ def test_helm_lint_is_clean(values: dict[str, Any], tmp_path: Path) -> None:
 
 
 def test_deployment_runs_the_operator_subcommand_without_a_registry_host() -> None:
-    docs = render("akc", "ops")
+    docs = render("akc", "ops", shared())
     (deployment,) = _by_kind(docs, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
@@ -128,7 +138,7 @@ def test_nats_cluster_servers_are_given_as_a_list_or_a_comma_separated_string() 
 
 def test_nats_credentials_are_mounted_files_never_values() -> None:
     values = {"nats": {"existingSecret": "nats-auth", "passwordKey": "password", "credsKey": "c"}}
-    (deployment,) = _by_kind(render("akc", "ops", values), "Deployment")
+    (deployment,) = _by_kind(render("akc", "ops", shared(values)), "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     assert env["AKENEO_NATS_PASSWORD_FILE"] == "/etc/akeneo/nats/password"
@@ -152,12 +162,12 @@ def test_account_signing_key_is_a_mounted_file_and_excludes_a_shared_credential(
     assert volume["secret"]["items"] == [{"key": "seed", "path": "seed"}]
     with pytest.raises(RuntimeError, match="accountSigningKey"):
         render("akc", "ops", {"nats": {"accountSigningKey": signing, "podSecret": "shared"}})
-    (plain,) = _by_kind(render("akc", "ops"), "Deployment")
+    (plain,) = _by_kind(render("akc", "ops", shared()), "Deployment")
     assert "AKENEO_OPERATOR_NATS_SIGNING_KEY_FILE" not in str(plain)
 
 
 def test_cluster_role_grants_only_what_the_operator_uses() -> None:
-    docs = render("akc", "ops")
+    docs = render("akc", "ops", shared())
     rules = _rules(docs, "akc-akeneo-connector-operator")
     assert {(g, r) for g, r, _ in rules} == NAMESPACED_RESOURCES
     assert all("*" not in (g, r, v) for g, r, v in rules)
@@ -183,7 +193,7 @@ def test_cluster_role_grants_only_what_the_operator_uses() -> None:
 
 
 def test_watched_namespaces_get_role_bindings_and_nothing_cluster_wide() -> None:
-    docs = render("akc", "ops", {"watchNamespaces": ["tenant-a", "tenant-b"]})
+    docs = render("akc", "ops", shared({"watchNamespaces": ["tenant-a", "tenant-b"]}))
     role_bindings = _by_kind(docs, "RoleBinding")
     assert sorted(b["metadata"]["namespace"] for b in role_bindings) == ["tenant-a", "tenant-b"]
     assert {b["roleRef"]["name"] for b in role_bindings} == {"akc-akeneo-connector-operator"}
@@ -202,13 +212,13 @@ def test_watched_namespaces_get_role_bindings_and_nothing_cluster_wide() -> None
 
 
 def test_metrics_service_and_service_monitor_toggles() -> None:
-    assert _by_kind(render("akc", "ops"), "Service")
-    assert not _by_kind(render("akc", "ops"), "ServiceMonitor")
-    on = render("akc", "ops", {"metrics": {"serviceMonitor": {"enabled": True}}})
+    assert _by_kind(render("akc", "ops", shared()), "Service")
+    assert not _by_kind(render("akc", "ops", shared()), "ServiceMonitor")
+    on = render("akc", "ops", shared({"metrics": {"serviceMonitor": {"enabled": True}}}))
     (monitor,) = _by_kind(on, "ServiceMonitor")
     (service,) = _by_kind(on, "Service")
     assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
-    off = render("akc", "ops", {"metrics": {"service": {"enabled": False}}})
+    off = render("akc", "ops", shared({"metrics": {"service": {"enabled": False}}}))
     assert not _by_kind(off, "Service")
 
 
@@ -286,7 +296,7 @@ async def test_helm_install_runs_and_its_identity_reconciles_a_connection(
     reconciles a connection in the watched namespace."""
     release, namespace, tenant = "chart-test", "chart-test", "chart-test-tenant"
     values = tmp_path / "values.yaml"
-    values.write_text(yaml.safe_dump({"watchNamespaces": [tenant]}))
+    values.write_text(yaml.safe_dump(shared({"watchNamespaces": [tenant]})))
     apply(
         kube.kubeconfig, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": tenant}}]
     )
@@ -353,7 +363,7 @@ def test_rendered_env_is_the_operator_settings_contract() -> None:
         "defaultTLS": {"mode": "certManager", "issuerRef": {"name": "letsencrypt"}},
         "streamQuotas": {"max": {"maxBytes": 17179869184, "bucket": {"maxMsgs": 50000000}}},
     }
-    (deployment,) = _by_kind(render("akc", "ops", values), "Deployment")
+    (deployment,) = _by_kind(render("akc", "ops", shared(values)), "Deployment")
     env = {
         e["name"]: e["value"]
         for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
@@ -375,7 +385,7 @@ def test_rendered_env_is_the_operator_settings_contract() -> None:
     assert ops.stream_quotas.max.max_bytes == 16 * 1024**3  # rendered as an integer
     assert ops.stream_quotas.max.bucket.max_msgs == 50_000_000
     (peering,) = {
-        d["metadata"]["name"] for d in _by_kind(render("akc", "ops", values), "KopfPeering")
+        d["metadata"]["name"] for d in _by_kind(render("akc", "ops", shared(values)), "KopfPeering")
     }
     assert ops.peering_name == peering
 

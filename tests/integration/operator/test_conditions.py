@@ -43,6 +43,7 @@ def operator(
         nats,
         "op-cond",
         AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
+        AKENEO_OPERATOR_ALLOWED_ISSUERS="ClusterIssuer/letsencrypt",  # the platform's, listed
     ) as op:
         yield op
 

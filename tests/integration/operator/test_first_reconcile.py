@@ -9,17 +9,15 @@ ServiceAccount, so nothing but the loop can have created the children.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import AsyncIterator
 from typing import Any
 
-import kopf
 import pytest
 import pytest_asyncio
 import yaml
 
 from akeneo_operator.kubeclient import Credentials, KubeClient
-from akeneo_operator.meta import FINALIZER, Manifest
+from akeneo_operator.meta import FINALIZER, adopt
 from akeneo_operator.reconciler import Reconciler
 from akeneo_operator.settings import MANAGED_BY, OperatorSettings
 from akeneo_operator.streams import NatsLink
@@ -39,12 +37,6 @@ pytestmark = pytest.mark.kube
 NS = "tenant-first-loop"
 
 
-def _adopt(manifest: Manifest, owner: Manifest) -> Manifest:
-    child = copy.deepcopy(manifest)
-    kopf.adopt(child, owner=owner)  # type: ignore[arg-type]
-    return child
-
-
 @pytest_asyncio.fixture(scope="module")
 async def admin(kube: KubeCluster, crd_installed: list[str]) -> AsyncIterator[KubeClient]:
     c = admin_client(kube)
@@ -57,7 +49,7 @@ async def admin(kube: KubeCluster, crd_installed: list[str]) -> AsyncIterator[Ku
 async def reconciler(chart_identity: ChartIdentity, nats: str) -> AsyncIterator[Reconciler]:
     settings = OperatorSettings(nats_url=nats, maintenance_interval="2s")
     client = KubeClient(_chart_credentials(chart_identity), MANAGED_BY)
-    r = Reconciler(settings, client, NatsLink(settings), adopt=_adopt, emit=lambda *_: None)
+    r = Reconciler(settings, client, NatsLink(settings), adopt=adopt, emit=lambda *_: None)
     yield r
     await r.nats.close()
     await client.close()

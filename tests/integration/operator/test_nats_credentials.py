@@ -177,6 +177,8 @@ async def test_connection_gets_its_own_nats_users(operator, client, jwt_nats_ser
     cond = condition(body, "NatsCredentialsReady")
     assert (cond["status"], cond["reason"]) == ("True", "CredentialsIssued"), cond
     assert "shop-nats" in cond["message"]
+    isolated = condition(body, "NatsIsolated")  # issue 15, row 3: the isolated case
+    assert (isolated["status"], isolated["reason"]) == ("True", "PerConnectionUsers"), isolated
     # StreamReady: the operator provisioned the stream with the user it issued itself
     assert condition(body, "StreamReady")["status"] == "True"
 

@@ -66,6 +66,7 @@ def operator(
         nats,
         "op-cm",
         AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
+        AKENEO_OPERATOR_ALLOWED_ISSUERS="ClusterIssuer/le",  # the platform's, listed
     ) as op:
         yield op
 

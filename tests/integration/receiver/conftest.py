@@ -48,6 +48,11 @@ class Running:
     def stream(self) -> str:
         return self.config.names.stream
 
+    @property
+    def admin_url(self) -> str:
+        """Probes and metrics: plain HTTP on the admin port."""
+        return f"http://127.0.0.1:{self.config.admin_port}"
+
     async def post(
         self, body: bytes | AsyncIterator[bytes], headers: dict[str, str], path: str = "/events"
     ) -> tuple[int, dict[str, Any]]:
@@ -114,6 +119,7 @@ def make_config(files: Path, nats_url: str, **overrides: Any) -> ReceiverConfig:
         nats_url=nats_url,
         host="127.0.0.1",
         port=free_port(),
+        admin_port=free_port(),
         tls_cert_file=files / "tls.crt",
         tls_key_file=files / "tls.key",
         events_api_secret_file=files / "eventsApiSecret",
@@ -155,7 +161,7 @@ async def start_receiver(
         if wait_ready:
 
             async def ready() -> bool:
-                async with http.get(url + "/readyz") as resp:
+                async with http.get(running.admin_url + "/readyz") as resp:
                     return resp.status == 200
 
             await poll(ready, what="receiver ready")

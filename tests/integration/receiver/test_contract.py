@@ -132,7 +132,7 @@ async def test_bad_bodies_are_400_with_reason(start_receiver: StartReceiver) -> 
 
 
 async def _rejections(r: Running) -> dict[str, float]:
-    async with r.http.get(r.url + "/metrics") as resp:
+    async with r.http.get(r.admin_url + "/metrics") as resp:
         text = await resp.text()
     counts: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
@@ -252,7 +252,9 @@ async def test_other_paths_and_methods_never_redirect(start_receiver: StartRecei
         ("GET", "/event-platform/notifications/", 405),
         ("POST", "/", 404),
         ("GET", "/admin", 404),
-        ("POST", "/healthz", 405),
+        ("GET", "/healthz", 404),  # probes and metrics live on the admin port
+        ("GET", "/readyz", 404),
+        ("GET", "/metrics", 404),
     ):
         async with r.http.request(method, r.url + path, allow_redirects=False) as resp:
             assert resp.status == code, (method, path)
@@ -262,17 +264,17 @@ async def test_probes_and_metrics(start_receiver: StartReceiver) -> None:
     r = await start_receiver()
     body = legacy_batch(1)
     await r.post(body, events_api_headers("nope", body))
-    async with r.http.get(r.url + "/healthz") as resp:
+    async with r.http.get(r.admin_url + "/healthz") as resp:
         assert resp.status == 200
-    async with r.http.get(r.url + "/metrics") as resp:
+    async with r.http.get(r.admin_url + "/metrics") as resp:
         text = await resp.text()
     assert 'akeneo_receiver_rejected_requests_total{reason="bad_signature"}' in text
     assert EVENTS_API_SECRET not in text
     # a receiver whose stream does not exist is alive but not ready
     r2 = await start_receiver(ensure_stream=False, wait_ready=False)
-    async with r2.http.get(r2.url + "/healthz") as resp:
+    async with r2.http.get(r2.admin_url + "/healthz") as resp:
         assert resp.status == 200
-    async with r2.http.get(r2.url + "/readyz") as resp:
+    async with r2.http.get(r2.admin_url + "/readyz") as resp:
         assert resp.status == 503
     status, answer = await r2.post(body, events_api_headers(EVENTS_API_SECRET, body))
     assert (status, answer["error"]) == (503, "stream_error")

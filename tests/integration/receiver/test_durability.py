@@ -35,12 +35,13 @@ def own_nats(tmp_path: Path) -> Iterator[NatsServer]:
         server.stop()
 
 
-def receiver_process(tmp_path: Path, nats_url: str, port: int) -> ServerProcess:
+def receiver_process(tmp_path: Path, nats_url: str, port: int, admin_port: int) -> ServerProcess:
     files = tmp_path / "files"
     argv = [
         str(Path(sys.executable).parent / "akeneo-connector"),
         "receiver",
         "--port", str(port),
+        "--admin-port", str(admin_port),
         "--host", "127.0.0.1",
         "--ensure-stream",
     ]  # fmt: skip
@@ -62,7 +63,8 @@ async def test_no_event_lost_after_200(
 ) -> None:
     write_files(tmp_path / "files", ca)
     port = free_port()
-    proc = receiver_process(tmp_path, own_nats.url, port)
+    admin_port = free_port()
+    proc = receiver_process(tmp_path, own_nats.url, port, admin_port)
     url = f"https://localhost:{port}"
     acked: list[str] = []
     answers: dict[int, int] = {}
@@ -73,7 +75,7 @@ async def test_no_event_lost_after_200(
         ) as http:
 
             async def ready() -> bool:
-                async with http.get(url + "/readyz") as resp:
+                async with http.get(f"http://127.0.0.1:{admin_port}/readyz") as resp:
                     return resp.status == 200
 
             await poll(ready, timeout=30, what="receiver subprocess ready")

@@ -57,7 +57,7 @@ def as_sent(event: dict[str, Any] | list[Any]) -> tuple[bytes, dict[str, str]]:
 
 
 async def metric(r: Running, name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    async with r.http.get(r.url + "/metrics") as resp:
+    async with r.http.get(r.admin_url + "/metrics") as resp:
         text = await resp.text()
     return {
         tuple(sorted(s.labels.items())): s.value

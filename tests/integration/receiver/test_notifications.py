@@ -45,7 +45,7 @@ async def post(
 
 
 async def counted(r: Running) -> dict[str, float]:
-    async with r.http.get(r.url + "/metrics") as resp:
+    async with r.http.get(r.admin_url + "/metrics") as resp:
         text = await resp.text()
     return {
         s.labels["type"]: s.value

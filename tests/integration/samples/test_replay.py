@@ -66,7 +66,7 @@ def legacy_headers(body: bytes) -> dict[str, str]:
 
 async def counter(r: Running, name: str, label: str, **where: str) -> dict[str, float]:
     """``name``'s samples (with labels ``where``) by the value of ``label``, from /metrics."""
-    async with r.http.get(r.url + "/metrics") as resp:
+    async with r.http.get(r.admin_url + "/metrics") as resp:
         text = await resp.text()
     return {
         s.labels[label]: s.value

@@ -79,6 +79,7 @@ def test_receiver_pod_matches_the_configuration_contract():
         "AKENEO_NATS_URL": "nats://nats.nats:4222",
         "AKENEO_LOG_LEVEL": "info",
         "AKENEO_PORT": "8443",
+        "AKENEO_ADMIN_PORT": "8081",
         "AKENEO_TLS_CERT_FILE": "/etc/akeneo/tls/tls.crt",
         "AKENEO_TLS_KEY_FILE": "/etc/akeneo/tls/tls.key",
         "AKENEO_EVENTS_API_SECRET_FILE": "/etc/akeneo/signature/eventsApiSecret",
@@ -92,8 +93,10 @@ def test_receiver_pod_matches_the_configuration_contract():
         "/etc/akeneo/tls": ("acme-tls", ["tls.crt", "tls.key"]),
         "/etc/akeneo/signature": ("acme-events", ["eventsApiSecret", "eventPlatformSecrets"]),
     }
-    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 8443, "scheme": "HTTPS"}
-    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8443, "scheme": "HTTPS"}
+    # probes on the admin port (plain HTTP), never on the public one
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin", "scheme": "HTTP"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "admin", "scheme": "HTTP"}
+    assert {"name": "admin", "containerPort": 8081, "protocol": "TCP"} in c["ports"]
     assert dep["spec"]["replicas"] == 2
     assert dep["spec"]["template"]["metadata"]["annotations"] == {
         "akeneo.connectors.dev/tls-serial": "abc123"
@@ -273,7 +276,8 @@ def test_ingress_network_policy_and_hpa_options():
         {"ipBlock": {"cidr": "203.0.113.0/24"}}
     ]
     worker_pol = children[("NetworkPolicy", "acme-worker")]
-    assert worker_pol["spec"]["policyTypes"] == ["Ingress"] and "ingress" not in worker_pol["spec"]
+    assert worker_pol["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert "ingress" not in worker_pol["spec"]  # nothing comes in; egress: tests/security
     hpa = children[("HorizontalPodAutoscaler", "acme-receiver")]
     assert hpa["spec"]["maxReplicas"] == 6
     assert "replicas" not in children[("Deployment", "acme-receiver")]["spec"]
