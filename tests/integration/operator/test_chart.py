@@ -129,7 +129,7 @@ def test_nats_cluster_servers_are_given_as_a_list_or_a_comma_separated_string() 
     servers = [f"nats://nats-{i}.nats-headless.nats:4222" for i in range(3)]
     for url in (servers, ",".join(servers)):
         values = {"nats": {"url": url, "podUrl": url}}
-        (deployment,) = _by_kind(render("akc", "ops", values), "Deployment")
+        (deployment,) = _by_kind(render("akc", "ops", shared(values)), "Deployment")
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         env = {e["name"]: e.get("value") for e in container["env"]}
         assert env["AKENEO_NATS_URL"] == ",".join(servers)
@@ -380,7 +380,7 @@ def test_rendered_env_is_the_operator_settings_contract() -> None:
     assert ops.image == "akeneo-connector:0.1.0"
     assert ops.default_tls is not None and ops.default_tls.issuer_ref is not None
     assert (ops.default_tls.mode, ops.default_tls.issuer_ref.name) == ("certManager", "letsencrypt")
-    (plain,) = _by_kind(render("akc", "ops"), "Deployment")
+    (plain,) = _by_kind(render("akc", "ops", shared()), "Deployment")
     assert "AKENEO_OPERATOR_DEFAULT_TLS" not in str(plain)  # none by default: selfSigned
     assert ops.stream_quotas.max.max_bytes == 16 * 1024**3  # rendered as an integer
     assert ops.stream_quotas.max.bucket.max_msgs == 50_000_000
