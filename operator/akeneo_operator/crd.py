@@ -63,6 +63,7 @@ CONDITION_TYPES = (
     "WorkerReady",
     "ReconcileScheduled",
     "EventSubscriptionActive",
+    "WorkerAutoscalerReady",
 )
 MAX_NAME_LENGTH = 40
 """Children are named ``<name>-<suffix>``; CronJob names are limited to 52 characters."""
@@ -92,6 +93,13 @@ CEL_RULES: dict[str, list[Schema]] = {
             "rule": "!has(self.minReplicas) || !has(self.maxReplicas)"
             " || self.minReplicas <= self.maxReplicas",
             "message": "receiver.autoscaling.minReplicas must not exceed maxReplicas",
+        }
+    ],
+    "WorkerAutoscaling": [
+        {
+            "rule": "!has(self.minReplicas) || !has(self.maxReplicas)"
+            " || self.minReplicas <= self.maxReplicas",
+            "message": "worker.autoscaling.minReplicas must not exceed maxReplicas",
         }
     ],
     "SinkSpec": [

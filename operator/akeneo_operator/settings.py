@@ -12,6 +12,7 @@ import random
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -68,6 +69,14 @@ class OperatorSettings(BaseModel):
         description="public key of the account (A...); default: the signing key's own account",
     )
     nats_creds_validity: str = "720h"  # 30 days
+    # Where KEDA's nats-jetstream scaler reads consumer lag (spec.worker.autoscaling).
+    keda_nats_monitoring: str | None = Field(
+        default=None,
+        description="host:port of the NATS monitoring endpoint; default <nats host>:8222",
+    )
+    keda_nats_account: str | None = Field(
+        default=None, description='NATS account of the streams; default nats_account, else "$G"'
+    )
     nats_creds_renew_before: str = "240h"  # 10 days
 
     image: str = DEFAULT_IMAGE
@@ -141,6 +150,19 @@ class OperatorSettings(BaseModel):
     @property
     def effective_pod_nats_url(self) -> str:
         return self.pod_nats_url or self.nats_url
+
+    @property
+    def nats_monitoring_endpoint(self) -> str:
+        """host:port KEDA polls for consumer lag (the first server of ``nats_url``)."""
+        if self.keda_nats_monitoring:
+            return self.keda_nats_monitoring
+        first = self.nats_url.split(",")[0].strip()
+        host = urlsplit(first if "://" in first else f"nats://{first}").hostname
+        return f"{host or 'localhost'}:8222"
+
+    @property
+    def nats_monitoring_account(self) -> str:
+        return self.keda_nats_account or self.nats_account or "$G"
 
     @property
     def maintenance_seconds(self) -> float:
@@ -230,6 +252,18 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
         "AKENEO_OPERATOR_NATS_CREDS_RENEW_BEFORE",
         "nats_creds_renew_before",
         "reissue NATS user JWTs this long before expiry",
+    ),
+    (
+        "--keda-nats-monitoring",
+        "AKENEO_OPERATOR_KEDA_NATS_MONITORING",
+        "keda_nats_monitoring",
+        "host:port of the NATS monitoring endpoint KEDA reads consumer lag from",
+    ),
+    (
+        "--keda-nats-account",
+        "AKENEO_OPERATOR_KEDA_NATS_ACCOUNT",
+        "keda_nats_account",
+        "NATS account KEDA looks the streams up in",
     ),
     ("--image", "AKENEO_IMAGE", "image", "image of receiver, worker and reconcile pods"),
     (

@@ -22,7 +22,9 @@ READY = "Ready"
 # Known only once the Event Platform sent a subscription notification (suspended, revoked,
 # resumed): absent before, so a legacy-only connection never shows it.
 EVENT_SUBSCRIPTION = "EventSubscriptionActive"
-OPTIONAL = (EVENT_SUBSCRIPTION,)
+# Present only when spec.worker.autoscaling asks for a KEDA ScaledObject.
+WORKER_AUTOSCALER = "WorkerAutoscalerReady"
+OPTIONAL = (EVENT_SUBSCRIPTION, WORKER_AUTOSCALER)
 # Conditions that report every change as a Kubernetes Event, their first one included.
 ALWAYS_REPORTED = frozenset({READY, EVENT_SUBSCRIPTION})
 COMPONENTS = (
