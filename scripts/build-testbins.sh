@@ -33,7 +33,7 @@ promtool_dir="$cache/promtool/$PROMTOOL_VERSION"
 crd_sets=(
   "keda|github.com/kedacore/keda/v2@$KEDA_VERSION|config/crd/bases|keda.sh_scaledobjects.yaml keda.sh_triggerauthentications.yaml keda.sh_clustertriggerauthentications.yaml keda.sh_scaledjobs.yaml"
   "cert-manager|github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION|deploy/crds|cert-manager.io_certificates.yaml cert-manager.io_issuers.yaml cert-manager.io_clusterissuers.yaml cert-manager.io_certificaterequests.yaml"
-  "prometheus-operator|github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION|example/prometheus-operator-crd|monitoring.coreos.com_prometheusrules.yaml monitoring.coreos.com_servicemonitors.yaml"
+  "prometheus-operator|github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION|example/prometheus-operator-crd|monitoring.coreos.com_prometheusrules.yaml monitoring.coreos.com_podmonitors.yaml monitoring.coreos.com_servicemonitors.yaml"
 )
 crd_dir() { local v="${2#*@}"; echo "$cache/crds/$1/$v"; }
 k8s_bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
