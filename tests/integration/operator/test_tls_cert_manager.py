@@ -12,6 +12,7 @@ import pytest
 import pytest_asyncio
 
 from akeneo_operator.kubeclient import ApiError, KubeClient
+from akeneo_operator.tls import certificate
 from tests.ground import crds
 from tests.ground.helm import ChartIdentity
 from tests.ground.kube import KubeCluster
@@ -27,6 +28,7 @@ from tests.integration.operator.running import (
     poll,
     tenant_secrets,
 )
+from tests.unit.operator.builders_support import BASE_SPEC, make_input
 
 pytestmark = pytest.mark.kube
 NS = "tenant-cm"
@@ -76,6 +78,21 @@ async def client(kube: KubeCluster, operator: OperatorProcess) -> AsyncIterator[
 
     await poll(crd_gone, what="Certificate CRD removed")
     await c.close()
+
+
+async def test_the_built_certificate_passes_cert_managers_schema(client):
+    spec = {
+        **BASE_SPEC,
+        "receiver": {"signatureSecret": "acme-events", "host": "acme.hooks.example.com"},
+        "tls": {"mode": "certManager", "issuerRef": {"kind": "Issuer", "name": "ca"}},
+    }
+    built = certificate(make_input(spec))
+    built["metadata"] = {**built["metadata"], "namespace": NS, "name": "strict"}
+    path = f"/apis/{CM}/namespaces/{NS}/certificates"
+    await crds.dry_run_create(client, path, built)  # strict: no field silently dropped
+    built["spec"]["privateKey"]["bits"] = 256  # cert-manager calls it size
+    with pytest.raises(ApiError):
+        await crds.dry_run_create(client, path, built)
 
 
 async def test_certificate_follows_the_spec_and_its_readiness(operator, client):

@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 
 from akeneo_connector.names import ConnectionNames
+from akeneo_operator.children import worker_scaled_object
 from akeneo_operator.kubeclient import ApiError, KubeClient
 from akeneo_operator.settings import MANAGED_BY
 from tests.ground import crds
@@ -30,6 +31,7 @@ from tests.integration.operator.running import (
     poll,
     tenant_secrets,
 )
+from tests.unit.operator.builders_support import BASE_SPEC, make_input
 
 pytestmark = pytest.mark.kube
 NS = "tenant-keda"
@@ -81,6 +83,14 @@ async def client(kube: KubeCluster, operator: OperatorProcess) -> AsyncIterator[
     await c.close()
 
 
+def strict_sample() -> dict[str, Any]:
+    spec = {**BASE_SPEC, "worker": {"autoscaling": {"minReplicas": 0, "maxReplicas": 9}}}
+    built = worker_scaled_object(make_input(spec, nats_account="ADEMOACCOUNT"))
+    assert built is not None
+    built["metadata"] = {**built["metadata"], "namespace": NS, "name": "strict"}
+    return built
+
+
 def _owns_replicas(deployment: dict[str, Any]) -> bool:
     """Whether the operator's field manager owns the Deployment's spec.replicas."""
     for entry in deployment["metadata"].get("managedFields") or []:
@@ -118,6 +128,14 @@ async def test_scaled_object_follows_the_spec_and_keda_being_installed(operator,
     async def scaled() -> dict[str, Any] | None:
         found: dict[str, Any] | None = await client.get(KEDA, "ScaledObject", NS, "acme-worker")
         return found
+
+    # what the builder writes passes KEDA's schema strictly (no field silently dropped)
+    path = f"/apis/{KEDA}/namespaces/{NS}/scaledobjects"
+    await crds.dry_run_create(client, path, strict_sample())
+    wrong = strict_sample()
+    wrong["spec"]["maxReplicas"] = 4  # KEDA calls it maxReplicaCount
+    with pytest.raises(ApiError):
+        await crds.dry_run_create(client, path, wrong)
 
     so = await poll(scaled, what="ScaledObject created once KEDA is there", operators=(operator,))
     assert so["spec"]["scaleTargetRef"]["name"] == "acme-worker"
