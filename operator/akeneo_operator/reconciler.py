@@ -99,6 +99,8 @@ class ConnState:
     tls_mode: TLSMode | None = None
     cert_not_after: datetime | None = None  # selfSigned: when the operator must renew
     tls_not_after: datetime | None = None  # any mode, when known (metrics)
+    # a KEDA ScaledObject may exist (unknown after a restart): prune it once, not each time
+    scaled_object_maybe: bool = True
     creds_not_after: datetime | None = None  # earliest expiry of the issued NATS users
     creds_issuer: str | None = None  # signing key (public) those users were issued with
     needs_retry: bool = False
@@ -319,13 +321,17 @@ class Reconciler:
         namespace, name = inp.names.namespace, names_of(inp.names.name)["worker"]
         if wanted is None:
             st.obs.conditions.pop(WORKER_AUTOSCALER, None)
+            if not st.scaled_object_maybe:
+                return
             try:
                 if await self.client.delete(SCALED_OBJECT_API, "ScaledObject", namespace, name):
                     self.log.info("Pruned ScaledObject/%s/%s", namespace, name)
             except ApiError as exc:
                 if not exc.kind_missing:
                     raise
+            st.scaled_object_maybe = False
             return
+        st.scaled_object_maybe = True
         try:
             outcome, _live = await ensure_child(self.client, self.adopt(wanted, st.body))
         except ApiError as exc:
