@@ -131,6 +131,125 @@ def test_promtool_accepts_the_rendered_rules_and_refuses_a_broken_one(tmp_path: 
     assert promtool_check(bad).returncode != 0
 
 
+# `promtool test rules`: series in, alerts out (interval 1m; `a+bxN`: N+1 samples from a).
+ALERT_CASES: dict[str, Any] = {
+    "rule_files": ["rules.yaml"],
+    "evaluation_interval": "1m",
+    "tests": [
+        {
+            "interval": "1m",
+            "input_series": [
+                # the queue went down at minute 10: 503s from then on
+                {
+                    "series": 'akeneo_receiver_requests_total{namespace="t",connection="c",'
+                    'format="events_api",code="503"}',
+                    "values": "0x10 0+5x20",
+                },
+                {
+                    "series": 'akeneo_worker_dead_lettered_total{namespace="t",'
+                    'connection="c",cause="malformed"}',
+                    "values": "0x5 1x25",
+                },
+                # schedule every 15 min; the last run finished at t=0, so overdue after 30 min
+                {
+                    "series": 'akeneo_operator_reconcile_last_run_timestamp_seconds{namespace="t",'
+                    'connection="c"}',
+                    "values": "0x60",
+                },
+                {
+                    "series": 'akeneo_operator_reconcile_period_seconds{namespace="t",'
+                    'connection="c"}',
+                    "values": "900x60",
+                },
+                {
+                    "series": 'akeneo_operator_connection_condition{namespace="t",'
+                    'connection="c",type="EventSubscriptionActive"}',
+                    "values": "1x10 0x20",
+                },
+            ],
+            "alert_rule_test": [
+                {
+                    "eval_time": "9m",
+                    "alertname": "AkeneoReceiverQueueUnavailable",
+                    "exp_alerts": [],
+                },
+                {
+                    "eval_time": "15m",
+                    "alertname": "AkeneoReceiverQueueUnavailable",
+                    "exp_alerts": [
+                        {
+                            "exp_labels": {
+                                "severity": "critical",
+                                "namespace": "t",
+                                "connection": "c",
+                            }
+                        }
+                    ],
+                },
+                {
+                    "eval_time": "10m",
+                    "alertname": "AkeneoDeadLetters",
+                    "exp_alerts": [
+                        {
+                            "exp_labels": {
+                                "severity": "warning",
+                                "namespace": "t",
+                                "connection": "c",
+                                "cause": "malformed",
+                            }
+                        }
+                    ],
+                },
+                {"eval_time": "28m", "alertname": "AkeneoDeadLetters", "exp_alerts": []},
+                {"eval_time": "30m", "alertname": "AkeneoReconcileNotRun", "exp_alerts": []},
+                {
+                    "eval_time": "40m",
+                    "alertname": "AkeneoReconcileNotRun",
+                    "exp_alerts": [
+                        {"exp_labels": {"severity": "warning", "namespace": "t", "connection": "c"}}
+                    ],
+                },
+                {
+                    "eval_time": "10m",
+                    "alertname": "AkeneoEventSubscriptionSuspended",
+                    "exp_alerts": [],
+                },
+                {
+                    "eval_time": "13m",
+                    "alertname": "AkeneoEventSubscriptionSuspended",
+                    "exp_alerts": [
+                        {
+                            "exp_labels": {
+                                "severity": "critical",
+                                "namespace": "t",
+                                "connection": "c",
+                            }
+                        }
+                    ],
+                },
+            ],
+        }
+    ],
+}
+
+
+def test_alerts_fire_on_what_they_describe_and_not_before(tmp_path: Path) -> None:
+    groups = copy.deepcopy(rendered()["PrometheusRule"]["spec"]["groups"])
+    for group in groups:  # the texts are checked by `promtool check rules`; here: when
+        for rule in group["rules"]:
+            rule.pop("annotations", None)
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}))
+    (tmp_path / "cases.yaml").write_text(yaml.safe_dump(ALERT_CASES))
+    done = subprocess.run(
+        [str(k8s_binary("promtool")), "test", "rules", "cases.yaml"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_the_dashboard_selects_one_connection() -> None:
     doc = rendered()["ConfigMap"]
     assert doc["metadata"]["labels"]["grafana_dashboard"] == "1"
