@@ -166,8 +166,55 @@ ALERT_CASES: dict[str, Any] = {
                     'connection="c",type="EventSubscriptionActive"}',
                     "values": "1x10 0x20",
                 },
+                # 1 rejection a minute for 6 h, then 30 a minute: a spike; c2 steady at 30
+                {
+                    "series": 'akeneo_receiver_rejected_requests_total{namespace="t",'
+                    'connection="c",reason="bad_signature"}',
+                    "values": "0+1x360 360+30x20",
+                },
+                {
+                    "series": 'akeneo_receiver_rejected_requests_total{namespace="t",'
+                    'connection="c2",reason="bad_signature"}',
+                    "values": "0+30x380",
+                },
+                # c's backlog grows by 100 a minute; c2's is large but flat
+                {
+                    "series": 'akeneo_worker_consumer_lag{namespace="t",connection="c"}',
+                    "values": "0+100x60",
+                },
+                {
+                    "series": 'akeneo_worker_consumer_lag{namespace="t",connection="c2"}',
+                    "values": "5000x60",
+                },
             ],
             "alert_rule_test": [
+                {
+                    "eval_time": "355m",
+                    "alertname": "AkeneoReceiverRejectionsSpike",
+                    "exp_alerts": [],
+                },
+                {
+                    "eval_time": "370m",
+                    "alertname": "AkeneoReceiverRejectionsSpike",
+                    "exp_alerts": [
+                        {
+                            "exp_labels": {
+                                "severity": "warning",
+                                "namespace": "t",
+                                "connection": "c",
+                                "reason": "bad_signature",
+                            }
+                        }
+                    ],
+                },
+                {"eval_time": "20m", "alertname": "AkeneoConsumerLagGrowing", "exp_alerts": []},
+                {
+                    "eval_time": "40m",
+                    "alertname": "AkeneoConsumerLagGrowing",
+                    "exp_alerts": [
+                        {"exp_labels": {"severity": "warning", "namespace": "t", "connection": "c"}}
+                    ],
+                },
                 {
                     "eval_time": "9m",
                     "alertname": "AkeneoReceiverQueueUnavailable",
