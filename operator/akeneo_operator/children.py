@@ -303,9 +303,9 @@ def receiver_network_policy(inp: BuildInput) -> Manifest:
             # through the Ingress the connection comes from the controller's pods; the
             # Ingress checks the ranges (whitelist annotation) on the client's address
             ns = inp.settings.ingress_namespace
-            peers.append(
-                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
-            )
+            peers.append(_namespace_peer(ns))
+        if inp.settings.metrics_namespace:  # Prometheus scrapes /metrics on the same port
+            peers.append(_namespace_peer(inp.settings.metrics_namespace))
         rule["from"] = peers
     return {
         "apiVersion": "networking.k8s.io/v1",
@@ -319,21 +319,34 @@ def receiver_network_policy(inp: BuildInput) -> Manifest:
     }
 
 
+def _namespace_peer(namespace: str) -> Manifest:
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
+
+
 def worker_network_policy(inp: BuildInput) -> Manifest:
-    """Worker and reconcile pods accept no inbound traffic at all."""
+    """Worker and reconcile pods accept no inbound traffic, but Prometheus's scrapes of the
+    worker's /metrics when a metrics namespace is configured."""
+    spec: Manifest = {
+        "podSelector": {
+            "matchLabels": {L_INSTANCE: inp.names.name},
+            "matchExpressions": [
+                {"key": L_COMPONENT, "operator": "In", "values": [WORKER, RECONCILE]}
+            ],
+        },
+        "policyTypes": ["Ingress"],
+    }
+    if inp.settings.metrics_namespace:
+        spec["ingress"] = [
+            {
+                "from": [_namespace_peer(inp.settings.metrics_namespace)],
+                "ports": [{"protocol": "TCP", "port": WORKER_PORT}],
+            }
+        ]
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": _meta(inp, names_of(inp.names.name)["worker"], WORKER),
-        "spec": {
-            "podSelector": {
-                "matchLabels": {L_INSTANCE: inp.names.name},
-                "matchExpressions": [
-                    {"key": L_COMPONENT, "operator": "In", "values": [WORKER, RECONCILE]}
-                ],
-            },
-            "policyTypes": ["Ingress"],
-        },
+        "spec": spec,
     }
 
 

@@ -91,6 +91,8 @@ class OperatorSettings(BaseModel):
     # receiver's NetworkPolicy must still let the controller's pods in (the Ingress itself
     # enforces the ranges on the client's address, which the controller's hop hides).
     ingress_namespace: str = "ingress-nginx"
+    # Namespace of the Prometheus that scrapes receiver and worker pods (NetworkPolicies).
+    metrics_namespace: str | None = None
     # A tenant's spec.worker.sink.webhook.allowPrivateAddresses is honoured only when the
     # platform allows it: otherwise any tenant could point its worker at cluster internals.
     allow_private_webhooks: bool = False
@@ -264,6 +266,12 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
         "AKENEO_OPERATOR_KEDA_NATS_ACCOUNT",
         "keda_nats_account",
         "NATS account KEDA looks the streams up in",
+    ),
+    (
+        "--metrics-namespace",
+        "AKENEO_OPERATOR_METRICS_NAMESPACE",
+        "metrics_namespace",
+        "namespace of the Prometheus scraping the pods: their NetworkPolicies admit it",
     ),
     ("--image", "AKENEO_IMAGE", "image", "image of receiver, worker and reconcile pods"),
     (

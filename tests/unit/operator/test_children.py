@@ -286,6 +286,26 @@ def test_ingress_network_policy_and_hpa_options():
     assert endpoint(make_input()) == "https://acme-receiver.tenant-acme.svc:443/events"
 
 
+def test_a_metrics_namespace_may_scrape_worker_and_receiver_and_nothing_else():
+    spec = copy.deepcopy(BASE_SPEC)
+    spec["receiver"] = {"signatureSecret": "acme-events", "allowedSourceRanges": ["10.0.0.0/8"]}
+    children = by_kind_name(build_children(make_input(spec, metrics_namespace="monitoring")))
+    prometheus = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    }
+    worker = children[("NetworkPolicy", "acme-worker")]["spec"]
+    assert worker["ingress"] == [
+        {"from": [prometheus], "ports": [{"protocol": "TCP", "port": 8080}]}
+    ]
+    receiver = children[("NetworkPolicy", "acme-receiver")]["spec"]["ingress"]
+    assert receiver == [
+        {
+            "ports": [{"protocol": "TCP", "port": 8443}],
+            "from": [{"ipBlock": {"cidr": "10.0.0.0/8"}}, prometheus],
+        }
+    ]
+
+
 def test_worker_autoscaling_writes_a_keda_scaled_object_on_the_consumer_lag():
     spec = copy.deepcopy(BASE_SPEC)
     spec["worker"] = {
