@@ -7,6 +7,9 @@
 # Layout: $AKENEO_TESTBIN_CACHE (default ~/.cache/akeneo-connector)/
 #   k8s/<K8S_VERSION>/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl}
 #   etcd/<ETCD_VERSION>/etcd   kwok/<KWOK_VERSION>/kwok   helm/<HELM_VERSION>/helm
+#   promtool/<PROMTOOL_VERSION>/promtool (github.com/prometheus/prometheus/cmd/promtool)
+#   crds/{keda,cert-manager,prometheus-operator}/<version>/*.yaml: the real CRDs, copied from
+#   the YAML their Go modules ship (the module proxy serves them; nothing else is fetched)
 #
 # k8s.io/kubernetes cannot be `go install`ed (it replaces its staging modules with local
 # paths that module zips do not carry), so it is built from a throw-away wrapper module that
@@ -25,6 +28,14 @@ k8s_dir="$cache/k8s/$K8S_VERSION"
 etcd_dir="$cache/etcd/$ETCD_VERSION"
 kwok_dir="$cache/kwok/$KWOK_VERSION"
 helm_dir="$cache/helm/$HELM_VERSION"
+promtool_dir="$cache/promtool/$PROMTOOL_VERSION"
+# name|module@version|directory in the module zip|files
+crd_sets=(
+  "keda|github.com/kedacore/keda/v2@$KEDA_VERSION|config/crd/bases|keda.sh_scaledobjects.yaml keda.sh_triggerauthentications.yaml keda.sh_clustertriggerauthentications.yaml keda.sh_scaledjobs.yaml"
+  "cert-manager|github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION|deploy/crds|cert-manager.io_certificates.yaml cert-manager.io_issuers.yaml cert-manager.io_clusterissuers.yaml cert-manager.io_certificaterequests.yaml"
+  "prometheus-operator|github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION|example/prometheus-operator-crd|monitoring.coreos.com_prometheusrules.yaml monitoring.coreos.com_podmonitors.yaml monitoring.coreos.com_servicemonitors.yaml"
+)
+crd_dir() { local v="${2#*@}"; echo "$cache/crds/$1/$v"; }
 k8s_bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 
 missing=()
@@ -32,6 +43,13 @@ for b in "${k8s_bins[@]}"; do [[ -x "$k8s_dir/$b" ]] || missing+=("$b"); done
 [[ -x "$etcd_dir/etcd" ]] || missing+=(etcd)
 [[ -x "$kwok_dir/kwok" ]] || missing+=(kwok)
 [[ -x "$helm_dir/helm" ]] || missing+=(helm)
+[[ -x "$promtool_dir/promtool" ]] || missing+=(promtool)
+for set in "${crd_sets[@]}"; do
+  IFS="|" read -r name mod _sub files <<< "$set"
+  for f in $files; do
+    [[ -f "$(crd_dir "$name" "$mod")/$f" ]] || { missing+=("crds-$name"); break; }
+  done
+done
 
 if (( ${#missing[@]} == 0 )); then
   echo "$cache"; exit 0
@@ -95,10 +113,27 @@ gobin_install() {  # name module version dir
   mv "$d/$1" "$4/$1"
 }
 
+fetch_crds() {  # name: copy the CRD YAML out of the module zip (go mod download)
+  local set name mod sub files dir src f
+  for set in "${crd_sets[@]}"; do
+    IFS="|" read -r name mod sub files <<< "$set"
+    [[ "crds-$name" == "$1" ]] || continue
+    log "fetching $name CRDs from $mod"
+    src="$(cd "$work" && GOFLAGS= go mod download -json "$mod" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
+    [[ -d "$src/$sub" ]] || { echo "$mod has no $sub" >&2; exit 1; }
+    dir="$(crd_dir "$name" "$mod")"; mkdir -p "$dir"
+    for f in $files; do install -m 0644 "$src/$sub/$f" "$dir/$f"; done
+  done
+}
+
 start=$(date +%s)
 if needs kube-apiserver || needs kube-controller-manager || needs kube-scheduler || needs kubectl; then build_k8s; fi
 needs etcd && build_etcd
 needs kwok && gobin_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" "$kwok_dir"
 needs helm && gobin_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "$helm_dir"
+# promtool `go install`s cleanly (no replace directives); about 4 min on 2 cores
+needs promtool && gobin_install promtool github.com/prometheus/prometheus/cmd/promtool \
+  "$PROMTOOL_VERSION" "$promtool_dir"
+for m in "${missing[@]}"; do [[ "$m" == crds-* ]] && fetch_crds "$m"; done
 log "built ${missing[*]} in $(( $(date +%s) - start ))s"
 echo "$cache"

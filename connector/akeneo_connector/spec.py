@@ -262,8 +262,34 @@ class SinkSpec(SpecModel):
         return "sqlite"
 
 
+class WorkerAutoscaling(SpecModel):
+    """Workers that follow the backlog: a KEDA ScaledObject (NATS JetStream scaler)."""
+
+    min_replicas: Annotated[int, Field(ge=0, le=50)] = Field(
+        default=1, description="Fewest workers; 0 lets KEDA stop them all when idle"
+    )
+    max_replicas: Annotated[int, Field(ge=1, le=50)] = Field(
+        default=5, description="Most workers KEDA may run"
+    )
+    lag_per_replica: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        default=1000,
+        description="Pending messages of the worker's consumer per worker (KEDA lagThreshold)",
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> WorkerAutoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("worker.autoscaling.minReplicas must not exceed maxReplicas")
+        return self
+
+
 class WorkerSpec(SpecModel):
     replicas: Annotated[int, Field(ge=0, le=50)] = 1
+    autoscaling: WorkerAutoscaling | None = Field(
+        default=None,
+        description="Scale workers on their consumer's lag with KEDA (its CRDs must be "
+        "installed); replicas is then ignored",
+    )
     max_deliver: Annotated[int, Field(ge=1, le=1000)] = 10
     ack_wait: Duration = "30s"
     sink: SinkSpec = Field(default_factory=lambda: SinkSpec(sqlite=SqliteSink()))

@@ -139,22 +139,62 @@ def receiver_deployment(inp: BuildInput) -> Manifest:
 def worker_deployment(inp: BuildInput) -> Manifest:
     parts = worker_parts(inp)
     cont = container(inp, WORKER, ["worker"], parts, WORKER_PORT)
+    spec: Manifest = {
+        "selector": {"matchLabels": selector(inp.names.name, WORKER)},
+        # one consumer group: no overlap needed, avoid double hydration on rollout
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0},
+        },
+        "revisionHistoryLimit": 3,
+        "template": pod_template(inp, WORKER, cont, parts),
+    }
+    if inp.spec.worker.autoscaling is None:  # else KEDA's HPA owns replicas: never fight it
+        spec = {"replicas": inp.spec.worker.replicas, **spec}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": _meta(inp, names_of(inp.names.name)["worker"], WORKER),
-        "spec": {
-            "replicas": inp.spec.worker.replicas,
-            "selector": {"matchLabels": selector(inp.names.name, WORKER)},
-            # one consumer group: no overlap needed, avoid double hydration on rollout
-            "strategy": {
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0},
-            },
-            "revisionHistoryLimit": 3,
-            "template": pod_template(inp, WORKER, cont, parts),
-        },
+        "spec": spec,
     }
+
+
+SCALED_OBJECT_API = "keda.sh/v1alpha1"
+
+
+def worker_scaled_object(inp: BuildInput) -> Manifest | None:
+    """KEDA ScaledObject scaling the worker Deployment on its durable consumer's lag.
+
+    KEDA's ``nats-jetstream`` scaler reads the lag from the NATS monitoring endpoint; it is
+    applied apart from ``build_children`` because KEDA's CRDs may not be installed."""
+    auto = inp.spec.worker.autoscaling
+    if auto is None:
+        return None
+    name = names_of(inp.names.name)["worker"]
+    return with_hash(
+        {
+            "apiVersion": SCALED_OBJECT_API,
+            "kind": "ScaledObject",
+            "metadata": _meta(inp, name, WORKER),
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                "minReplicaCount": auto.min_replicas,
+                "maxReplicaCount": auto.max_replicas,
+                "triggers": [
+                    {
+                        "type": "nats-jetstream",
+                        "metadata": {
+                            "natsServerMonitoringEndpoint": inp.settings.nats_monitoring_endpoint,
+                            "account": inp.settings.nats_monitoring_account,
+                            "stream": inp.names.stream,
+                            "consumer": inp.names.consumer,
+                            "lagThreshold": str(auto.lag_per_replica),
+                        },
+                    }
+                ],
+            },
+        }
+    )
 
 
 def receiver_service(inp: BuildInput) -> Manifest:
@@ -268,9 +308,9 @@ def receiver_network_policy(inp: BuildInput) -> Manifest:
             # through the Ingress the connection comes from the controller's pods; the
             # Ingress checks the ranges (whitelist annotation) on the client's address
             ns = inp.settings.ingress_namespace
-            peers.append(
-                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
-            )
+            peers.append(_namespace_peer(ns))
+        if inp.settings.metrics_namespace:  # Prometheus scrapes /metrics on the same port
+            peers.append(_namespace_peer(inp.settings.metrics_namespace))
         rule["from"] = peers
     return {
         "apiVersion": "networking.k8s.io/v1",
@@ -285,23 +325,36 @@ def receiver_network_policy(inp: BuildInput) -> Manifest:
     }
 
 
+def _namespace_peer(namespace: str) -> Manifest:
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
+
+
 def worker_network_policy(inp: BuildInput) -> Manifest:
-    """Worker and reconcile pods accept no inbound traffic at all, and reach DNS, NATS and
+    """Worker and reconcile pods accept no inbound traffic but Prometheus's scrapes of the
+    worker's /metrics (when a metrics namespace is configured), and reach DNS, NATS and
     public addresses only (``egress``)."""
+    spec: Manifest = {
+        "podSelector": {
+            "matchLabels": {L_INSTANCE: inp.names.name},
+            "matchExpressions": [
+                {"key": L_COMPONENT, "operator": "In", "values": [WORKER, RECONCILE]}
+            ],
+        },
+        "policyTypes": ["Ingress", "Egress"],
+        "egress": worker_egress(inp.settings),
+    }
+    if inp.settings.metrics_namespace:
+        spec["ingress"] = [
+            {
+                "from": [_namespace_peer(inp.settings.metrics_namespace)],
+                "ports": [{"protocol": "TCP", "port": WORKER_PORT}],
+            }
+        ]
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": _meta(inp, names_of(inp.names.name)["worker"], WORKER),
-        "spec": {
-            "podSelector": {
-                "matchLabels": {L_INSTANCE: inp.names.name},
-                "matchExpressions": [
-                    {"key": L_COMPONENT, "operator": "In", "values": [WORKER, RECONCILE]}
-                ],
-            },
-            "policyTypes": ["Ingress", "Egress"],
-            "egress": worker_egress(inp.settings),
-        },
+        "spec": spec,
     }
 
 

@@ -68,6 +68,7 @@ CONDITION_TYPES = (
     "CatchUp",
     "PubliclyTrusted",
     "NatsIsolated",
+    "WorkerAutoscalerReady",
 )
 MAX_NAME_LENGTH = 40
 """Children are named ``<name>-<suffix>``; CronJob names are limited to 52 characters."""
@@ -97,6 +98,13 @@ CEL_RULES: dict[str, list[Schema]] = {
             "rule": "!has(self.minReplicas) || !has(self.maxReplicas)"
             " || self.minReplicas <= self.maxReplicas",
             "message": "receiver.autoscaling.minReplicas must not exceed maxReplicas",
+        }
+    ],
+    "WorkerAutoscaling": [
+        {
+            "rule": "!has(self.minReplicas) || !has(self.maxReplicas)"
+            " || self.minReplicas <= self.maxReplicas",
+            "message": "worker.autoscaling.minReplicas must not exceed maxReplicas",
         }
     ],
     "SinkSpec": [

@@ -93,6 +93,7 @@ def build_registry(ops: OperatorSettings) -> tuple[kopf.OperatorRegistry, Runtim
             credentials_from(info), MANAGED_BY, timeout=ops.request_timeout, refresh=relogin
         )
         rt.reconciler = Reconciler(ops, client, NatsLink(ops), adopt=adopt, emit=_emit, logger=log)
+        rt.metrics.per_connection.source = rt.reconciler.samples
         if ops.port:
             rt.server = await start_server(
                 ops.port, rt.metrics, lambda: rt.reconciler is not None, _refresh

@@ -2,11 +2,78 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+CONDITION_VALUES = {"True": 1.0, "False": 0.0}  # Unknown: -1
+
+
+@dataclass(frozen=True)
+class ConnectionSample:
+    """What the operator knows of one connection, as the alert rules need it."""
+
+    namespace: str
+    connection: str
+    conditions: dict[str, str] = field(default_factory=dict)  # type -> True/False/Unknown
+    last_reconcile: float | None = None  # finish time of the last reconcile Job (epoch)
+    last_reconcile_ok: bool | None = None
+    reconcile_period: float | None = None  # seconds between two runs of its schedule
+    certificate_not_after: float | None = None  # epoch
+
+
+class ConnectionCollector(Collector):
+    """Per-connection series built at scrape time from the reconciler's state, so a deleted
+    connection's series vanish with it instead of lingering as stale gauges."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Iterable[ConnectionSample]] = lambda: ()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        labels = ["namespace", "connection"]
+        cond = GaugeMetricFamily(
+            "akeneo_operator_connection_condition",
+            "Status condition of an AkeneoConnection: 1 True, 0 False, -1 Unknown",
+            labels=[*labels, "type"],
+        )
+        last = GaugeMetricFamily(
+            "akeneo_operator_reconcile_last_run_timestamp_seconds",
+            "When the last reconcile Job of a connection finished",
+            labels=labels,
+        )
+        ok = GaugeMetricFamily(
+            "akeneo_operator_reconcile_last_run_success",
+            "1 when the last reconcile Job of a connection succeeded, else 0",
+            labels=labels,
+        )
+        period = GaugeMetricFamily(
+            "akeneo_operator_reconcile_period_seconds",
+            "Seconds between two runs of a connection's reconcile schedule (when scheduled)",
+            labels=labels,
+        )
+        cert = GaugeMetricFamily(
+            "akeneo_operator_certificate_expiry_timestamp_seconds",
+            "notAfter of the receiver's serving certificate",
+            labels=labels,
+        )
+        for s in self.source():
+            key = [s.namespace, s.connection]
+            for kind, status in s.conditions.items():
+                cond.add_metric([*key, kind], CONDITION_VALUES.get(status, -1.0))
+            if s.last_reconcile is not None:
+                last.add_metric(key, s.last_reconcile)
+            if s.last_reconcile_ok is not None:
+                ok.add_metric(key, 1.0 if s.last_reconcile_ok else 0.0)
+            if s.reconcile_period is not None:
+                period.add_metric(key, s.reconcile_period)
+            if s.certificate_not_after is not None:
+                cert.add_metric(key, s.certificate_not_after)
+        yield from (cond, last, ok, period, cert)
 
 
 class OperatorMetrics:
@@ -18,6 +85,10 @@ class OperatorMetrics:
             ["result"],
             registry=self.registry,
         )
+        for result in ("ok", "error"):  # both series exist from the start, at 0
+            self.reconciles.labels(result)
+        self.per_connection = ConnectionCollector()
+        self.registry.register(self.per_connection)
         self.connections = Gauge(
             "akeneo_operator_connections", "AkeneoConnections known", registry=self.registry
         )

@@ -36,6 +36,7 @@ PLURALS: dict[str, str] = {
     "Pod": "pods",
     "HorizontalPodAutoscaler": "horizontalpodautoscalers",
     "Certificate": "certificates",
+    "ScaledObject": "scaledobjects",
     "AkeneoConnection": "akeneoconnections",
     "CustomResourceDefinition": "customresourcedefinitions",
 }

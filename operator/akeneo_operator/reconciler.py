@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from itertools import pairwise
 from typing import Any
 
+from croniter import croniter
 from pydantic import ValidationError
 
 from akeneo_connector.names import ConnectionNames
@@ -22,6 +25,7 @@ from akeneo_operator import policy, secretcheck
 from akeneo_operator.apply import ChildConflict, Outcome, ensure_child, prune_child, write_child
 from akeneo_operator.certs import utcnow
 from akeneo_operator.children import (
+    SCALED_OBJECT_API,
     ChildRef,
     build_children,
     endpoint,
@@ -29,6 +33,7 @@ from akeneo_operator.children import (
     names_of,
     possible_children,
     ref_of,
+    worker_scaled_object,
 )
 from akeneo_operator.childwatch import (
     ChildEvent,
@@ -39,6 +44,7 @@ from akeneo_operator.childwatch import (
     resource_version,
     unpack,
 )
+from akeneo_operator.health import ConnectionSample
 from akeneo_operator.kubeclient import ApiError, KubeClient
 from akeneo_operator.meta import FINALIZER, L_COMPONENT, RECEIVER, WORKER, Manifest, owned_by
 from akeneo_operator.natscreds import (
@@ -61,6 +67,7 @@ from akeneo_operator.status import (
     RECONCILE_SCHEDULED,
     STREAM_READY,
     TLS_READY,
+    WORKER_AUTOSCALER,
     WORKER_READY,
     Cond,
     Observed,
@@ -111,7 +118,10 @@ class ConnState:
     spec: AkeneoConnectionSpec | None = None
     names: ConnectionNames | None = None
     tls_mode: TLSMode | None = None
-    cert_not_after: datetime | None = None
+    cert_not_after: datetime | None = None  # selfSigned: when the operator must renew
+    tls_not_after: datetime | None = None  # any mode, when known (metrics)
+    # a KEDA ScaledObject may exist (unknown after a restart): prune it once, not each time
+    scaled_object_maybe: bool = True
     creds_not_after: datetime | None = None  # earliest expiry of the issued NATS users
     creds_issuer: str | None = None  # signing key (public) those users were issued with
     needs_retry: bool = False
@@ -239,6 +249,7 @@ class Reconciler:
         tls = await ensure_tls(self.client, base, self._adopter(st), self.clock())
         st.obs.conditions[TLS_READY] = tls.cond
         st.cert_not_after = tls.not_after if not tls.renews_itself else None
+        st.tls_not_after = tls.not_after
         if tls.issued:
             self._event(st, "Normal", "CertificateIssued", "serving certificate replaced")
         await self._observe_trust(st, base, tls)
@@ -251,6 +262,7 @@ class Reconciler:
         )
         await self._apply_children(st, inp, live)
         st.inp = inp
+        await self._worker_autoscaler(st, inp)
         stream_cond, _changed = await self.nats.ensure(names, spec.stream)
         st.obs.conditions[STREAM_READY] = stream_cond
         if stream_cond.status == "True":
@@ -260,7 +272,11 @@ class Reconciler:
             await self._sync(st, inp)
             await self._catch_up(st)
         st.obs.endpoint, st.obs.endpoints = endpoint(inp), endpoints(inp)
-        st.needs_retry = any(c.status != "True" for c in (tls.cond, stream_cond, creds.cond))
+        # a missing KEDA is retried too: installing it later must not need a spec change
+        autoscaler = st.obs.conditions.get(WORKER_AUTOSCALER, Cond.ok("NotRequested"))
+        st.needs_retry = any(
+            c.status != "True" for c in (tls.cond, stream_cond, creds.cond, autoscaler)
+        )
 
     async def _observe_trust(self, st: ConnState, inp: BuildInput, tls: TLSOutcome) -> None:
         """``PubliclyTrusted`` for a connection with a public host (``trust``)."""
@@ -442,6 +458,47 @@ class Reconciler:
             if await prune_child(self.client, ref.api_version, ref.kind, obj, st.uid):
                 self.log.info("Pruned %s/%s/%s", ref.kind, namespace, ref.name)
         st.obs.conditions[RECONCILE_SCHEDULED] = self._reconcile_condition(inp, desired)
+
+    async def _worker_autoscaler(self, st: ConnState, inp: BuildInput) -> None:
+        """The KEDA ScaledObject when autoscaling is asked for; pruned when it is not.
+
+        KEDA's CRDs may be absent: that is a condition (``KedaNotInstalled``) that keeps
+        ``Ready`` False, since the user asked for a scaler that cannot exist."""
+        wanted = worker_scaled_object(inp)
+        namespace, name = inp.names.namespace, names_of(inp.names.name)["worker"]
+        if wanted is None:
+            st.obs.conditions.pop(WORKER_AUTOSCALER, None)
+            if not st.scaled_object_maybe:
+                return
+            try:
+                if await self.client.delete(SCALED_OBJECT_API, "ScaledObject", namespace, name):
+                    self.log.info("Pruned ScaledObject/%s/%s", namespace, name)
+            except ApiError as exc:
+                if not exc.kind_missing:
+                    raise
+            st.scaled_object_maybe = False
+            return
+        st.scaled_object_maybe = True
+        try:
+            outcome, _live = await ensure_child(self.client, self.adopt(wanted, st.body))
+        except ApiError as exc:
+            if not exc.kind_missing:
+                raise
+            st.obs.conditions[WORKER_AUTOSCALER] = Cond.fail(
+                "KedaNotInstalled",
+                "keda.sh/v1alpha1 ScaledObject is not served: install KEDA or remove "
+                "worker.autoscaling",
+            )
+            return
+        if outcome is not Outcome.UNCHANGED:
+            self.log.info("%s ScaledObject/%s/%s", outcome.value, namespace, name)
+        auto = inp.spec.worker.autoscaling
+        assert auto is not None
+        st.obs.conditions[WORKER_AUTOSCALER] = Cond.ok(
+            "ScaledObjectApplied",
+            f"KEDA scales {name} from {auto.min_replicas} to {auto.max_replicas} "
+            f"replicas at {auto.lag_per_replica} pending messages each",
+        )
 
     @staticmethod
     def _reconcile_condition(inp: BuildInput, desired: dict[ChildRef, Manifest]) -> Cond:
@@ -654,6 +711,32 @@ class Reconciler:
             self.log.info("Deleted stream %s and bucket %s", names.stream, names.guard_bucket)
         self.states.pop(st.key, None)
 
+    # -- metrics -------------------------------------------------------------------------------
+    def samples(self) -> Iterator[ConnectionSample]:
+        """Per-connection facts for /metrics (conditions as last written, reconcile runs)."""
+        for st in list(self.states.values()):
+            if st.deleting or not st.body:
+                continue
+            status = st.last_status or st.body.get("status") or {}
+            conditions = {
+                str(c.get("type")): str(c.get("status")) for c in status.get("conditions") or []
+            }
+            when = _epoch(st.obs.last_reconcile_time or status.get("lastReconcileTime"))
+            result = st.obs.last_reconcile_result or status.get("lastReconcileResult")
+            period = None
+            rec = st.spec.reconciliation if st.spec is not None else None
+            if rec is not None and not rec.suspend and st.spec and st.spec.pim.credentials_secret:
+                period = schedule_period(rec.schedule)
+            yield ConnectionSample(
+                st.key[0],
+                st.key[1],
+                conditions,
+                when,
+                None if not result else result == "Succeeded",
+                period,
+                st.tls_not_after.timestamp() if st.tls_not_after is not None else None,
+            )
+
     # -- status and events ---------------------------------------------------------------------
     async def _write_status(self, st: ConnState) -> None:
         if not st.body or st.deleting:
@@ -680,6 +763,26 @@ class Reconciler:
             self.emit(st.body, event_type, reason, message[:1000])
         except Exception:  # events are best effort
             self.log.debug("event %s not posted", reason, exc_info=True)
+
+
+@lru_cache(maxsize=256)
+def schedule_period(schedule: str) -> float | None:
+    """Longest gap between two runs of a cron schedule over its next few runs (seconds)."""
+    try:
+        it = croniter(schedule, datetime(2026, 1, 1, tzinfo=UTC))
+        runs = [float(it.get_next(float)) for _ in range(8)]
+    except (ValueError, KeyError):
+        return None
+    return max(b - a for a, b in pairwise(runs))
+
+
+def _epoch(value: Any) -> float | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def needs_renewal_at(not_after: datetime, before: timedelta, now: datetime) -> bool:

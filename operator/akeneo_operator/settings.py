@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -76,6 +77,14 @@ class OperatorSettings(BaseModel):
     # operator may be down for about renew_before before pods lose NATS.
     nats_creds_validity: str = "2h"
     nats_creds_renew_before: str = "90m"
+    # Where KEDA's nats-jetstream scaler reads consumer lag (spec.worker.autoscaling).
+    keda_nats_monitoring: str | None = Field(
+        default=None,
+        description="host:port of the NATS monitoring endpoint; default <nats host>:8222",
+    )
+    keda_nats_account: str | None = Field(
+        default=None, description='NATS account of the streams; default nats_account, else "$G"'
+    )
 
     image: str = DEFAULT_IMAGE
     image_pull_policy: str = "IfNotPresent"
@@ -89,6 +98,8 @@ class OperatorSettings(BaseModel):
     # receiver's NetworkPolicy must still let the controller's pods in (the Ingress itself
     # enforces the ranges on the client's address, which the controller's hop hides).
     ingress_namespace: str = "ingress-nginx"
+    # Namespace of the Prometheus that scrapes receiver and worker pods (NetworkPolicies).
+    metrics_namespace: str | None = None
     # A tenant's spec.worker.sink.webhook.allowPrivateAddresses is honoured only when the
     # platform allows it: otherwise any tenant could point its worker at cluster internals.
     allow_private_webhooks: bool = False
@@ -201,6 +212,19 @@ class OperatorSettings(BaseModel):
         return self.pod_nats_url or self.nats_url
 
     @property
+    def nats_monitoring_endpoint(self) -> str:
+        """host:port KEDA polls for consumer lag (the first server of ``nats_url``)."""
+        if self.keda_nats_monitoring:
+            return self.keda_nats_monitoring
+        first = self.nats_url.split(",")[0].strip()
+        host = urlsplit(first if "://" in first else f"nats://{first}").hostname
+        return f"{host or 'localhost'}:8222"
+
+    @property
+    def nats_monitoring_account(self) -> str:
+        return self.keda_nats_account or self.nats_account or "$G"
+
+    @property
     def maintenance_seconds(self) -> float:
         return parse_duration(self.maintenance_interval).total_seconds()
 
@@ -293,6 +317,24 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
         "AKENEO_OPERATOR_NATS_CREDS_RENEW_BEFORE",
         "nats_creds_renew_before",
         "reissue NATS user JWTs this long before expiry",
+    ),
+    (
+        "--keda-nats-monitoring",
+        "AKENEO_OPERATOR_KEDA_NATS_MONITORING",
+        "keda_nats_monitoring",
+        "host:port of the NATS monitoring endpoint KEDA reads consumer lag from",
+    ),
+    (
+        "--keda-nats-account",
+        "AKENEO_OPERATOR_KEDA_NATS_ACCOUNT",
+        "keda_nats_account",
+        "NATS account KEDA looks the streams up in",
+    ),
+    (
+        "--metrics-namespace",
+        "AKENEO_OPERATOR_METRICS_NAMESPACE",
+        "metrics_namespace",
+        "namespace of the Prometheus scraping the pods: their NetworkPolicies admit it",
     ),
     ("--image", "AKENEO_IMAGE", "image", "image of receiver, worker and reconcile pods"),
     (

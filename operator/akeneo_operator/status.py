@@ -33,7 +33,9 @@ PUBLICLY_TRUSTED = "PubliclyTrusted"
 # platform's explicit choice (the chart needs nats.insecureSharedCredentials=true), and
 # the pipeline works; blocking Ready would only hide real faults behind a constant one.
 NATS_ISOLATED = "NatsIsolated"
-OPTIONAL = (EVENT_SUBSCRIPTION, CATCH_UP, PUBLICLY_TRUSTED, NATS_ISOLATED)
+# Present only when spec.worker.autoscaling asks for a KEDA ScaledObject.
+WORKER_AUTOSCALER = "WorkerAutoscalerReady"
+OPTIONAL = (EVENT_SUBSCRIPTION, CATCH_UP, PUBLICLY_TRUSTED, NATS_ISOLATED, WORKER_AUTOSCALER)
 # Shown, never holding Ready down: a repair in progress is not a fault, a receiver only
 # private senders reach (tests, an on-premise PIM trusting a private CA) works as it is, and
 # shared NATS credentials are the platform's choice.

@@ -217,6 +217,7 @@ async def _cert_manager(client: KubeClient, inp: BuildInput, adopt: Adopt) -> TL
             ),
             n["tls_secret"],
             str(status.get("revision") or ""),
+            not_after=_time(status.get("notAfter")),
             renews_itself=True,
         )
     why = (ready or {}).get("reason") or "Issuing"
@@ -225,6 +226,15 @@ async def _cert_manager(client: KubeClient, inp: BuildInput, adopt: Adopt) -> TL
         n["tls_secret"],
         renews_itself=True,
     )
+
+
+def _time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 async def _user_secret(client: KubeClient, inp: BuildInput, now: datetime) -> TLSOutcome:

@@ -35,14 +35,31 @@ def _require(path: Path, target: str) -> Path:
 
 
 def k8s_binary(name: str) -> Path:
-    """kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok or helm."""
+    """kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok, helm or
+    promtool."""
     v = versions()
     where = {
         "etcd": ("etcd", v["ETCD_VERSION"]),
         "kwok": ("kwok", v["KWOK_VERSION"]),
         "helm": ("helm", v["HELM_VERSION"]),
+        "promtool": ("promtool", v["PROMTOOL_VERSION"]),
     }.get(name, ("k8s", v["K8S_VERSION"]))
     return _require(cache_dir() / where[0] / where[1] / name, "make testbins")
+
+
+CRD_VERSIONS = {
+    "keda": "KEDA_VERSION",
+    "cert-manager": "CERT_MANAGER_VERSION",
+    "prometheus-operator": "PROMETHEUS_OPERATOR_VERSION",
+}
+
+
+def crd_file(project: str, file: str) -> Path:
+    """A real CRD's YAML as its project's Go module ships it (fetched by ``make testbins``)."""
+    path = cache_dir() / "crds" / project / versions()[CRD_VERSIONS[project]] / file
+    if not path.is_file():
+        raise MissingBinary(f"{path} is missing: run `make testbins` (scripts/build-testbins.sh)")
+    return path
 
 
 def nats_server() -> Path:

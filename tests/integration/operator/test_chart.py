@@ -51,6 +51,7 @@ NAMESPACED_RESOURCES = {
     ("batch", "cronjobs"),
     ("batch", "jobs"),
     ("cert-manager.io", "certificates"),
+    ("keda.sh", "scaledobjects"),
 }
 READ = {"get", "list", "watch"}
 

@@ -60,6 +60,7 @@ async def _refused(api: k8s_client.ApiClient, name: str, spec: dict[str, Any]) -
         ("webhook", {**MINIMAL, "worker": {"sink": {"webhook": {"url": "https://a.example/h"}}}}),
         ("no-full-scan", {**MINIMAL, "reconciliation": {"fullScanSchedule": None}}),
         ("autoscaled", {**MINIMAL, "receiver": {**MINIMAL["receiver"], "autoscaling": {}}}),
+        ("worker-autoscaled", {**MINIMAL, "worker": {"autoscaling": {}}}),
     ],
 )
 async def test_server_defaults_equal_model_defaults(
@@ -94,6 +95,11 @@ async def test_server_defaults_equal_model_defaults(
             },
             "minReplicas must not exceed maxReplicas",
         ),
+        (
+            {**MINIMAL, "worker": {"autoscaling": {"minReplicas": 6}}},  # max defaults to 5
+            "worker.autoscaling.minReplicas must not exceed maxReplicas",
+        ),
+        ({**MINIMAL, "worker": {"autoscaling": {"lagPerReplica": 0}}}, "lagPerReplica"),
         (
             {**MINIMAL, "stream": {"maxAge": "1h", "duplicateWindow": "90m"}},
             "duplicateWindow must not exceed stream.maxAge",

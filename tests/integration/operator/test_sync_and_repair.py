@@ -30,6 +30,7 @@ from akeneo_pim.simulator import EventSender, PimSimulator
 from tests.e2e.cluster_harness import pinned_name_context
 from tests.e2e.test_cluster import LocalPods, pod_spec
 from tests.e2e.test_local_mode import catalog_rows, sink_rows
+from tests.ground import crds
 from tests.ground.helm import ChartIdentity
 from tests.ground.kube import KubeCluster
 from tests.ground.nats import NatsServer
@@ -45,7 +46,7 @@ from tests.integration.operator.running import (
     poll,
     secret,
 )
-from tests.integration.operator.test_tls_cert_manager import CERTIFICATE_CRD, CM, CRD_NAME
+from tests.integration.operator.test_tls_cert_manager import CM, CRD_NAME
 
 pytestmark = pytest.mark.kube
 NS = "tenant-sync"
@@ -448,7 +449,7 @@ async def test_trusted_tls_for_public_hosts(
 ) -> None:
     """defaultTLS applies to a public host whose spec leaves tls out; a self-signed public
     host is flagged PubliclyTrusted=False without holding Ready down."""
-    await client.apply(CERTIFICATE_CRD)
+    assert await crds.install(client, crds.CERTIFICATES) == CRD_NAME  # the real CRD
 
     async def served() -> bool:
         try:

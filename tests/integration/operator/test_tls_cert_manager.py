@@ -1,6 +1,7 @@
-"""certManager mode against a served Certificate kind: the Certificate is built from the spec,
-TLSReady follows its Ready condition, and switching mode removes it. cert-manager itself is
-not run: the test plays its part by setting the Certificate's status."""
+"""certManager mode against cert-manager's real Certificate CRD (its schema, from its Go
+module): the Certificate is built from the spec and accepted by the API server, TLSReady
+follows its Ready condition, and switching mode removes it. cert-manager itself is not run:
+the test plays its part by setting the Certificate's status."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import pytest
 import pytest_asyncio
 
 from akeneo_operator.kubeclient import ApiError, KubeClient
+from akeneo_operator.tls import certificate
+from tests.ground import crds
 from tests.ground.helm import ChartIdentity
 from tests.ground.kube import KubeCluster
 from tests.integration.operator.running import (
@@ -25,35 +28,12 @@ from tests.integration.operator.running import (
     poll,
     tenant_secrets,
 )
+from tests.unit.operator.builders_support import BASE_SPEC, make_input
 
 pytestmark = pytest.mark.kube
 NS = "tenant-cm"
 CM = "cert-manager.io/v1"
 CRD_NAME = "certificates.cert-manager.io"
-CERTIFICATE_CRD: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": CRD_NAME},
-    "spec": {
-        "group": "cert-manager.io",
-        "scope": "Namespaced",
-        "names": {"kind": "Certificate", "plural": "certificates", "singular": "certificate"},
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "x-kubernetes-preserve-unknown-fields": True,
-                    }
-                },
-            }
-        ],
-    },
-}
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +54,7 @@ def operator(
 @pytest_asyncio.fixture(scope="module")
 async def client(kube: KubeCluster, operator: OperatorProcess) -> AsyncIterator[KubeClient]:
     c = admin_client(kube)
-    await c.apply(CERTIFICATE_CRD)
+    assert await crds.install(c, crds.CERTIFICATES) == CRD_NAME
 
     async def served() -> bool:
         try:
@@ -92,13 +72,28 @@ async def client(kube: KubeCluster, operator: OperatorProcess) -> AsyncIterator[
         return await c.get(API, "AkeneoConnection", NS, "acme") is None
 
     await poll(finalized, what="connection finalized", operators=(operator,))
-    await c.request("DELETE", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{CRD_NAME}")
+    await crds.remove(c, CRD_NAME)
 
     async def crd_gone() -> bool:
         return not await served()
 
     await poll(crd_gone, what="Certificate CRD removed")
     await c.close()
+
+
+async def test_the_built_certificate_passes_cert_managers_schema(client):
+    spec = {
+        **BASE_SPEC,
+        "receiver": {"signatureSecret": "acme-events", "host": "acme.hooks.example.com"},
+        "tls": {"mode": "certManager", "issuerRef": {"kind": "Issuer", "name": "ca"}},
+    }
+    built = certificate(make_input(spec))
+    built["metadata"] = {**built["metadata"], "namespace": NS, "name": "strict"}
+    path = f"/apis/{CM}/namespaces/{NS}/certificates"
+    await crds.dry_run_create(client, path, built)  # strict: no field silently dropped
+    built["spec"]["privateKey"]["bits"] = 256  # cert-manager calls it size
+    with pytest.raises(ApiError):
+        await crds.dry_run_create(client, path, built)
 
 
 async def test_certificate_follows_the_spec_and_its_readiness(operator, client):

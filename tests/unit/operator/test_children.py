@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from akeneo_operator.children import build_children, endpoint, possible_children, ref_of
+from akeneo_operator.children import (
+    build_children,
+    endpoint,
+    possible_children,
+    ref_of,
+    worker_scaled_object,
+)
 from akeneo_operator.meta import (
     HASH_ANNOTATION,
     L_COMPONENT,
@@ -283,6 +289,92 @@ def test_ingress_network_policy_and_hpa_options():
     assert "replicas" not in children[("Deployment", "acme-receiver")]["spec"]
     assert endpoint(inp) == "https://acme.hooks.example.com/events"
     assert endpoint(make_input()) == "https://acme-receiver.tenant-acme.svc:443/events"
+
+
+def test_a_metrics_namespace_may_scrape_worker_and_receiver_and_nothing_else():
+    spec = copy.deepcopy(BASE_SPEC)
+    spec["receiver"] = {"signatureSecret": "acme-events", "allowedSourceRanges": ["10.0.0.0/8"]}
+    children = by_kind_name(build_children(make_input(spec, metrics_namespace="monitoring")))
+    prometheus = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    }
+    worker = children[("NetworkPolicy", "acme-worker")]["spec"]
+    assert worker["ingress"] == [
+        {"from": [prometheus], "ports": [{"protocol": "TCP", "port": 8080}]}
+    ]
+    receiver = children[("NetworkPolicy", "acme-receiver")]["spec"]["ingress"]
+    assert receiver == [
+        {
+            "ports": [{"protocol": "TCP", "port": 8443}],
+            "from": [{"ipBlock": {"cidr": "10.0.0.0/8"}}, prometheus],
+        }
+    ]
+
+
+def test_worker_autoscaling_writes_a_keda_scaled_object_on_the_consumer_lag():
+    spec = copy.deepcopy(BASE_SPEC)
+    spec["worker"] = {
+        "replicas": 3,
+        "autoscaling": {"minReplicas": 0, "maxReplicas": 8, "lagPerReplica": 250},
+    }
+    inp = make_input(spec)
+    scaled = worker_scaled_object(inp)
+    assert scaled is not None and HASH_ANNOTATION in scaled["metadata"]["annotations"]
+    assert (scaled["apiVersion"], scaled["kind"]) == ("keda.sh/v1alpha1", "ScaledObject")
+    assert scaled["metadata"]["name"] == "acme-worker"
+    assert scaled["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"
+    assert scaled["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "acme-worker",
+    }
+    assert (scaled["spec"]["minReplicaCount"], scaled["spec"]["maxReplicaCount"]) == (0, 8)
+    assert scaled["spec"]["triggers"] == [
+        {
+            "type": "nats-jetstream",
+            "metadata": {
+                "natsServerMonitoringEndpoint": "nats.nats:8222",
+                "account": "$G",
+                "stream": inp.names.stream,
+                "consumer": "worker",
+                "lagThreshold": "250",
+            },
+        }
+    ]
+    # KEDA owns the worker's replicas: the operator's manifest leaves them out
+    children = by_kind_name(build_children(inp))
+    assert "replicas" not in children[("Deployment", "acme-worker")]["spec"]
+    assert ("ScaledObject", "acme-worker") not in children  # applied apart (KEDA may be absent)
+    assert (
+        by_kind_name(build_children(make_input()))[("Deployment", "acme-worker")]["spec"][
+            "replicas"
+        ]
+        == 1
+    )
+    assert worker_scaled_object(make_input()) is None
+    custom = worker_scaled_object(
+        make_input(spec, keda_nats_monitoring="nats-mon.infra:8222", nats_account="ABCD")
+    )
+    assert custom is not None
+    trigger = custom["spec"]["triggers"][0]["metadata"]
+    assert trigger["natsServerMonitoringEndpoint"] == "nats-mon.infra:8222"
+    assert trigger["account"] == "ABCD"
+
+
+@pytest.mark.parametrize(
+    "auto",
+    [
+        {"minReplicas": 5, "maxReplicas": 2},
+        {"maxReplicas": 0},
+        {"maxReplicas": 51},
+        {"lagPerReplica": 0},
+    ],
+)
+def test_worker_autoscaling_bounds_are_refused(auto):
+    spec = copy.deepcopy(BASE_SPEC)
+    spec["worker"] = {"autoscaling": auto}
+    with pytest.raises(ValueError):
+        make_input(spec)
 
 
 def test_settings_change_image_nats_and_resources():

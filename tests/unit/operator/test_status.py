@@ -11,6 +11,7 @@ from akeneo_operator.status import (
     EVENT_SUBSCRIPTION,
     RECEIVER_READY,
     RECONCILE_SCHEDULED,
+    WORKER_AUTOSCALER,
     Cond,
     Observed,
     deployment_condition,
@@ -148,6 +149,20 @@ def test_a_suspension_makes_the_connection_not_ready_and_says_why():
     resumed = subscription_condition(notification("subscription.resumed"))
     assert resumed is not None and resumed.status == "True"
     obs.conditions[EVENT_SUBSCRIPTION] = resumed
+    assert ready_condition(obs).status == "True"
+
+
+def test_autoscaling_without_keda_keeps_the_connection_not_ready_and_says_why():
+    obs = all_ready()
+    assert WORKER_AUTOSCALER not in {c["type"] for c in render_status(obs, {}, T0)["conditions"]}
+    obs.conditions[WORKER_AUTOSCALER] = Cond.fail("KedaNotInstalled", "ScaledObject not served")
+    ready = ready_condition(obs)
+    assert (ready.status, ready.reason) == ("False", "KedaNotInstalled")
+    rendered = render_status(obs, {}, T0)["conditions"]
+    assert {"type": WORKER_AUTOSCALER, "status": "False", "reason": "KedaNotInstalled"}.items() <= {
+        k: v for c in rendered if c["type"] == WORKER_AUTOSCALER for k, v in c.items()
+    }.items()
+    obs.conditions[WORKER_AUTOSCALER] = Cond.ok("ScaledObjectApplied")
     assert ready_condition(obs).status == "True"
 
 
