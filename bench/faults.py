@@ -274,6 +274,7 @@ class Pipeline:
             f"worker-{index}", "worker", "--port", str(free_port()), *self.sink_args,
             "--max-deliver", str(self.max_deliver), "--ack-wait", "5s",
             "--pim-url", self.sim.url, "--pim-credentials-dir", str(self.root / "pim"),
+            "--pim-allow-private",  # the simulated PIM is on 127.0.0.1
         )  # fmt: skip
 
     @staticmethod

@@ -69,7 +69,7 @@ async def test_reconcile_after_dropped_events_repairs_the_sink(nats: str, tmp_pa
             sys.executable, "-m", "akeneo_connector.cli", "worker",
             "--connection", conn.names.ref, "--nats-url", nats, "--sink", "sqlite",
             "--sqlite-path", str(db), "--port", str(free_port()),
-            "--pim-url", sim.url, "--pim-credentials-dir", str(creds),
+            "--pim-url", sim.url, "--pim-credentials-dir", str(creds), "--pim-allow-private",
             env={**os.environ, "AKENEO_LOG_LEVEL": "warning"},
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
