@@ -213,10 +213,11 @@ class Pipeline:
                  postgres_dsn: str | None = None, replicas: int = 1) -> None:  # fmt: skip
         self.root, self.nats, self.sim, self.hook = root, nats_server, sim, hook
         self.replicas = replicas
-        if postgres_dsn is not None:
+        if postgres_dsn is not None:  # the test database, on 127.0.0.1: allowed explicitly
             (root / "dsn").write_text(postgres_dsn)
             self.sink_args = ["--sink", "postgres", "--postgres-dsn-file", str(root / "dsn"),
-                              "--postgres-table", "faults"]  # fmt: skip
+                              "--postgres-table", "faults",
+                              "--postgres-allow-private"]  # fmt: skip
         else:
             self.sink_args = ["--sink", "webhook", "--webhook-url", hook, "--webhook-allow-private"]
         self.names = ConnectionNames.parse(connection)
