@@ -219,10 +219,12 @@ class Reconciler:
             st.obs.blocker = spec_error(exc)
             st.needs_retry = False  # only a spec change can fix it (update handler)
             return
+        # the tenant's issuer is judged, not the platform's own defaultTLS
+        tenant_issuer = policy.issuer_refusal(spec, self.settings)
         spec = spec.with_default_tls(self.settings.default_tls)
         refused = (
             policy.refusal(spec, self.settings)
-            or policy.issuer_refusal(spec, self.settings)
+            or tenant_issuer
             or policy.host_refusal(spec, self.settings, namespace, name)
         )
         if refused is not None:

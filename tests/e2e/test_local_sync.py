@@ -75,21 +75,6 @@ def write_manifest(path: Path, sim: PimSimulator) -> None:
     path.write_text(yaml.safe_dump_all(docs))
 
 
-class FastCatchUp(LocalMode):
-    """Local mode looking for gap windows every second."""
-
-    async def start(self) -> None:
-        with self.output.open("ab") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "akeneo_connector.cli", "local",
-                "-f", str(self.manifest), "--data-dir", str(self.data_dir),
-                "--port", str(self.port), "--status-interval", "0.5",
-                "--catch-up-interval", "1",
-                stdout=out, stderr=out, start_new_session=True,
-            )  # fmt: skip
-        await self.wait_ready()
-
-
 async def reconcile_f(manifest: Path, data_dir: Path) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "akeneo_connector.cli", "reconcile",
@@ -113,7 +98,9 @@ async def test_local_mode_syncs_at_once_on_request_and_after_a_suspension(
     sim = simulator
     manifest, data_dir = tmp_path / "connection.yaml", tmp_path / "data"
     write_manifest(manifest, sim)
-    local = FastCatchUp(manifest, data_dir)
+    local = LocalMode(
+        manifest, data_dir, "--catch-up-interval", "1"
+    )  # windows looked for each second
     db = data_dir / "catalog.db"
     await local.start()
     try:
