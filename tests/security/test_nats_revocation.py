@@ -135,6 +135,13 @@ async def issued(client: KubeClient, operator: OperatorProcess, name: str) -> tu
     return await poll(ready, timeout=90, what=f"{name}: NATS users", operators=(operator,))
 
 
+async def current_creds(client: KubeClient, name: str) -> str:
+    """The worker creds file the connection's Secret holds now."""
+    found = await client.get("v1", "Secret", NS, f"{name}-nats")
+    assert found is not None, f"{name}: the NATS Secret is gone"
+    return base64.b64decode(found["data"][creds_key(Role.WORKER)]).decode()
+
+
 def user_of(creds: str) -> str:
     return str(decode(parse_creds(creds).jwt).claims["sub"])
 
@@ -200,7 +207,11 @@ async def test_a_recreated_connection_never_inherits_the_old_users(
     while held.is_connected and time.monotonic() < cut:  # noqa: ASYNC110  (a client's state)
         await asyncio.sleep(0.2)
     assert not held.is_connected, "nats-server kept the old user's connection open"
-    fresh = await connect(jwt_nats_server, tmp_path, names, new)
+    # the new users work: with the Secret as the operator keeps it now (renewed while the old
+    # users ran out, so the file read at re-creation may itself have expired by now)
+    current = await current_creds(client, "shop")
+    assert user_of(current) != user_of(old), "the renewed creds are the deleted one's users"
+    fresh = await connect(jwt_nats_server, tmp_path, names, current)
     await fresh.close()
     await held.close()
     print(f"re-created in {recreated:.1f} s; old user refused {recreated + took:.1f} s after "
