@@ -299,3 +299,47 @@ def parse_time(value: Any) -> datetime | None:
 
 def stamp(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """``status.eventPlatform`` after one look at the subscription, and the gap window it
+    closed (start, end) when a suspension ended."""
+
+    status: dict[str, Any]
+    closed: tuple[datetime, datetime] | None = None
+
+
+def track(
+    previous: Mapping[str, Any],
+    remote_status: str,
+    subscription_id: str,
+    note: LastNotification | None,
+    now: datetime,
+) -> Tracked:
+    """Fold a polled status and the newest notification into ``status.eventPlatform``.
+
+    A suspension starts at the suspending notification's time when there is one about this
+    subscription, else when the poll first saw it; it ends when a poll sees it active again
+    (that window is returned, for a catch-up). Who suspended is remembered across polls: a
+    later unrelated notification does not forget it."""
+    out = {k: v for k, v in previous.items() if k not in ("status", "lastChecked")}
+    out.update(status=remote_status, subscriptionId=subscription_id, lastChecked=stamp(now))
+    closed = None
+    if remote_status == SUSPENDED:
+        by = suspended_by(note, subscription_id)
+        if by == "unknown":
+            by = previous.get("suspendedBy") or "unknown"
+        out["suspendedBy"] = by
+        if "suspendedSince" not in out:
+            noted = note is not None and note.subscription_id == subscription_id
+            suspending = noted and note is not None and note.type.startswith("subscription.sus")
+            since = note.timestamp if suspending and note is not None else now
+            out["suspendedSince"] = stamp(min(since, now))
+    elif remote_status == ACTIVE:
+        began = parse_time(previous.get("suspendedSince"))
+        if began is not None:
+            closed = (began, max(began, now))
+        for key in ("suspendedBy", "suspendedSince", "lastResume", "resumeAttempts"):
+            out.pop(key, None)
+    return Tracked(out, closed)

@@ -180,3 +180,31 @@ def test_condition_from_the_polled_status() -> None:
     assert sub.subscription_condition({"status": "revoked"}).reason == "Revoked"
     err = sub.error_condition("EventPlatformUnavailable", "503", retryable=True)
     assert (err.status, err.reason) == ("Unknown", "EventPlatformUnavailable")
+
+
+def test_a_suspension_is_tracked_from_its_notification_to_the_poll_that_sees_it_active() -> None:
+    first = sub.track({"subscriberId": "s1"}, "active", "a", None, NOW)
+    assert first.closed is None and first.status["status"] == "active"
+    assert first.status["subscriberId"] == "s1"
+    at = NOW - 5 * MINUTE
+    noted = sub.LastNotification(sub.SUSPENDED_SYSTEM, "a", at, "Success rate dropped")
+    down = sub.track(first.status, "suspended", "a", noted, NOW)
+    assert down.status["suspendedBy"] == "system"
+    assert down.status["suspendedSince"] == sub.stamp(at)
+    # a later poll without the notification (lost, or another one since) remembers who
+    later = sub.track(down.status, "suspended", "a", None, NOW + MINUTE)
+    assert later.status["suspendedBy"] == "system"
+    assert later.status["suspendedSince"] == sub.stamp(at)
+    up = sub.track(later.status, "active", "a", None, NOW + 2 * MINUTE)
+    assert up.closed == (at, NOW + 2 * MINUTE)
+    assert "suspendedBy" not in up.status and "suspendedSince" not in up.status
+
+
+def test_a_suspension_without_notification_starts_when_the_poll_saw_it() -> None:
+    down = sub.track({}, "suspended", "a", None, NOW)
+    assert (down.status["suspendedBy"], down.status["suspendedSince"]) == (
+        "unknown",
+        sub.stamp(NOW),
+    )
+    assert not sub.may_resume(down.status, auto_resume=True, receiver_ready=True, now=NOW,
+                              interval=MINUTE)  # fmt: skip
