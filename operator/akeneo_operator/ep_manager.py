@@ -212,7 +212,8 @@ class SubscriptionManager:
             status = tracked.status
             closed = tracked.closed
             interval = timedelta(seconds=self.settings.maintenance_seconds)
-            due = plan.may_resume(
+            # resumed from the next pass on: the suspension is shown (and announced) first
+            due = previous.get("status") == plan.SUSPENDED and plan.may_resume(
                 status,
                 auto_resume=ep.auto_resume,
                 receiver_ready=receiver_ready,
