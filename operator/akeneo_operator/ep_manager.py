@@ -18,6 +18,7 @@ from akeneo_connector.names import ConnectionNames
 from akeneo_connector.spec import AkeneoConnectionSpec
 from akeneo_operator import subscription as plan
 from akeneo_operator.kubeclient import KubeClient
+from akeneo_operator.meta import Manifest, labels, managed_selector
 from akeneo_operator.settings import OperatorSettings
 from akeneo_operator.status import Cond
 from akeneo_pim import notifications
@@ -33,6 +34,7 @@ from akeneo_pim.event_platform_api import (
 from akeneo_pim.formats import PayloadError
 from akeneo_pim.rest import AkeneoRestClient, PimCredentials
 
+SECRET_COMPONENT = "event-platform"  # label of a signature Secret the operator created
 EventFn = Callable[[str, str, str], None]  # (type, reason, message) on the connection
 PIM_KEYS = {"client_id": "clientId", "client_secret": "clientSecret",
             "username": "username", "password": "password"}  # fmt: skip
@@ -106,28 +108,43 @@ class SubscriptionManager:
 
     # -- secrets ------------------------------------------------------------------------------
 
-    async def ensure_secrets(self, names: ConnectionNames, spec: AkeneoConnectionSpec) -> str:
+    async def ensure_secrets(
+        self,
+        names: ConnectionNames,
+        spec: AkeneoConnectionSpec,
+        adopt: Callable[[Manifest], Manifest],
+    ) -> str:
         """Generate the subscription's and the notification secret into the signature Secret
-        when absent (a user's values are kept); returns what was done, "" for nothing."""
+        when absent; returns what was done, "" for nothing. A missing Secret is created as the
+        connection's own (labelled and owned, so the admission policy lets the operator keep
+        it); a user's Secret is never written to: its values are used as they are, and what
+        it lacks is reported by ``subscription.desired``."""
         ep = spec.event_platform
         if ep is None or not ep.manage_subscription:
             return ""
         name = spec.receiver.signature_secret
         live = await self.client.get("v1", "Secret", names.namespace, name)
+        ours = live is None or all(
+            ((live.get("metadata") or {}).get("labels") or {}).get(k) == v
+            for k, v in managed_selector().items()
+        )
         new = plan.missing_secrets(decoded(live), notifications=ep.notifications)
-        if not new:
+        if not new or not ours:
             return ""
         data = {k: base64.b64encode(v.encode()).decode() for k, v in new.items()}
         if live is None:
-            await self.client.create(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Secret",
-                    "metadata": {"name": name, "namespace": names.namespace},
-                    "type": "Opaque",
-                    "data": data,
-                }
-            )
+            manifest = {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {
+                    "name": name,
+                    "namespace": names.namespace,
+                    "labels": labels(names.name, SECRET_COMPONENT),
+                },
+                "type": "Opaque",
+                "data": data,
+            }
+            await self.client.create(adopt(manifest))
         else:
             await self.client.merge_patch("v1", "Secret", names.namespace, name, {"data": data})
         what = f"generated {', '.join(sorted(new))} into Secret {name}"

@@ -248,7 +248,7 @@ class Reconciler:
         if st.tls_mode is TLSMode.CERT_MANAGER and tls_mode is not TLSMode.CERT_MANAGER:
             await self._drop_certificate(namespace, name)
         st.spec, st.names, st.tls_mode = spec, names, tls_mode
-        generated = await self.subscriptions.ensure_secrets(names, spec)
+        generated = await self.subscriptions.ensure_secrets(names, spec, self._adopter(st))
         if generated:
             self._event(st, "Normal", "SecretsGenerated", generated)
         signature_keys, blocker = await self._check_secrets(namespace, spec)

@@ -113,7 +113,8 @@ def desired(
     if not lines:
         return Cond.fail(
             "EventPlatformSecretMissing",
-            f"Secret {spec.receiver.signature_secret} has no {EVENT_SECRETS_KEY} yet",
+            f"Secret {spec.receiver.signature_secret} has no {EVENT_SECRETS_KEY}: add it (one "
+            "secret per line), or delete that Secret and the operator generates its own",
         )
     urls = Endpoints.of(f"https://{host}")
     notification_secret = secret_values.get(NOTIFICATION_KEY, "").strip() or None
