@@ -12,14 +12,17 @@ import asyncio
 import base64
 import hashlib
 import json
+import socket
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import nats
 import pytest
 import pytest_asyncio
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from akeneo_connector.names import ConnectionNames
 from akeneo_operator.kubeclient import KubeClient
@@ -31,6 +34,8 @@ from akeneo_pim.simulator.platform import (
     PlatformSettings,
     Subscription,
 )
+from tests.e2e.test_cluster import LocalPods, pod_spec
+from tests.e2e.test_local_mode import catalog_rows, sink_rows
 from tests.ground.helm import ChartIdentity
 from tests.ground.kube import KubeCluster
 from tests.ground.nats import NatsServer
@@ -47,6 +52,9 @@ from tests.integration.operator.running import (
     poll,
     secret,
 )
+from tests.integration.operator.test_sync_and_repair import pods, run_job
+
+__all__ = ["pods"]  # the fixture, shared
 
 pytestmark = pytest.mark.kube
 NS = "tenant-ep"
@@ -394,3 +402,116 @@ async def test_needs_a_host_and_survives_a_management_api_outage(
         lambda: with_condition(client, "later", "EventSubscriptionActive", "True", "Active"),
         timeout=90, what="recovered after the outage", operators=ops,
     )  # fmt: skip
+
+
+class PinnedResolver(AbstractResolver):
+    """The public host, as the platform resolves it, is the local receiver's port."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        if host != self.host:
+            raise OSError(f"{host} does not resolve here")
+        return [{"hostname": host, "host": "127.0.0.1", "port": self.port,
+                 "family": socket.AF_INET, "proto": 0, "flags": socket.AI_NUMERICHOST}]  # fmt: skip
+
+    async def close(self) -> None:
+        return None
+
+
+async def route_to(platform: EventPlatform, host: str, port: int, ca_pem: str) -> None:
+    """Deliveries and notifications to ``https://host/...`` reach the local receiver, whose
+    certificate (the connection's own CA) the platform verifies, host name included."""
+    context = ssl.create_default_context(cadata=ca_pem)
+    if platform._http is not None:
+        await platform._http.close()
+    platform._http = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=context, resolver=PinnedResolver(host, port)),
+        auto_decompress=False,
+    )
+
+
+async def test_one_apply_events_flow_a_suspension_is_repaired_and_delete_cleans_up(
+    operator: OperatorProcess,
+    client: KubeClient,
+    simulator: PimSimulator,
+    management: ManagementApi,
+    pods: LocalPods,
+) -> None:
+    """The done-when flow: apply -> subscription to the receiver's URL, events delivered and
+    applied -> suspended by the platform -> notification -> EventSubscriptionActive=False ->
+    auto-resumed -> catch-up Job -> the sink equals the catalog, the suspended window's edits
+    included -> delete -> subscription deleted."""
+    sim, ops, host = simulator, (operator,), "flow.hooks.example.com"
+    body = spec(sim, "flow", host=host)
+    body["reconciliation"]["resources"] = ["products", "product_models"]
+    await client.create(connection(NS, "flow", body))
+
+    async def active() -> dict[str, Any] | None:
+        return await with_condition(client, "flow", "EventSubscriptionActive", "True", "Active")
+
+    found = await poll(active, timeout=90, what="subscription active", operators=ops)
+    platform = management.platform
+    sub = platform.subscriptions[ep_status(found)["subscriptionId"]]
+    initial = await poll(
+        lambda: client.get("batch/v1", "Job", NS, "flow-initial-sync"),
+        timeout=60, what="initial sync Job", operators=ops,
+    )  # fmt: skip
+
+    # the pods, as kwok will not run them: worker and receiver from their Deployments
+    pods.secrets = {s["metadata"]["name"]: s for s in await client.list("v1", "Secret", NS)}
+    worker = pod_spec(await client.get("apps/v1", "Deployment", NS, "flow-worker"))
+    pods.start("flow-worker", pods.plan("flow-worker", worker, "worker",
+                                        AKENEO_PORT=str(free_port())))  # fmt: skip
+    port = free_port()
+    receiver = pod_spec(await client.get("apps/v1", "Deployment", NS, "flow-receiver"))
+    pods.start("flow-receiver", pods.plan("flow-receiver", receiver, "receiver",
+                                          AKENEO_PORT=str(port)))  # fmt: skip
+    db = pods.root / "flow-worker" / "data" / "catalog.db"
+    await run_job(pods, initial, "initial-sync")
+
+    async def synced() -> bool:
+        pods.assert_alive()
+        return sink_rows(db) == catalog_rows(sim)
+
+    await poll(synced, timeout=90, what="initial sync in the sink")
+    ca = base64.b64decode(pods.secrets["flow-tls"]["data"]["ca.crt"]).decode()
+    await route_to(platform, host, port, ca)
+
+    # events flow: signed with the generated secret, accepted, applied
+    for change in [sim.edit_product() for _ in range(3)] + [sim.edit_product_model()]:
+        platform.publish(change)
+    await poll(synced, timeout=90, what="events applied")
+    assert sub.stats.delivered > 0 and set(sub.stats.statuses) == {200}, sub.stats.as_dict()
+
+    # the platform suspends it; what is edited meanwhile is never sent
+    platform.suspend(sub.id, by="system", reason=REASON_SUCCESS_RATE)
+    lost = [sim.edit_product() for _ in range(3)] + [sim.create_product()]
+    assert sum(platform.publish(change) for change in lost) == 0
+    await poll(
+        lambda: with_condition(client, "flow", "EventSubscriptionActive", "False",
+                               "SuspendedBySystem"),
+        timeout=30, what="EventSubscriptionActive=False", operators=ops,
+    )  # fmt: skip
+    notified = sub.stats.notifications[0]
+    assert notified.type == "subscription.suspended.system" and notified.delivered
+
+    # the receiver is ready: resumed, and the window caught up
+    await poll(active, timeout=60, what="auto-resumed", operators=ops)
+    jobs = await poll(
+        lambda: _nonempty(jobs_for(client, "flow", "catch-up")),
+        timeout=60, what="catch-up Job", operators=ops,
+    )  # fmt: skip
+    await run_job(pods, jobs[0], "catch-up")
+    await poll(synced, timeout=90, what="the sink equals the catalog, suspended edits included")
+
+    # delete: the subscription goes
+    await client.delete(API, "AkeneoConnection", NS, "flow")
+
+    async def deleted() -> bool:
+        return bool(platform.report()[sub.id]["status"] == "deleted")
+
+    await poll(deleted, timeout=60, what="subscription deleted", operators=ops)
