@@ -128,16 +128,20 @@ def build_registry(ops: OperatorSettings) -> tuple[kopf.OperatorRegistry, Runtim
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, id="finalize")
     async def delete(body: kopf.Body, retry: int, **_: Any) -> None:
+        plain = _plain(body)
         try:
-            await rt.r.finalize(_plain(body), event_platform=retry < EP_DELETE_TRIES)
-        except EventPlatformError as exc:
-            # the API may come back: retried with backoff, then the deletion goes on without
-            # it (the subscription is left in place; the Event says so)
-            last = retry + 1 >= EP_DELETE_TRIES
-            then = "; giving up: the subscription is left in place" if last else "; retrying"
-            kopf.event(body, type="Warning", reason="SubscriptionNotDeleted",
-                       message=f"{exc.reason}: {exc.message}{then}"[:1000])  # fmt: skip
-            raise kopf.TemporaryError(exc.reason, delay=min(10 * 2**retry, 120)) from None
+            try:
+                await rt.r.finalize(plain, event_platform=retry < EP_DELETE_TRIES)
+            except EventPlatformError as exc:
+                # a refusal will not change, an outage may end: retried with backoff; then
+                # the deletion goes on and leaves the subscription in place (the Event says)
+                give_up = not exc.retryable or retry + 1 >= EP_DELETE_TRIES
+                then = "; the subscription is left in place" if give_up else "; retrying"
+                kopf.event(body, type="Warning", reason="SubscriptionNotDeleted",
+                           message=f"{exc.reason}: {exc.message}{then}"[:1000])  # fmt: skip
+                if not give_up:
+                    raise kopf.TemporaryError(exc.reason, delay=min(10 * 2**retry, 120)) from None
+                await rt.r.finalize(plain, event_platform=False)
         except (OSError, TimeoutError, nats.errors.Error) as exc:
             raise kopf.TemporaryError(
                 f"NATS not reachable: {type(exc).__name__}", delay=10
