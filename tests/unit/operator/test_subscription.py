@@ -208,3 +208,14 @@ def test_a_suspension_without_notification_starts_when_the_poll_saw_it() -> None
     )
     assert not sub.may_resume(down.status, auto_resume=True, receiver_ready=True, now=NOW,
                               interval=MINUTE)  # fmt: skip
+
+
+def test_a_dropped_status_key_is_removed_by_the_merge_patch() -> None:
+    from akeneo_operator.reconciler import _removals
+
+    before = {"eventPlatform": {"status": "suspended", "suspendedBy": "system"}}
+    after = {"conditions": [], "eventPlatform": {"status": "active"}}
+    assert _removals(before, after)["eventPlatform"] == {"status": "active", "suspendedBy": None}
+    assert _removals({}, after) == after
+    cleared = _removals(before, {"conditions": []})
+    assert cleared["eventPlatform"] == {"status": None, "suspendedBy": None}
