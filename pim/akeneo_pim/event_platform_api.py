@@ -42,12 +42,13 @@ from typing import Any, Final
 
 import httpx
 
+from akeneo_pim.event_filters import MAX_LENGTH as FILTER_MAX
+from akeneo_pim.event_filters import FilterError, parse_filter
 from akeneo_pim.rest import AkeneoApiError, AkeneoAuthError, printable
 
 DEFAULT_BASE_URL: Final = "https://event.prd.sdk.akeneo.cloud/api/v1"
 MAX_ANSWER: Final = 1024 * 1024  # bytes read from one answer at most
 SECRET_MIN, SECRET_MAX = 16, 256  # config.secret.primary/secondary, notification secret
-FILTER_MAX = 500  # available-filters.html: "Maximum length 500 characters"
 
 UNAUTHORIZED: Final = "EventPlatformUnauthorized"
 NOT_FOUND: Final = "EventPlatformNotFound"
@@ -342,11 +343,15 @@ def subscriber_body(name: str | None, contact: Contact | None) -> dict[str, Any]
 
 def subscription_body(pim_url: str, request: SubscriptionRequest) -> dict[str, Any]:
     """The https subscription payload of concepts.html; ``filter`` always sent (null clears
-    it) so an update says everything the caller wants."""
+    it) so an update says everything the caller wants. A filter outside the grammar of
+    available-filters.html is refused here, before any call."""
     _check_secret(request.primary_secret, "the primary secret")
     _check_secret(request.secondary_secret, "the secondary secret")
-    if request.filters is not None and len(request.filters) > FILTER_MAX:
-        raise _rejected(f"the filter must be at most {FILTER_MAX} characters")
+    if request.filters is not None:
+        try:
+            parse_filter(request.filters)
+        except FilterError as exc:
+            raise _rejected(f"filter: {exc}") from None
     secret = {"primary": request.primary_secret}
     if request.secondary_secret:
         secret["secondary"] = request.secondary_secret

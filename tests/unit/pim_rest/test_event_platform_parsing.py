@@ -130,6 +130,15 @@ def test_secrets_out_of_the_oas_bounds_are_refused_before_sending() -> None:
     assert "short" not in repr(Contact("a@b.c", ("webhook",), "https://h", "short-secret-value"))
 
 
+def test_a_filter_outside_the_grammar_is_refused_before_sending() -> None:
+    request = SubscriptionRequest(("e",), "https://d", "p" * 16, filters="user=system")
+    with pytest.raises(EventPlatformError) as caught:
+        subscription_body("https://p", request)
+    assert caught.value.status is None and "double quotes" in caught.value.message
+    good = SubscriptionRequest(("e",), "https://d", "p" * 16, filters='not user="system"')
+    assert subscription_body("https://p", good)["filter"] == 'not user="system"'
+
+
 def test_error_bodies() -> None:
     oas = json.dumps({"errors": [{"message": "Subscription is deleted"}]}).encode()
     assert error_message(409, oas, "application/json") == "Subscription is deleted"
