@@ -6,14 +6,15 @@ wrapped in double quotes") or ``field in ["a", "b"]``; operators ``and``, ``or``
 ``in``; parentheses group. "Maximum length 500 characters", "Maximum operators 10"; "Complex
 filters may be rejected if they: Have deeply nested conditions" (the page gives no depth: at
 most ``MAX_DEPTH`` here). A filter this module refuses is one the simulated platform answers
-400 and the operator refuses before calling the real one.
+400 and the operator refuses before calling the real one; ``matches`` is how the simulated
+platform evaluates one on each event.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 FIELDS: Final = frozenset({"user", "user_type", "attribute", "scope", "channel", "locale"})
 MAX_LENGTH: Final = 500
@@ -153,3 +154,43 @@ def parse_filter(text: str) -> Expr:
     if rest is not None:
         raise FilterError(f"unexpected {rest[1][:40]!r}")
     return tree
+
+
+def _changed_values(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """``(attribute, change)`` of a delta event's ``changes.values`` (other events: none)."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for key in ("product", "product_model"):
+        resource = data.get(key)
+        changes = resource.get("changes") if isinstance(resource, dict) else None
+        values = changes.get("values") if isinstance(changes, dict) else None
+        if isinstance(values, dict):
+            for attribute, entries in values.items():
+                for entry in entries if isinstance(entries, list) else []:
+                    if isinstance(entry, dict):
+                        out.append((str(attribute), entry))
+    return out
+
+
+def matches(tree: Expr, data: dict[str, Any]) -> bool:
+    """Whether an event with this CloudEvent ``data`` passes the filter (available-filters.html):
+    ``user``/``user_type`` match ``data.author``; ``attribute`` a changed attribute of a delta
+    event; ``scope``/``channel``/``locale`` the scope or locale of a changed value, which "also
+    matches when the modified attribute(s) are non-scopable" (non-localizable). A field the event
+    lacks matches nothing ("the filter may silently skip the event")."""
+    if isinstance(tree, Bool):
+        if tree.op == "and":
+            return matches(tree.left, data) and matches(tree.right, data)
+        return matches(tree.left, data) or matches(tree.right, data)
+    if isinstance(tree, Not):
+        return not matches(tree.inner, data)
+    author = data.get("author")
+    author = author if isinstance(author, dict) else {}
+    if tree.field == "user":
+        return author.get("identifier") in tree.values
+    if tree.field == "user_type":
+        return author.get("type") in tree.values
+    changed = _changed_values(data)
+    if tree.field == "attribute":
+        return any(attribute in tree.values for attribute, _ in changed)
+    key = "scope" if tree.field in ("scope", "channel") else "locale"
+    return any(entry.get(key) is None or entry.get(key) in tree.values for _, entry in changed)

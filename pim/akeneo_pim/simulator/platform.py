@@ -55,8 +55,9 @@ What it does, and where Akeneo says so (https://api.akeneo.com/event-platform/..
   a deleted subscriber or subscription can still be read (status ``deleted``); PATCH changes
   only the fields it carries (a ``config.secret`` replaces both secrets). A new subscription
   delivers after ``activation_delay`` ("a delay of several minutes before it becomes fully
-  active"); events before that are dropped. Filters are checked, not evaluated (every event
-  of the subscribed types is delivered).
+  active"); events before that are dropped. Filters "are automatically evaluated when an
+  event is processed": an event that does not match "is silently skipped"
+  (``event_filters.matches``; counted as dropped ``filtered``).
 
 ``time_scale`` divides the platform's minute- and hour-long clocks (retry delays, the success
 window, the throttling hour, the activation delay): ``time_scale=60`` makes 5 minutes 5 s and
@@ -67,6 +68,7 @@ delivery rates (events per second) are real time.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -82,7 +84,7 @@ from typing import Any, Literal
 import aiohttp
 from aiohttp import web
 
-from akeneo_pim.event_filters import MAX_LENGTH, FilterError, parse_filter
+from akeneo_pim.event_filters import MAX_LENGTH, Expr, FilterError, matches, parse_filter
 from akeneo_pim.event_types import REFERENCE
 from akeneo_pim.signatures import (
     EVENT_PLATFORM_ALGORITHM,
@@ -264,6 +266,10 @@ class Subscription:
     active_from: float = 0.0  # loop time deliveries start (the activation delay)
     stats: SubscriptionStats = field(default_factory=SubscriptionStats)
 
+    @property
+    def filter_tree(self) -> Expr | None:
+        return None if self.filter is None else _parsed_filter(self.filter)
+
     def public(self) -> dict[str, Any]:
         secret = {"primary": REDACTED}
         if self.secondary:
@@ -287,6 +293,14 @@ class Subscription:
         if self.filter is not None:
             out["filter"] = self.filter
         return out
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_filter(text: str) -> Expr:
+    try:
+        return parse_filter(text)
+    except FilterError as exc:
+        raise PlatformError(400, f"filter: {exc}") from None
 
 
 @dataclass
@@ -457,6 +471,8 @@ class EventPlatform:
         ]
         if len(live) >= self.settings.max_subscriptions:
             raise PlatformError(409, "Maximum number of subscriptions reached for this subscriber")
+        if filter is not None:
+            _parsed_filter(filter)  # refused as the management API would
         delay = self.settings.activation_delay if activation_delay is None else activation_delay
         sub = Subscription(
             id=_uuid(),
@@ -579,6 +595,9 @@ class EventPlatform:
             if event.type not in sub.events:
                 continue
             sub.stats.published += 1
+            if sub.filter_tree is not None and not matches(sub.filter_tree, event.data):
+                sub.stats.dropped["filtered"] += 1  # "silently skipped"
+                continue
             if sub.status != "active":
                 sub.stats.dropped[sub.status] += 1
                 continue

@@ -447,3 +447,29 @@ async def test_without_the_event_platform_permission(
     await platform.drain()
     kinds = [n.json["notification_type"] for n in notifications.requests]
     assert kinds == ["subscription.suspended.system", "subscription.resumed"]
+
+
+async def test_filters_are_evaluated_on_each_event(
+    api: tuple[EventPlatform, httpx.AsyncClient], pim: PimSimulator, serve: Serve
+) -> None:
+    """https://api.akeneo.com/event-platform/available-filters.html: "If the event matches your
+    filter, it is forwarded to your destination. If not, it is silently skipped." """
+    platform, http = api
+    destination = await serve(Destination())
+    subscriber = (await http.post("/subscribers", json=OAS_SUBSCRIBER)).json()
+    base = f"/subscribers/{subscriber['id']}/subscriptions"
+    delta = f"{PREFIX}product.updated.delta"
+    made = await http.post(base, json={
+        **_subscription(destination.url, pim), "events": [UPDATED, delta],
+        "filter": '(attribute="name" and locale="en_US") and not user="robot"'})  # fmt: skip
+    assert made.status_code == 201, made.text
+    by_admin = pim.edit_product(author="admin")  # changes name, en_US
+    platform.publish(by_admin)
+    platform.publish(pim.edit_product(author="robot"))
+    await platform.drain()
+    # the plain "updated" event has no changed attribute: skipped; the delta one passes
+    assert [(e["type"], e["data"]["author"]["identifier"]) for e in destination.events()] == [
+        (delta, "admin")
+    ]
+    stats = platform.stats(made.json()["id"])
+    assert stats.published == 4 and stats.dropped["filtered"] == 3

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from akeneo_pim.event_filters import Bool, FilterError, Match, Not, parse_filter
+from akeneo_pim.event_filters import Bool, FilterError, Match, Not, matches, parse_filter
+from tests.samples import sample
 
 
 @pytest.mark.parametrize(
@@ -67,3 +68,40 @@ def test_refused_filters_say_why(expression: str, why: str) -> None:
     with pytest.raises(FilterError) as caught:
         parse_filter(expression)
     assert why in str(caught.value)
+
+
+DELTA = sample("event-platform/com.akeneo.pim.v1.product.updated.delta").json()["data"]
+
+
+@pytest.mark.parametrize(
+    ("expression", "passes"),
+    [
+        ('user="julia"', True),  # the sample's author
+        ('user_type="user"', True),
+        ('not user_type="api"', True),
+        ('user_type in ["api", "job"]', False),
+        ('attribute="an_updated_attribute"', True),
+        ('attribute in ["price", "a_pim_catalog_number_attribute"]', True),
+        ('attribute="price"', False),
+        ('locale="another_locale"', True),
+        ('scope="a_scope" and not attribute="price"', True),
+        ('channel="print"', False),
+        ('(attribute="price" or user="julia") and locale="nowhere"', False),
+    ],
+)
+def test_evaluated_on_the_reference_delta_event(expression: str, passes: bool) -> None:
+    # https://api.akeneo.com/event-platform/available-events.html, product.updated.delta
+    assert matches(parse_filter(expression), DELTA) is passes
+
+
+def test_non_scopable_values_match_any_scope_and_plain_events_have_no_attribute() -> None:
+    data = {
+        "product": {"uuid": "u", "changes": {"values": {"name": [{"locale": "en_US",
+                                                                  "scope": None}]}}},
+        "author": {"identifier": "admin", "type": "user"},
+    }  # fmt: skip
+    assert matches(parse_filter('scope="ecommerce"'), data)
+    assert not matches(parse_filter('locale="fr_FR"'), data)
+    plain = {"product": {"uuid": "u"}, "author": {"identifier": "admin", "type": "user"}}
+    assert not matches(parse_filter('attribute="name"'), plain)
+    assert matches(parse_filter('user="admin"'), plain)
