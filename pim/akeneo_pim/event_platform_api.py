@@ -392,6 +392,12 @@ class EventPlatformApi:
         timeout: float = 10.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        target = httpx.URL(self.base_url)
+        if target.scheme != "https" and not (
+            target.scheme == "http" and target.host in ("127.0.0.1", "localhost", "::1")
+        ):
+            # the PIM token is a credential: never in clear off this host
+            raise ValueError("the Event Platform base URL must be https://")
         self.pim_url = pim_url
         self.client_id = client_id
         self._token = token

@@ -14,6 +14,7 @@ from akeneo_pim.event_platform_api import (
     UNAUTHORIZED,
     UNAVAILABLE,
     Contact,
+    EventPlatformApi,
     EventPlatformError,
     SubscriptionRequest,
     classify,
@@ -167,3 +168,15 @@ def test_error_bodies() -> None:
 )
 def test_status_reasons(status: int, creating: bool, reason: str) -> None:
     assert classify(status, creating=creating) == reason
+
+
+async def test_the_token_never_travels_in_clear() -> None:
+    async def token() -> str:
+        return "t"
+
+    with pytest.raises(ValueError, match="https"):
+        EventPlatformApi("http://event.example.com/api/v1", pim_url="p", client_id="c", token=token)
+    async with EventPlatformApi(
+        "http://127.0.0.1:1/api/v1", pim_url="p", client_id="c", token=token
+    ) as local:  # a loopback simulator without TLS
+        assert local.base_url == "http://127.0.0.1:1/api/v1"
