@@ -2,8 +2,8 @@
 
 The API, as Akeneo publishes it (https://api.akeneo.com/event-platform/getting-started.html,
 concepts.html, notification-webhooks.html, logs.html, limitations.html, and the OpenAPI
-document content/swagger/aep/public-oas.yml of akeneo/pim-api-docs at 039db85b, its last
-version in that repository; the paths have been plural since, as getting-started.html and
+document content/swagger/aep/public-oas.yml of akeneo/pim-api-docs at 039db85b4b79, its
+last version in that repository; the paths have been plural since, as getting-started.html and
 logs.html show):
 
 - base ``https://event.prd.sdk.akeneo.cloud/api/v1``; every call carries ``X-PIM-URL`` (the
@@ -20,12 +20,17 @@ logs.html show):
 - secrets (``config.secret``, header values) come back ``***redacted***``,
   ``notification_webhook_secret`` never.
 
-What this client adds: TLS verified (a context or CA file for the test ground), redirects not
-followed, each exchange bounded in time (``timeout``) and size (``MAX_ANSWER`` bytes), answers
-parsed defensively (an odd or hostile one is ``EventPlatformRejected``, never a crash), ids
-checked before they reach a URL, and a ``401`` retried once with a renewed token. Every failure
-is an ``EventPlatformError`` whose ``reason`` is a Kubernetes condition reason; its message is
-the API's own (printable, at most 200 characters) with every secret of the call blanked.
+What this client adds: TLS verified (a context or CA file for the test ground; a cleartext
+base URL only on loopback), redirects not followed, each exchange bounded in time
+(``timeout``) and size (``MAX_ANSWER`` bytes), answers parsed defensively (an odd or hostile
+one is ``EventPlatformRejected``, never a crash), ids checked before they reach a URL, secrets
+and filters checked before sending (the OAS's 16 to 256 characters, the grammar of
+available-filters.html), a ``401`` retried once with a renewed token, a DELETE answered 404
+taken as done. Every failure is an ``EventPlatformError`` whose ``reason`` is a Kubernetes
+condition reason: 401/403 Unauthorized, 404 NotFound, 409 on creation LimitReached, other 4xx
+(a 409 elsewhere too) Rejected, 408/425/429/5xx, timeouts and connection or TLS failures
+Unavailable (``retryable``). Its message is the API's own (printable, at most 200 characters)
+with the token and every secret this client sent blanked.
 """
 
 from __future__ import annotations
