@@ -46,8 +46,9 @@ What it does, and where Akeneo says so (https://api.akeneo.com/event-platform/..
   deleted or revoked subscription). Payloads: ``source`` defaults to ``pim`` (the OAS),
   ``config.secret.primary`` and ``.secondary`` 16 to 256 characters (the OAS),
   ``filter`` in the grammar of available-filters.html (``akeneo_pim.event_filters``),
-  custom headers by concepts.html's rules. Answers show secrets as ``***redacted***``
-  (logs.html), header values too (concepts.html), ``notification_webhook_secret`` never.
+  custom headers by concepts.html's rules, bodies ``application/json``. Answers show
+  secrets as ``***redacted***`` (logs.html), header values too (concepts.html),
+  ``notification_webhook_secret`` never.
   This simulator's choices, where the OAS and the pages are silent: dates are
   ``created_at``/``updated_at`` as the pages' answers show (the OAS's examples say
   ``createdAt``); ``name`` and ``contact.technical_email`` are required; only ``https``
@@ -918,6 +919,10 @@ def _management_app(platform: EventPlatform) -> web.Application:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
+    """The JSON object of a POST or PATCH: the OAS's request bodies are all
+    ``content: application/json`` (and getting-started.html's calls send that type)."""
+    if request.content_type != "application/json":
+        raise PlatformError(400, "The body must be application/json")
     try:
         body = await request.json()
     except web.HTTPRequestEntityTooLarge:

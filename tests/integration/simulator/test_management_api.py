@@ -360,6 +360,9 @@ async def test_subscribers_are_private_to_their_connection_and_bounded(
     too_big = await http.post("/subscribers", content=b"{" + b" " * 70_000 + b"}",
                               headers={"Content-Type": "application/json"})  # fmt: skip
     assert too_big.status_code == 413
+    # the OAS: every request body is "content: application/json"
+    as_form = await http.post("/subscribers", data={"name": "s"})
+    assert as_form.status_code == 400 and "application/json" in _message(as_form)
     platform.revoke(subscriber["id"])
     refused = await http.get("/subscribers")
     assert refused.status_code == 401 and "removed" in _message(refused)
