@@ -29,7 +29,7 @@ from akeneo_pim.event_platform_api import (
     SubscriptionRequest,
 )
 from akeneo_pim.event_types import PREFIX
-from akeneo_pim.rest import AkeneoRestClient, PimCredentials, fetch_pim_token
+from akeneo_pim.rest import AkeneoApiError, AkeneoRestClient, PimCredentials, fetch_pim_token
 from akeneo_pim.simulator import EventPlatform, PimSimulator
 from tests.ground.tls import CertificateAuthority
 from tests.integration.simulator.conftest import (
@@ -180,8 +180,9 @@ async def test_one_shot_token_with_the_connection_credentials(
         made = await api.create_subscriber("one shot", Contact("ops@example.com"))
         assert made.contact.notification_channels == ("email",)
     # the address guard holds by default: the simulated PIM listens on loopback
-    with pytest.raises(Exception) as guarded:
+    with pytest.raises(AkeneoApiError) as guarded:
         await fetch_pim_token(pim.url, CREDENTIALS, verify=ca.client_context())
+    assert "127.0.0.1" in str(guarded.value)  # refused by the address policy
     assert "sim-secret" not in str(guarded.value) and "sim-password" not in str(guarded.value)
 
 
