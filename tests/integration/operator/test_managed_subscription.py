@@ -267,12 +267,12 @@ async def test_the_subscription_follows_the_connection_from_apply_to_delete(
 
     # a spec change updates the subscription
     patch = {"spec": {"eventPlatform": {"events": ["com.akeneo.pim.v1.product.updated"],
-                                        "filters": "family = shoes"}}}  # fmt: skip
+                                        "filters": 'user_type="user"'}}}  # fmt: skip
     await client.merge_patch(API, "AkeneoConnection", NS, "shop", patch)
 
     async def updated() -> bool:
         return sub.events == ["com.akeneo.pim.v1.product.updated"] and sub.filter == (
-            "family = shoes"
+            'user_type="user"'
         )
 
     await poll(updated, timeout=60, what="subscription updated", operators=ops)

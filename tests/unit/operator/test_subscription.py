@@ -50,6 +50,9 @@ def test_the_spec_defaults_to_every_handled_type_and_needs_an_email() -> None:
         spec({"events": ["com.akeneo.pim.v1.product.exploded"]})
     with pytest.raises(ValidationError):
         spec({"filters": "x" * 501})
+    with pytest.raises(ValidationError, match=r"eventPlatform\.filters"):
+        spec({"filters": "family = shoes"})  # not a field of Akeneo's filter grammar
+    assert spec({"filters": 'not user_type="api"'}).event_platform.filters
     with pytest.raises(ValidationError):
         spec({"technicalEmail": "not-an-email"})
     # absent: today's behaviour
@@ -71,14 +74,14 @@ def test_every_event_platform_field_is_described_in_the_crd() -> None:
 
 
 def test_desired_subscription_points_at_the_public_receiver() -> None:
-    want = sub.desired(spec({"filters": "family = shoes"}), NAMES, SECRETS)
+    want = sub.desired(spec({"filters": 'user_type="user"'}), NAMES, SECRETS)
     assert isinstance(want, sub.Desired)
     assert want.destination == "https://shop.hooks.example.com/event-platform"
     assert want.notification_url == "https://shop.hooks.example.com/event-platform/notifications"
     assert (want.primary, want.secondary) == ("primary-one", "secondary-two")
     assert want.channels == ["email", "webhook"]
     assert want.subscriber_name == "akeneo-connector shop-ns/shop"
-    assert want.filters == "family = shoes"
+    assert want.filters == 'user_type="user"'
     quiet = sub.desired(spec({"notifications": False}), NAMES, SECRETS)
     assert isinstance(quiet, sub.Desired) and quiet.notification_url is None
     assert quiet.channels == ["email"]
