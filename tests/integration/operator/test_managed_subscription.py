@@ -517,3 +517,37 @@ async def test_one_apply_events_flow_a_suspension_is_repaired_and_delete_cleans_
         return bool(platform.report()[sub.id]["status"] == "deleted")
 
     await poll(deleted, timeout=60, what="subscription deleted", operators=ops)
+
+
+async def test_a_users_secret_is_used_as_it_is(
+    operator: OperatorProcess, client: KubeClient, simulator: PimSimulator,
+    management: ManagementApi,
+) -> None:  # fmt: skip
+    ops = (operator,)
+    mine = {"eventPlatformSecrets": "users-own-primary-secret-0001\n",
+            "eventPlatformNotificationSecret": "users-own-notification-0001"}  # fmt: skip
+    await client.apply(secret(NS, "own-events", mine))
+    await client.create(connection(NS, "own", spec(simulator, "own", host="own.example.com")))
+    body = await poll(
+        lambda: with_condition(client, "own", "EventSubscriptionActive", "True", "Active"),
+        timeout=90, what="subscription active", operators=ops,
+    )  # fmt: skip
+    ids = ep_status(body)
+    sub = management.platform.subscriptions[ids["subscriptionId"]]
+    assert sub.primary == "users-own-primary-secret-0001"
+    subscriber = management.platform.subscribers[ids["subscriberId"]]
+    assert subscriber.notification_webhook_secret == "users-own-notification-0001"
+    assert await secret_values(client, "own-events") == mine  # untouched
+    # a user's Secret without the subscription's secret is reported, never written to
+    await client.apply(secret(NS, "bare-events", {"eventsApiSecret": "legacy-only-secret"}))
+    await client.create(connection(NS, "bare", spec(simulator, "bare", host="bare.example.com")))
+    down = await poll(
+        lambda: with_condition(
+            client, "bare", "EventSubscriptionActive", "False", "EventPlatformSecretMissing"
+        ),
+        timeout=90, what="EventPlatformSecretMissing", operators=ops,
+    )  # fmt: skip
+    assert "eventPlatformSecrets" in condition(down, "EventSubscriptionActive")["message"]
+    assert await secret_values(client, "bare-events") == {"eventsApiSecret": "legacy-only-secret"}
+    for value in (*mine.values(), "legacy-only-secret"):
+        assert value.strip() not in operator.log
