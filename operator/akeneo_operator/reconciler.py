@@ -540,7 +540,11 @@ class Reconciler:
             st.repair.render(st.obs)
 
     async def _observe_subscription(self, st: ConnState, names: ConnectionNames) -> None:
-        """``EventSubscriptionActive`` from the newest notification the receiver stored."""
+        """``EventSubscriptionActive`` from the newest notification the receiver stored (a
+        managed subscription's comes from ``_event_platform``, which reads it too)."""
+        ep = st.spec.event_platform if st.spec is not None else None
+        if ep is not None and ep.manage_subscription:
+            return
         raw = await self.nats.last_notification(names)
         cond = None if raw is None else subscription_condition(raw)
         if cond is not None:
