@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from akeneo_connector.durations import Duration, parse_duration
+from akeneo_connector.signing_secrets import WebhookSignature as WebhookSignature  # re-exported
 
 GROUP = "akeneo.connectors.dev"
 VERSION = "v1alpha1"
@@ -191,13 +192,6 @@ class StreamSpec(SpecModel):
             raise ValueError("stream.duplicateWindow must not exceed stream.maxAge")
         _size_within_bytes("stream", self.max_msg_size, self.max_bytes)
         return self
-
-
-class WebhookSignature(StrEnum):
-    """How the webhook sink signs its POSTs (see the README's webhook contract)."""
-
-    STANDARD = "standard"  # Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature
-    LEGACY = "legacy"  # X-Connector-Timestamp, X-Connector-Signature (hex HMAC)
 
 
 class WebhookSink(SpecModel):

@@ -15,8 +15,7 @@ from pathlib import Path
 from nats.aio.client import Client
 
 from akeneo_connector import eventloop
-from akeneo_connector.signing_secrets import SigningSecretError
-from akeneo_connector.spec import WebhookSignature
+from akeneo_connector.signing_secrets import SigningSecretError, WebhookSignature
 from akeneo_connector.stopping import bounded, close_nats
 from akeneo_pim.rest import AkeneoRestClient, PimCredentials
 from akeneo_worker.budget import KvBudget
