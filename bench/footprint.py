@@ -316,12 +316,21 @@ def markdown(lines: list[Line], when: str) -> str:
         for ln in lines
     )
     return (
-        f"## Footprint per tenant\n\n"
+        "## Footprint per tenant\n\n"
         f"`.venv/bin/python -m bench.footprint --markdown`, {when}, Python "
-        f"{platform.python_version()}, {os.cpu_count()} CPUs. Idle, after legacy and Event "
-        f"Platform deliveries, their hydration and sqlite writes, probes and a metrics "
-        f"scrape; median of {SAMPLES} samples (MB = 2^20 bytes).\n\n"
-        f"| process | RSS MB | PSS MB | USS MB | RSS minus bare Python MB |\n"
+        f"{platform.python_version()}, {os.cpu_count()} CPUs.\n\n"
+        "Receiver and worker run as the operator's pod specs say (command, env, Secret files; "
+        "defaults: sqlite sink, PIM credentials for hydration) against a real nats-server and "
+        "the PIM simulator, and are measured idle, after legacy and Event Platform deliveries, "
+        "their hydration and sqlite writes, probes and a metrics scrape: median of "
+        f"{SAMPLES} samples, MB = 2^20 bytes. `bare` is `python -c 'import time; ...'` "
+        "started the same way; the `-libraries` lines import only the third-party libraries "
+        "each component runs on (receiver: asyncio and ssl, uvloop, aiohttp, nats-py, "
+        "prometheus-client, msgspec, pydantic; worker: the same plus httpx and sqlite3). "
+        "RSS counts the shared libraries' pages (libpython, OpenSSL, pydantic-core, ...), "
+        "which every pod of the image shares on a node; USS is the memory only this process "
+        "holds: what one more tenant adds.\n\n"
+        "| process | RSS MB | PSS MB | USS MB | RSS minus bare Python MB |\n"
         f"|---|---|---|---|---|\n{rows}\n\n{verdict(lines)}\n"
     )
 
