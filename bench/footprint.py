@@ -3,14 +3,15 @@
 Both components run as real processes, planned from the pod specs the operator renders
 (``tests/e2e/podrunner``: the containers' exact command and env, their Secret volumes written
 to files; only mount paths and ports are moved) against a real nats-server and the PIM
-simulator (REST for hydration). The stream and consumer exist first, as the operator makes
-them. Before measuring, every path an idle pod has taken once is warmed: legacy batches and
+simulator (REST for hydration). The stream and the KV bucket exist first, as the operator
+makes them. Before measuring, every path an idle pod has taken once is warmed: legacy batches and
 Event Platform deliveries through the receiver over TLS, their hydration and the sqlite sink
 in the worker (the default sink), probes and a metrics scrape on each. Then the pipeline
 idles and each process's memory is read from ``/proc``: VmRSS, PSS and USS (private pages,
 ``smaps_rollup``), with a ``python -c 'import time; time.sleep(...)'`` started the same way
-as the baseline (what any Python process costs). Targets: receiver RSS at most 40 MB, worker
-at most 50 MB.
+as the baseline (what any Python process costs), and interpreters importing only each
+component's third-party libraries (the floor no trimming of its own imports goes below).
+Targets: receiver at most 40 MB, worker at most 50 MB (checked against RSS and USS).
 
     .venv/bin/python -m bench.footprint [--markdown]
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import functools
 import json
 import os
@@ -48,6 +50,7 @@ from akeneo_operator.children import receiver_deployment, worker_deployment
 from akeneo_operator.pods import BuildInput
 from akeneo_operator.settings import OperatorSettings
 from akeneo_pim.simulator import EventSender, PimSimulator
+from akeneo_worker.sinks.sqlite import DEFAULT_TABLE
 
 RECEIVER_CEILING_MB = 40.0
 WORKER_CEILING_MB = 50.0
@@ -194,7 +197,7 @@ async def drained(nats_url: str, timeout: float = 60) -> None:
 
 
 async def measure(root: Path, *, rounds: int = 3) -> list[Line]:
-    """Start everything under ``root``, warm, idle, sample; the three lines."""
+    """Start everything under ``root``, warm, idle, sample: one line per process."""
     (root / "nats").mkdir()
     nats_server = NatsServer(root / "nats").start()
     processes: list[ServerProcess] = []
@@ -277,9 +280,9 @@ async def _measure(
             assert sent.accepted == sent.deliveries, sent
     await drained(nats_server.url)
     sink = Path(plans["worker"].env["AKENEO_SQLITE_PATH"])
-    with sqlite3.connect(sink) as db:
-        [(tables,)] = db.execute("select count(*) from sqlite_master where type = 'table'")
-    assert tables, "nothing reached the sqlite sink"
+    with contextlib.closing(sqlite3.connect(sink)) as db:
+        [(rows,)] = db.execute(f"SELECT count(*) FROM {DEFAULT_TABLE}")
+    assert rows, "nothing reached the sqlite sink"
     for server in (admin, health):  # what the kubelet and Prometheus do to an idle pod
         for endpoint in ("healthz", "readyz", "metrics"):
             get(f"{server}/{endpoint}")
