@@ -131,8 +131,9 @@ def test_the_model_refuses_a_field_the_schema_lacks() -> None:
 def _reasons_in_code() -> dict[str, str]:
     """Every reason the operator passes to a condition, by reason: where it is set."""
     found: dict[str, str] = {}
-    for path in sorted(OPERATOR.glob("*.py")):
-        module = importlib.import_module(f"akeneo_operator.{path.stem}")
+    for path in sorted(OPERATOR.rglob("*.py")):
+        dotted = ".".join(path.relative_to(OPERATOR.parent).with_suffix("").parts)
+        module = importlib.import_module(dotted.removesuffix(".__init__"))
         for node in ast.walk(ast.parse(path.read_text())):
             if not isinstance(node, ast.Call):
                 continue
@@ -153,7 +154,7 @@ def _reasons_in_code() -> dict[str, str]:
             else:
                 continue
             if isinstance(reason, str):
-                found.setdefault(reason, f"{path.name}:{node.lineno}")
+                found.setdefault(reason, f"{dotted}:{node.lineno}")
     for _status, reason, _verb in notifications._CONDITIONS.values():
         found.setdefault(reason, "akeneo_pim/notifications.py")
     return found
