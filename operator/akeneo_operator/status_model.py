@@ -200,14 +200,22 @@ BLOCKERS = (
     Reason("InvalidSpec", "False", "The spec fails validation: the message names each field"),
     Reason("SecretMissing", "False", "A Secret the spec names does not exist"),
     Reason("SecretKeyMissing", "False", "A Secret the spec names lacks a key it needs"),
-    Reason("SecretInvalid", "False", "The sink's signingSecret is not usable as such"),
+    Reason(
+        "SecretInvalid",
+        "False",
+        "A line of the webhook signingSecret is not usable (standard: a whsec_ secret)",
+    ),
     Reason(
         "PrivateAddressesNotAllowed",
         "False",
         "The PIM, webhook or database host is private/loopback/link-local and the platform "
         "does not allow it (allowPrivateAddresses and the operator's settings)",
     ),
-    Reason("DsnNotAllowed", "False", "The postgres DSN uses a parameter the platform refuses"),
+    Reason(
+        "DsnNotAllowed",
+        "False",
+        "The postgres DSN is not text or uses a libpq parameter outside the allow-list",
+    ),
     Reason(
         "QuotaExceedsPlatformLimit",
         "False",
@@ -261,11 +269,14 @@ CONDITIONS: tuple[ConditionType, ...] = (
         "The JetStream stream and key-value bucket exist with the spec's settings",
         (
             Reason("StreamProvisioned", "True", "Stream and bucket are in place"),
-            Reason("NatsUnavailable", "False", "NATS did not answer; retried"),
+            Reason(
+                "NatsUnavailable", "False", "NATS unreachable, or it refused the operator; retried"
+            ),
             Reason(
                 "ImmutableFieldChanged",
                 "False",
-                "The spec changes a setting JetStream cannot change on an existing stream",
+                "The stream's storage or retention was changed by hand; JetStream cannot "
+                "change them back in place: restore them, or delete the stream",
             ),
             Reason(
                 "InsufficientStorage",
