@@ -22,6 +22,7 @@ Status written by the operator (see ``status_schema``)::
       counters: {applied: 10, skippedOutdated: 1, deadLettered: 0}
       sync: {syncNow: "2026-01-01", fullScanNow: "1", initialJob: acme-initial-sync}
       catchUp: {through: 42, job: acme-catch-up-42, since: "...", windows: "..."}
+      eventPlatform: {subscriberId, subscriptionId, status: active, lastChecked, ...}
       kopf: {...}   # kopf's own progress storage, left open
 """
 
@@ -42,6 +43,7 @@ from akeneo_connector.spec import (
     FULL_SCAN_ONLY,
     GROUP,
     KIND,
+    NEEDS_TECHNICAL_EMAIL,
     PLURAL,
     STRUCTURE_NEEDS_FULL_SCAN,
     VERSION,
@@ -85,6 +87,13 @@ Schema = dict[str, Any]
 # cannot say (duplicateWindow <= maxAge when one uses the "d" unit, unknown to CEL durations)
 # is left to the operator, which reports it as a Ready=False condition.
 CEL_RULES: dict[str, list[Schema]] = {
+    "EventPlatformSpec": [
+        {
+            "rule": "!has(self.manageSubscription) || !self.manageSubscription"
+            " || has(self.technicalEmail)",
+            "message": NEEDS_TECHNICAL_EMAIL,
+        }
+    ],
     "ReconciliationSpec": [
         {
             "rule": "!has(self.resources) || !self.resources.exists(r, r in "
@@ -384,11 +393,60 @@ def status_schema() -> Schema:
                     },
                 },
             },
+            "eventPlatform": _event_platform_status(),
             "kopf": {
                 "type": "object",
                 "description": "The operator framework's own progress records",
                 "x-kubernetes-preserve-unknown-fields": True,
             },
+        },
+    }
+
+
+def _event_platform_status() -> Schema:
+    text: Schema = {"type": "string", "maxLength": 256}
+    when: Schema = {"type": "string", "format": "date-time"}
+    return {
+        "type": "object",
+        "description": "The Event Platform subscription the operator manages "
+        "(spec.eventPlatform.manageSubscription)",
+        "properties": {
+            "subscriberId": {**text, "description": "The subscriber's id"},
+            "subscriptionId": {**text, "description": "The subscription's id"},
+            "status": {
+                **text,
+                "description": "The subscription's status as the management API last said "
+                "(active, suspended, revoked, deleted)",
+            },
+            "lastChecked": {**when, "description": "When the management API was last read"},
+            "suspendedBy": {
+                "type": "string",
+                "enum": ["system", "user", "unknown"],
+                "description": "Who suspended it (from the notification): system ones are "
+                "resumed automatically (autoResume), user ones never",
+            },
+            "suspendedSince": {**when, "description": "Suspended since (opens a gap window)"},
+            "createdSubscriber": {
+                "type": "boolean",
+                "description": "The operator created the subscriber (deleted with the "
+                "connection when it holds no other subscription)",
+            },
+            "specHash": {**text, "description": "Digest of what the subscription was set to"},
+            "lastResume": {**when, "description": "The operator's last resume attempt"},
+            "resumeAttempts": {
+                "type": "integer",
+                "format": "int64",
+                "minimum": 0,
+                "description": "Resume attempts since the suspension (backoff)",
+            },
+            "error": {**text, "description": "The last management API error, if any"},
+            "failures": {
+                "type": "integer",
+                "format": "int64",
+                "minimum": 0,
+                "description": "Consecutive management API failures (backoff)",
+            },
+            "nextTry": {**when, "description": "No management API call before this time"},
         },
     }
 

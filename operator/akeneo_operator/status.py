@@ -86,6 +86,7 @@ class Observed:
     counters: dict[str, int] | None = None
     sync: dict[str, Any] | None = None  # status.sync: on-demand syncs handled
     catch_up: dict[str, Any] | None = None  # status.catchUp: gap repair progress
+    event_platform: dict[str, Any] | None = None  # status.eventPlatform: managed subscription
 
 
 def deployment_condition(deployment: dict[str, Any] | None, component: str) -> Cond:
@@ -177,6 +178,8 @@ def render_status(obs: Observed, previous: dict[str, Any], now: datetime) -> dic
         status["sync"] = dict(obs.sync)
     if obs.catch_up:
         status["catchUp"] = dict(obs.catch_up)
+    if obs.event_platform:
+        status["eventPlatform"] = dict(obs.event_platform)
     return status
 
 

@@ -486,6 +486,12 @@ class AkeneoRestClient:
                 token = await self._refresh(token)
             return token.access
 
+    async def access_token(self, stale: str | None = None) -> str:
+        """A valid PIM access token, for other Akeneo services that take one (the Event
+        Platform's ``X-PIM-TOKEN``); ``stale``: one such a service just refused (renewed
+        once). Obtained like every call of this client: its credentials, its address guard."""
+        return await self._access_token(stale)
+
     def _same_origin(self, url: str) -> None:
         """Refuse an absolute URL (a ``_links`` href) off the configured PIM's origin: it
         would be sent the access token. Akeneo's own samples link to demo.akeneo.com."""
@@ -665,3 +671,28 @@ class AkeneoRestClient:
     async def get_product_models_by_code(self, codes: Sequence[str]) -> list[dict[str, Any]]:
         """Product models with these codes (missing ones are simply absent), 100 per call."""
         return await self._batched(PRODUCT_MODELS_PATH, "identifier", codes)
+
+
+async def fetch_pim_token(
+    base_url: str,
+    credentials: PimCredentials,
+    *,
+    verify: bool | str | ssl.SSLContext = True,
+    allow_private: bool = False,
+    timeout: float = 10.0,
+) -> str:
+    """One fresh access token of the connection (a password grant through
+    ``AkeneoRestClient``, so the PIM address guard holds unless ``allow_private``).
+
+    Raises ``AkeneoAuthError`` when the PIM refuses the credentials, ``AkeneoApiError`` when
+    it cannot be reached; neither message carries a credential.
+    """
+    async with AkeneoRestClient(
+        base_url,
+        credentials,
+        verify=verify,
+        allow_private=allow_private,
+        timeout=timeout,
+        max_tries=3,
+    ) as client:
+        return await client.access_token()
