@@ -16,17 +16,20 @@ One track, step by step (each step idempotent; the phase is persisted after it s
    secondary ``new`` ("new secret as secondary"); receivers accept ``old`` meanwhile.
 3. Wait until every ready receiver reports ``new`` (``WaitingForReceivers``: forever if one
    never reloads; it is named in the condition).
-4. ``PROMOTE``: remote primary ``new`` (secondary ``old`` for the subscription), then the
-   Secret ``[new, old]``: the Secret's lines always say what the remote side signs with.
+4. ``PROMOTE``: the Secret ``[new, old]``, then remote primary ``new`` (secondary ``old``
+   for the subscription).
 5. ``RETIRE``, once no delivery signed with ``old`` alone can still arrive (``HORIZON``) and
-   every ready receiver still reports ``new``: remote ``new`` only, then the Secret ``[new]``.
+   every ready receiver still reports ``new``: the Secret ``[new]``, then remote ``new`` only.
    Receivers reload it and refuse ``old`` from then on.
 
-The remote side's secrets cannot be read back (the management API shows them redacted), so
-the phase and fingerprints live in ``status.secretRotation``. Writes go Secret first where a
-value is created (the Secret is the only place a secret is kept), remote first otherwise; an
-operator stopped between two writes finds the Secret ahead of its status and resumes: an
-idle track whose Secret holds two lines is a start that was not recorded (``ADOPT``).
+The Secret's lines, primary first, are what the remote side signs with or is about to: the
+subscription's glue (``ep_manager``) pushes them, so each step writes the Secret first, then
+has the remote side follow. Every write keeps what each ready receiver accepts covering what
+the remote side signs with. The remote side's secrets cannot be read back (the management API
+shows them redacted), so the phase and fingerprints live in ``status.secretRotation``; an
+operator stopped between two writes finds the Secret ahead of its status and does the step
+again. An idle track whose Secret holds two lines while a rotation is due is a start whose
+status was not written: it is carried on (``ADOPT``), not started again.
 """
 
 from __future__ import annotations
@@ -183,8 +186,8 @@ class Observation:
 
 @dataclass(frozen=True)
 class Step:
-    """What to change for one track, in this order: remote side, then Secret (ADD: Secret
-    only). Secrets are named by fingerprint; the glue holds the values."""
+    """What to change for one track, in this order: the Secret's lines, then the remote side.
+    Secrets are named by fingerprint; the glue holds the values."""
 
     track: Track
     action: Action
@@ -208,8 +211,11 @@ def handled_value(value: str) -> str:
     return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
 
 
-def plan(state: RotationState, obs: Observation) -> Plan:
-    """The next step of the rotation, and the state to keep once it is done."""
+def plan(
+    state: RotationState, obs: Observation, horizon: Mapping[Track, timedelta] = HORIZON
+) -> Plan:
+    """The next step of the rotation, and the state to keep once it is done (``horizon``:
+    shorter in tests only)."""
     wanted = obs.annotation is not None or obs.period is not None
     if not obs.managed:
         if not wanted or not state.idle:
@@ -234,7 +240,9 @@ def plan(state: RotationState, obs: Observation) -> Plan:
         state = replace(state, request=_request(obs, state))
         events.append(("Normal", "SecretRotationStarted", _why(obs, state)))
     for track in Track:
-        step, tracks[track], event = _plan_track(track, state.track(track), obs, starting)
+        step, tracks[track], event = _plan_track(
+            track, state.track(track), obs, starting, horizon[track]
+        )
         if step is not None:
             steps.append(step)
         if event is not None:
@@ -245,12 +253,12 @@ def plan(state: RotationState, obs: Observation) -> Plan:
         state = replace(state, rotated=obs.now)
         if not any(e[1] == "SecretRotationAbandoned" for e in events):
             events.append(("Normal", "SecretsRotated", "the Event Platform secrets were rotated"))
-    cond, recheck = _condition(state, obs)
+    cond, recheck = _condition(state, obs, horizon)
     return Plan(tuple(steps), state, cond, tuple(events), recheck)
 
 
 def _plan_track(
-    track: Track, ts: TrackState, obs: Observation, starting: bool
+    track: Track, ts: TrackState, obs: Observation, starting: bool, horizon: timedelta
 ) -> tuple[Step | None, TrackState, tuple[str, str, str] | None]:
     lines = tuple(obs.secret.get(track, ()))
     label = SECRET_KEYS[track]
@@ -290,7 +298,7 @@ def _plan_track(
         return step, replace(ts, phase=Phase.RETIRING, signing_since=signing), event
     # RETIRING
     signing = ts.signing_since or obs.now
-    if obs.now < signing + HORIZON[track] or _missing(track, new, obs) is not None:
+    if obs.now < signing + horizon or _missing(track, new, obs) is not None:
         return None, replace(ts, signing_since=signing), None
     return Step(track, Action.RETIRE, remote=(new, None), secret=(new,)), IDLE, None
 
@@ -332,7 +340,9 @@ def _why(obs: Observation, state: RotationState) -> str:
     return "secretRotationPeriod elapsed"
 
 
-def _condition(state: RotationState, obs: Observation) -> tuple[Cond | None, timedelta | None]:
+def _condition(
+    state: RotationState, obs: Observation, horizon: Mapping[Track, timedelta]
+) -> tuple[Cond | None, timedelta | None]:
     if state.idle:
         if obs.annotation is None and obs.period is None:
             return None, None
@@ -364,7 +374,7 @@ def _condition(state: RotationState, obs: Observation) -> tuple[Cond | None, tim
     for track in Track:
         ts = state.track(track)
         if ts.phase is Phase.RETIRING and ts.signing_since is not None:
-            waits.append((ts.signing_since + HORIZON[track], SECRET_KEYS[track]))
+            waits.append((ts.signing_since + horizon[track], SECRET_KEYS[track]))
     if waits:
         until, label = max(waits)
         text = (

@@ -325,13 +325,13 @@ class World:
         return obs(dict(self.secret), views, self.now, **extra)
 
     def apply(self, p: Plan) -> None:
-        for s in p.steps:
-            if s.remote is not None:
-                self.remote[s.track] = s.remote
-                self.writes += 1
-                self.check()
+        for s in p.steps:  # the order the glue writes in
             if s.secret is not None:
                 self.secret[s.track] = s.secret
+                self.writes += 1
+                self.check()
+            if s.remote is not None:
+                self.remote[s.track] = s.remote
                 self.writes += 1
                 self.check()
 
