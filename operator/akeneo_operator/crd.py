@@ -71,6 +71,7 @@ CONDITION_TYPES = (
     "PubliclyTrusted",
     "NatsIsolated",
     "WorkerAutoscalerReady",
+    "SecretRotation",
 )
 MAX_NAME_LENGTH = 40
 """Children are named ``<name>-<suffix>``; CronJob names are limited to 52 characters."""
@@ -394,6 +395,7 @@ def status_schema() -> Schema:
                 },
             },
             "eventPlatform": _event_platform_status(),
+            "secretRotation": _secret_rotation_status(),
             "kopf": {
                 "type": "object",
                 "description": "The operator framework's own progress records",
@@ -594,6 +596,43 @@ def main(argv: list[str] | None = None, out: Callable[[str], object] = print) ->
         return 1 if stale else 0
     out(render())
     return 0
+
+
+def _secret_rotation_status() -> Schema:
+    """``status.secretRotation`` (``akeneo_operator.rotation``): fingerprints, never secrets."""
+    when: Schema = {"type": "string", "format": "date-time"}
+    fp: Schema = {
+        "type": "string",
+        "maxLength": 64,
+        "description": "First 12 hex digits of the secret's SHA-256",
+    }
+    track: Schema = {
+        "type": "object",
+        "properties": {
+            "phase": {
+                "type": "string",
+                "enum": ["Idle", "SecretAdded", "WaitingForReceivers", "Retiring"],
+            },
+            "old": fp,
+            "new": fp,
+            "signingSince": {**when, "description": "The remote side signs with new since"},
+        },
+    }
+    return {
+        "type": "object",
+        "description": "Rotation of the Event Platform secrets (secretRotationPeriod, "
+        "akeneo.connectors.dev/rotate-secrets)",
+        "properties": {
+            "eventPlatform": {**track, "description": "The subscription's secrets"},
+            "notification": {**track, "description": "The notification webhook secret"},
+            "request": {
+                "type": "string",
+                "maxLength": 256,
+                "description": "The last rotate-secrets value handled (sha256: when long)",
+            },
+            "rotated": {**when, "description": "Last rotation completed (or first seen)"},
+        },
+    }
 
 
 if __name__ == "__main__":

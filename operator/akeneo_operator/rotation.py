@@ -43,7 +43,7 @@ from typing import Any
 
 from akeneo_operator.status import Cond
 
-ROTATE_ANNOTATION = "akeneo.connectors.dev/rotate-secrets"
+ROTATE_ANNOTATION = "akeneo.connectors.dev/rotate-secrets"  # = repairs.ROTATE_SECRETS_ANNOTATION
 CONDITION = "SecretRotation"
 HANDLED_MAX = 128  # longer annotation values are remembered as their digest
 
@@ -167,6 +167,28 @@ class ReceiverView:
     def accepts(self, track: Track, fingerprint: str) -> bool:
         loaded = self.subscription if track is Track.SUBSCRIPTION else self.notification
         return loaded is not None and fingerprint in loaded
+
+
+REPORT_FRESH = timedelta(seconds=90)  # receivers report every 30 s (``secret_report``)
+UNREPORTED = "ready pod without a report"
+
+
+def receiver_views(
+    reports: Sequence[tuple[str, datetime, tuple[str, ...], tuple[str, ...]]],
+    ready_replicas: int,
+    now: datetime,
+) -> list[ReceiverView]:
+    """The receivers to wait for, without reading Pods (the operator may not list them):
+    every pod with a fresh report (a live pod reports every 30 s; a dead one stops), taken as
+    ready; and, when fewer reported than the Deployment has ready replicas, as many unnamed
+    ones that accept nothing. A ready receiver has NATS (its ``/readyz`` says so), so it
+    reports; a live pod that is not ready yet but reports only makes the wait stricter.
+    ``reports``: (pod, at, subscription fingerprints, notification fingerprints)."""
+    fresh = [r for r in reports if now - r[1] <= REPORT_FRESH]
+    views = [ReceiverView(pod, True, sub, note) for pod, _at, sub, note in fresh]
+    missing = max(ready_replicas - len(views), 0)
+    views += [ReceiverView(f"{UNREPORTED} #{i + 1}", True) for i in range(missing)]
+    return views
 
 
 @dataclass(frozen=True)

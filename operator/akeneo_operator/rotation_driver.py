@@ -67,7 +67,7 @@ async def turn(
         now=now,
         managed=secret.managed,
         secret={t: tuple(fingerprint(v) for v in secret.lines.get(t, ())) for t in Track},
-        receivers=tuple(await io.receivers()),
+        receivers=() if state.idle else tuple(await io.receivers()),  # idle: not needed
         candidates={t: fingerprint(candidates[t]) for t in Track},
         annotation=annotation,
         period=period,

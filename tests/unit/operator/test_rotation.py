@@ -27,6 +27,7 @@ from akeneo_operator.rotation import (
     Track,
     TrackState,
     plan,
+    receiver_views,
 )
 
 T0 = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
@@ -388,3 +389,21 @@ def test_a_receiver_that_never_reloads_keeps_the_rotation_waiting_forever() -> N
 
 def test_the_condition_is_on_the_connection_under_its_own_name() -> None:
     assert CONDITION == "SecretRotation"
+
+
+def test_receivers_are_counted_from_fresh_reports_and_ready_replicas() -> None:
+    now = T0 + timedelta(minutes=10)
+    reports: list[tuple[str, datetime, tuple[str, ...], tuple[str, ...]]] = [
+        ("rcv-a", now - timedelta(seconds=20), ("s-new",), ()),
+        ("rcv-gone", now - timedelta(minutes=5), ("s-old",), ()),  # a dead pod's last word
+    ]
+    views = receiver_views(reports, 2, now)
+    assert [v.pod for v in views] == ["rcv-a", "ready pod without a report #1"]
+    p = plan(state_of(VERIFYING_SUB), obs(BOTH, views, now))
+    assert p.steps == () and p.condition is not None
+    assert "ready pod without a report" in p.condition.message
+    assert "rcv-gone" not in p.condition.message
+    # once the second ready pod reported it, the promotion goes on
+    reports.append(("rcv-b", now, ("s-old", "s-new"), ()))
+    p = plan(state_of(VERIFYING_SUB), obs(BOTH, receiver_views(reports, 2, now), now))
+    assert steps(p)[SUB].action is Action.PROMOTE
