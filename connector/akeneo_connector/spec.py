@@ -11,10 +11,11 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from akeneo_connector.durations import Duration, parse_duration
+from akeneo_pim.event_filters import FilterError, parse_filter
 from akeneo_pim.event_types import HANDLED, REFERENCE
 
 GROUP = "akeneo.connectors.dev"
@@ -358,8 +359,8 @@ class EventPlatformSpec(SpecModel):
     )
     filters: Annotated[str, Field(min_length=1, max_length=500)] | None = Field(
         default=None,
-        description="The subscription's filter expression (Akeneo's filter syntax), e.g. "
-        "on the product's family or the event's author",
+        description="The subscription's filter in Akeneo's grammar (fields user, user_type, "
+        'attribute, scope, channel, locale), e.g. not user_type="api"; checked before use',
     )
     send_product_identifier: bool = Field(
         default=False,
@@ -386,6 +387,16 @@ class EventPlatformSpec(SpecModel):
         description="Rotate the subscription's signing secret this often (e.g. 720h); unset: "
         "only on request",
     )
+
+    @field_validator("filters")
+    @classmethod
+    def _filter(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_filter(value)
+            except FilterError as exc:
+                raise ValueError(f"eventPlatform.filters: {exc}") from None
+        return value
 
     @model_validator(mode="after")
     def _email(self) -> EventPlatformSpec:

@@ -556,7 +556,11 @@ class Reconciler:
             st.repair.render(st.obs)
 
     async def _observe_subscription(self, st: ConnState, names: ConnectionNames) -> None:
-        """``EventSubscriptionActive`` from the newest notification the receiver stored."""
+        """``EventSubscriptionActive`` from the newest notification the receiver stored (a
+        managed subscription's comes from ``_event_platform``, which reads it too)."""
+        ep = st.spec.event_platform if st.spec is not None else None
+        if ep is not None and ep.manage_subscription:
+            return
         raw = await self.nats.last_notification(names)
         cond = None if raw is None else subscription_condition(raw)
         if cond is not None:
@@ -876,7 +880,7 @@ class Reconciler:
             return
         previous = st.last_status or (st.body.get("status") or {})
         status = render_status(st.obs, previous, self.clock())
-        if _comparable(status) == _comparable(previous):
+        if _comparable(status) == _comparable(previous) and not _check_due(previous, status):
             return
         namespace, name = st.key
         try:
@@ -947,12 +951,27 @@ def _removals(previous: dict[str, Any], status: dict[str, Any]) -> dict[str, Any
     return {**status, "eventPlatform": {**now, **gone}}
 
 
+LAST_CHECKED_EVERY = timedelta(minutes=5)
+
+
+def _check_due(previous: dict[str, Any], status: dict[str, Any]) -> bool:
+    """Whether ``status.eventPlatform.lastChecked`` alone is worth a write: each poll moves
+    it, so it is written with other changes, or when the stored one is 5 minutes old."""
+    before = _epoch((previous.get("eventPlatform") or {}).get("lastChecked"))
+    now = _epoch((status.get("eventPlatform") or {}).get("lastChecked"))
+    if now is None:
+        return False
+    return before is None or now - before >= LAST_CHECKED_EVERY.total_seconds()
+
+
 def _comparable(status: dict[str, Any]) -> Any:
     conditions = [
         {k: v for k, v in c.items() if k != "lastTransitionTime"}
         for c in status.get("conditions") or []
     ]
+    ep = {k: v for k, v in (status.get("eventPlatform") or {}).items() if k != "lastChecked"}
     return {
-        **{k: v for k, v in status.items() if k not in ("conditions", "kopf")},
+        **{k: v for k, v in status.items() if k not in ("conditions", "kopf", "eventPlatform")},
         "conditions": conditions,
+        "eventPlatform": ep,
     }

@@ -47,6 +47,10 @@ RESUMED = "subscription.resumed"
 REVOKED = "subscription.revoked"
 BACKOFF_FIRST = timedelta(seconds=10)
 BACKOFF_MAX = timedelta(hours=1)
+RESUME_MEMORY = timedelta(hours=1)
+CLOCK_SKEW = timedelta(
+    seconds=30
+)  # between Akeneo's notification times and ours  # the platform's success-rate window
 
 
 def generate_secret() -> str:
@@ -329,6 +333,14 @@ def track(
     out = {k: v for k, v in previous.items() if k not in ("status", "lastChecked")}
     out.update(status=remote_status, subscriptionId=subscription_id, lastChecked=stamp(now))
     closed = None
+    seen_active = parse_time(previous.get("lastChecked"))
+    if (
+        note is not None
+        and previous.get("status") == ACTIVE
+        and seen_active is not None
+        and note.timestamp < seen_active - CLOCK_SKEW
+    ):
+        note = None  # older than the last time it was seen active: about an earlier state
     if remote_status == SUSPENDED:
         by = suspended_by(note, subscription_id)
         if by == "unknown":
@@ -343,6 +355,12 @@ def track(
         began = parse_time(previous.get("suspendedSince"))
         if began is not None:
             closed = (began, max(began, now))
-        for key in ("suspendedBy", "suspendedSince", "lastResume", "resumeAttempts"):
+        for key in ("suspendedBy", "suspendedSince"):
             out.pop(key, None)
+        # resumes are remembered for a while: a subscription the platform suspends again
+        # soon after is resumed later each time (backoff), not every interval
+        last = parse_time(previous.get("lastResume"))
+        if last is None or now - last > RESUME_MEMORY:
+            out.pop("lastResume", None)
+            out.pop("resumeAttempts", None)
     return Tracked(out, closed)

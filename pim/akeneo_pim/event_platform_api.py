@@ -2,8 +2,8 @@
 
 The API, as Akeneo publishes it (https://api.akeneo.com/event-platform/getting-started.html,
 concepts.html, notification-webhooks.html, logs.html, limitations.html, and the OpenAPI
-document content/swagger/aep/public-oas.yml of akeneo/pim-api-docs at 039db85b, its last
-version in that repository; the paths have been plural since, as getting-started.html and
+document content/swagger/aep/public-oas.yml of akeneo/pim-api-docs at 039db85b4b79, its
+last version in that repository; the paths have been plural since, as getting-started.html and
 logs.html show):
 
 - base ``https://event.prd.sdk.akeneo.cloud/api/v1``; every call carries ``X-PIM-URL`` (the
@@ -20,12 +20,17 @@ logs.html show):
 - secrets (``config.secret``, header values) come back ``***redacted***``,
   ``notification_webhook_secret`` never.
 
-What this client adds: TLS verified (a context or CA file for the test ground), redirects not
-followed, each exchange bounded in time (``timeout``) and size (``MAX_ANSWER`` bytes), answers
-parsed defensively (an odd or hostile one is ``EventPlatformRejected``, never a crash), ids
-checked before they reach a URL, and a ``401`` retried once with a renewed token. Every failure
-is an ``EventPlatformError`` whose ``reason`` is a Kubernetes condition reason; its message is
-the API's own (printable, at most 200 characters) with every secret of the call blanked.
+What this client adds: TLS verified (a context or CA file for the test ground; a cleartext
+base URL only on loopback), redirects not followed, each exchange bounded in time
+(``timeout``) and size (``MAX_ANSWER`` bytes), answers parsed defensively (an odd or hostile
+one is ``EventPlatformRejected``, never a crash), ids checked before they reach a URL, secrets
+and filters checked before sending (the OAS's 16 to 256 characters, the grammar of
+available-filters.html), a ``401`` retried once with a renewed token, a DELETE answered 404
+taken as done. Every failure is an ``EventPlatformError`` whose ``reason`` is a Kubernetes
+condition reason: 401/403 Unauthorized, 404 NotFound, 409 on creation LimitReached, other 4xx
+(a 409 elsewhere too) Rejected, 408/425/429/5xx, timeouts and connection or TLS failures
+Unavailable (``retryable``). Its message is the API's own (printable, at most 200 characters)
+with the token and every secret this client sent blanked.
 """
 
 from __future__ import annotations
@@ -42,12 +47,13 @@ from typing import Any, Final
 
 import httpx
 
+from akeneo_pim.event_filters import MAX_LENGTH as FILTER_MAX
+from akeneo_pim.event_filters import FilterError, parse_filter
 from akeneo_pim.rest import AkeneoApiError, AkeneoAuthError, printable
 
 DEFAULT_BASE_URL: Final = "https://event.prd.sdk.akeneo.cloud/api/v1"
 MAX_ANSWER: Final = 1024 * 1024  # bytes read from one answer at most
 SECRET_MIN, SECRET_MAX = 16, 256  # config.secret.primary/secondary, notification secret
-FILTER_MAX = 500  # available-filters.html: "Maximum length 500 characters"
 
 UNAUTHORIZED: Final = "EventPlatformUnauthorized"
 NOT_FOUND: Final = "EventPlatformNotFound"
@@ -342,11 +348,15 @@ def subscriber_body(name: str | None, contact: Contact | None) -> dict[str, Any]
 
 def subscription_body(pim_url: str, request: SubscriptionRequest) -> dict[str, Any]:
     """The https subscription payload of concepts.html; ``filter`` always sent (null clears
-    it) so an update says everything the caller wants."""
+    it) so an update says everything the caller wants. A filter outside the grammar of
+    available-filters.html is refused here, before any call."""
     _check_secret(request.primary_secret, "the primary secret")
     _check_secret(request.secondary_secret, "the secondary secret")
-    if request.filters is not None and len(request.filters) > FILTER_MAX:
-        raise _rejected(f"the filter must be at most {FILTER_MAX} characters")
+    if request.filters is not None:
+        try:
+            parse_filter(request.filters)
+        except FilterError as exc:
+            raise _rejected(f"filter: {exc}") from None
     secret = {"primary": request.primary_secret}
     if request.secondary_secret:
         secret["secondary"] = request.secondary_secret
@@ -387,6 +397,12 @@ class EventPlatformApi:
         timeout: float = 10.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        target = httpx.URL(self.base_url)
+        if target.scheme != "https" and not (
+            target.scheme == "http" and target.host in ("127.0.0.1", "localhost", "::1")
+        ):
+            # the PIM token is a credential: never in clear off this host
+            raise ValueError("the Event Platform base URL must be https://")
         self.pim_url = pim_url
         self.client_id = client_id
         self._token = token

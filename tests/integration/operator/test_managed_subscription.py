@@ -267,12 +267,12 @@ async def test_the_subscription_follows_the_connection_from_apply_to_delete(
 
     # a spec change updates the subscription
     patch = {"spec": {"eventPlatform": {"events": ["com.akeneo.pim.v1.product.updated"],
-                                        "filters": "family = shoes"}}}  # fmt: skip
+                                        "filters": 'user_type="user"'}}}  # fmt: skip
     await client.merge_patch(API, "AkeneoConnection", NS, "shop", patch)
 
     async def updated() -> bool:
         return sub.events == ["com.akeneo.pim.v1.product.updated"] and sub.filter == (
-            "family = shoes"
+            'user_type="user"'
         )
 
     await poll(updated, timeout=60, what="subscription updated", operators=ops)
@@ -489,8 +489,10 @@ async def test_one_apply_events_flow_a_suspension_is_repaired_and_delete_cleans_
 
     # the platform suspends it; what is edited meanwhile is never sent
     platform.suspend(sub.id, by="system", reason=REASON_SUCCESS_RATE)
-    lost = [sim.edit_product() for _ in range(3)] + [sim.create_product()]
-    assert sum(platform.publish(change) for change in lost) == 0
+    published, dropped = sub.stats.published, sub.stats.dropped["suspended"]
+    for change in [sim.edit_product() for _ in range(3)] + [sim.create_product()]:
+        platform.publish(change)
+    assert sub.stats.published - published == sub.stats.dropped["suspended"] - dropped > 0
     await poll(
         lambda: with_condition(client, "flow", "EventSubscriptionActive", "False",
                                "SuspendedBySystem"),
@@ -515,3 +517,37 @@ async def test_one_apply_events_flow_a_suspension_is_repaired_and_delete_cleans_
         return bool(platform.report()[sub.id]["status"] == "deleted")
 
     await poll(deleted, timeout=60, what="subscription deleted", operators=ops)
+
+
+async def test_a_users_secret_is_used_as_it_is(
+    operator: OperatorProcess, client: KubeClient, simulator: PimSimulator,
+    management: ManagementApi,
+) -> None:  # fmt: skip
+    ops = (operator,)
+    mine = {"eventPlatformSecrets": "users-own-primary-secret-0001\n",
+            "eventPlatformNotificationSecret": "users-own-notification-0001"}  # fmt: skip
+    await client.apply(secret(NS, "own-events", mine))
+    await client.create(connection(NS, "own", spec(simulator, "own", host="own.example.com")))
+    body = await poll(
+        lambda: with_condition(client, "own", "EventSubscriptionActive", "True", "Active"),
+        timeout=90, what="subscription active", operators=ops,
+    )  # fmt: skip
+    ids = ep_status(body)
+    sub = management.platform.subscriptions[ids["subscriptionId"]]
+    assert sub.primary == "users-own-primary-secret-0001"
+    subscriber = management.platform.subscribers[ids["subscriberId"]]
+    assert subscriber.notification_webhook_secret == "users-own-notification-0001"
+    assert await secret_values(client, "own-events") == mine  # untouched
+    # a user's Secret without the subscription's secret is reported, never written to
+    await client.apply(secret(NS, "bare-events", {"eventsApiSecret": "legacy-only-secret"}))
+    await client.create(connection(NS, "bare", spec(simulator, "bare", host="bare.example.com")))
+    down = await poll(
+        lambda: with_condition(
+            client, "bare", "EventSubscriptionActive", "False", "EventPlatformSecretMissing"
+        ),
+        timeout=90, what="EventPlatformSecretMissing", operators=ops,
+    )  # fmt: skip
+    assert "eventPlatformSecrets" in condition(down, "EventSubscriptionActive")["message"]
+    assert await secret_values(client, "bare-events") == {"eventsApiSecret": "legacy-only-secret"}
+    for value in (*mine.values(), "legacy-only-secret"):
+        assert value.strip() not in operator.log

@@ -9,6 +9,7 @@ with the webhook channel) show them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
@@ -28,7 +29,7 @@ from akeneo_pim.event_platform_api import (
     SubscriptionRequest,
 )
 from akeneo_pim.event_types import PREFIX
-from akeneo_pim.rest import AkeneoRestClient, PimCredentials, fetch_pim_token
+from akeneo_pim.rest import AkeneoApiError, AkeneoRestClient, PimCredentials, fetch_pim_token
 from akeneo_pim.simulator import EventPlatform, PimSimulator
 from tests.ground.tls import CertificateAuthority
 from tests.integration.simulator.conftest import (
@@ -179,8 +180,9 @@ async def test_one_shot_token_with_the_connection_credentials(
         made = await api.create_subscriber("one shot", Contact("ops@example.com"))
         assert made.contact.notification_channels == ("email",)
     # the address guard holds by default: the simulated PIM listens on loopback
-    with pytest.raises(Exception) as guarded:
+    with pytest.raises(AkeneoApiError) as guarded:
         await fetch_pim_token(pim.url, CREDENTIALS, verify=ca.client_context())
+    assert "127.0.0.1" in str(guarded.value)  # refused by the address policy
     assert "sim-secret" not in str(guarded.value) and "sim-password" not in str(guarded.value)
 
 
@@ -218,6 +220,18 @@ async def test_each_refusal_has_its_reason_and_no_secret(
     full = await refused(api.create_subscription(subscriber.id, REQUEST))
     assert (full.reason, full.status) == (LIMIT_REACHED, 409) and not full.retryable
 
+    # the Event Platform permission unchecked (authentication-and-authorization.html): 403
+    [first, *_] = await api.list_subscriptions(subscriber.id)
+    await api.delete_subscription(subscriber.id, first.id)
+    platform.set_permission("sim-client", False)
+    forbidden = await refused(api.create_subscription(subscriber.id, REQUEST))
+    assert (forbidden.reason, forbidden.status) == (UNAUTHORIZED, 403)
+    [second, *_] = await api.list_subscriptions(subscriber.id)
+    assert second.status == "suspended"  # "suspended due to insufficient rights"
+    no_resume = await refused(api.resume_subscription(subscriber.id, second.id))
+    assert (no_resume.reason, no_resume.status) == (UNAUTHORIZED, 403)
+    platform.set_permission("sim-client", True)
+
     async with EventPlatformApi(
         platform.url, pim_url=pim.url, client_id="another-client", token=rest.access_token,
         verify=ca.client_context(),
@@ -230,7 +244,7 @@ async def test_each_refusal_has_its_reason_and_no_secret(
     ) as untrusting:  # fmt: skip
         tls = await refused(untrusting.list_subscribers())
     assert tls.reason == UNAVAILABLE and tls.retryable and tls.status is None
-    assert len(seen) == 9
+    assert len(seen) == 11
 
 
 # -- a hostile or broken management API ------------------------------------------------------
@@ -323,3 +337,30 @@ async def test_a_slow_answer_times_out(
             await api.list_subscribers()
     assert caught.value.reason == UNAVAILABLE and caught.value.retryable
     assert asyncio.get_running_loop().time() - started < 5
+
+
+async def test_an_endless_answer_is_cut_at_the_bound(
+    hostile: Callable[[Handler], Awaitable[str]], ca: CertificateAuthority
+) -> None:
+    sent = 0
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        nonlocal sent
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)  # chunked: no Content-Length to judge it by
+        await response.write(b"[")
+        with contextlib.suppress(ConnectionError):
+            for _ in range(4096):  # 64 MiB at most
+                await response.write(b'"x",' * 4096)
+                sent += 16384
+        return response
+
+    url = await hostile(endless)
+    async with EventPlatformApi(
+        url, pim_url="https://pim.example.com", client_id="c", token=_static_token,
+        verify=ca.client_context(),
+    ) as api:  # fmt: skip
+        with pytest.raises(EventPlatformError) as caught:
+            await api.list_subscribers()
+    assert caught.value.reason == REJECTED and "larger than" in caught.value.message
+    assert sent < 32 * 1024 * 1024  # the client hung up soon after the bound

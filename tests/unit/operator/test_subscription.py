@@ -50,6 +50,9 @@ def test_the_spec_defaults_to_every_handled_type_and_needs_an_email() -> None:
         spec({"events": ["com.akeneo.pim.v1.product.exploded"]})
     with pytest.raises(ValidationError):
         spec({"filters": "x" * 501})
+    with pytest.raises(ValidationError, match=r"eventPlatform\.filters"):
+        spec({"filters": "family = shoes"})  # not a field of Akeneo's filter grammar
+    assert spec({"filters": 'not user_type="api"'}).event_platform.filters
     with pytest.raises(ValidationError):
         spec({"technicalEmail": "not-an-email"})
     # absent: today's behaviour
@@ -71,14 +74,14 @@ def test_every_event_platform_field_is_described_in_the_crd() -> None:
 
 
 def test_desired_subscription_points_at_the_public_receiver() -> None:
-    want = sub.desired(spec({"filters": "family = shoes"}), NAMES, SECRETS)
+    want = sub.desired(spec({"filters": 'user_type="user"'}), NAMES, SECRETS)
     assert isinstance(want, sub.Desired)
     assert want.destination == "https://shop.hooks.example.com/event-platform"
     assert want.notification_url == "https://shop.hooks.example.com/event-platform/notifications"
     assert (want.primary, want.secondary) == ("primary-one", "secondary-two")
     assert want.channels == ["email", "webhook"]
     assert want.subscriber_name == "akeneo-connector shop-ns/shop"
-    assert want.filters == "family = shoes"
+    assert want.filters == 'user_type="user"'
     quiet = sub.desired(spec({"notifications": False}), NAMES, SECRETS)
     assert isinstance(quiet, sub.Desired) and quiet.notification_url is None
     assert quiet.channels == ["email"]
@@ -183,7 +186,7 @@ def test_condition_from_the_polled_status() -> None:
 
 
 def test_a_suspension_is_tracked_from_its_notification_to_the_poll_that_sees_it_active() -> None:
-    first = sub.track({"subscriberId": "s1"}, "active", "a", None, NOW)
+    first = sub.track({"subscriberId": "s1"}, "active", "a", None, NOW - 10 * MINUTE)
     assert first.closed is None and first.status["status"] == "active"
     assert first.status["subscriberId"] == "s1"
     at = NOW - 5 * MINUTE
@@ -195,9 +198,21 @@ def test_a_suspension_is_tracked_from_its_notification_to_the_poll_that_sees_it_
     later = sub.track(down.status, "suspended", "a", None, NOW + MINUTE)
     assert later.status["suspendedBy"] == "system"
     assert later.status["suspendedSince"] == sub.stamp(at)
-    up = sub.track(later.status, "active", "a", None, NOW + 2 * MINUTE)
+    resumed = {**later.status, "lastResume": sub.stamp(NOW + MINUTE), "resumeAttempts": 1}
+    up = sub.track(resumed, "active", "a", None, NOW + 2 * MINUTE)
     assert up.closed == (at, NOW + 2 * MINUTE)
     assert "suspendedBy" not in up.status and "suspendedSince" not in up.status
+    # suspended again soon after: the next resume waits longer (backoff across suspensions)
+    second = sub.LastNotification(sub.SUSPENDED_SYSTEM, "a", NOW + 2 * MINUTE)
+    again = sub.track(up.status, "suspended", "a", second, NOW + 3 * MINUTE).status
+    assert again["suspendedBy"] == "system"
+    assert again["resumeAttempts"] == 1
+    kw: dict[str, Any] = {"auto_resume": True, "receiver_ready": True, "interval": 2 * MINUTE}
+    assert not sub.may_resume(again, now=NOW + 2 * MINUTE, **kw)
+    assert sub.may_resume(again, now=NOW + 3 * MINUTE, **kw)
+    # an hour of being active forgets the resumes
+    calm = sub.track(up.status, "active", "a", None, NOW + 2 * timedelta(hours=1))
+    assert "resumeAttempts" not in calm.status
 
 
 def test_a_suspension_without_notification_starts_when_the_poll_saw_it() -> None:
@@ -219,3 +234,26 @@ def test_a_dropped_status_key_is_removed_by_the_merge_patch() -> None:
     assert _removals({}, after) == after
     cleared = _removals(before, {"conditions": []})
     assert cleared["eventPlatform"] == {"status": None, "suspendedBy": None}
+
+
+def test_a_notification_older_than_the_last_active_poll_says_nothing_of_a_new_suspension() -> None:
+    old = sub.LastNotification(sub.SUSPENDED_SYSTEM, "a", NOW - timedelta(hours=2))
+    seen = {"status": "active", "lastChecked": sub.stamp(NOW - MINUTE)}
+    down = sub.track(seen, "suspended", "a", old, NOW)
+    assert down.status["suspendedBy"] == "unknown"  # maybe a user: never resumed blindly
+    assert down.status["suspendedSince"] == sub.stamp(NOW)
+    fresh = sub.LastNotification(sub.SUSPENDED_SYSTEM, "a", NOW - 30 * timedelta(seconds=1))
+    assert sub.track(seen, "suspended", "a", fresh, NOW).status["suspendedBy"] == "system"
+
+
+def test_last_checked_alone_is_written_every_five_minutes_not_every_poll() -> None:
+    from akeneo_operator.reconciler import _check_due, _comparable
+
+    def status(checked: datetime) -> dict[str, Any]:
+        return {"conditions": [], "eventPlatform": {"status": "active",
+                                                    "lastChecked": sub.stamp(checked)}}  # fmt: skip
+
+    assert _comparable(status(NOW)) == _comparable(status(NOW + MINUTE))
+    assert not _check_due(status(NOW), status(NOW + MINUTE))
+    assert _check_due(status(NOW), status(NOW + 5 * MINUTE))
+    assert _check_due({}, status(NOW))

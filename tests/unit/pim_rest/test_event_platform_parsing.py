@@ -14,6 +14,7 @@ from akeneo_pim.event_platform_api import (
     UNAUTHORIZED,
     UNAVAILABLE,
     Contact,
+    EventPlatformApi,
     EventPlatformError,
     SubscriptionRequest,
     classify,
@@ -130,6 +131,15 @@ def test_secrets_out_of_the_oas_bounds_are_refused_before_sending() -> None:
     assert "short" not in repr(Contact("a@b.c", ("webhook",), "https://h", "short-secret-value"))
 
 
+def test_a_filter_outside_the_grammar_is_refused_before_sending() -> None:
+    request = SubscriptionRequest(("e",), "https://d", "p" * 16, filters="user=system")
+    with pytest.raises(EventPlatformError) as caught:
+        subscription_body("https://p", request)
+    assert caught.value.status is None and "double quotes" in caught.value.message
+    good = SubscriptionRequest(("e",), "https://d", "p" * 16, filters='not user="system"')
+    assert subscription_body("https://p", good)["filter"] == 'not user="system"'
+
+
 def test_error_bodies() -> None:
     oas = json.dumps({"errors": [{"message": "Subscription is deleted"}]}).encode()
     assert error_message(409, oas, "application/json") == "Subscription is deleted"
@@ -158,3 +168,15 @@ def test_error_bodies() -> None:
 )
 def test_status_reasons(status: int, creating: bool, reason: str) -> None:
     assert classify(status, creating=creating) == reason
+
+
+async def test_the_token_never_travels_in_clear() -> None:
+    async def token() -> str:
+        return "t"
+
+    with pytest.raises(ValueError, match="https"):
+        EventPlatformApi("http://event.example.com/api/v1", pim_url="p", client_id="c", token=token)
+    async with EventPlatformApi(
+        "http://127.0.0.1:1/api/v1", pim_url="p", client_id="c", token=token
+    ) as local:  # a loopback simulator without TLS
+        assert local.base_url == "http://127.0.0.1:1/api/v1"
