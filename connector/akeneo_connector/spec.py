@@ -11,11 +11,13 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from akeneo_connector.durations import Duration, parse_duration
 from akeneo_connector.signing_secrets import WebhookSignature as WebhookSignature  # re-exported
+from akeneo_pim.event_filters import FilterError, parse_filter
+from akeneo_pim.event_types import HANDLED, REFERENCE
 
 GROUP = "akeneo.connectors.dev"
 VERSION = "v1alpha1"
@@ -431,6 +433,86 @@ class ReconciliationSpec(SpecModel):
         return self
 
 
+# Any type of Akeneo's reference; the receiver acknowledges and ignores the ones it does not
+# handle (``akeneo_pim.event_types``).
+EventType = Literal[REFERENCE]  # type: ignore[valid-type]
+EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}$"
+NEEDS_TECHNICAL_EMAIL = "eventPlatform.technicalEmail is required when manageSubscription is true"
+
+
+class EventPlatformSpec(SpecModel):
+    """The Akeneo Event Platform subscription of this connection. With manageSubscription
+    the operator creates, updates, resumes and deletes it through the management API."""
+
+    manage_subscription: bool = Field(
+        default=False,
+        description="true: the operator creates (or adopts) the subscriber and subscription "
+        "with the PIM credentials, keeps them as this spec says and deletes them with the "
+        "connection (unless stream.preserveOnDelete); needs receiver.host",
+    )
+    events: list[EventType] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=len(REFERENCE),
+        description="Event types to subscribe to (com.akeneo.pim.v1.*); default: every type "
+        "the receiver handles (products, product models, categories, families, attributes, "
+        "attribute options)",
+    )
+    filters: Annotated[str, Field(min_length=1, max_length=500)] | None = Field(
+        default=None,
+        description="The subscription's filter in Akeneo's grammar (fields user, user_type, "
+        'attribute, scope, channel, locale), e.g. not user_type="api"; checked before use',
+    )
+    send_product_identifier: bool = Field(
+        default=False,
+        description="Ask the Event Platform to add the product identifier to product events",
+    )
+    technical_email: Annotated[str, Field(max_length=254, pattern=EMAIL_PATTERN)] | None = Field(
+        default=None,
+        description="The subscriber's technical contact: Akeneo emails it about suspensions "
+        "(required with manageSubscription)",
+    )
+    notifications: bool = Field(
+        default=True,
+        description="Send subscription notifications (suspended, resumed, revoked) to the "
+        "receiver's https://<host>/event-platform/notifications webhook, signed with the "
+        "generated eventPlatformNotificationSecret",
+    )
+    auto_resume: bool = Field(
+        default=True,
+        description="Resume a subscription the Event Platform suspended (never one a user "
+        "suspended) once the receiver is ready again; a catch-up reconcile repairs the gap",
+    )
+    secret_rotation_period: Duration | None = Field(
+        default=None,
+        description="Rotate the subscription's signing secret this often (e.g. 720h); unset: "
+        "only on request",
+    )
+
+    @field_validator("filters")
+    @classmethod
+    def _filter(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_filter(value)
+            except FilterError as exc:
+                raise ValueError(f"eventPlatform.filters: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _email(self) -> EventPlatformSpec:
+        if self.manage_subscription and self.technical_email is None:
+            raise ValueError(NEEDS_TECHNICAL_EMAIL)
+        if self.events is not None and len(set(self.events)) != len(self.events):
+            raise ValueError("eventPlatform.events lists a type twice")
+        return self
+
+    @property
+    def event_types(self) -> list[str]:
+        """The types the subscription asks for (the default: every handled one)."""
+        return list(self.events) if self.events is not None else list(HANDLED)
+
+
 class AkeneoConnectionSpec(SpecModel):
     """Desired state of one Akeneo PIM connection."""
 
@@ -453,6 +535,11 @@ class AkeneoConnectionSpec(SpecModel):
     reconciliation: ReconciliationSpec = Field(
         default_factory=ReconciliationSpec,
         description="Periodic catch-up from the PIM's REST API",
+    )
+    event_platform: EventPlatformSpec | None = Field(
+        default=None,
+        description="The Event Platform subscription, managed by the operator when "
+        "manageSubscription is true; left out: set up by hand (the receiver accepts it)",
     )
 
     @property

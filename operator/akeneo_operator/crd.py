@@ -23,6 +23,7 @@ Status written by the operator (``status_model.ConnectionStatus``)::
       counters: {applied: 10, skippedOutdated: 1, deadLettered: 0}
       sync: {syncNow: "2026-01-01", fullScanNow: "1", initialJob: acme-initial-sync}
       catchUp: {through: 42, job: acme-catch-up-42, since: "...", windows: "..."}
+      eventPlatform: {subscriberId, subscriptionId, status: active, lastChecked, ...}
       kopf: {...}   # kopf's own progress storage, left open
 """
 
@@ -43,6 +44,7 @@ from akeneo_connector.spec import (
     FULL_SCAN_ONLY,
     GROUP,
     KIND,
+    NEEDS_TECHNICAL_EMAIL,
     PLURAL,
     STRUCTURE_NEEDS_FULL_SCAN,
     VERSION,
@@ -76,6 +78,13 @@ Schema = dict[str, Any]
 # cannot say (duplicateWindow <= maxAge when one uses the "d" unit, unknown to CEL durations)
 # is left to the operator, which reports it as a Ready=False condition.
 CEL_RULES: dict[str, list[Schema]] = {
+    "EventPlatformSpec": [
+        {
+            "rule": "!has(self.manageSubscription) || !self.manageSubscription"
+            " || has(self.technicalEmail)",
+            "message": NEEDS_TECHNICAL_EMAIL,
+        }
+    ],
     "ReconciliationSpec": [
         {
             "rule": "!has(self.resources) || !self.resources.exists(r, r in "

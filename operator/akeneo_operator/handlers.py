@@ -21,6 +21,7 @@ from akeneo_operator.repairs import ANNOTATIONS
 from akeneo_operator.settings import MANAGED_BY, OperatorSettings
 from akeneo_operator.streams import NatsLink
 from akeneo_operator.timing import first_delay, jittered
+from akeneo_pim.event_platform_api import EventPlatformError
 
 # Unexpected errors: a few quick retries by kopf, then the maintenance loop retries at its
 # own pace (the connection is marked for retry), so a broken object never spins.
@@ -39,6 +40,8 @@ WATCHED_CHILDREN: tuple[tuple[str, str], ...] = (
     ("batch/v1", "jobs"),
 )
 
+# Tries to delete a managed Event Platform subscription before the deletion goes on without.
+EP_DELETE_TRIES = 5
 LIST_CHUNK_SIZE = 100
 WORKER_IDLE_SECONDS = 0.5  # kopf's default: 5
 
@@ -124,9 +127,21 @@ def build_registry(ops: OperatorSettings) -> tuple[kopf.OperatorRegistry, Runtim
         rt.metrics.reconciles.labels("ok").inc()
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, id="finalize")
-    async def delete(body: kopf.Body, **_: Any) -> None:
+    async def delete(body: kopf.Body, retry: int, **_: Any) -> None:
+        plain = _plain(body)
         try:
-            await rt.r.finalize(_plain(body))
+            try:
+                await rt.r.finalize(plain, event_platform=retry < EP_DELETE_TRIES)
+            except EventPlatformError as exc:
+                # a refusal will not change, an outage may end: retried with backoff; then
+                # the deletion goes on and leaves the subscription in place (the Event says)
+                give_up = not exc.retryable or retry + 1 >= EP_DELETE_TRIES
+                then = "; the subscription is left in place" if give_up else "; retrying"
+                kopf.event(body, type="Warning", reason="SubscriptionNotDeleted",
+                           message=f"{exc.reason}: {exc.message}{then}"[:1000])  # fmt: skip
+                if not give_up:
+                    raise kopf.TemporaryError(exc.reason, delay=min(10 * 2**retry, 120)) from None
+                await rt.r.finalize(plain, event_platform=False)
         except (OSError, TimeoutError, nats.errors.Error) as exc:
             raise kopf.TemporaryError(
                 f"NATS not reachable: {type(exc).__name__}", delay=10

@@ -133,6 +133,10 @@ def receiver_parts(inp: BuildInput) -> PodParts:
     # an outage's 503 window, kept across container restarts (the /tmp emptyDir) until NATS
     # takes its gap record
     parts.set("AKENEO_GAP_SPOOL_FILE", GAP_SPOOL_FILE)
+    # the key of its report of loaded secrets (fingerprints), which the rotation waits for
+    parts.env.append(
+        {"name": "AKENEO_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+    )
     return parts
 
 

@@ -19,6 +19,8 @@ from typing import Any
 from croniter import croniter
 from pydantic import ValidationError
 
+from akeneo_connector.durations import parse_duration
+from akeneo_connector.gaps import GapRecord, GapSource
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.spec import API_VERSION, KIND, AkeneoConnectionSpec, TLSMode
 from akeneo_operator import policy, secretcheck
@@ -44,6 +46,7 @@ from akeneo_operator.childwatch import (
     resource_version,
     unpack,
 )
+from akeneo_operator.ep_manager import SubscriptionManager
 from akeneo_operator.health import ConnectionSample
 from akeneo_operator.kubeclient import ApiError, KubeClient
 from akeneo_operator.meta import FINALIZER, L_COMPONENT, RECEIVER, WORKER, Manifest, owned_by
@@ -55,7 +58,15 @@ from akeneo_operator.natscreds import (
     without_issuer,
 )
 from akeneo_operator.pods import SIGNATURE_FILES, BuildInput
-from akeneo_operator.repairs import ANNOTATIONS, Repairs, RepairState
+from akeneo_operator.repairs import (
+    ANNOTATIONS,
+    ROTATE_SECRETS_ANNOTATION,
+    Repairs,
+    RepairState,
+)
+from akeneo_operator.rotation import RotationState
+from akeneo_operator.rotation_driver import turn as rotation_turn
+from akeneo_operator.rotation_io import KubeRotationIO, RemoteNotUpdated
 from akeneo_operator.settings import OperatorSettings
 from akeneo_operator.status import (
     CATCH_UP,
@@ -65,8 +76,10 @@ from akeneo_operator.status import (
     PUBLICLY_TRUSTED,
     RECEIVER_READY,
     RECONCILE_SCHEDULED,
+    SECRET_ROTATION,
     STREAM_READY,
     TLS_READY,
+    UNKNOWN,
     WORKER_AUTOSCALER,
     WORKER_READY,
     Cond,
@@ -134,6 +147,8 @@ class ConnState:
     inp: BuildInput | None = None  # what the last full reconcile built from
     annotations: dict[str, str] = field(default_factory=dict)  # ours (``repairs.ANNOTATIONS``)
     repair: RepairState = field(default_factory=RepairState)  # one-off Jobs, gap windows
+    ep: dict[str, Any] | None = None  # status.eventPlatform (managed subscription)
+    rotation: RotationState | None = None  # status.secretRotation (``rotation``)
 
     def fresh(self, ref: ChildRef, child: Manifest | None) -> bool:
         return self.fresh_version(ref, resource_version(child))
@@ -177,6 +192,7 @@ class Reconciler:
         self.issuers = IssuerFile(settings)
         self._reconciles = asyncio.Semaphore(MAX_CONCURRENT_RECONCILES)
         self.repairs = Repairs(settings, client, nats, adopt, clock, self.log)
+        self.subscriptions = SubscriptionManager(settings, client, clock, self.log)
 
     def state(self, namespace: str, name: str) -> ConnState:
         key = (namespace, name)
@@ -194,6 +210,12 @@ class Reconciler:
             annotations = meta.get("annotations") or {}
             st.annotations = {k: str(annotations[k]) for k in ANNOTATIONS if k in annotations}
             st.repair.load(st.body.get("status") or {})
+            if st.ep is None:
+                st.ep = dict((st.body.get("status") or {}).get("eventPlatform") or {})
+            if st.rotation is None:
+                st.rotation = RotationState.from_status(
+                    (st.body.get("status") or {}).get("secretRotation")
+                )
             try:
                 await self._reconcile(st, body.get("spec") or {})
             except ChildConflict as exc:
@@ -241,6 +263,9 @@ class Reconciler:
         if st.tls_mode is TLSMode.CERT_MANAGER and tls_mode is not TLSMode.CERT_MANAGER:
             await self._drop_certificate(namespace, name)
         st.spec, st.names, st.tls_mode = spec, names, tls_mode
+        generated = await self.subscriptions.ensure_secrets(names, spec, self._adopter(st))
+        if generated:
+            self._event(st, "Normal", "SecretsGenerated", generated)
         signature_keys, blocker = await self._check_secrets(namespace, spec)
         st.obs.blocker = blocker
         if blocker is not None:
@@ -271,6 +296,8 @@ class Reconciler:
             if st.obs.counters is None:
                 st.obs.counters = await self.nats.counters(names)
             await self._observe_subscription(st, names)
+            await self._event_platform(st, force=True)
+            await self._rotate(st)
             await self._sync(st, inp)
             await self._catch_up(st)
         st.obs.endpoint, st.obs.endpoints = endpoint(inp), endpoints(inp)
@@ -529,11 +556,92 @@ class Reconciler:
             st.repair.render(st.obs)
 
     async def _observe_subscription(self, st: ConnState, names: ConnectionNames) -> None:
-        """``EventSubscriptionActive`` from the newest notification the receiver stored."""
+        """``EventSubscriptionActive`` from the newest notification the receiver stored (a
+        managed subscription's comes from ``_event_platform``, which reads it too)."""
+        ep = st.spec.event_platform if st.spec is not None else None
+        if ep is not None and ep.manage_subscription:
+            return
         raw = await self.nats.last_notification(names)
         cond = None if raw is None else subscription_condition(raw)
         if cond is not None:
             st.obs.conditions[EVENT_SUBSCRIPTION] = cond
+
+    async def _event_platform(self, st: ConnState, *, force: bool = False) -> None:
+        """The managed subscription (``ep_manager``): created, kept, read, resumed; its
+        status drives ``EventSubscriptionActive``, a suspension it saw end is a gap window."""
+        spec, names = st.spec, st.names
+        ep = spec.event_platform if spec is not None else None
+        if spec is None or names is None or ep is None or not ep.manage_subscription:
+            st.obs.event_platform = None
+            return
+        ready = st.obs.conditions.get(RECEIVER_READY, UNKNOWN).status == "True"
+        try:
+            out = await self.subscriptions.sync(
+                names, spec, st.ep or {}, receiver_ready=ready,
+                note_raw=await self.nats.last_notification(names),
+                event=self._events_of(st), force=force,
+            )  # fmt: skip
+        except ApiError as exc:
+            self.log.warning("Event Platform subscription of %s/%s: %s", *st.key, exc)
+            st.obs.conditions[EVENT_SUBSCRIPTION] = Cond(
+                "Unknown", "KubernetesApiError", str(exc)[:300]
+            )
+            return
+        st.ep = out.status
+        st.obs.event_platform = dict(out.status) or None
+        if out.cond is not None:
+            st.obs.conditions[EVENT_SUBSCRIPTION] = out.cond
+        if out.closed is not None:
+            start, end = out.closed
+            st.repair.recorded.append(
+                GapRecord(
+                    source=GapSource.SUBSCRIPTION, start=start, end=end,
+                    detail="Event Platform subscription suspended (seen by the operator)",
+                )
+            )  # fmt: skip
+
+    async def _rotate(self, st: ConnState) -> None:
+        """One turn of the secret rotation (``rotation``, ``rotation_io``): a step at most,
+        its state kept in ``status.secretRotation`` once every write of it succeeded."""
+        spec, names = st.spec, st.names
+        ep = spec.event_platform if spec is not None else None
+        state = st.rotation or RotationState()
+        annotation = st.annotations.get(ROTATE_SECRETS_ANNOTATION)
+        period = None
+        if ep is not None and ep.secret_rotation_period:
+            period = parse_duration(ep.secret_rotation_period)
+        wanted = annotation is not None or period is not None or not state.idle
+        if spec is None or names is None or ep is None or not ep.manage_subscription or not wanted:
+            st.obs.conditions.pop(SECRET_ROTATION, None)
+            return
+        if not (st.ep or {}).get("subscriptionId") or (st.ep or {}).get("error"):
+            return  # no subscription to rotate yet (its own condition says why)
+
+        async def push() -> bool:
+            await self._event_platform(st, force=True)
+            return bool(st.ep) and not (st.ep or {}).get("error")
+
+        now = self.clock()
+        io = KubeRotationIO(
+            self.client, self.nats, names, spec.receiver.signature_secret,
+            names_of(names.name)["receiver"], push, now,
+        )  # fmt: skip
+        try:
+            planned = await rotation_turn(io, state, now=now, annotation=annotation, period=period)
+        except (ApiError, RemoteNotUpdated) as exc:
+            self.log.warning("secret rotation of %s: %s", names.ref, str(exc)[:300])
+            return  # the same step again on the next turn
+        st.rotation = planned.state
+        st.obs.secret_rotation = planned.state.to_status()
+        if planned.condition is None:
+            st.obs.conditions.pop(SECRET_ROTATION, None)
+        else:
+            st.obs.conditions[SECRET_ROTATION] = planned.condition
+        for event_type, reason, message in planned.events:
+            self._event(st, event_type, reason, message)
+        for step in planned.steps:
+            self.log.info("secret rotation of %s: %s %s", names.ref, step.track.value,
+                          step.action.value)  # fmt: skip
 
     # -- child events --------------------------------------------------------------------------
     def _owner_state(self, child: Manifest) -> ConnState | None:
@@ -666,6 +774,8 @@ class Reconciler:
             if counters is not None:
                 st.obs.counters = counters
             await self._observe_subscription(st, st.names)
+            await self._event_platform(st)
+            await self._rotate(st)
             if cond.status == "True":
                 await self._catch_up(st)
             await self._write_status(st)
@@ -696,12 +806,19 @@ class Reconciler:
                 await self.reconcile(body)
 
     # -- deletion ------------------------------------------------------------------------------
-    async def finalize(self, body: Manifest) -> None:
+    async def finalize(self, body: Manifest, *, event_platform: bool = True) -> None:
+        """Delete what outlives the pods: the stream and bucket, the managed subscription
+        (``EventPlatformError`` when the management API failed; ``event_platform=False``
+        gives up on it)."""
         meta = body["metadata"]
         st = self.state(meta["namespace"], meta["name"])
         st.deleting = True
         preserve = bool(((body.get("spec") or {}).get("stream") or {}).get("preserveOnDelete"))
         names = ConnectionNames(meta["namespace"], meta["name"])
+        if event_platform:
+            await self._delete_subscription(body, names, preserve)
+        else:
+            await self.subscriptions.close(names)
         if preserve:
             self.log.info(
                 "Keeping stream %s and bucket %s (preserveOnDelete)",
@@ -712,6 +829,24 @@ class Reconciler:
             await self.nats.delete(names)
             self.log.info("Deleted stream %s and bucket %s", names.stream, names.guard_bucket)
         self.states.pop(st.key, None)
+
+    async def _delete_subscription(self, body: Manifest, names: ConnectionNames,
+                                   preserve: bool) -> None:  # fmt: skip
+        try:
+            spec = AkeneoConnectionSpec.model_validate(body.get("spec") or {})
+        except ValidationError:
+            return
+        ep = spec.event_platform
+        if ep is None or not ep.manage_subscription:
+            return
+        if preserve:
+            self.log.info("Keeping the Event Platform subscription of %s (preserveOnDelete)",
+                          names.ref)  # fmt: skip
+            await self.subscriptions.close(names)
+            return
+        previous = dict((body.get("status") or {}).get("eventPlatform") or {})
+        done = await self.subscriptions.delete(names, spec, previous)
+        self.log.info("Event Platform of %s: %s", names.ref, done)
 
     # -- metrics -------------------------------------------------------------------------------
     def samples(self) -> Iterator[ConnectionSample]:
@@ -745,13 +880,14 @@ class Reconciler:
             return
         previous = st.last_status or (st.body.get("status") or {})
         status = render_status(st.obs, previous, self.clock())
-        if _comparable(status) == _comparable(previous):
+        if _comparable(status) == _comparable(previous) and not _check_due(previous, status):
             return
         namespace, name = st.key
         try:
             await self.client.merge_patch(
-                API_VERSION, KIND, namespace, name, {"status": status}, "status"
-            )
+                API_VERSION, KIND, namespace, name, {"status": _removals(previous, status)},
+                "status",
+            )  # fmt: skip
         except ApiError as exc:
             if exc.status == 404:
                 return
@@ -802,12 +938,40 @@ def _owner_view(body: Manifest, previous: Manifest) -> Manifest:
     }
 
 
+def _removals(previous: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    """``status`` as a merge patch: keys of ``status.eventPlatform`` it dropped become null
+    (a merge patch keeps what it leaves out: a suspension that ended would stay recorded)."""
+    before = previous.get("eventPlatform")
+    if not isinstance(before, dict):
+        return status
+    now = status.get("eventPlatform") or {}
+    gone = {k: None for k in before if k not in now}
+    if not gone:
+        return status
+    return {**status, "eventPlatform": {**now, **gone}}
+
+
+LAST_CHECKED_EVERY = timedelta(minutes=5)
+
+
+def _check_due(previous: dict[str, Any], status: dict[str, Any]) -> bool:
+    """Whether ``status.eventPlatform.lastChecked`` alone is worth a write: each poll moves
+    it, so it is written with other changes, or when the stored one is 5 minutes old."""
+    before = _epoch((previous.get("eventPlatform") or {}).get("lastChecked"))
+    now = _epoch((status.get("eventPlatform") or {}).get("lastChecked"))
+    if now is None:
+        return False
+    return before is None or now - before >= LAST_CHECKED_EVERY.total_seconds()
+
+
 def _comparable(status: dict[str, Any]) -> Any:
     conditions = [
         {k: v for k, v in c.items() if k != "lastTransitionTime"}
         for c in status.get("conditions") or []
     ]
+    ep = {k: v for k, v in (status.get("eventPlatform") or {}).items() if k != "lastChecked"}
     return {
-        **{k: v for k, v in status.items() if k not in ("conditions", "kopf")},
+        **{k: v for k, v in status.items() if k not in ("conditions", "kopf", "eventPlatform")},
         "conditions": conditions,
+        "eventPlatform": ep,
     }

@@ -24,6 +24,7 @@ from akeneo_operator.egress import normalize_cidr
 
 DEFAULT_IMAGE = "akeneo-connector:0.1.0"
 MANAGED_BY = "akeneo-connector-operator"
+DEFAULT_EVENT_PLATFORM_URL = "https://event.prd.sdk.akeneo.cloud/api/v1"
 
 
 class Resources(BaseModel):
@@ -111,6 +112,12 @@ class OperatorSettings(BaseModel):
     # {"mode": "certManager", "issuerRef": {"kind": "ClusterIssuer", "name": "letsencrypt"}}:
     # a certificate Akeneo's senders trust without each tenant asking for one.
     default_tls: TLSSpec | None = None
+    # Akeneo's Event Platform management API (spec.eventPlatform.manageSubscription), and a CA
+    # bundle to verify it with instead of the system's (a test ground or a proxy's CA).
+    event_platform_url: str = Field(
+        default=DEFAULT_EVENT_PLATFORM_URL, pattern=r"^https://[^\s/]+(/[^\s]*)?$"
+    )
+    event_platform_ca_file: str | None = None
     # Every connection's stream and bucket limits: defaults for what a spec leaves unset and
     # ceilings a spec may not pass (refused: Ready=False, QuotaExceedsPlatformLimit).
     stream_quotas: StreamQuotas = Field(default_factory=StreamQuotas)
@@ -409,6 +416,18 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
         "default_tls",
         "JSON tls spec for connections with receiver.host that leave tls out, e.g. "
         '{"mode":"certManager","issuerRef":{"kind":"ClusterIssuer","name":"letsencrypt"}}',
+    ),
+    (
+        "--event-platform-url",
+        "AKENEO_OPERATOR_EVENT_PLATFORM_URL",
+        "event_platform_url",
+        "base URL of Akeneo's Event Platform management API (managed subscriptions)",
+    ),
+    (
+        "--event-platform-ca-file",
+        "AKENEO_OPERATOR_EVENT_PLATFORM_CA_FILE",
+        "event_platform_ca_file",
+        "CA bundle verifying the management API (default: the system's trust store)",
     ),
     (
         "--stream-quotas",

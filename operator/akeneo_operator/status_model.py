@@ -126,6 +126,90 @@ class CatchUpStatus(StatusModel):
     )
 
 
+Text = Annotated[str, Field(max_length=256)]
+Fingerprint = Annotated[str, Field(max_length=64)]
+
+
+class EventPlatformStatus(StatusModel):
+    """The Event Platform subscription the operator manages
+    (spec.eventPlatform.manageSubscription)."""
+
+    subscriber_id: Text | None = Field(default=None, description="The subscriber's id")
+    subscription_id: Text | None = Field(default=None, description="The subscription's id")
+    status: Text | None = Field(
+        default=None,
+        description="The subscription's status as the management API last said "
+        "(active, suspended, revoked, deleted)",
+    )
+    last_checked: datetime | None = Field(
+        default=None, description="When the management API was last read"
+    )
+    suspended_by: Literal["system", "user", "unknown"] | None = Field(
+        default=None,
+        description="Who suspended it (from the notification): system ones are resumed "
+        "automatically (autoResume), user ones never",
+    )
+    suspended_since: datetime | None = Field(
+        default=None, description="Suspended since (opens a gap window)"
+    )
+    created_subscriber: bool | None = Field(
+        default=None,
+        description="The operator created the subscriber (deleted with the connection when it "
+        "holds no other subscription)",
+    )
+    spec_hash: Text | None = Field(
+        default=None, description="Digest of what the subscription was set to"
+    )
+    last_resume: datetime | None = Field(
+        default=None, description="The operator's last resume attempt"
+    )
+    resume_attempts: Count | None = Field(
+        default=None, description="Resume attempts since the suspension (backoff)"
+    )
+    error: Text | None = Field(default=None, description="The last management API error, if any")
+    failures: Count | None = Field(
+        default=None, description="Consecutive management API failures (backoff)"
+    )
+    next_try: datetime | None = Field(
+        default=None, description="No management API call before this time"
+    )
+
+
+class RotationTrack(StatusModel):
+    """One secret's rotation: fingerprints (first 12 hex digits of SHA-256), never secrets."""
+
+    phase: Literal["Idle", "SecretAdded", "WaitingForReceivers", "Retiring"] | None = Field(
+        default=None, description="Where the rotation stands"
+    )
+    old: Fingerprint | None = Field(
+        default=None, description="Fingerprint of the secret being retired"
+    )
+    new: Fingerprint | None = Field(
+        default=None, description="Fingerprint of the secret taking over"
+    )
+    signing_since: datetime | None = Field(
+        default=None, description="The remote side signs with the new secret since"
+    )
+
+
+class SecretRotationStatus(StatusModel):
+    """Rotation of the Event Platform secrets (secretRotationPeriod,
+    akeneo.connectors.dev/rotate-secrets)."""
+
+    event_platform: RotationTrack | None = Field(
+        default=None, description="The subscription's secrets"
+    )
+    notification: RotationTrack | None = Field(
+        default=None, description="The notification webhook secret"
+    )
+    request: Text | None = Field(
+        default=None, description="The last rotate-secrets value handled (sha256: when long)"
+    )
+    rotated: datetime | None = Field(
+        default=None, description="Last rotation completed (or first seen)"
+    )
+
+
 class ConnectionStatus(StatusModel):
     """Observed state, written by the operator."""
 
@@ -158,6 +242,15 @@ class ConnectionStatus(StatusModel):
     )
     catch_up: CatchUpStatus | None = Field(
         default=None, description="Repair of the windows in which events may have been lost"
+    )
+    event_platform: EventPlatformStatus | None = Field(
+        default=None,
+        description="The Event Platform subscription the operator manages "
+        "(spec.eventPlatform.manageSubscription)",
+    )
+    secret_rotation: SecretRotationStatus | None = Field(
+        default=None,
+        description="Rotation of the Event Platform secrets (fingerprints, never secrets)",
     )
     kopf: dict[str, Any] | None = Field(
         default=None,
@@ -326,7 +419,46 @@ CONDITIONS: tuple[ConditionType, ...] = (
                 "are not kept while suspended: fix the cause, resume it in Akeneo",
             ),
             Reason("SuspendedByUser", "False", "A user suspended it"),
+            Reason(
+                "Suspended",
+                "False",
+                "Managed subscription suspended, by whom is not known (no notification seen)",
+            ),
             Reason("Revoked", "False", "It was revoked"),
+            Reason("Active", "True", "Managed subscription: the management API says active"),
+            Reason(
+                "EventPlatformNeedsHost",
+                "False",
+                "manageSubscription needs receiver.host: the platform delivers to the "
+                "receiver's public https://<host>/event-platform",
+            ),
+            Reason(
+                "EventPlatformSecretMissing",
+                "False",
+                "The user's signature Secret has no eventPlatformSecrets: add them, or delete "
+                "the Secret and the operator generates its own",
+            ),
+            Reason(
+                "EventPlatformUnauthorized",
+                "False",
+                "The PIM or the management API refused the connection's credentials (401/403)",
+            ),
+            Reason("EventPlatformNotFound", "False", "The subscriber or subscription is gone"),
+            Reason(
+                "EventPlatformLimitReached",
+                "False",
+                "Akeneo's limit of subscribers per PIM or subscriptions per subscriber",
+            ),
+            Reason(
+                "EventPlatformRejected",
+                "False",
+                "The management API refused the request (its message is in the condition)",
+            ),
+            Reason(
+                "EventPlatformUnavailable",
+                "Unknown",
+                "The management API cannot be reached; retried with backoff",
+            ),
         ),
     ),
     ConditionType(
@@ -373,6 +505,33 @@ CONDITIONS: tuple[ConditionType, ...] = (
         (
             Reason("ScaledObjectApplied", "True", "KEDA scales the workers on their lag"),
             Reason("KedaNotInstalled", "False", "KEDA's ScaledObject is not served: install it"),
+        ),
+    ),
+    ConditionType(
+        st.SECRET_ROTATION,
+        "Rotation of the Event Platform secrets (secretRotationPeriod or the annotation "
+        "akeneo.connectors.dev/rotate-secrets); only when asked for (does not hold Ready)",
+        (
+            Reason("Idle", "True", "No rotation running; the message says when the next is due"),
+            Reason("InProgress", "False", "The new secrets are being added"),
+            Reason(
+                "SecretNotManaged",
+                "False",
+                "The signature Secret is the user's: the operator rotates only secrets it "
+                "generated",
+            ),
+            Reason(
+                "WaitingForReceivers",
+                "False",
+                "Waiting until every ready receiver loaded the new secret (the old one stays "
+                "in use meanwhile)",
+            ),
+            Reason(
+                "RetiringOldSecret",
+                "False",
+                "The new secret is in use; the old one is still accepted until no delivery "
+                "signed with it alone can arrive",
+            ),
         ),
     ),
 )

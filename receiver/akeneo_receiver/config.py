@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,13 @@ class ReceiverConfig:
     reload_interval: float = 1.0
     log_level: str = "info"
     gap_spool_file: Path | None = None
+    # the pod's name (downward API; the hostname by default): the key of its secret report
+    pod_name: str = ""
+    secret_report_interval: float = 30.0
+
+    @property
+    def pod(self) -> str:
+        return self.pod_name or socket.gethostname()
 
     @property
     def connection(self) -> str:
@@ -213,6 +221,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "restarts [AKENEO_GAP_SPOOL_FILE]",
     )
     add(
+        "--pod-name",
+        default=_env("AKENEO_POD_NAME", ""),
+        help="names this receiver's report of its loaded secrets (fingerprints only) in the "
+        "connection's bucket; default: the hostname [AKENEO_POD_NAME]",
+    )
+    add(
         "--ensure-stream",
         action="store_true",
         default=_bool_env("AKENEO_ENSURE_STREAM"),
@@ -248,6 +262,7 @@ def from_args(args: argparse.Namespace) -> ReceiverConfig:
         ensure_stream=args.ensure_stream,
         log_level=args.log_level,
         gap_spool_file=_opt_path(args.gap_spool_file),
+        pod_name=args.pod_name or "",
     )
 
 

@@ -147,6 +147,31 @@ def test_nats_credentials_are_mounted_files_never_values() -> None:
     assert {"name": "nats", "secret": {"secretName": "nats-auth"}} in pod["volumes"]
 
 
+def test_event_platform_api_url_and_its_ca_are_operator_settings() -> None:
+    from akeneo_operator import settings
+
+    def settings_of(values: dict[str, Any]) -> tuple[settings.OperatorSettings, dict[str, Any]]:
+        (deployment,) = _by_kind(render("akc", "ops", shared(values)), "Deployment")
+        pod = deployment["spec"]["template"]["spec"]
+        env = {e["name"]: e["value"] for e in pod["containers"][0]["env"] if "value" in e}
+        return settings.from_sources(None, env), pod
+
+    plain, pod = settings_of({})
+    assert plain.event_platform_url == "https://event.prd.sdk.akeneo.cloud/api/v1"
+    assert plain.event_platform_ca_file is None
+    assert "event-platform-ca" not in str(pod["volumes"])
+    values = {"eventPlatform": {"url": "https://ep.example.com/api/v1", "caConfigMap": "ep-ca"}}
+    ops, pod = settings_of(values)
+    assert ops.event_platform_url == "https://ep.example.com/api/v1"
+    assert ops.event_platform_ca_file == "/etc/akeneo/event-platform-ca/ca.crt"
+    items = [{"key": "ca.crt", "path": "ca.crt"}]
+    volume = {"name": "event-platform-ca", "configMap": {"name": "ep-ca", "items": items}}
+    assert volume in pod["volumes"]
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert {"name": "event-platform-ca", "mountPath": "/etc/akeneo/event-platform-ca",
+            "readOnly": True} in mounts  # fmt: skip
+
+
 def test_account_signing_key_is_a_mounted_file_and_excludes_a_shared_credential() -> None:
     account = "A" + "B" * 55
     signing = {"existingSecret": "nats-account", "key": "seed", "account": account}
@@ -402,6 +427,8 @@ def test_rendered_env_is_the_operator_settings_contract() -> None:
         {"connectorResources": {"default": {"requests": {}}, "sidecar": {}}},
         {"defaultTLS": {"mode": "letsEncrypt"}},
         {"streamQuotas": {"max": {"maxBytes": "16Gi"}}},
+        {"eventPlatform": {"url": "http://event.example.com/api/v1"}},
+        {"eventPlatform": {"caConfigMap": "Not A Name"}},
     ],
 )
 def test_values_schema_refuses_invalid_values(values: dict[str, Any]) -> None:
