@@ -46,6 +46,17 @@ RECONCILE_RESOURCES = (
 )  # fmt: skip
 
 
+# Where the operator mounts the files of the settings in the pods (Secret keys, read-only).
+POD_TLS_DIR = "/etc/akeneo/tls"
+POD_SIGNATURE_DIR = "/etc/akeneo/signature"
+POD_PIM_DIR = "/etc/akeneo/pim/"
+POD_SINK_DIR = "/etc/akeneo/sink"
+POD_NATS_DIR = "/etc/akeneo/nats"
+POD_NATS_CREDS_FILE = "nats.creds"
+POD_GAP_SPOOL_FILE = "/tmp/akeneo-gaps.json"  # the /tmp emptyDir: kept across restarts
+POD_DATA_DIR = "/data"  # the sqlite sink's emptyDir; a relative spec path lives in it
+
+
 class SettingsError(ValueError):
     """A setting is missing or unreadable; the message names the flag or env variable."""
 
@@ -84,6 +95,7 @@ class Setting:
     secret: bool = False  # the path of a file holding a secret (a mounted Secret key)
     default_doc: str | None = None  # the docs' default column, when the value does not say it
     required: bool = False
+    pod: str | None = None  # the file the operator mounts for it in the pods
 
     def flag_for(self, name: str) -> str:
         return self.flag or "--" + name.replace("_", "-")
@@ -99,9 +111,10 @@ def setting(
     choices: tuple[str, ...] | None = None,
     secret: bool = False,
     default_doc: str | None = None,
+    pod: str | None = None,
 ) -> T:
     """A contract field with its default value."""
-    meta = Setting(env, help, kind, flag, choices, secret, default_doc)
+    meta = Setting(env, help, kind, flag, choices, secret, default_doc, pod=pod)
     return field(default=default, metadata={"setting": meta})
 
 
@@ -301,11 +314,11 @@ class CommonSettings:
     nats_user: str | None = setting(None, "AKENEO_NATS_USER", "NATS user", default_doc="none")
     nats_password_file: Path | None = setting(
         None, "AKENEO_NATS_PASSWORD_FILE", "file holding the NATS password", kind="path",
-        secret=True, default_doc="none",
+        secret=True, default_doc="none", pod=f"{POD_NATS_DIR}/password",
     )  # fmt: skip
     nats_creds_file: Path | None = setting(
         None, "AKENEO_NATS_CREDS_FILE", "NATS `.creds` file (JWT/NKey), re-read when it changes",
-        kind="path", secret=True, default_doc="none",
+        kind="path", secret=True, default_doc="none", pod=f"{POD_NATS_DIR}/{POD_NATS_CREDS_FILE}",
     )  # fmt: skip
     log_level: str = setting(
         "info", "AKENEO_LOG_LEVEL", "`debug`, `info`, `warning` or `error`; logs are JSON lines "
@@ -337,21 +350,22 @@ class ReceiverSettings(CommonSettings):
     tls_cert_file: Path | None = setting(
         None, "AKENEO_TLS_CERT_FILE",
         "PEM certificate chain, re-read when it changes; goes with `--tls-key-file`",
-        kind="path", default_doc="none (plain HTTP, warned)",
+        kind="path", default_doc="none (plain HTTP, warned)", pod=f"{POD_TLS_DIR}/tls.crt",
     )  # fmt: skip
     tls_key_file: Path | None = setting(
         None, "AKENEO_TLS_KEY_FILE", "PEM private key, re-read when it changes", kind="path",
-        secret=True, default_doc="none (plain HTTP, warned)",
+        secret=True, default_doc="none (plain HTTP, warned)", pod=f"{POD_TLS_DIR}/tls.key",
     )  # fmt: skip
     events_api_secret_file: Path | None = setting(
         None, "AKENEO_EVENTS_API_SECRET_FILE",
         "legacy Events API secret(s), one per line, re-read when it changes (rotation)",
-        kind="path", secret=True, default_doc="none",
+        kind="path", secret=True, default_doc="none", pod=f"{POD_SIGNATURE_DIR}/eventsApiSecret",
     )  # fmt: skip
     event_platform_secrets_file: Path | None = setting(
         None, "AKENEO_EVENT_PLATFORM_SECRETS_FILE",
         "Event Platform secrets, one per line, re-read when it changes (rotation)",
         kind="path", secret=True, default_doc="none",
+        pod=f"{POD_SIGNATURE_DIR}/eventPlatformSecrets",
     )  # fmt: skip
     notification_secret_file: Path | None = setting(
         None, "AKENEO_EVENT_PLATFORM_NOTIFICATION_SECRET_FILE",
@@ -359,6 +373,7 @@ class ReceiverSettings(CommonSettings):
         "`eventPlatformNotificationSecret`)",
         kind="path", secret=True, flag="--event-platform-notification-secret-file",
         default_doc="none (notifications get `401 no_secret_configured`)",
+        pod=f"{POD_SIGNATURE_DIR}/eventPlatformNotificationSecret",
     )  # fmt: skip
     max_body_bytes: int = setting(
         1_048_576, "AKENEO_MAX_BODY_BYTES", "largest request body accepted", kind="int"
@@ -370,8 +385,8 @@ class ReceiverSettings(CommonSettings):
     gap_spool_file: Path | None = setting(
         None, "AKENEO_GAP_SPOOL_FILE",
         "where an outage's first and last `503` are kept until NATS stores its gap record; "
-        "survives restarts (pods: `/tmp/akeneo-gaps.json`, the `/tmp` emptyDir)",
-        kind="path", default_doc="none (memory only)",
+        "survives restarts (in pods, the `/tmp` emptyDir)",
+        kind="path", default_doc="none (memory only)", pod=POD_GAP_SPOOL_FILE,
     )  # fmt: skip
     subject_prefix: str | None = setting(
         None, "AKENEO_SUBJECT_PREFIX", "subject prefix of the stream",
@@ -439,7 +454,7 @@ class PimSettings(CommonSettings):
     pim_credentials_dir: Path | None = setting(
         None, "AKENEO_PIM_CREDENTIALS_DIR",
         "directory with the files `clientId`, `clientSecret`, `username`, `password`",
-        kind="path", secret=True, default_doc="none",
+        kind="path", secret=True, default_doc="none", pod=POD_PIM_DIR,
     )  # fmt: skip
     pim_allow_private: bool = setting(
         False, "AKENEO_PIM_ALLOW_PRIVATE",
@@ -485,6 +500,7 @@ class WorkerSettings(PimSettings):
         "secrets (base64 of 24 to 64 bytes) and refuses others at start, `legacy` signs with "
         "the first line",
         kind="path", secret=True, default_doc="none (unsigned)",
+        pod=f"{POD_SINK_DIR}/signingSecret",
     )  # fmt: skip
     webhook_allow_private: bool = setting(
         False, "AKENEO_WEBHOOK_ALLOW_PRIVATE",
@@ -495,7 +511,7 @@ class WorkerSettings(PimSettings):
     postgres_dsn_file: Path | None = setting(
         None, "AKENEO_POSTGRES_DSN_FILE",
         "file holding the libpq DSN (required with `--sink postgres`)",
-        kind="path", secret=True, default_doc="none",
+        kind="path", secret=True, default_doc="none", pod=f"{POD_SINK_DIR}/dsn",
     )  # fmt: skip
     postgres_table: str = setting(
         "akeneo_resources", "AKENEO_POSTGRES_TABLE",
@@ -508,8 +524,10 @@ class WorkerSettings(PimSettings):
         kind="bool",
     )  # fmt: skip
     sqlite_path: Path = setting(
-        Path("/data/catalog.db"), "AKENEO_SQLITE_PATH",
-        "the same two tables, named after `akeneo_resources`", kind="path",
+        Path(f"{POD_DATA_DIR}/catalog.db"), "AKENEO_SQLITE_PATH",
+        "the sqlite file: the same two tables, named after `akeneo_resources`; in pods, a "
+        "relative `spec.worker.sink.sqlite.path` lives in the `/data` emptyDir",
+        kind="path",
     )  # fmt: skip
     own_client_id: str | None = setting(
         None, "AKENEO_OWN_CLIENT_ID",
