@@ -451,10 +451,11 @@ class PimSettings(CommonSettings):
     pim_url: str | None = setting(
         None, "AKENEO_PIM_URL", "PIM base URL", default_doc="none (worker: no hydration)"
     )
-    pim_credentials_dir: Path | None = setting(
+    # text, not a Path: the pods' value keeps its trailing slash
+    pim_credentials_dir: str | None = setting(
         None, "AKENEO_PIM_CREDENTIALS_DIR",
         "directory with the files `clientId`, `clientSecret`, `username`, `password`",
-        kind="path", secret=True, default_doc="none", pod=POD_PIM_DIR,
+        secret=True, default_doc="none", pod=POD_PIM_DIR,
     )  # fmt: skip
     pim_allow_private: bool = setting(
         False, "AKENEO_PIM_ALLOW_PRIVATE",

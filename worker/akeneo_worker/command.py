@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 import uuid
+from pathlib import Path
 
 from nats.aio.client import Client
 
@@ -71,7 +72,7 @@ def build_rest_client(
     """The hydrating client, within the connection's shared call budget unless told not to."""
     if not settings.pim_url or not settings.pim_credentials_dir:
         return None, None
-    credentials = PimCredentials.from_dir(settings.pim_credentials_dir)
+    credentials = PimCredentials.from_dir(Path(settings.pim_credentials_dir))
     budget = None
     if settings.rest_budget == "connection":
         holder = f"worker/{settings.replica}/{uuid.uuid4().hex[:8]}"
@@ -90,7 +91,7 @@ async def main(settings: WorkerSettings) -> int:
         loop.add_signal_handler(sig, stop.set)
     sink = build_sink(settings)
     if settings.pim_url and settings.pim_credentials_dir:  # bad files fail before connecting
-        PimCredentials.from_dir(settings.pim_credentials_dir)
+        PimCredentials.from_dir(Path(settings.pim_credentials_dir))
     metrics = WorkerMetrics()
     stopped = asyncio.create_task(stop.wait())
     nc = None

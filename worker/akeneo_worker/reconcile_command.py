@@ -163,7 +163,7 @@ async def reconcile(args: argparse.Namespace, job: ReconcileJobSettings) -> int:
     if not job.pim_credentials_dir:
         raise ConfigError("--pim-credentials-dir (AKENEO_PIM_CREDENTIALS_DIR) is required")
     try:
-        credentials = PimCredentials.from_dir(job.pim_credentials_dir)
+        credentials = PimCredentials.from_dir(Path(job.pim_credentials_dir))
     except (OSError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
     names = job.names
