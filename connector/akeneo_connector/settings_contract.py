@@ -61,6 +61,14 @@ class SettingsError(ValueError):
     """A setting is missing or unreadable; the message names the flag or env variable."""
 
 
+class MissingSetting(SettingsError):
+    """A required setting (the connection) was given neither as flag nor in env."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def parse_bool(text: str) -> bool:
     """The one boolean parser of every flag's env equivalent (see the module docstring)."""
     value = text.strip().lower()
@@ -253,7 +261,7 @@ def resolve(
             except ValueError as exc:
                 raise SettingsError(f"{meta.env}: {exc}") from None
         elif meta.required:
-            raise SettingsError(f"{meta.flag_for(name)} (or {meta.env}) is required")
+            raise MissingSetting(name, f"{meta.flag_for(name)} (or {meta.env}) is required")
     return cls(**values, **fixed)
 
 

@@ -32,6 +32,7 @@ from akeneo_connector import local_layout
 from akeneo_connector.gaps import parse_since
 from akeneo_connector.manifest import ManifestError, load_manifest
 from akeneo_connector.settings_contract import (
+    MissingSetting,
     ReconcileJobSettings,
     SettingsError,
     add_arguments,
@@ -128,7 +129,7 @@ def read_settings(args: argparse.Namespace) -> ReconcileJobSettings:
         given = {name: getattr(local, name) for name in LOCAL_MODE_FIELDS}
         return resolve(ReconcileJobSettings, args, **given)
     except SettingsError as exc:
-        if args.filename is None and "AKENEO_CONNECTION" in str(exc):
+        if isinstance(exc, MissingSetting) and exc.field == "names":
             raise ConfigError(
                 "--connection (AKENEO_CONNECTION) or -f MANIFEST is required"
             ) from None
