@@ -52,6 +52,7 @@ HELP = "re-synchronise from the PIM REST API into the stream"
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_LOCKED = 75  # EX_TEMPFAIL
+EXIT_USAGE = 2  # a flag or env variable unreadable
 LOCK_RETRY_SECONDS = 5.0  # how often a --lock-wait run tries the lock again
 
 log = logging.getLogger("akeneo_worker.reconcile")
@@ -121,19 +122,19 @@ def from_local_mode(args: argparse.Namespace) -> dict[str, str]:
 
 
 def read_settings(args: argparse.Namespace) -> ReconcileJobSettings:
-    """Flags over env over defaults; with ``-f``, the local mode's env over all of them."""
+    """Flags over env over defaults; with ``-f``, the local mode's env over all of them.
+    ``SettingsError`` for an unreadable setting (exit 2, as argparse's usage errors)."""
     try:
         if args.filename is None:
             return resolve(ReconcileJobSettings, args)
         local = resolve(ReconcileJobSettings, None, from_local_mode(args))
         given = {name: getattr(local, name) for name in LOCAL_MODE_FIELDS}
         return resolve(ReconcileJobSettings, args, **given)
-    except SettingsError as exc:
-        if isinstance(exc, MissingSetting) and exc.field == "names":
-            raise ConfigError(
-                "--connection (AKENEO_CONNECTION) or -f MANIFEST is required"
-            ) from None
-        raise ConfigError(str(exc)) from None
+    except MissingSetting as exc:
+        if exc.field == "names":
+            missing = "--connection (AKENEO_CONNECTION) or -f MANIFEST is required"
+            raise ConfigError(missing) from None
+        raise
 
 
 async def _run_waiting(
@@ -220,6 +221,9 @@ def run(args: argparse.Namespace) -> int:
         job = read_settings(args)
         setup_logging(job.log_level)
         return asyncio.run(reconcile(args, job))
+    except SettingsError as exc:
+        print(f"akeneo-connector reconcile: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except LockBusy as exc:
         print(f"reconcile {_ref(args, job)}: skipped: {exc}", file=sys.stderr)
         return EXIT_LOCKED
