@@ -7,10 +7,10 @@ operator's pods and local mode's children get (``to_env``), and ``docs/configura
 (``akeneo_connector.settings_docs``). A field without metadata is an in-process knob, not
 part of the contract.
 
-Booleans have one parser for every component and the operator (``parse_bool``): ``1``,
-``true``, ``yes``, ``on`` are true; empty, ``0``, ``false``, ``no``, ``off`` are false
-(case-insensitive); anything else is refused with the variable's name, so a typo never
-silently means false.
+Booleans have one parser for every component (``parse_bool``): ``1``, ``true``, ``yes``,
+``on`` are true; empty, ``0``, ``false``, ``no``, ``off`` are false (case-insensitive); anything
+else is refused with the variable's name, so a typo never silently means false. The operator
+takes the same true words (``TRUE``) and, lenient as it always was, anything else as false.
 
 Secrets are never values here: a secret setting is the path of a file (``secret=True``).
 This module stays light (stdlib and ``names``/``durations`` only): the receiver imports it.
