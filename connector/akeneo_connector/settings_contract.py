@@ -38,7 +38,7 @@ TRUE = ("1", "true", "yes", "on")
 FALSE = ("", "0", "false", "no", "off")
 
 SINKS = ("webhook", "postgres", "sqlite")
-WEBHOOK_SIGNATURES = ("standard", "legacy")  # akeneo_connector.spec.WebhookSignature
+WEBHOOK_SIGNATURES = ("standard", "legacy")  # akeneo_connector.signing_secrets.WebhookSignature
 REST_BUDGETS = ("connection", "process")
 # akeneo_connector.spec.ReconcileResource (kept equal by a unit test; the spec needs pydantic)
 RECONCILE_RESOURCES = (

@@ -15,8 +15,7 @@ from nats.aio.client import Client
 
 from akeneo_connector import eventloop
 from akeneo_connector.settings_contract import SettingsError, WorkerSettings, add_arguments
-from akeneo_connector.signing_secrets import SigningSecretError
-from akeneo_connector.spec import WebhookSignature
+from akeneo_connector.signing_secrets import SigningSecretError, WebhookSignature
 from akeneo_connector.stopping import bounded, close_nats
 from akeneo_pim.rest import AkeneoRestClient, PimCredentials
 from akeneo_worker.budget import KvBudget
@@ -25,9 +24,6 @@ from akeneo_worker.hydration import Hydrator, RestHydrator
 from akeneo_worker.metrics import WorkerMetrics
 from akeneo_worker.options import connect, read_secret, settings_of, setup_logging
 from akeneo_worker.sinks.base import Sink, SinkError
-from akeneo_worker.sinks.postgres import PostgresSink
-from akeneo_worker.sinks.sqlite import SqliteSink
-from akeneo_worker.sinks.webhook import Signer, WebhookSink
 from akeneo_worker.worker import Worker, WorkerConfig
 
 HELP = "run the worker: consume the stream, guard ordering, apply to the sink"
@@ -44,7 +40,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def build_sink(settings: WorkerSettings) -> Sink:
     """The sink ``settings.sink`` names (checked once, on reading the settings)."""
+    # only the chosen sink's module is imported: psycopg alone is some 9 MB of an idle
+    # worker's memory (bench/footprint.py), for the tenants that write to PostgreSQL
     if settings.sink == "webhook":
+        from akeneo_worker.sinks.webhook import Signer, WebhookSink
+
         assert settings.webhook_url is not None  # WorkerSettings.check
         scheme = WebhookSignature(settings.webhook_signature)
         signer = Signer(scheme)
@@ -58,11 +58,15 @@ def build_sink(settings: WorkerSettings) -> Sink:
         private = settings.webhook_allow_private
         return WebhookSink(settings.webhook_url, signer=signer, allow_private=private)
     if settings.sink == "postgres":
+        from akeneo_worker.sinks.postgres import PostgresSink
+
         assert settings.postgres_dsn_file is not None  # WorkerSettings.check
         dsn = read_secret(settings.postgres_dsn_file)
         return PostgresSink(
             dsn, table=settings.postgres_table, allow_private=settings.postgres_allow_private
         )
+    from akeneo_worker.sinks.sqlite import SqliteSink
+
     return SqliteSink(settings.sqlite_path)
 
 
