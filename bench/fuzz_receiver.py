@@ -1,8 +1,10 @@
 """Long fuzzing run of the receiver: ``python bench/fuzz_receiver.py [examples]``.
 
 Runs ``tests/security/test_fuzz.py`` (live receiver subprocess, real TLS, real nats-server)
-with ``FUZZ_EXAMPLES`` per strategy (default 5000) and prints the totals it reports: inputs
-tried, answers by status code, RSS before/after. CI runs the same file with a smaller count.
+with ``FUZZ_EXAMPLES`` per strategy (default 5000) and prints the totals it reports: distinct
+generated inputs (and how many were sent: hypothesis may draw one twice), the memory test's
+replays of its four fixed bodies, counted apart, answers by status code, RSS before/after.
+CI runs the same file with a smaller count.
 """
 
 from __future__ import annotations
