@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.faults            # every scenario, full length
     .venv/bin/python -m bench.faults --quick    # the short form CI runs (tests/e2e/test_faults.py)
     .venv/bin/python -m bench.faults --scenario receiver-kill --scenario nats-restart
+    .venv/bin/python -m bench.faults --write-docs   # and put the table in docs/benchmarks.md
 
 Each scenario runs the receiver (over TLS) and the worker(s) as `akeneo-connector`
 subprocesses against a nats-server with a file store, a webhook sink that records every
@@ -64,6 +65,7 @@ from akeneo_pim.rest import AkeneoRestClient
 from akeneo_pim.simulator import Change, EventSender, PimSimulator
 from akeneo_worker.reconcile import Reconciler, ReconcileSettings, ReconcileSummary
 from akeneo_worker.sinks.postgres import PostgresSink
+from bench import report
 
 LEGACY_SECRET = "faults-legacy-secret"
 LEGACY_DEADLINE = 0.5  # the legacy PIM gives up on an answer after this
@@ -962,15 +964,20 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="short runs (CI)")
     parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS))
     parser.add_argument("--rate", type=float, default=None, help="events/s offered")
+    parser.add_argument("--write-docs", action="store_true",
+                        help="put this run's output in docs/benchmarks.md")  # fmt: skip
     args = parser.parse_args()
     seconds = 8.0 if args.quick else 30.0
     rate = args.rate or (150.0 if args.quick else 300.0)
-    with tempfile.TemporaryDirectory(prefix="faults-") as tmp:
-        rows = asyncio.run(
-            run_scenarios(args.scenario or list(SCENARIOS), seconds, rate, Path(tmp))
-        )
-    print(f"load: {rate:.0f} events/s offered for {seconds:.0f} s per scenario, mixed formats")
-    print_table(rows)
+    command = report.command(".venv/bin/python -m bench.faults")
+    with report.published("faults", "Faults", command, write=args.write_docs):
+        with tempfile.TemporaryDirectory(prefix="faults-") as tmp:
+            rows = asyncio.run(
+                run_scenarios(args.scenario or list(SCENARIOS), seconds, rate, Path(tmp))
+            )
+        print(f"load: {rate:.0f} events/s offered for {seconds:.0f} s per scenario, "
+              f"mixed formats")  # fmt: skip
+        print_table(rows)
     ok = all(r.lost == 0 and r.backwards == 0 and r.duplicates_applied == 0 for r in rows)
     return 0 if ok else 1
 

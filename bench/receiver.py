@@ -9,7 +9,7 @@ that both meet the same machine load), p50/p99 latency at a fixed open-loop 200 
 as a reference, the receiver's publish path alone (its own JetStream client and ack pipeline
 into the same stream, no HTTP): the bound that nats-server's acks put on the receiver.
 
-    .venv/bin/python bench/receiver.py [--seconds 5] [--rounds 3]
+    .venv/bin/python bench/receiver.py [--seconds 5] [--rounds 3] [--write-docs]
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from akeneo_pim.normalize import encode_events_api  # noqa: E402
 from akeneo_pim.signatures import events_api_headers  # noqa: E402
 from akeneo_receiver.natsclient import AckClient  # noqa: E402
 from akeneo_receiver.publisher import AckPipeline  # noqa: E402
+from bench import report as docs  # noqa: E402
 
 SECRET = "bench-secret"
 CONNECTION = "bench/acme"
@@ -329,7 +330,15 @@ async def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=3, help="max-throughput rounds, alternating (default 3)"
     )
+    parser.add_argument("--write-docs", action="store_true",
+                        help="put this run's output in docs/benchmarks.md")  # fmt: skip
     args = parser.parse_args()
+    command = docs.command(".venv/bin/python bench/receiver.py")
+    with docs.published("receiver", "Receiver", command, write=args.write_docs):
+        await run(args)
+
+
+async def run(args: argparse.Namespace) -> None:
     seconds: float = args.seconds
     rounds: int = args.rounds
     # enough that the receiver gets fresh requests up to about 4,000 req/s without building any
