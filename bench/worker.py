@@ -67,6 +67,8 @@ from bench import report
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SECRET = "bench-secret"
+TARGET_EVENTS_PER_S = 5_000  # the sqlite sink, the local-mode default
+TARGET_RATIO = 0.40  # of the ack-only baseline
 CONFIG = WorkerConfig(batch_size=500, fetch_timeout=0.5, stats_interval=5.0, replica="bench")
 
 
@@ -364,7 +366,7 @@ async def main(args: argparse.Namespace) -> None:
                    "--connection", names.ref, "--nats-url", server.url]  # fmt: skip
         db = work / "catalog.db"
         sqlite_argv = [*command, "--sink", "sqlite", "--sqlite-path", str(db)]
-        done = await drain_process(sqlite_argv, work, "worker-sqlite", total)
+        sqlite = done = await drain_process(sqlite_argv, work, "worker-sqlite", total)
         state = {key: r["values"]["price"][0]["data"][0]["amount"] for (_, key), (_, r) in
                  SqliteSink(db).read_all().items()}  # fmt: skip
         print(f"sqlite sink           {done.events_per_s:9,.0f} events/s  "
@@ -405,6 +407,11 @@ async def main(args: argparse.Namespace) -> None:
               f"(Worker in this process)")  # fmt: skip
         if merchant.runner is not None:
             await merchant.runner.cleanup()
+        met = sqlite.events_per_s >= TARGET_EVENTS_PER_S
+        ratio_met = sqlite.events_per_s / base >= TARGET_RATIO
+        print(f"targets (sqlite): >= {TARGET_EVENTS_PER_S:,} events/s: "
+              f"{'ok' if met else 'MISSED'}; ratio >= {TARGET_RATIO}: "
+              f"{'ok' if ratio_met else 'MISSED'}")  # fmt: skip
     finally:
         await nc.drain()
         server.stop()
