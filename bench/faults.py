@@ -195,10 +195,6 @@ class Load:
         if report.failed:
             self.failures["connection"] += report.failed
 
-    @property
-    def not_200(self) -> int:
-        return sum(self.failures.values())
-
     async def run(self, seconds: float, events_per_second: float) -> None:
         """Legacy batches of 10 and single CloudEvents, half and half, at a steady rate."""
         rng = random.Random(3)
