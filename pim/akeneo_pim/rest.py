@@ -31,6 +31,7 @@ import logging
 import random
 import re
 import ssl
+import sys
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -42,12 +43,17 @@ from types import TracebackType
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
-import httpcore
-import httpx
-from pydantic import BaseModel, ConfigDict, SecretStr
+# httpx imports its command-line client (click, and rich and pygments where installed) unless
+# that import fails, which it handles: a None in sys.modules makes it fail. Some 3 MB of every
+# worker's memory (bench/footprint.py) for a CLI no process here runs.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
-from akeneo_connector.addresses import RefusedAddress, resolve_allowed
-from akeneo_pim.structure import attribute_option_path
+import httpcore  # noqa: E402
+import httpx  # noqa: E402
+from pydantic import BaseModel, ConfigDict, SecretStr  # noqa: E402
+
+from akeneo_connector.addresses import RefusedAddress, resolve_allowed  # noqa: E402
+from akeneo_pim.structure import attribute_option_path  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -305,9 +311,11 @@ def _transport(
     are allowed."""
     if allow_private:
         return httpx.AsyncHTTPTransport(verify=verify, limits=limits)
-    transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
+    # one context for both: each loads the whole CA bundle (about 0.7 MB, bench/footprint.py)
+    context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify)
+    transport = httpx.AsyncHTTPTransport(verify=context, limits=limits)
     pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(verify=verify),
+        ssl_context=context,
         max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,
         keepalive_expiry=limits.keepalive_expiry,
@@ -485,6 +493,12 @@ class AkeneoRestClient:
             elif token.access == stale or time.monotonic() >= token.expires_at:
                 token = await self._refresh(token)
             return token.access
+
+    async def access_token(self, stale: str | None = None) -> str:
+        """A valid PIM access token, for other Akeneo services that take one (the Event
+        Platform's ``X-PIM-TOKEN``); ``stale``: one such a service just refused (renewed
+        once). Obtained like every call of this client: its credentials, its address guard."""
+        return await self._access_token(stale)
 
     def _same_origin(self, url: str) -> None:
         """Refuse an absolute URL (a ``_links`` href) off the configured PIM's origin: it
@@ -665,3 +679,28 @@ class AkeneoRestClient:
     async def get_product_models_by_code(self, codes: Sequence[str]) -> list[dict[str, Any]]:
         """Product models with these codes (missing ones are simply absent), 100 per call."""
         return await self._batched(PRODUCT_MODELS_PATH, "identifier", codes)
+
+
+async def fetch_pim_token(
+    base_url: str,
+    credentials: PimCredentials,
+    *,
+    verify: bool | str | ssl.SSLContext = True,
+    allow_private: bool = False,
+    timeout: float = 10.0,
+) -> str:
+    """One fresh access token of the connection (a password grant through
+    ``AkeneoRestClient``, so the PIM address guard holds unless ``allow_private``).
+
+    Raises ``AkeneoAuthError`` when the PIM refuses the credentials, ``AkeneoApiError`` when
+    it cannot be reached; neither message carries a credential.
+    """
+    async with AkeneoRestClient(
+        base_url,
+        credentials,
+        verify=verify,
+        allow_private=allow_private,
+        timeout=timeout,
+        max_tries=3,
+    ) as client:
+        return await client.access_token()

@@ -26,21 +26,39 @@ What it does, and where Akeneo says so (https://api.akeneo.com/event-platform/..
   up to 3 times with delays of 1s and 2s between attempts. 5xx and 429 responses are retried
   within that budget; other 4xx responses are not" (timeouts and connection errors are retried
   too: this simulator's choice); then the email fallback (recorded, not sent).
-- Management API (getting-started.html, concepts.html, logs.html; the OpenAPI document Akeneo
-  links from api-reference.html is not mirrored, so the paths below not shown in those pages,
-  the list shapes, status codes and error bodies are this simulator's choices): base
-  ``/api/v1``; every call needs ``X-PIM-URL``, ``X-PIM-TOKEN`` (an access token the simulated
-  PIM issued, valid now) and ``X-PIM-CLIENT-ID`` (the client the token was issued to), else
-  ``401``. Subscribers: ``POST /subscribers`` (201), ``GET /subscribers``,
-  ``GET|PATCH|DELETE /subscribers/{id}`` (DELETE: 204). Subscriptions:
-  ``POST|GET /subscribers/{id}/subscriptions``, ``GET|PATCH|DELETE .../subscriptions/{id}``,
-  ``POST .../subscriptions/{id}/suspend`` (path from logs.html) and ``.../resume``; each answers
-  the subscription, secrets shown as ``***redacted***`` (logs.html), header values too
-  (concepts.html), ``notification_webhook_secret`` never. Errors: ``{"code", "message"}``.
-  Limits: 20 subscribers per PIM, 20 subscriptions per subscriber (limitations.html). A new
-  subscription delivers after ``activation_delay`` ("a delay of several minutes before it
-  becomes fully active"); events before that are dropped. Subscription ``filter`` expressions
-  are stored, not evaluated (every event of the subscribed types is delivered).
+- Management API: the OpenAPI document Akeneo published in akeneo/pim-api-docs
+  (content/swagger/aep/public-oas.yml, last at commit 039db85b; the "OAS" below), with the
+  plural paths that replaced its singular ones (getting-started.html, logs.html), and
+  concepts.html, notification-webhooks.html, limitations.html. Base ``/api/v1``; every call
+  needs ``X-PIM-URL``, ``X-PIM-TOKEN`` (an access token the simulated PIM issued, valid now)
+  and ``X-PIM-CLIENT-ID`` (the client it was issued to), else ``401`` (the OAS's "tenant
+  context not found or invalid credentials"). Subscribers: ``POST /subscribers`` (201),
+  ``GET /subscribers`` (the OAS: "either active or revoked"; deleted ones are not listed),
+  ``GET|PATCH /subscribers/{id}``, ``DELETE`` (200, the deleted subscriber). Subscriptions:
+  ``POST /subscribers/{id}/subscriptions`` (201), ``GET`` (the OAS: "either active and
+  suspended"), ``GET|PATCH .../subscriptions/{id}``, ``DELETE`` (200, "Returns the deleted
+  subscription."), ``POST .../{id}/suspend`` and ``.../resume`` (202 with the subscription;
+  409 when not active, resp. not suspended). Errors are the OAS's ``HTTPError``,
+  ``{"errors": [{"message": ...}]}``: 400 malformed, 401, 403 "Not allowed" (a connection
+  without the Event Platform permission creating, updating or resuming a subscription:
+  authentication-and-authorization.html; ``set_permission``), 404, 409 (a maximum reached on
+  creation: 20 subscribers per PIM, 20 subscriptions per subscriber, limitations.html; a
+  deleted or revoked subscription). Payloads: ``source`` defaults to ``pim`` (the OAS),
+  ``config.secret.primary`` and ``.secondary`` 16 to 256 characters (the OAS),
+  ``filter`` in the grammar of available-filters.html (``akeneo_pim.event_filters``),
+  custom headers by concepts.html's rules, bodies ``application/json``. Answers show
+  secrets as ``***redacted***`` (logs.html), header values too (concepts.html),
+  ``notification_webhook_secret`` never.
+  This simulator's choices, where the OAS and the pages are silent: dates are
+  ``created_at``/``updated_at`` as the pages' answers show (the OAS's examples say
+  ``createdAt``); ``name`` and ``contact.technical_email`` are required; only ``https``
+  subscriptions (``pubsub`` and ``kafka`` are refused with 400, nothing could deliver them);
+  a deleted subscriber or subscription can still be read (status ``deleted``); PATCH changes
+  only the fields it carries (a ``config.secret`` replaces both secrets). A new subscription
+  delivers after ``activation_delay`` ("a delay of several minutes before it becomes fully
+  active"); events before that are dropped. Filters "are automatically evaluated when an
+  event is processed": an event that does not match "is silently skipped"
+  (``event_filters.matches``; counted as dropped ``filtered``).
 
 ``time_scale`` divides the platform's minute- and hour-long clocks (retry delays, the success
 window, the throttling hour, the activation delay): ``time_scale=60`` makes 5 minutes 5 s and
@@ -51,6 +69,7 @@ delivery rates (events per second) are real time.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -66,6 +85,7 @@ from typing import Any, Literal
 import aiohttp
 from aiohttp import web
 
+from akeneo_pim.event_filters import MAX_LENGTH, Expr, FilterError, matches, parse_filter
 from akeneo_pim.event_types import REFERENCE
 from akeneo_pim.signatures import (
     EVENT_PLATFORM_ALGORITHM,
@@ -91,6 +111,8 @@ REDACTED = "***redacted***"
 # the sample reason of notification-webhooks.html, verbatim
 REASON_SUCCESS_RATE = "Success rate dropped below 90%"
 REASON_REVOKED = "The connection or the app linked to the subscriber was removed from the PIM"
+REASON_RIGHTS = "Insufficient rights: the Event Platform permission was removed"
+SECRET_MIN, SECRET_MAX = 16, 256  # the OAS: config.secret.primary/secondary
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,128}$")
 _RESERVED_HEADERS = {"content-type", "user-agent", "x-correlation-id", "host", "authorization",
                      "cookie"}  # fmt: skip
@@ -204,7 +226,7 @@ class Subscriber:
     notification_channels: list[str] = field(default_factory=lambda: ["email"])
     notification_webhook_url: str | None = None
     notification_webhook_secret: str | None = None  # never returned
-    status: Literal["active", "deleted"] = "active"
+    status: Literal["active", "revoked", "deleted"] = "active"  # the OAS's enum
     revoked: bool = False  # its connection was removed from the PIM
     created_at: datetime = field(default_factory=_now)
     updated_at: datetime = field(default_factory=_now)
@@ -245,6 +267,10 @@ class Subscription:
     active_from: float = 0.0  # loop time deliveries start (the activation delay)
     stats: SubscriptionStats = field(default_factory=SubscriptionStats)
 
+    @property
+    def filter_tree(self) -> Expr | None:
+        return None if self.filter is None else _parsed_filter(self.filter)
+
     def public(self) -> dict[str, Any]:
         secret = {"primary": REDACTED}
         if self.secondary:
@@ -268,6 +294,14 @@ class Subscription:
         if self.filter is not None:
             out["filter"] = self.filter
         return out
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_filter(text: str) -> Expr:
+    try:
+        return parse_filter(text)
+    except FilterError as exc:
+        raise PlatformError(400, f"filter: {exc}") from None
 
 
 @dataclass
@@ -325,6 +359,7 @@ class EventPlatform:
         self._token_client = token_client
         self.pim_urls = {u.rstrip("/") for u in pim_urls}
         self.subscribers: dict[str, Subscriber] = {}
+        self.withdrawn: set[str] = set()  # client ids without the Event Platform permission
         self.subscriptions: dict[str, Subscription] = {}
         self._lanes: dict[str, _Lane] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -437,6 +472,8 @@ class EventPlatform:
         ]
         if len(live) >= self.settings.max_subscriptions:
             raise PlatformError(409, "Maximum number of subscriptions reached for this subscriber")
+        if filter is not None:
+            _parsed_filter(filter)  # refused as the management API would
         delay = self.settings.activation_delay if activation_delay is None else activation_delay
         sub = Subscription(
             id=_uuid(),
@@ -487,6 +524,9 @@ class EventPlatform:
         revoked (notified), and its management API calls are refused from now on."""
         subscriber = self.subscribers[subscriber_id]
         subscriber.revoked = True
+        if subscriber.status == "active":
+            subscriber.status = "revoked"
+            subscriber.updated_at = _now()
         revoked = []
         for sub in self.subscriptions.values():
             if sub.subscriber_id == subscriber_id and sub.status in ("active", "suspended"):
@@ -496,6 +536,22 @@ class EventPlatform:
                 self._notify(sub, "subscription.revoked", REASON_REVOKED)
                 revoked.append(sub)
         return revoked
+
+    def set_permission(self, client_id: str, allowed: bool) -> list[Subscription]:
+        """The connection's Event Platform permission (authentication-and-authorization.html):
+        without it "the user will not be able to subscribe to events" (creating, updating or
+        resuming a subscription answers 403, the OAS's "Not allowed"), and "the subscription
+        will be automatically suspended due to insufficient rights". Returns those suspended."""
+        if allowed:
+            self.withdrawn.discard(client_id)
+            return []
+        self.withdrawn.add(client_id)
+        suspended = []
+        for sub in self.subscriptions.values():
+            if sub.status == "active" and self.subscriber_of(sub).client_id == client_id:
+                self._suspend(sub, "system", REASON_RIGHTS)
+                suspended.append(sub)
+        return suspended
 
     def delete_subscription(self, subscription_id: str) -> None:
         sub = self.subscriptions[subscription_id]
@@ -540,6 +596,9 @@ class EventPlatform:
             if event.type not in sub.events:
                 continue
             sub.stats.published += 1
+            if sub.filter_tree is not None and not matches(sub.filter_tree, event.data):
+                sub.stats.dropped["filtered"] += 1  # "silently skipped"
+                continue
             if sub.status != "active":
                 sub.stats.dropped[sub.status] += 1
                 continue
@@ -820,7 +879,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"code": status, "message": message}, status=status)
+    """The OAS's ``HTTPError``: ``{"errors": [{"message": ...}]}``."""
+    return web.json_response({"errors": [{"message": message}]}, status=status)
 
 
 def _management_app(platform: EventPlatform) -> web.Application:
@@ -831,6 +891,10 @@ def _management_app(platform: EventPlatform) -> web.Application:
             return await handler(request)
         except PlatformError as exc:
             return _error(exc.status, exc.message)
+        except web.HTTPException as exc:  # no such route or method: the same error body
+            if exc.status < 400:
+                raise
+            return _error(exc.status, exc.reason)
 
     app = web.Application(middlewares=[guard], client_max_size=_MAX_BODY)
     api = _Api(platform)
@@ -855,6 +919,10 @@ def _management_app(platform: EventPlatform) -> web.Application:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
+    """The JSON object of a POST or PATCH: the OAS's request bodies are all
+    ``content: application/json`` (and getting-started.html's calls send that type)."""
+    if request.content_type != "application/json":
+        raise PlatformError(400, "The body must be application/json")
     try:
         body = await request.json()
     except web.HTTPRequestEntityTooLarge:
@@ -864,6 +932,16 @@ async def _body(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise PlatformError(400, "The body must be a JSON object")
     return body
+
+
+def _secret(value: Any, name: str) -> str:
+    """The OAS: ``secret.primary`` and ``secret.secondary`` are strings, minLength 16,
+    maxLength 256 (the message never quotes the value)."""
+    if not isinstance(value, str) or not SECRET_MIN <= len(value) <= SECRET_MAX:
+        raise PlatformError(
+            400, f"{name} must be a string of {SECRET_MIN} to {SECRET_MAX} characters"
+        )
+    return value
 
 
 def _text(value: Any, name: str, *, limit: int = 255, required: bool = True) -> str | None:
@@ -943,11 +1021,12 @@ class _Api:
         return web.json_response(made.public(), status=201)
 
     async def list_subscribers(self, request: web.Request) -> web.Response:
+        """The OAS: "Get all subscribers that are either active or revoked"."""
         client_id, url = self.p.authenticate(request.headers)
         found = [
             s.public()
             for s in self.p.subscribers.values()
-            if s.client_id == client_id and s.subject == url
+            if s.client_id == client_id and s.subject == url and s.status != "deleted"
         ]
         return web.json_response(found)
 
@@ -956,8 +1035,8 @@ class _Api:
 
     async def patch_subscriber(self, request: web.Request) -> web.Response:
         subscriber = self._subscriber(request)
-        if subscriber.status == "deleted":
-            raise PlatformError(409, "Subscriber is deleted")
+        if subscriber.status != "active":
+            raise PlatformError(409, f"Subscriber is {subscriber.status}")
         body = await _body(request)
         draft = Subscriber(**{**subscriber.__dict__, "notification_channels":
                               list(subscriber.notification_channels)})  # fmt: skip
@@ -976,7 +1055,7 @@ class _Api:
         for sub in self.p.subscriptions.values():
             if sub.subscriber_id == subscriber.id and sub.status != "deleted":
                 self.p.delete_subscription(sub.id)
-        return web.Response(status=204)
+        return web.json_response(subscriber.public())  # the OAS: 200, the Subscriber
 
     # subscriptions
 
@@ -990,7 +1069,7 @@ class _Api:
     def _fields(self, body: dict[str, Any], url: str, *, creating: bool) -> dict[str, Any]:
         """Validated subscription fields present in ``body`` (all required ones on create)."""
         out: dict[str, Any] = {}
-        if (creating or "source" in body) and body.get("source") != "pim":
+        if "source" in body and body["source"] != "pim":  # the OAS: default pim
             raise PlatformError(400, 'source must be "pim"')
         if "subject" in body and str(body["subject"]).rstrip("/") != url:
             raise PlatformError(400, "subject must be the PIM URL given in X-PIM-URL")
@@ -1016,24 +1095,38 @@ class _Api:
                 secret = config.get("secret")
                 if not isinstance(secret, dict):
                     raise PlatformError(400, "config.secret.primary is required")
-                out["primary"] = _text(secret.get("primary"), "config.secret.primary", limit=1024)
+                out["primary"] = _secret(secret.get("primary"), "config.secret.primary")
                 secondary = secret.get("secondary")
                 out["secondary"] = (
-                    _text(secondary, "config.secret.secondary", limit=1024) if secondary else None
+                    None if secondary is None else _secret(secondary, "config.secret.secondary")
                 )
             if "headers" in config:
                 out["headers"] = _headers(config["headers"])
         if "filter" in body:
-            out["filter"] = _text(body["filter"], "filter", limit=500, required=False)
+            text = _text(body["filter"], "filter", limit=MAX_LENGTH, required=False)
+            if text is not None:
+                try:
+                    parse_filter(text)
+                except FilterError as exc:
+                    raise PlatformError(400, f"filter: {exc}") from None
+            out["filter"] = text
         if "send_product_identifier" in body:
             if not isinstance(body["send_product_identifier"], bool):
                 raise PlatformError(400, "send_product_identifier must be a boolean")
             out["send_product_identifier"] = body["send_product_identifier"]
         return out
 
+    def _permitted(self, request: web.Request) -> None:
+        client_id, _ = self.p.authenticate(request.headers)
+        if client_id in self.p.withdrawn:
+            raise PlatformError(
+                403, "Not allowed: the connection lacks the Event Platform permission"
+            )
+
     async def create_subscription(self, request: web.Request) -> web.Response:
         _, url = self.p.authenticate(request.headers)
         subscriber = self._subscriber(request)
+        self._permitted(request)
         if subscriber.status == "deleted":
             raise PlatformError(409, "Subscriber is deleted")
         fields = self._fields(await _body(request), url, creating=True)
@@ -1052,8 +1145,10 @@ class _Api:
     async def list_subscriptions(self, request: web.Request) -> web.Response:
         subscriber = self._subscriber(request)
         found = [
-            s.public() for s in self.p.subscriptions.values() if s.subscriber_id == subscriber.id
-        ]
+            s.public()
+            for s in self.p.subscriptions.values()
+            if s.subscriber_id == subscriber.id and s.status in ("active", "suspended")
+        ]  # the OAS: "the list of subscriptions that are either active and suspended"
         return web.json_response(found)
 
     async def get_subscription(self, request: web.Request) -> web.Response:
@@ -1062,6 +1157,7 @@ class _Api:
     async def patch_subscription(self, request: web.Request) -> web.Response:
         _, url = self.p.authenticate(request.headers)
         sub = self._subscription(request)
+        self._permitted(request)
         if sub.status in ("deleted", "revoked"):
             raise PlatformError(409, f"Subscription is {sub.status}")
         fields = self._fields(await _body(request), url, creating=False)
@@ -1073,15 +1169,16 @@ class _Api:
     async def delete_subscription(self, request: web.Request) -> web.Response:
         sub = self._subscription(request)
         self.p.delete_subscription(sub.id)
-        return web.Response(status=204)
+        return web.json_response(sub.public())  # the OAS: 200, "Returns the deleted subscription."
 
     async def suspend(self, request: web.Request) -> web.Response:
         sub = self._subscription(request)
-        return web.json_response(self.p.suspend(sub.id, by="user").public())
+        return web.json_response(self.p.suspend(sub.id, by="user").public(), status=202)
 
     async def resume(self, request: web.Request) -> web.Response:
         sub = self._subscription(request)
-        return web.json_response(self.p.resume(sub.id).public())
+        self._permitted(request)
+        return web.json_response(self.p.resume(sub.id).public(), status=202)
 
 
 def _headers(value: Any) -> dict[str, str]:
