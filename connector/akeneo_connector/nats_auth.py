@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from akeneo_connector.names import ConnectionNames
+from akeneo_connector.secret_report import REPORT_PREFIX
 
 JS_API = "$JS.API"
 DEFAULT_INBOX = "_INBOX"
@@ -147,6 +148,8 @@ def permissions(
             f"{names.events_subject}.>",
             names.notifications_subject,  # Event Platform notification webhooks, as received
             names.gap_subject("receiver-503"),  # its own outages, recorded once NATS is back
+            # the fingerprints of the secrets it loaded, for the operator's rotation
+            f"$KV.{names.guard_bucket}.{REPORT_PREFIX}.>",
             *_stream_info(stream),
             f"{JS_API}.CONSUMER.INFO.{stream}.{names.consumer}",
         ]

@@ -19,6 +19,7 @@ from typing import Any
 from croniter import croniter
 from pydantic import ValidationError
 
+from akeneo_connector.durations import parse_duration
 from akeneo_connector.gaps import GapRecord, GapSource
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.spec import API_VERSION, KIND, AkeneoConnectionSpec, TLSMode
@@ -57,7 +58,15 @@ from akeneo_operator.natscreds import (
     without_issuer,
 )
 from akeneo_operator.pods import SIGNATURE_FILES, BuildInput
-from akeneo_operator.repairs import ANNOTATIONS, Repairs, RepairState
+from akeneo_operator.repairs import (
+    ANNOTATIONS,
+    ROTATE_SECRETS_ANNOTATION,
+    Repairs,
+    RepairState,
+)
+from akeneo_operator.rotation import RotationState
+from akeneo_operator.rotation_driver import turn as rotation_turn
+from akeneo_operator.rotation_io import KubeRotationIO, RemoteNotUpdated
 from akeneo_operator.settings import OperatorSettings
 from akeneo_operator.status import (
     CATCH_UP,
@@ -67,6 +76,7 @@ from akeneo_operator.status import (
     PUBLICLY_TRUSTED,
     RECEIVER_READY,
     RECONCILE_SCHEDULED,
+    SECRET_ROTATION,
     STREAM_READY,
     TLS_READY,
     UNKNOWN,
@@ -138,6 +148,7 @@ class ConnState:
     annotations: dict[str, str] = field(default_factory=dict)  # ours (``repairs.ANNOTATIONS``)
     repair: RepairState = field(default_factory=RepairState)  # one-off Jobs, gap windows
     ep: dict[str, Any] | None = None  # status.eventPlatform (managed subscription)
+    rotation: RotationState | None = None  # status.secretRotation (``rotation``)
 
     def fresh(self, ref: ChildRef, child: Manifest | None) -> bool:
         return self.fresh_version(ref, resource_version(child))
@@ -201,6 +212,10 @@ class Reconciler:
             st.repair.load(st.body.get("status") or {})
             if st.ep is None:
                 st.ep = dict((st.body.get("status") or {}).get("eventPlatform") or {})
+            if st.rotation is None:
+                st.rotation = RotationState.from_status(
+                    (st.body.get("status") or {}).get("secretRotation")
+                )
             try:
                 await self._reconcile(st, body.get("spec") or {})
             except ChildConflict as exc:
@@ -282,6 +297,7 @@ class Reconciler:
                 st.obs.counters = await self.nats.counters(names)
             await self._observe_subscription(st, names)
             await self._event_platform(st, force=True)
+            await self._rotate(st)
             await self._sync(st, inp)
             await self._catch_up(st)
         st.obs.endpoint, st.obs.endpoints = endpoint(inp), endpoints(inp)
@@ -584,6 +600,49 @@ class Reconciler:
                 )
             )  # fmt: skip
 
+    async def _rotate(self, st: ConnState) -> None:
+        """One turn of the secret rotation (``rotation``, ``rotation_io``): a step at most,
+        its state kept in ``status.secretRotation`` once every write of it succeeded."""
+        spec, names = st.spec, st.names
+        ep = spec.event_platform if spec is not None else None
+        state = st.rotation or RotationState()
+        annotation = st.annotations.get(ROTATE_SECRETS_ANNOTATION)
+        period = None
+        if ep is not None and ep.secret_rotation_period:
+            period = parse_duration(ep.secret_rotation_period)
+        wanted = annotation is not None or period is not None or not state.idle
+        if spec is None or names is None or ep is None or not ep.manage_subscription or not wanted:
+            st.obs.conditions.pop(SECRET_ROTATION, None)
+            return
+        if not (st.ep or {}).get("subscriptionId") or (st.ep or {}).get("error"):
+            return  # no subscription to rotate yet (its own condition says why)
+
+        async def push() -> bool:
+            await self._event_platform(st, force=True)
+            return bool(st.ep) and not (st.ep or {}).get("error")
+
+        now = self.clock()
+        io = KubeRotationIO(
+            self.client, self.nats, names, spec.receiver.signature_secret,
+            names_of(names.name)["receiver"], push, now,
+        )  # fmt: skip
+        try:
+            planned = await rotation_turn(io, state, now=now, annotation=annotation, period=period)
+        except (ApiError, RemoteNotUpdated) as exc:
+            self.log.warning("secret rotation of %s: %s", names.ref, str(exc)[:300])
+            return  # the same step again on the next turn
+        st.rotation = planned.state
+        st.obs.secret_rotation = planned.state.to_status()
+        if planned.condition is None:
+            st.obs.conditions.pop(SECRET_ROTATION, None)
+        else:
+            st.obs.conditions[SECRET_ROTATION] = planned.condition
+        for event_type, reason, message in planned.events:
+            self._event(st, event_type, reason, message)
+        for step in planned.steps:
+            self.log.info("secret rotation of %s: %s %s", names.ref, step.track.value,
+                          step.action.value)  # fmt: skip
+
     # -- child events --------------------------------------------------------------------------
     def _owner_state(self, child: Manifest) -> ConnState | None:
         key = owner_key(child)
@@ -716,6 +775,7 @@ class Reconciler:
                 st.obs.counters = counters
             await self._observe_subscription(st, st.names)
             await self._event_platform(st)
+            await self._rotate(st)
             if cond.status == "True":
                 await self._catch_up(st)
             await self._write_status(st)

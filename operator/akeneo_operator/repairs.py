@@ -48,7 +48,9 @@ from akeneo_operator.streams import NatsLink
 
 SYNC_NOW_ANNOTATION = "akeneo.connectors.dev/sync-now"
 FULL_SCAN_NOW_ANNOTATION = "akeneo.connectors.dev/full-scan-now"
-ANNOTATIONS = (SYNC_NOW_ANNOTATION, FULL_SCAN_NOW_ANNOTATION)
+ROTATE_SECRETS_ANNOTATION = "akeneo.connectors.dev/rotate-secrets"  # ``rotation``
+# the annotations the operator reads (handlers keep these of each body, nothing else)
+ANNOTATIONS = (SYNC_NOW_ANNOTATION, FULL_SCAN_NOW_ANNOTATION, ROTATE_SECRETS_ANNOTATION)
 HANDLED_MAX = 128  # longer annotation values are kept in status as their digest
 RETRY_FIRST = timedelta(minutes=1)
 RETRY_MAX = timedelta(hours=1)

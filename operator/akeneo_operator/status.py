@@ -36,11 +36,21 @@ PUBLICLY_TRUSTED = "PubliclyTrusted"
 NATS_ISOLATED = "NatsIsolated"
 # Present only when spec.worker.autoscaling asks for a KEDA ScaledObject.
 WORKER_AUTOSCALER = "WorkerAutoscalerReady"
-OPTIONAL = (EVENT_SUBSCRIPTION, CATCH_UP, PUBLICLY_TRUSTED, NATS_ISOLATED, WORKER_AUTOSCALER)
+# Present once a rotation of the Event Platform secrets is configured or asked for
+# (``rotation``): False while one is under way, never holding Ready down.
+SECRET_ROTATION = "SecretRotation"
+OPTIONAL = (
+    EVENT_SUBSCRIPTION,
+    CATCH_UP,
+    PUBLICLY_TRUSTED,
+    NATS_ISOLATED,
+    WORKER_AUTOSCALER,
+    SECRET_ROTATION,
+)
 # Shown, never holding Ready down: a repair in progress is not a fault, a receiver only
 # private senders reach (tests, an on-premise PIM trusting a private CA) works as it is, and
 # shared NATS credentials are the platform's choice.
-NON_BLOCKING = frozenset({CATCH_UP, PUBLICLY_TRUSTED, NATS_ISOLATED})
+NON_BLOCKING = frozenset({CATCH_UP, PUBLICLY_TRUSTED, NATS_ISOLATED, SECRET_ROTATION})
 # Conditions that report every change as a Kubernetes Event, their first one included.
 ALWAYS_REPORTED = frozenset({READY, EVENT_SUBSCRIPTION, PUBLICLY_TRUSTED})
 COMPONENTS = (
@@ -90,6 +100,7 @@ class Observed:
     sync: dict[str, Any] | None = None  # status.sync: on-demand syncs handled
     catch_up: dict[str, Any] | None = None  # status.catchUp: gap repair progress
     event_platform: dict[str, Any] | None = None  # status.eventPlatform: managed subscription
+    secret_rotation: dict[str, Any] | None = None  # status.secretRotation (``rotation``)
 
 
 def deployment_condition(deployment: dict[str, Any] | None, component: str) -> Cond:
@@ -183,6 +194,8 @@ def render_status(obs: Observed, previous: dict[str, Any], now: datetime) -> dic
         status["catchUp"] = dict(obs.catch_up)
     if obs.event_platform:
         status["eventPlatform"] = dict(obs.event_platform)
+    if obs.secret_rotation:
+        status["secretRotation"] = dict(obs.secret_rotation)
     return status
 
 

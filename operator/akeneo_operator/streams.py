@@ -22,6 +22,7 @@ from akeneo_connector.guard_state import MAX_VALUE_BYTES, STATS_PREFIX, WorkerSt
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.nats_auth import OPERATOR_INBOX
 from akeneo_connector.nats_servers import failover_options
+from akeneo_connector.secret_report import REPORT_PREFIX, SecretReport
 from akeneo_connector.spec import StreamSpec
 from akeneo_connector.stream_reader import kv_latest
 from akeneo_operator.certs import utcnow
@@ -160,3 +161,23 @@ class NatsLink:
                 for attr, key in COUNTER_FIELDS.items():
                     totals[key] += min(max(int(getattr(stats, attr)), 0), MAX_COUNTER)
         return {key: min(total, MAX_COUNTER) for key, total in totals.items()}
+
+    async def secret_reports(self, names: ConnectionNames) -> list[SecretReport]:
+        """The receivers' reports of their loaded secrets (``secret_report``), bounded like
+        the counters; unreadable entries are left out, an unreadable bucket gives []."""
+        try:
+            values = await kv_latest(
+                await self.js(),
+                names.guard_bucket,
+                f"{REPORT_PREFIX}.>",
+                max_keys=MAX_STATS_KEYS,
+                max_value_bytes=MAX_VALUE_BYTES,
+                timeout=STATS_READ_SECONDS,
+            )
+        except (NotFoundError, TimeoutError, OSError, nats.errors.Error):
+            return []
+        out = []
+        for value in values.values():
+            with contextlib.suppress(ValueError):
+                out.append(SecretReport.model_validate_json(value))
+        return out

@@ -121,7 +121,9 @@ def desired(
             "secret per line), or delete that Secret and the operator generates its own",
         )
     urls = Endpoints.of(f"https://{host}")
-    notification_secret = secret_values.get(NOTIFICATION_KEY, "").strip() or None
+    # the first line: while it rotates (``rotation``) the key holds the one in use first
+    notification_lines = secret_lines(secret_values.get(NOTIFICATION_KEY, ""))
+    notification_secret = notification_lines[0] if notification_lines else None
     webhook = ep.notifications and notification_secret is not None
     return Desired(
         subscriber_name=subscriber_name(names),

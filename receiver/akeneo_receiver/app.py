@@ -36,6 +36,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from akeneo_connector.gaps import GapRecord, GapSource
+from akeneo_connector.secret_report import SecretReport, report, report_key
 from akeneo_pim.event_types import REFERENCE
 from akeneo_pim.formats import PayloadError
 from akeneo_pim.normalize import (
@@ -216,6 +217,7 @@ class Receiver:
             ),
             asyncio.create_task(self.reloader.run(), name="reload"),
             asyncio.create_task(self._record_outages(), name="outages"),
+            asyncio.create_task(self._report_secrets(), name="secret-report"),
         ]
         yield
         for task in tasks:
@@ -232,6 +234,44 @@ class Receiver:
             self.outages.close_if_quiet()
             if self.outages.pending and self.publisher.connected:
                 await self.outages.flush(self._publish_gap)
+
+    def secret_report(self) -> SecretReport:
+        """Fingerprints of the Event Platform secrets this pod accepts right now."""
+        return report(
+            self.config.pod,
+            datetime.now(UTC),
+            self.event_platform_secrets.secrets,
+            self.notification_secret.secrets,
+        )
+
+    async def _report_secrets(self) -> None:
+        """Tell the operator what this pod accepts (``akeneo_connector.secret_report``): at
+        once when it changes, and every ``secret_report_interval`` seconds; never a secret."""
+        js_subject = f"$KV.{self.config.names.guard_bucket}.{report_key(self.config.pod)}"
+        stream = f"KV_{self.config.names.guard_bucket}"
+        sent: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+        sent_at = 0.0
+        while True:
+            current = self.secret_report()
+            loaded = (current.event_platform, current.notification)
+            due = time.monotonic() - sent_at >= self.config.secret_report_interval
+            js = self.publisher.js
+            if (loaded != sent or due) and js is not None and self.publisher.connected:
+                try:
+                    await js.publish(js_subject, current.to_bytes(), timeout=2.0, stream=stream)
+                except Exception as exc:  # the next turn tries again; events flow regardless
+                    log.warning("secret report not stored", extra={"error": type(exc).__name__})
+                else:
+                    if loaded != sent:
+                        log.info(
+                            "secret report stored",
+                            extra={
+                                "event_platform": list(current.event_platform),
+                                "notification": list(current.notification),
+                            },
+                        )
+                    sent, sent_at = loaded, time.monotonic()
+            await asyncio.sleep(self.config.reload_interval)
 
     async def _publish_gap(self, record: GapRecord) -> None:
         subject = self.config.gap_subject(GapSource.RECEIVER_503.value)

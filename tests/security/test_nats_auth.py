@@ -16,6 +16,7 @@ from akeneo_connector.nats_auth import (
     render_authorization,
     tenant_users,
 )
+from akeneo_connector.secret_report import REPORT_PREFIX
 
 
 def matches(pattern: str, subject: str) -> bool:
@@ -65,7 +66,10 @@ def test_roles_get_only_what_they_use() -> None:
         if role is not Role.RECEIVER:
             perms = permissions(names, role, ensure_stream=True)
             assert not any(matches(p, names.notifications_subject) for p in perms.publish), role
-    assert not any(s.startswith("$KV.") or ".CREATE." in s for s in receiver.publish)
+    assert not any(".CREATE." in s for s in receiver.publish)
+    # in the bucket, the receiver writes its report of loaded secrets (fingerprints) only
+    report = f"$KV.{names.guard_bucket}.{REPORT_PREFIX}.>"
+    assert [s for s in receiver.publish if s.startswith("$KV.")] == [report]
     assert f"{names.events_subject}.>" not in worker.publish  # the worker never emits events
     assert names.dead_letter_subject in worker.publish
     assert f"$KV.{names.guard_bucket}.>" in worker.publish

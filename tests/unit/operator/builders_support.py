@@ -27,7 +27,13 @@ def make_input(spec: dict[str, Any] | None = None, **settings: Any) -> BuildInpu
 
 
 def env_of(container: dict[str, Any]) -> dict[str, str]:
-    return {e["name"]: e["value"] for e in container["env"]}
+    """name -> value; a downward-API value as ``fieldRef:<path>``."""
+    return {
+        e["name"]: e["value"]
+        if "value" in e
+        else f"fieldRef:{e['valueFrom']['fieldRef']['fieldPath']}"
+        for e in container["env"]
+    }
 
 
 def mounts_of(pod_spec: dict[str, Any]) -> dict[str, tuple[str, list[str] | None]]:

@@ -29,7 +29,7 @@ from akeneo_operator.natscreds import (
     without_issuer,
 )
 from akeneo_operator.settings import OperatorSettings
-from tests.unit.operator.builders_support import make_input, mounts_of
+from tests.unit.operator.builders_support import env_of, make_input, mounts_of
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -154,7 +154,7 @@ def test_pods_mount_their_own_role_only(tmp_path: Path) -> None:
         assert mounts_of(pod)["/etc/akeneo/nats"] == ("acme-nats", [key])
         (volume,) = [v for v in pod["volumes"] if v["name"] == "nats"]
         assert volume["secret"]["items"] == [{"key": key, "path": "nats.creds"}]
-        env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+        env = env_of(pod["containers"][0])
         assert env["AKENEO_NATS_CREDS_FILE"] == "/etc/akeneo/nats/nats.creds"
         assert "AKENEO_NATS_USER" not in env and "AKENEO_NATS_PASSWORD_FILE" not in env
 
