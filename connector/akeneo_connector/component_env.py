@@ -85,6 +85,8 @@ class Placement(Protocol):
 
     def gap_spool_file(self) -> str: ...
 
+    def notification_spool_file(self) -> str: ...
+
     def data_dir(self) -> str:
         """Where a relative sqlite path lives."""
 
@@ -146,6 +148,7 @@ def receiver(
     values["max_body_bytes"] = r.max_body_bytes
     values["timestamp_tolerance"] = Seconds(r.timestamp_tolerance)
     values["gap_spool_file"] = Path(place.gap_spool_file())
+    values["notification_spool_file"] = Path(place.notification_spool_file())
     settings, env = written(ReceiverSettings, **values)
     return Rendered(settings, env, files.mounts)
 

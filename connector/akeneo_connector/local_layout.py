@@ -110,6 +110,9 @@ class LocalPlacement:
     def gap_spool_file(self) -> str:
         return str(self.root / "receiver-gaps.json")
 
+    def notification_spool_file(self) -> str:
+        return str(self.root / "receiver-notifications.json")
+
     def data_dir(self) -> str:
         return str(self.root)
 

@@ -54,6 +54,7 @@ POD_SINK_DIR = "/etc/akeneo/sink"
 POD_NATS_DIR = "/etc/akeneo/nats"
 POD_NATS_CREDS_FILE = "nats.creds"
 POD_GAP_SPOOL_FILE = "/tmp/akeneo-gaps.json"  # the /tmp emptyDir: kept across restarts
+POD_NOTIFICATION_SPOOL_FILE = "/tmp/akeneo-notifications.json"  # likewise
 POD_DATA_DIR = "/data"  # the sqlite sink's emptyDir; a relative spec path lives in it
 
 
@@ -395,6 +396,14 @@ class ReceiverSettings(CommonSettings):
         "where an outage's first and last `503` are kept until NATS stores its gap record; "
         "survives restarts (in pods, the `/tmp` emptyDir)",
         kind="path", default_doc="none (memory only)", pod=POD_GAP_SPOOL_FILE,
+    )  # fmt: skip
+    notification_spool_file: Path | None = setting(
+        None, "AKENEO_NOTIFICATION_SPOOL_FILE",
+        "where verified Event Platform notifications are kept (answered `200`, at most 64) "
+        "while NATS is unavailable, until JetStream stores them; survives restarts (in pods, "
+        "the `/tmp` emptyDir)",
+        kind="path", default_doc="none (notifications get `503` while NATS is down)",
+        pod=POD_NOTIFICATION_SPOOL_FILE,
     )  # fmt: skip
     subject_prefix: str | None = setting(
         None, "AKENEO_SUBJECT_PREFIX", "subject prefix of the stream",

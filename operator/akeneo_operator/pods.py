@@ -22,6 +22,7 @@ from akeneo_connector.settings_contract import (
     POD_GAP_SPOOL_FILE,
     POD_NATS_CREDS_FILE,
     POD_NATS_DIR,
+    POD_NOTIFICATION_SPOOL_FILE,
     POD_PIM_DIR,
     POD_SIGNATURE_DIR,
     POD_SINK_DIR,
@@ -140,6 +141,11 @@ class PodPlacement:
         # an outage's 503 window, kept across container restarts (the /tmp emptyDir) until
         # NATS takes its gap record
         return POD_GAP_SPOOL_FILE
+
+    def notification_spool_file(self) -> str:
+        # notifications NATS could not take (a queue outage's suspension among them), kept
+        # across container restarts until JetStream stores them
+        return POD_NOTIFICATION_SPOOL_FILE
 
     def data_dir(self) -> str:
         return POD_DATA_DIR  # a relative sqlite path: in the data dir, as in local mode

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import socket
@@ -59,7 +58,16 @@ from akeneo_pim.signatures import (
     verify_notification,
 )
 from akeneo_receiver.config import ReceiverConfig
-from akeneo_receiver.metrics import NOTIFICATIONS, REJECTED, events, ignored, latency, requests
+from akeneo_receiver.metrics import (
+    NOTIFICATIONS,
+    NOTIFICATIONS_SPOOLED,
+    REJECTED,
+    events,
+    ignored,
+    latency,
+    requests,
+)
+from akeneo_receiver.notification_spool import Dropped, NotificationSpool, Spooled, message_id
 from akeneo_receiver.outages import OutageRecorder
 from akeneo_receiver.publisher import (
     EVENT_TOO_LARGE,
@@ -85,6 +93,16 @@ NOTIFICATION_MAX_BYTES = 64 * 1024
 # by the sender, so the memory of what was logged is bounded.
 LOGGED_IGNORED_MAX = 256
 NOTIFICATION = "notification"  # the format label of notification webhooks
+# Publish failures that mean NATS itself is unavailable: a verified notification is then
+# spooled to disk and answered 200 (``notification_spool``); any other refusal stays a 503.
+NATS_UNAVAILABLE = frozenset(
+    {"jetstream_unavailable", "nats_disconnected", "ack_timeout", "shutting_down"}
+)
+SPOOL_CHECK_INTERVAL = 0.5
+_SPOOLED = (
+    b'{"status": "spooled", "accepted": 1, "duplicates": %d, "detail": "the queue is '
+    b"unavailable: kept on the receiver's disk and stored on the stream once it is back\"}"
+)
 # Rejected events named in a 400 (the rest are counted): the answer and its log line stay
 # small whatever the body holds (at most formats.MAX_EVENTS_PER_REQUEST events).
 REJECTED_SHOWN = 20
@@ -180,6 +198,12 @@ class Receiver:
         self.outages = OutageRecorder(
             config.gap_spool_file, detail=f"receiver {socket.gethostname()}"[:200]
         )
+        self.notification_spool = NotificationSpool(
+            config.notification_spool_file,
+            max_bytes=min(config.max_body_bytes, NOTIFICATION_MAX_BYTES),
+        )
+        NOTIFICATIONS_SPOOLED.set(self.notification_spool.pending)
+        self._spool_wake = asyncio.Event()
         self._stream_checked: tuple[float, bool] | None = None  # (monotonic time, exists)
         self._stream_lock = asyncio.Lock()
 
@@ -217,6 +241,7 @@ class Receiver:
             ),
             asyncio.create_task(self.reloader.run(), name="reload"),
             asyncio.create_task(self._record_outages(), name="outages"),
+            asyncio.create_task(self._flush_notifications(), name="notification-spool"),
             asyncio.create_task(self._report_secrets(), name="secret-report"),
         ]
         yield
@@ -234,6 +259,46 @@ class Receiver:
             self.outages.close_if_quiet()
             if self.outages.pending and self.publisher.connected:
                 await self.outages.flush(self._publish_gap)
+
+    async def _flush_notifications(self) -> None:
+        """Store spooled notifications (also a previous process's) once NATS is back."""
+        spool = self.notification_spool
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._spool_wake.wait(), SPOOL_CHECK_INTERVAL)
+            self._spool_wake.clear()
+            if spool.pending and self.publisher.connected:
+                await spool.flush(self._publish_spooled)
+            NOTIFICATIONS_SPOOLED.set(spool.pending)
+
+    async def _publish_spooled(self, item: Spooled) -> None:
+        try:
+            result = await self.publisher.publish_one(
+                self.config.notifications_subject, item.msg_id, item.body, GAP_PUBLISH_BUDGET
+            )
+        except PublishError as exc:
+            if exc.reason == EVENT_TOO_LARGE:  # above the stream's maxMsgSize: never stored
+                raise Dropped(exc.reason) from None
+            raise
+        if result.stored:
+            self._stored_notification(item.body, spooled=True)
+
+    def _stored_notification(self, body: bytes, spooled: bool = False) -> None:
+        """Count and log a notification JetStream stored (its type and subscription only)."""
+        try:
+            notification = parse_notification(body)
+        except PayloadError:  # verified and parsed before it was spooled: not expected
+            NOTIFICATIONS.labels("other").inc()
+            return
+        NOTIFICATIONS.labels(type_label(notification.notification_type)).inc()
+        log.info(
+            "notification stored",
+            extra={
+                "notification_type": printable(notification.notification_type, 200),
+                "subscription_id": printable(notification.subscription_id, 200),
+                "spooled": spooled,
+            },
+        )
 
     def secret_report(self) -> SecretReport:
         """Fingerprints of the Event Platform secrets this pod accepts right now."""
@@ -562,28 +627,40 @@ class Receiver:
             notification = parse_notification(body)
         except PayloadError as exc:
             raise Rejection(400, exc.reason, exc.detail) from None
-        label = type_label(notification.notification_type)
+        if self.notification_spool.pending:  # stored in arrival order, behind the spooled
+            return self._spool(body, notification.notification_type, "spool_not_empty")
         # Akeneo retries a notification it got no 2xx for: the same body is stored once
-        msg_id = hashlib.sha256(body).hexdigest()
+        msg_id = message_id(body)
         budget = self.config.event_platform_ack_budget - (time.monotonic() - started)
         try:
             result = await self.publisher.publish_one(
                 self.config.notifications_subject, msg_id, body, budget
             )
         except PublishError as exc:
+            if exc.reason in NATS_UNAVAILABLE:
+                return self._spool(body, notification.notification_type, exc.reason)
             detail = "the notification was not stored durably; send again"
             if exc.reason == QUOTA_EXCEEDED:
                 detail = f"this connection's stream is at its quota; {detail} later"
             raise Rejection(503, exc.reason, detail) from None
         if result.stored:
-            NOTIFICATIONS.labels(label).inc()
-            log.info(
-                "notification stored",
-                extra={
-                    "notification_type": printable(notification.notification_type, 200),
-                    "subscription_id": printable(notification.subscription_id, 200),
-                },
-            )
+            self._stored_notification(body)
         return web.Response(
             body=_ACCEPTED % (1, result.duplicates), content_type="application/json"
         )
+
+    def _spool(self, body: bytes, notification_type: str, reason: str) -> web.Response:
+        """Keep a notification NATS cannot take now on disk (200), or refuse it (503)."""
+        kept, duplicate = self.notification_spool.add(body)
+        NOTIFICATIONS_SPOOLED.set(self.notification_spool.pending)
+        if not kept:
+            if self.config.notification_spool_file is None:
+                raise Rejection(503, reason, "the notification was not stored durably; send again")
+            detail = "the queue is unavailable and the notification spool is full; send again"
+            raise Rejection(503, "spool_full", detail)
+        self._spool_wake.set()
+        log.info(
+            "notification spooled",
+            extra={"notification_type": printable(notification_type, 200), "reason": reason},
+        )
+        return web.Response(body=_SPOOLED % int(duplicate), content_type="application/json")

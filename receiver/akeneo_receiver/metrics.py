@@ -32,6 +32,10 @@ NOTIFICATIONS = Counter(
     "Event Platform notifications stored, by notification_type (undocumented types: other)",
     ["type"],
 )
+NOTIFICATIONS_SPOOLED = Gauge(
+    "akeneo_receiver_notifications_spooled",
+    "Verified notifications kept on disk while NATS is unavailable, not yet stored",
+)
 LATENCY = Histogram(
     "akeneo_receiver_request_seconds",
     "Time from request start to answer, by delivery format",

@@ -7,7 +7,7 @@ import contextlib
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from akeneo_connector.names import ConnectionNames
 from akeneo_pim.normalized import NormalizedEvent
 from akeneo_receiver.app import Receiver
 from akeneo_receiver.config import ReceiverConfig
+from tests.ground.nats import NatsServer
 from tests.ground.processes import free_port
 from tests.ground.tls import CertificateAuthority
 
@@ -33,6 +34,18 @@ _counter = itertools.count()
 @pytest.fixture(scope="session")
 def ca() -> CertificateAuthority:
     return CertificateAuthority("receiver test CA")
+
+
+@pytest.fixture
+def own_nats(tmp_path: Path) -> Iterator[NatsServer]:
+    """A nats-server of the test's own, to stop and start (the session one stays up)."""
+    data_dir = tmp_path / "own-nats"
+    data_dir.mkdir()
+    server = NatsServer(data_dir).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @dataclass

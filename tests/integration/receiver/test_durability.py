@@ -6,11 +6,9 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 from nats import connect as nats_connect
 
 from akeneo_pim.signatures import events_api_headers
@@ -24,18 +22,13 @@ CONNECTION = "tenant-durable/acme"
 STREAM = "AKENEO_tenant-durable__acme"
 
 
-@pytest.fixture
-def own_nats(tmp_path: Path) -> Iterator[NatsServer]:
-    data_dir = tmp_path / "nats"
-    data_dir.mkdir()
-    server = NatsServer(data_dir).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def receiver_process(tmp_path: Path, nats_url: str, port: int, admin_port: int) -> ServerProcess:
+def receiver_process(
+    tmp_path: Path,
+    nats_url: str,
+    port: int,
+    admin_port: int,
+    extra_env: dict[str, str] | None = None,
+) -> ServerProcess:
     files = tmp_path / "files"
     argv = [
         str(Path(sys.executable).parent / "akeneo-connector"),
@@ -52,6 +45,7 @@ def receiver_process(tmp_path: Path, nats_url: str, port: int, admin_port: int) 
         "AKENEO_TLS_CERT_FILE": str(files / "tls.crt"),
         "AKENEO_TLS_KEY_FILE": str(files / "tls.key"),
         "AKENEO_EVENTS_API_SECRET_FILE": str(files / "eventsApiSecret"),
+        **(extra_env or {}),
     }
     proc = ServerProcess("receiver", argv, tmp_path)
     proc.start(env=env)

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -287,17 +285,6 @@ async def test_duplicate_cloud_event_is_200_and_stored_once(start_receiver: Star
         status, answer = await r.post(*as_sent(event), path=path)
         assert (status, answer["accepted"], answer["duplicates"]) == (200, 1, dup)
     assert len(await r.stored()) == 1
-
-
-@pytest.fixture
-def own_nats(tmp_path: Path) -> Iterator[NatsServer]:
-    data_dir = tmp_path / "own-nats"
-    data_dir.mkdir()
-    server = NatsServer(data_dir).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @BOTH_URLS

@@ -7,11 +7,9 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from cryptography import x509
 from nats.js.api import AckPolicy, ConsumerConfig
 
@@ -32,17 +30,6 @@ PIM_DEADLINE = 0.5  # the legacy PIM gives up on an answer after this
 # the PIM's 0.5 s is measured strictly by bench/faults.py (nats-restart: legacy answers slower
 # than 0.5 s during the outage). Here: the budget is set within it, and is what answers.
 CI_ANSWER_MARGIN = 2.0
-
-
-@pytest.fixture
-def own_nats(tmp_path: Path) -> Iterator[NatsServer]:
-    data_dir = tmp_path / "own-nats"
-    data_dir.mkdir()
-    server = NatsServer(data_dir).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def test_jetstream_down_is_503_on_the_ack_budget(
