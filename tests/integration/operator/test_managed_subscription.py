@@ -15,6 +15,7 @@ import json
 import socket
 import ssl
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -440,11 +441,14 @@ async def test_one_apply_events_flow_a_suspension_is_repaired_and_delete_cleans_
     simulator: PimSimulator,
     management: ManagementApi,
     pods: LocalPods,
+    own_nats: NatsServer,
 ) -> None:
     """The done-when flow: apply -> subscription to the receiver's URL, events delivered and
-    applied -> suspended by the platform -> notification -> EventSubscriptionActive=False ->
-    auto-resumed -> catch-up Job -> the sink equals the catalog, the suspended window's edits
-    included -> delete -> subscription deleted."""
+    applied -> the queue stops: deliveries answered 503 until the platform suspends the
+    subscription on its success rate -> its notification, spooled by the receiver while the
+    queue is down, stored once it is back -> auto-resumed -> catch-up Jobs -> the sink equals
+    the catalog, the outage's and the suspended window's edits included -> delete ->
+    subscription deleted."""
     sim, ops, host = simulator, (operator,), "flow.hooks.example.com"
     body = spec(sim, "flow", host=host)
     body["reconciliation"]["resources"] = ["products", "product_models"]
@@ -487,28 +491,59 @@ async def test_one_apply_events_flow_a_suspension_is_repaired_and_delete_cleans_
     await poll(synced, timeout=90, what="events applied")
     assert sub.stats.delivered > 0 and set(sub.stats.statuses) == {200}, sub.stats.as_dict()
 
-    # the platform suspends it; what is edited meanwhile is never sent
-    platform.suspend(sub.id, by="system", reason=REASON_SUCCESS_RATE)
-    published, dropped = sub.stats.published, sub.stats.dropped["suspended"]
-    for change in [sim.edit_product() for _ in range(3)] + [sim.create_product()]:
-        platform.publish(change)
-    assert sub.stats.published - published == sub.stats.dropped["suspended"] - dropped > 0
-    await poll(
-        lambda: with_condition(client, "flow", "EventSubscriptionActive", "False",
-                               "SuspendedBySystem"),
-        timeout=30, what="EventSubscriptionActive=False", operators=ops,
-    )  # fmt: skip
-    notified = sub.stats.notifications[0]
-    assert notified.type == "subscription.suspended.system" and notified.delivered
+    # The queue stops: every delivery is answered 503 until the success rate over the
+    # platform's rolling window falls below 90% (20 attempts at least) and it suspends the
+    # subscription; its notification comes while the queue is still down.
+    own_nats.kill()
+    try:
+        for change in [sim.edit_product() for _ in range(30)] + [sim.create_product()]:
+            platform.publish(change)
 
-    # the receiver is ready: resumed, and the window caught up
-    await poll(active, timeout=60, what="auto-resumed", operators=ops)
-    jobs = await poll(
-        lambda: _nonempty(jobs_for(client, "flow", "catch-up")),
-        timeout=60, what="catch-up Job", operators=ops,
-    )  # fmt: skip
-    await run_job(pods, jobs[0], "catch-up")
-    await poll(synced, timeout=90, what="the sink equals the catalog, suspended edits included")
+        async def suspended() -> bool:
+            return sub.status == "suspended" and bool(sub.stats.notifications)
+
+        await poll(suspended, timeout=60, what="suspended on its success rate", operators=ops)
+        assert sub.stats.statuses.get(503, 0) >= 1, sub.stats.as_dict()
+        notified = sub.stats.notifications[0]
+        assert notified.type == "subscription.suspended.system"
+        assert notified.body["reason"] == REASON_SUCCESS_RATE
+        await asyncio.wait_for(notified.done.wait(), 15)
+        # answered 200 by the receiver (spooled), not lost to the platform's three retries
+        assert notified.delivered and not notified.email_fallback, notified.attempts
+        # what is edited meanwhile is never sent
+        published, dropped = sub.stats.published, sub.stats.dropped["suspended"]
+        for change in [sim.edit_product() for _ in range(3)] + [sim.create_product()]:
+            platform.publish(change)
+        assert sub.stats.published - published == sub.stats.dropped["suspended"] - dropped > 0
+    finally:
+        queue_back = datetime.now(UTC)
+        own_nats.start()
+
+    # the queue is back: the spooled notification is stored, the operator sees a system
+    # suspension and resumes it (it never resumes one it cannot tell from a user's)
+    async def resumed() -> dict[str, Any] | None:
+        found = await active()
+        done = sub.status == "active" and ep_status(found or {}).get("lastResume")
+        return found if done else None
+
+    found = await poll(resumed, timeout=60, what="auto-resumed", operators=ops)
+    resumed_at = datetime.fromisoformat(ep_status(found)["lastResume"].replace("Z", "+00:00"))
+    assert resumed_at >= queue_back - timedelta(seconds=1)
+    assert [n.type for n in sub.stats.notifications] == [
+        "subscription.suspended.system", "subscription.resumed",
+    ]  # fmt: skip
+    # the outage's and the suspended window's edits: caught up by the catch-up Job(s)
+    ran: set[str] = set()
+
+    async def caught_up() -> bool:
+        for job in await jobs_for(client, "flow", "catch-up"):
+            if job["metadata"]["name"] not in ran:
+                ran.add(job["metadata"]["name"])
+                await run_job(pods, job, f"catch-up-{len(ran)}")
+        return await synced()
+
+    await poll(caught_up, timeout=120, what="the sink equals the catalog", operators=ops)
+    assert ran, "no catch-up Job"
 
     # delete: the subscription goes
     await client.delete(API, "AkeneoConnection", NS, "flow")
