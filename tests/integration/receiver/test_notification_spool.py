@@ -20,6 +20,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from nats import connect as nats_connect
+from prometheus_client.parser import text_string_to_metric_families
 
 from akeneo_connector.names import ConnectionNames
 from akeneo_pim.notifications import parse_notification
@@ -31,6 +32,7 @@ from tests.ground.processes import free_port
 from tests.ground.tls import CertificateAuthority
 from tests.integration.receiver.conftest import (
     NOTIFICATION_SECRET,
+    Running,
     StartReceiver,
     poll,
     write_files,
@@ -71,6 +73,7 @@ async def test_notifications_during_an_outage_are_stored_once_in_order_when_nats
         assert (await post(r, body))[0] == 200
     status, answer = await post(r, notification(reason="one too many"))
     assert (status, answer["error"]) == (503, "spool_full")
+    assert await spooled_gauge(r) == MAX_SPOOLED
 
     own_nats.start()
     expected = [DOC_SAMPLE, resumed, *fillers]
@@ -84,6 +87,7 @@ async def test_notifications_during_an_outage_are_stored_once_in_order_when_nats
     assert [data for _, _, data in stored] == expected
     assert [msg_id for _, msg_id, _ in stored] == [hashlib.sha256(b).hexdigest() for b in expected]
     await poll(lambda: _gone(spool), what="spool file removed")
+    assert await spooled_gauge(r) == 0
     # a late retry of a spooled one is a duplicate, stored directly again
     status, answer = await post(r, DOC_SAMPLE)
     assert (status, answer) == (200, {"status": "ok", "accepted": 1, "duplicates": 1})
@@ -92,6 +96,18 @@ async def test_notifications_during_an_outage_are_stored_once_in_order_when_nats
     assert NOTIFICATION_SECRET not in caplog.text
     assert "Success rate dropped below 90%" not in caplog.text
     assert "filler" not in caplog.text
+
+
+async def spooled_gauge(r: Running) -> float:
+    async with r.http.get(r.admin_url + "/metrics") as resp:
+        text = await resp.text()
+    (value,) = [
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "akeneo_receiver_notifications_spooled"
+    ]
+    return value
 
 
 async def _gone(path: Path) -> bool:
