@@ -163,8 +163,8 @@ class World:
     async def receivers_view(self) -> list[ReceiverView]:
         out = []
         for r in self.receivers:
-            kv = await r.nc.jetstream().key_value(r.config.names.guard_bucket)
             try:
+                kv = await r.nc.jetstream().key_value(r.config.names.guard_bucket)
                 entry = await kv.get(report_key(r.config.pod))
             except NatsError:
                 out.append(ReceiverView(r.config.pod, True))
@@ -192,8 +192,8 @@ async def _reported(r: Running, secrets: tuple[str, ...]) -> None:
     want = tuple(fingerprint(s) for s in secrets)
 
     async def reported() -> bool:
-        kv = await r.nc.jetstream().key_value(r.config.names.guard_bucket)
-        try:
+        try:  # the bucket comes just after the stream the receiver's readiness waits for
+            kv = await r.nc.jetstream().key_value(r.config.names.guard_bucket)
             entry = await kv.get(report_key(r.config.pod))
         except NatsError:
             return False
