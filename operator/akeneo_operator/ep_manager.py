@@ -286,7 +286,8 @@ class SubscriptionManager:
                 if exc.reason != "EventPlatformNotFound":
                     raise
             else:
-                if plan.live(got.status) and got.status != "revoked":
+                # revoked: its connection was removed from the PIM; shown, never replaced
+                if plan.live(got.status):
                     status.update(subscriberId=got.subscriber_id, subscriptionId=got.id,
                                   status=got.status)  # fmt: skip
                     return status

@@ -22,7 +22,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -78,13 +78,13 @@ class Desired:
     subscriber_name: str
     technical_email: str
     notification_url: str | None
-    notification_secret: str | None
+    notification_secret: str | None = field(repr=False)
     destination: str
     events: tuple[str, ...]
     filters: str | None
     send_product_identifier: bool
-    primary: str
-    secondary: str | None
+    primary: str = field(repr=False)  # secrets never in a repr
+    secondary: str | None = field(repr=False)
 
     def digest(self) -> str:
         """What was written, secrets included, as a short digest (never the values)."""

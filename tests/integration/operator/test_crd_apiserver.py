@@ -61,6 +61,7 @@ async def _refused(api: k8s_client.ApiClient, name: str, spec: dict[str, Any]) -
         ("no-full-scan", {**MINIMAL, "reconciliation": {"fullScanSchedule": None}}),
         ("autoscaled", {**MINIMAL, "receiver": {**MINIMAL["receiver"], "autoscaling": {}}}),
         ("worker-autoscaled", {**MINIMAL, "worker": {"autoscaling": {}}}),
+        ("event-platform", {**MINIMAL, "eventPlatform": {"technicalEmail": "ops@example.com"}}),
     ],
 )
 async def test_server_defaults_equal_model_defaults(
@@ -119,6 +120,15 @@ async def test_server_defaults_equal_model_defaults(
             },
             "fullScanSchedule is required when resources lists categories",
         ),
+        (
+            {**MINIMAL, "eventPlatform": {"manageSubscription": True}},
+            "technicalEmail is required when manageSubscription is true",
+        ),
+        (
+            {**MINIMAL, "eventPlatform": {"events": ["com.akeneo.pim.v1.product.exploded"]}},
+            "spec.eventPlatform.events[0]",
+        ),
+        ({**MINIMAL, "eventPlatform": {"filters": "x" * 501}}, "spec.eventPlatform.filters"),
     ],
 )
 async def test_server_refuses_what_the_models_refuse(

@@ -551,3 +551,38 @@ async def test_a_users_secret_is_used_as_it_is(
     assert await secret_values(client, "bare-events") == {"eventsApiSecret": "legacy-only-secret"}
     for value in (*mine.values(), "legacy-only-secret"):
         assert value.strip() not in operator.log
+
+
+async def test_preserve_on_delete_keeps_it_and_a_new_connection_adopts_it(
+    operator: OperatorProcess, client: KubeClient, simulator: PimSimulator,
+    management: ManagementApi,
+) -> None:  # fmt: skip
+    ops, host = (operator,), "kept.example.com"
+    body = spec(simulator, "kept", host=host)
+    body["stream"] = {"preserveOnDelete": True}
+
+    async def active() -> dict[str, Any] | None:
+        return await with_condition(client, "kept", "EventSubscriptionActive", "True", "Active")
+
+    await client.create(connection(NS, "kept", body))
+    first = ep_status(await poll(active, timeout=90, what="active", operators=ops))
+    await client.delete(API, "AkeneoConnection", NS, "kept")
+
+    async def gone() -> bool:
+        return await client.get(API, "AkeneoConnection", NS, "kept") is None
+
+    await poll(gone, timeout=60, what="connection finalized", operators=ops)
+    sub = management.platform.subscriptions[first["subscriptionId"]]
+    assert sub.status == "active"  # kept
+
+    # the same connection again: the subscriber and subscription are adopted, not doubled
+    await client.create(connection(NS, "kept", body))
+    again = ep_status(await poll(active, timeout=90, what="adopted", operators=ops))
+    assert (again["subscriberId"], again["subscriptionId"]) == (
+        first["subscriberId"], first["subscriptionId"],
+    )  # fmt: skip
+    mine = [s for s in management.platform.subscriptions.values()
+            if s.url == f"https://{host}/event-platform" and s.status != "deleted"]  # fmt: skip
+    assert mine == [sub]
+    values = await secret_values(client, "kept-events")
+    assert sub.primary == values["eventPlatformSecrets"].split()[0]

@@ -98,6 +98,7 @@ def test_the_digest_changes_with_the_secret_but_never_shows_it() -> None:
     assert isinstance(want, sub.Desired) and isinstance(other, sub.Desired)
     assert want.digest() != other.digest()
     assert "primary" not in want.digest()
+    assert "primary-one" not in repr(want) and "notify-" not in repr(want)
 
 
 def test_secrets_are_generated_only_when_absent() -> None:
