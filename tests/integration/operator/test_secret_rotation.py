@@ -124,6 +124,15 @@ async def test_a_rotation_waits_for_the_receivers_then_promotes(
     assert "ready pod without a report" in message
     assert await with_condition(client, NAME, "Ready", "True") is not None  # not a fault
 
+    # a new operator picks the rotation up from status: the same new secrets, still waiting
+    log_before = operator.log
+    operator.stop()
+    operator.start()
+    body = await poll(waiting, timeout=90, what="waiting after a restart", operators=ops)
+    assert rotation_of(body)["eventPlatform"] == state["eventPlatform"]
+    assert await secret_values(client, f"{NAME}-events") == added
+    assert signing(sub) == (old_sub[0], new_sub[1])
+
     names = ConnectionNames(NS, NAME)
     await put_reports(own_nats.url, names, new_sub, new_note)
 
@@ -149,7 +158,7 @@ async def test_a_rotation_waits_for_the_receivers_then_promotes(
 
     # no secret in status, Events or the operator's log (at debug level)
     events = await client.list("v1", "Event", NS)
-    texts = [json.dumps(await body_of(client, NAME)), json.dumps(events), operator.log]
+    texts = [json.dumps(await body_of(client, NAME)), json.dumps(events), log_before, operator.log]
     for secret in {*old_sub, *new_sub, *old_note, *new_note}:
         assert not [t for t in texts if secret in t]
     reasons = {e.get("reason") for e in events}
