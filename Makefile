@@ -28,11 +28,11 @@ testbins:
 sysdeps:
 	bash scripts/install-sysdeps.sh
 
-## Regenerate the CRD (crds/ and the chart's copy) from the spec models.
+## Regenerate the CRD (crds/ and the chart's copy) and docs/api.md from the spec and status models.
 crd: $(STAMP)
 	$(BIN)/python -m akeneo_operator.crd --write
 
-## Fail when the checked-in CRD is stale.
+## Fail when the checked-in CRD or docs/api.md is stale.
 crd-check: $(STAMP)
 	$(BIN)/python -m akeneo_operator.crd --check
 
@@ -48,9 +48,11 @@ lock: $(STAMP)
 lock-check: $(STAMP)
 	$(BIN)/python scripts/check_lock.py
 
+## Style, generated files up to date, and the import contracts of .importlinter.
 lint: $(STAMP) crd-check lock-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

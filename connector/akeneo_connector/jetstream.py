@@ -10,11 +10,11 @@ Quotas (``akeneo_connector.quotas``): the stream and the bucket get ``max_bytes`
 ``max_msgs`` and ``max_msg_size`` with ``DiscardPolicy.NEW``, so a full stream refuses the
 next event (the receiver answers 429/503 ``quota_exceeded``) instead of deleting the oldest
 one, which may not be applied yet. Retention stays ``LIMITS`` with ``max_age`` (history for
-``replay``), so applied events would hold the quota until they age out: ``trim_applied``
-(run by the worker) purges the events the worker has acknowledged once the stream passes
-``TRIM_AT`` of a quota. The quota thus bounds the unapplied backlog plus whatever history
-still fits, and exactly the disk a tenant occupies on the shared store (JetStream reserves
-each stream's ``max_bytes`` when it is created).
+``replay``), so applied events would hold the quota until they age out:
+``akeneo_connector.trim`` (run by the worker) purges the events the worker has acknowledged
+once the stream passes ``TRIM_AT`` of a quota. The quota thus bounds the unapplied backlog
+plus whatever history still fits, and exactly the disk a tenant occupies on the shared store
+(JetStream reserves each stream's ``max_bytes`` when it is created).
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from akeneo_connector.spec import StreamSpec
 
 MANAGED_BY = "akeneo-connector"
 IMMUTABLE_FIELDS = ("storage", "retention")
-TRIM_AT = 0.5  # share of max_bytes or max_msgs past which applied events are purged
 
 
 class Outcome(enum.StrEnum):
@@ -221,34 +220,6 @@ async def ensure_all(
         await ensure_stream(js, names, spec, quotas),
         await ensure_bucket(js, names, spec, quotas),
     )
-
-
-async def trim_applied(js: JetStreamContext, names: ConnectionNames) -> int:
-    """Purge the events the worker's consumer has acknowledged, once the stream holds more
-    than ``TRIM_AT`` of its ``max_bytes`` or ``max_msgs``; returns how many were purged.
-
-    Only ``<prefix>.events.>`` up to the consumer's ack floor (every event up to it is
-    acknowledged) goes: dead letters and notifications stay, an unapplied event is never
-    touched. Nothing is purged without the worker's consumer.
-    """
-    info = await js.stream_info(names.stream)
-    config, state = info.config, info.state
-    full = any(
-        limit is not None and limit > 0 and used > TRIM_AT * limit
-        for used, limit in ((state.bytes, config.max_bytes), (state.messages, config.max_msgs))
-    )
-    if not full:
-        return 0
-    try:
-        consumer = await js.consumer_info(names.stream, names.consumer)
-    except NotFoundError:
-        return 0
-    floor = consumer.ack_floor.stream_seq if consumer.ack_floor is not None else None
-    if not floor or floor < state.first_seq:
-        return 0
-    await js.purge_stream(names.stream, seq=floor + 1, subject=f"{names.events_subject}.>")
-    after = await js.stream_info(names.stream)
-    return max(0, state.messages - after.state.messages)
 
 
 async def delete_all(js: JetStreamContext, names: ConnectionNames) -> None:

@@ -21,12 +21,18 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-
-from akeneo_connector.spec import WebhookSignature
+from enum import StrEnum
 
 WHSEC_PREFIX = "whsec_"
 KEY_BYTES = (24, 64)  # "Random. Between 24 bytes (192 bits) and 64 bytes (512 bits)"
 MAX_SECRETS = 8  # rotation needs two; the bound keeps a hostile Secret from costing CPU per POST
+
+
+class WebhookSignature(StrEnum):
+    """How the webhook sink signs its POSTs (see the README's webhook contract)."""
+
+    STANDARD = "standard"  # Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature
+    LEGACY = "legacy"  # X-Connector-Timestamp, X-Connector-Signature (hex HMAC)
 
 
 class SigningSecretError(ValueError):

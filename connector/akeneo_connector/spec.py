@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel
 
 from akeneo_connector.durations import Duration, parse_duration
+from akeneo_connector.signing_secrets import WebhookSignature as WebhookSignature  # re-exported
 from akeneo_pim.event_filters import FilterError, parse_filter
 from akeneo_pim.event_types import HANDLED, REFERENCE
 
@@ -55,9 +56,19 @@ class PimSpec(SpecModel):
 class ReceiverAutoscaling(SpecModel):
     """Optional HorizontalPodAutoscaler for the receiver (CPU based)."""
 
-    min_replicas: Annotated[int, Field(ge=1, le=50)] = 2
-    max_replicas: Annotated[int, Field(ge=1, le=100)] = 10
-    target_cpu_utilization: Annotated[int, Field(ge=10, le=100)] = 70
+    min_replicas: Annotated[int, Field(ge=1, le=50)] = Field(
+        default=2,
+        description="Fewest receiver pods (default 2: one answers while another restarts; "
+        "Akeneo's legacy Events API does not guarantee retries)",
+    )
+    max_replicas: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=10, description="Most receiver pods the autoscaler may run (default 10)"
+    )
+    target_cpu_utilization: Annotated[int, Field(ge=10, le=100)] = Field(
+        default=70,
+        description="Average CPU use, in percent of the pods' CPU request, the autoscaler "
+        "aims at (default 70)",
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> ReceiverAutoscaling:
@@ -67,20 +78,32 @@ class ReceiverAutoscaling(SpecModel):
 
 
 class ReceiverSpec(SpecModel):
+    """The HTTPS endpoint Akeneo's senders POST events to."""
+
     signature_secret: K8sName = Field(
         description="Secret with key eventsApiSecret (legacy Events API) and/or "
         "eventPlatformSecrets (Event Platform, one secret per line: primary, secondary); "
         "optional eventPlatformNotificationSecret (subscriber notification webhook)"
     )
-    replicas: Annotated[int, Field(ge=1, le=50)] = 2
+    replicas: Annotated[int, Field(ge=1, le=50)] = Field(
+        default=2, description="Receiver pods (default 2); ignored when autoscaling is set"
+    )
     host: (
         Annotated[
             str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
         ]
         | None
     ) = Field(default=None, description="Public host name: creates an Ingress")
-    timestamp_tolerance: Duration = "300s"
-    max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1_048_576
+    timestamp_tolerance: Duration = Field(
+        default="300s",
+        description="Legacy Events API: how far X-Akeneo-Request-Timestamp may be from now, "
+        "past or future, before a request is refused as a replay (default 300s)",
+    )
+    max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = Field(
+        default=1_048_576,
+        description="Largest request body accepted, in bytes (default 1 MiB); a larger one "
+        "is answered 413",
+    )
     allowed_source_ranges: list[Annotated[str, Field(pattern=r"^[0-9a-fA-F:.]+/[0-9]{1,3}$")]] = (
         Field(default_factory=list, description="CIDRs allowed to reach the receiver")
     )
@@ -100,14 +123,31 @@ class TLSMode(StrEnum):
 
 
 class IssuerRef(SpecModel):
-    kind: Literal["Issuer", "ClusterIssuer"] = "ClusterIssuer"
-    name: K8sName
+    """The cert-manager issuer that signs the receiver's certificate."""
+
+    kind: Literal["Issuer", "ClusterIssuer"] = Field(
+        default="ClusterIssuer",
+        description="Issuer (in the connection's namespace) or ClusterIssuer (default)",
+    )
+    name: K8sName = Field(description="Name of the Issuer or ClusterIssuer")
 
 
 class TLSSpec(SpecModel):
-    mode: TLSMode = TLSMode.SELF_SIGNED
-    issuer_ref: IssuerRef | None = None
-    secret_name: K8sName | None = None
+    """The receiver's serving certificate."""
+
+    mode: TLSMode = Field(
+        default=TLSMode.SELF_SIGNED,
+        description="selfSigned (a CA of the connection's own, default; Akeneo's senders "
+        "refuse it on a public host), certManager (a cert-manager Certificate from issuerRef) "
+        "or secret (a kubernetes.io/tls Secret you manage, secretName)",
+    )
+    issuer_ref: IssuerRef | None = Field(
+        default=None, description="certManager mode: the issuer to ask (required then)"
+    )
+    secret_name: K8sName | None = Field(
+        default=None,
+        description="secret mode: Secret with keys tls.crt and tls.key (required then)",
+    )
 
     @model_validator(mode="after")
     def _mode_fields(self) -> TLSSpec:
@@ -169,8 +209,16 @@ class StreamSpec(SpecModel):
         default="2h",
         description="Redeliveries within this window are stored once (> 0, <= maxAge)",
     )
-    replicas: Annotated[int, Field(ge=1, le=5)] = 1
-    preserve_on_delete: bool = False
+    replicas: Annotated[int, Field(ge=1, le=5)] = Field(
+        default=1,
+        description="Copies of the stream and its bucket across the NATS cluster's servers "
+        "(default 1; 3 survives the loss of one server)",
+    )
+    preserve_on_delete: bool = Field(
+        default=False,
+        description="Keep the stream and bucket (events, ordering state) when the connection "
+        "is deleted (default false: both are removed)",
+    )
     max_bytes: Annotated[int, Field(ge=1 * MiB, le=1024 * GiB)] | None = Field(
         default=None, description="Bytes the stream may hold (default: the platform's)"
     )
@@ -180,7 +228,10 @@ class StreamSpec(SpecModel):
     max_msg_size: Annotated[int, Field(ge=4 * KiB, le=64 * MiB)] | None = Field(
         default=None, description="Largest event, in bytes (default: the platform's)"
     )
-    bucket: BucketSpec = Field(default_factory=BucketSpec)
+    bucket: BucketSpec = Field(
+        default_factory=BucketSpec,
+        description="Limits of the key-value bucket that holds the ordering guard's state",
+    )
 
     @model_validator(mode="after")
     def _window_within_age(self) -> StreamSpec:
@@ -195,15 +246,13 @@ class StreamSpec(SpecModel):
         return self
 
 
-class WebhookSignature(StrEnum):
-    """How the webhook sink signs its POSTs (see the README's webhook contract)."""
-
-    STANDARD = "standard"  # Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature
-    LEGACY = "legacy"  # X-Connector-Timestamp, X-Connector-Signature (hex HMAC)
-
-
 class WebhookSink(SpecModel):
-    url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")]
+    """POST each change to an HTTP endpoint of yours."""
+
+    url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] = Field(
+        description="Endpoint each change is POSTed to: 2xx means applied; 408, 429, 5xx and "
+        "timeouts are retried up to worker.maxDeliver; any other answer dead-letters"
+    )
     signing_secret: K8sName | None = Field(
         default=None,
         description="Secret with key signingSecret, used to sign each POST: one secret per "
@@ -221,8 +270,15 @@ class WebhookSink(SpecModel):
 
 
 class PostgresSink(SpecModel):
-    dsn_secret: K8sName = Field(description="Secret with key dsn")
-    table: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = "akeneo_resources"
+    """Upsert each resource into a PostgreSQL table."""
+
+    dsn_secret: K8sName = Field(
+        description="Secret with key dsn, a libpq connection string or postgresql:// URL"
+    )
+    table: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = Field(
+        default="akeneo_resources",
+        description="Table the worker creates and upserts into (default akeneo_resources)",
+    )
     allow_private_addresses: bool = Field(
         default=False,
         description="Allow database hosts on loopback/private/link-local addresses (local "
@@ -231,9 +287,12 @@ class PostgresSink(SpecModel):
 
 
 class SqliteSink(SpecModel):
+    """Upsert each resource into a SQLite file (local mode; in a pod the file is on an
+    emptyDir, lost with the pod)."""
+
     path: Annotated[str, Field(min_length=1)] = Field(
         default="/data/catalog.db",
-        description="database file; a relative path is in the data dir (/data in a pod, "
+        description="Database file; a relative path is in the data dir (/data in a pod, "
         "--data-dir in local mode)",
     )
 
@@ -241,9 +300,17 @@ class SqliteSink(SpecModel):
 class SinkSpec(SpecModel):
     """Exactly one of webhook, postgres, sqlite."""
 
-    webhook: WebhookSink | None = None
-    postgres: PostgresSink | None = None
-    sqlite: SqliteSink | None = None
+    webhook: WebhookSink | None = Field(
+        default=None, description="POST each change to your HTTP endpoint, signed"
+    )
+    postgres: PostgresSink | None = Field(
+        default=None, description="Upsert each resource into a PostgreSQL table"
+    )
+    sqlite: SqliteSink | None = Field(
+        default=None,
+        description="Upsert each resource into a SQLite file: for local mode (in a pod it "
+        "lives on an emptyDir and goes with the pod)",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SinkSpec:
@@ -286,15 +353,32 @@ class WorkerAutoscaling(SpecModel):
 
 
 class WorkerSpec(SpecModel):
-    replicas: Annotated[int, Field(ge=0, le=50)] = 1
+    """The workers: read the stream, hydrate from the PIM, apply to the sink in order."""
+
+    replicas: Annotated[int, Field(ge=0, le=50)] = Field(
+        default=1,
+        description="Worker pods (default 1; 0 stops applying, events wait in the stream); "
+        "ignored when autoscaling is set",
+    )
     autoscaling: WorkerAutoscaling | None = Field(
         default=None,
         description="Scale workers on their consumer's lag with KEDA (its CRDs must be "
         "installed); replicas is then ignored",
     )
-    max_deliver: Annotated[int, Field(ge=1, le=1000)] = 10
-    ack_wait: Duration = "30s"
-    sink: SinkSpec = Field(default_factory=lambda: SinkSpec(sqlite=SqliteSink()))
+    max_deliver: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=10,
+        description="Tries per event before it goes to the dead-letter subject, from where "
+        "`akeneo-connector replay` can apply it again (default 10)",
+    )
+    ack_wait: Duration = Field(
+        default="30s",
+        description="How long one try may take before the event is delivered again (default 30s)",
+    )
+    sink: SinkSpec = Field(
+        default_factory=lambda: SinkSpec(sqlite=SqliteSink()),
+        description="Where changes are applied: exactly one of webhook, postgres, sqlite "
+        "(default sqlite)",
+    )
 
 
 ReconcileResource = Literal[
@@ -312,8 +396,18 @@ CRON_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|hourly)|(\S+\s+){4}\S+
 
 
 class ReconciliationSpec(SpecModel):
-    schedule: Annotated[str, Field(pattern=CRON_PATTERN)] = "*/15 * * * *"
-    full_scan_schedule: Annotated[str, Field(pattern=CRON_PATTERN)] | None = "0 3 * * 0"
+    """Periodic catch-up from the PIM's REST API: what events missed, the PIM still has."""
+
+    schedule: Annotated[str, Field(pattern=CRON_PATTERN)] = Field(
+        default="*/15 * * * *",
+        description="Cron schedule (the cluster's time zone, usually UTC) of the reconcile "
+        "job reading what changed since its last run (default every 15 minutes)",
+    )
+    full_scan_schedule: Annotated[str, Field(pattern=CRON_PATTERN)] | None = Field(
+        default="0 3 * * 0",
+        description="Cron schedule of the full scan, the only run that finds removed "
+        "resources (default Sundays 03:00); null: no full scan",
+    )
     resources: list[ReconcileResource] = Field(
         default_factory=lambda: list[ReconcileResource](["products", "product_models"]),
         max_length=6,  # each kind once; also bounds the CEL rule's cost for the API server
@@ -321,8 +415,15 @@ class ReconciliationSpec(SpecModel):
         "attribute_options by the full scan only); removals are found by the full scan "
         "(fullScanSchedule)",
     )
-    safety_margin: Duration = "5m"
-    suspend: bool = False
+    safety_margin: Duration = Field(
+        default="5m",
+        description="Each run reads updated > (last watermark - safetyMargin), so changes "
+        "saved while the previous run read are not missed (default 5m)",
+    )
+    suspend: bool = Field(
+        default=False,
+        description="Stop the scheduled and catch-up jobs (events still flow); default false",
+    )
 
     @model_validator(mode="after")
     def _structure_needs_full_scan(self) -> ReconciliationSpec:
@@ -413,8 +514,10 @@ class EventPlatformSpec(SpecModel):
 
 
 class AkeneoConnectionSpec(SpecModel):
-    pim: PimSpec
-    receiver: ReceiverSpec
+    """Desired state of one Akeneo PIM connection."""
+
+    pim: PimSpec = Field(description="The PIM whose changes this connection follows")
+    receiver: ReceiverSpec = Field(description="The HTTPS endpoint Akeneo's senders POST events to")
     # No default in the CRD on purpose: a spec that leaves tls out gets the operator's
     # defaultTLS (when it has a receiver.host), which a defaulted {mode: selfSigned} would hide.
     tls: TLSSpec | None = Field(
@@ -422,9 +525,17 @@ class AkeneoConnectionSpec(SpecModel):
         description="Serving certificate. Left out: the operator's defaultTLS for a connection "
         "with receiver.host (e.g. certManager with an ACME ClusterIssuer), else selfSigned",
     )
-    stream: StreamSpec = Field(default_factory=StreamSpec)
-    worker: WorkerSpec = Field(default_factory=WorkerSpec)
-    reconciliation: ReconciliationSpec = Field(default_factory=ReconciliationSpec)
+    stream: StreamSpec = Field(
+        default_factory=StreamSpec,
+        description="The durable queue (NATS JetStream) between receiver and workers",
+    )
+    worker: WorkerSpec = Field(
+        default_factory=WorkerSpec, description="The workers and the sink they apply to"
+    )
+    reconciliation: ReconciliationSpec = Field(
+        default_factory=ReconciliationSpec,
+        description="Periodic catch-up from the PIM's REST API",
+    )
     event_platform: EventPlatformSpec | None = Field(
         default=None,
         description="The Event Platform subscription, managed by the operator when "

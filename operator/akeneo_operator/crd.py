@@ -1,8 +1,9 @@
-"""The AkeneoConnection CustomResourceDefinition, generated from the pydantic spec models.
+"""The AkeneoConnection CustomResourceDefinition, generated from the pydantic spec models
+(``akeneo_connector.spec``) and status model (``akeneo_operator.status_model``).
 
 ``python -m akeneo_operator.crd --write`` regenerates the checked-in copies (``crds/`` and the
-Helm chart's ``crds/``); ``--check`` exits 1 when one of them is stale (CI runs it, and so does
-``tests/unit/operator/test_crd.py``).
+Helm chart's ``crds/``) and the API reference ``docs/api.md`` (``apidoc``); ``--check`` exits 1
+when one of them is stale (``make lint`` runs it, and so does ``tests/unit/operator/test_crd.py``).
 
 The pydantic JSON schema is turned into a *structural* OpenAPI v3 schema: ``$ref`` resolved,
 ``anyOf [X, null]`` collapsed to ``X`` (``nullable`` only where ``null`` means something other
@@ -11,7 +12,7 @@ than "absent", i.e. the default is not null), ``title``/``additionalProperties: 
 from ``default_factory`` too, and cross-field rules the schema cannot say expressed as CEL
 ``x-kubernetes-validations`` so the API server refuses such objects.
 
-Status written by the operator (see ``status_schema``)::
+Status written by the operator (``status_model.ConnectionStatus``)::
 
     status:
       observedGeneration: 3
@@ -49,30 +50,19 @@ from akeneo_connector.spec import (
     VERSION,
     AkeneoConnectionSpec,
 )
+from akeneo_operator import apidoc
+from akeneo_operator.status import CONDITION_TYPES as CONDITION_TYPES  # the CRD's, re-exported
+from akeneo_operator.status_model import ConnectionStatus
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_PATHS = (
     REPO / "crds" / f"{PLURAL}.yaml",
     REPO / "charts" / "akeneo-connector-operator" / "crds" / f"{PLURAL}.yaml",
 )
+API_DOC = REPO / "docs" / "api.md"
 SINGULAR = KIND.lower()
 SHORT_NAMES = ["akc"]
 CATEGORIES = ["akeneo"]
-CONDITION_TYPES = (
-    "Ready",
-    "TLSReady",
-    "StreamReady",
-    "NatsCredentialsReady",
-    "ReceiverReady",
-    "WorkerReady",
-    "ReconcileScheduled",
-    "EventSubscriptionActive",
-    "CatchUp",
-    "PubliclyTrusted",
-    "NatsIsolated",
-    "WorkerAutoscalerReady",
-    "SecretRotation",
-)
 MAX_NAME_LENGTH = 40
 """Children are named ``<name>-<suffix>``; CronJob names are limited to 52 characters."""
 
@@ -272,185 +262,22 @@ def _ordered(node: Any) -> Any:
     return {k: _ordered(node[k]) for k in (*first, *middle, *last)}
 
 
-def spec_schema() -> Schema:
-    """The structural OpenAPI v3 schema of ``spec``."""
-    converter = _Converter(AkeneoConnectionSpec)
+def _model_schema(model: type[BaseModel]) -> Schema:
+    converter = _Converter(model)
     root = dict(converter.schema)
     root.pop("$defs", None)
-    out = converter.convert_model(AkeneoConnectionSpec.__name__, root)
-    out.setdefault("description", "Desired state of one Akeneo PIM connection.")
-    ordered: Schema = _ordered(out)
+    ordered: Schema = _ordered(converter.convert_model(model.__name__, root))
     return ordered
 
 
-def _condition_schema() -> Schema:
-    return {
-        "type": "object",
-        "required": ["type", "status"],
-        "properties": {
-            "type": {"type": "string", "maxLength": 316},
-            "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
-            "reason": {"type": "string", "maxLength": 1024},
-            "message": {"type": "string", "maxLength": 32768},
-            "lastTransitionTime": {"type": "string", "format": "date-time"},
-            "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
-        },
-    }
+def spec_schema() -> Schema:
+    """The structural OpenAPI v3 schema of ``spec``."""
+    return _model_schema(AkeneoConnectionSpec)
 
 
 def status_schema() -> Schema:
-    counter: Schema = {"type": "integer", "format": "int64", "minimum": 0}
-    return {
-        "type": "object",
-        "description": "Observed state, written by the operator.",
-        "properties": {
-            "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
-            "conditions": {
-                "type": "array",
-                "description": "Types: " + ", ".join(CONDITION_TYPES),
-                "items": _condition_schema(),
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["type"],
-            },
-            "endpoint": {
-                "type": "string",
-                "description": "Legacy Events API Request URL (endpoints.events)",
-            },
-            "endpoints": {
-                "type": "object",
-                "description": "The receiver's public URLs, one per Akeneo sender",
-                "properties": {
-                    "events": {
-                        "type": "string",
-                        "description": "Events API Request URL (legacy, retired 2026-12-31)",
-                    },
-                    "eventPlatform": {
-                        "type": "string",
-                        "description": "Event Platform subscription destination",
-                    },
-                    "notifications": {
-                        "type": "string",
-                        "description": "Event Platform subscriber notification_webhook_url",
-                    },
-                },
-            },
-            "lastReconcileTime": {"type": "string", "format": "date-time"},
-            "lastReconcileResult": {
-                "type": "string",
-                "description": "Outcome of the last reconcile Job (e.g. Succeeded, Failed)",
-            },
-            "counters": {
-                "type": "object",
-                "description": "Figures the worker reports",
-                "properties": {
-                    "applied": counter,
-                    "skippedOutdated": counter,
-                    "deadLettered": counter,
-                },
-            },
-            "sync": {
-                "type": "object",
-                "description": "On-demand syncs: the last handled value of each annotation",
-                "properties": {
-                    "syncNow": {
-                        "type": "string",
-                        "description": "akeneo.connectors.dev/sync-now (sha256: when long)",
-                    },
-                    "fullScanNow": {
-                        "type": "string",
-                        "description": "akeneo.connectors.dev/full-scan-now",
-                    },
-                    "initialJob": {
-                        "type": "string",
-                        "description": "Job that ran the first sync of a never-synced connection",
-                    },
-                },
-            },
-            "catchUp": {
-                "type": "object",
-                "description": "Repair of the windows in which events may have been lost",
-                "properties": {
-                    "through": {
-                        **counter,
-                        "description": "Stream sequence of the newest gap record repaired",
-                    },
-                    "job": {"type": "string", "description": "Current or last catch-up Job"},
-                    "planned": {**counter, "description": "Newest gap record the Job covers"},
-                    "since": {
-                        "type": "string",
-                        "format": "date-time",
-                        "description": "The Job reads updated > since",
-                    },
-                    "windows": {
-                        "type": "string",
-                        "description": "The merged windows the Job repairs",
-                    },
-                    "attempt": counter,
-                    "failedAt": {"type": "string", "format": "date-time"},
-                    "receiverDownSince": {
-                        "type": "string",
-                        "format": "date-time",
-                        "description": "No receiver ready since then (closes a gap window)",
-                    },
-                },
-            },
-            "eventPlatform": _event_platform_status(),
-            "secretRotation": _secret_rotation_status(),
-            "kopf": {
-                "type": "object",
-                "description": "The operator framework's own progress records",
-                "x-kubernetes-preserve-unknown-fields": True,
-            },
-        },
-    }
-
-
-def _event_platform_status() -> Schema:
-    text: Schema = {"type": "string", "maxLength": 256}
-    when: Schema = {"type": "string", "format": "date-time"}
-    return {
-        "type": "object",
-        "description": "The Event Platform subscription the operator manages "
-        "(spec.eventPlatform.manageSubscription)",
-        "properties": {
-            "subscriberId": {**text, "description": "The subscriber's id"},
-            "subscriptionId": {**text, "description": "The subscription's id"},
-            "status": {
-                **text,
-                "description": "The subscription's status as the management API last said "
-                "(active, suspended, revoked, deleted)",
-            },
-            "lastChecked": {**when, "description": "When the management API was last read"},
-            "suspendedBy": {
-                "type": "string",
-                "enum": ["system", "user", "unknown"],
-                "description": "Who suspended it (from the notification): system ones are "
-                "resumed automatically (autoResume), user ones never",
-            },
-            "suspendedSince": {**when, "description": "Suspended since (opens a gap window)"},
-            "createdSubscriber": {
-                "type": "boolean",
-                "description": "The operator created the subscriber (deleted with the "
-                "connection when it holds no other subscription)",
-            },
-            "specHash": {**text, "description": "Digest of what the subscription was set to"},
-            "lastResume": {**when, "description": "The operator's last resume attempt"},
-            "resumeAttempts": {
-                "type": "integer",
-                "format": "int64",
-                "minimum": 0,
-                "description": "Resume attempts since the suspension (backoff)",
-            },
-            "error": {**text, "description": "The last management API error, if any"},
-            "failures": {
-                "type": "integer",
-                "format": "int64",
-                "minimum": 0,
-                "description": "Consecutive management API failures (backoff)",
-            },
-            "nextTry": {**when, "description": "No management API call before this time"},
-        },
-    }
+    """The structural OpenAPI v3 schema of ``status``, from ``status_model.ConnectionStatus``."""
+    return _model_schema(ConnectionStatus)
 
 
 def _printer_columns() -> list[Schema]:
@@ -563,6 +390,18 @@ def render() -> str:
     return HEADER + body
 
 
+def generated() -> dict[Path, str]:
+    """Every checked-in file this module writes, with its content: the CRD copies and the API
+    reference."""
+    text = render()
+    return {**dict.fromkeys(CRD_PATHS, text), API_DOC: apidoc.render(build_crd())}
+
+
+def stale_outputs() -> list[Path]:
+    """Checked-in generated files (CRD copies, API reference) that differ from the models."""
+    return [p for p, text in generated().items() if not p.exists() or p.read_text() != text]
+
+
 def stale_paths(paths: tuple[Path, ...] = CRD_PATHS) -> list[Path]:
     """Checked-in copies whose content differs from what the models generate."""
     text = render()
@@ -581,58 +420,22 @@ def main(argv: list[str] | None = None, out: Callable[[str], object] = print) ->
         prog="python -m akeneo_operator.crd", description=__doc__.splitlines()[0]
     )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--write", action="store_true", help="rewrite the checked-in CRD files")
-    mode.add_argument("--check", action="store_true", help="exit 1 if a checked-in copy is stale")
+    mode.add_argument("--write", action="store_true", help="rewrite the CRD files and docs/api.md")
+    mode.add_argument("--check", action="store_true", help="exit 1 if one of them is stale")
     args = parser.parse_args(argv)
     if args.write:
-        write()
-        for path in CRD_PATHS:
+        for path, text in generated().items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
             out(f"wrote {path.relative_to(REPO)}")
         return 0
     if args.check:
-        stale = stale_paths()
+        stale = stale_outputs()
         for path in stale:
             out(f"stale: {path.relative_to(REPO)} (run: python -m akeneo_operator.crd --write)")
         return 1 if stale else 0
     out(render())
     return 0
-
-
-def _secret_rotation_status() -> Schema:
-    """``status.secretRotation`` (``akeneo_operator.rotation``): fingerprints, never secrets."""
-    when: Schema = {"type": "string", "format": "date-time"}
-    fp: Schema = {
-        "type": "string",
-        "maxLength": 64,
-        "description": "First 12 hex digits of the secret's SHA-256",
-    }
-    track: Schema = {
-        "type": "object",
-        "properties": {
-            "phase": {
-                "type": "string",
-                "enum": ["Idle", "SecretAdded", "WaitingForReceivers", "Retiring"],
-            },
-            "old": fp,
-            "new": fp,
-            "signingSince": {**when, "description": "The remote side signs with new since"},
-        },
-    }
-    return {
-        "type": "object",
-        "description": "Rotation of the Event Platform secrets (secretRotationPeriod, "
-        "akeneo.connectors.dev/rotate-secrets)",
-        "properties": {
-            "eventPlatform": {**track, "description": "The subscription's secrets"},
-            "notification": {**track, "description": "The notification webhook secret"},
-            "request": {
-                "type": "string",
-                "maxLength": 256,
-                "description": "The last rotate-secrets value handled (sha256: when long)",
-            },
-            "rotated": {**when, "description": "Last rotation completed (or first seen)"},
-        },
-    }
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Pure status logic: observations -> conditions (with stable transition times) -> status.
 
-Condition types follow the CRD (``akeneo_operator.crd.CONDITION_TYPES``); ``Ready`` is derived.
+The condition types below are the CRD's (``CONDITION_TYPES``; ``status_model`` documents them
+and their reasons); ``Ready`` is derived.
 Messages never hold secret values: only names of Secrets and keys.
 """
 
@@ -60,6 +61,8 @@ COMPONENTS = (
     WORKER_READY,
     RECONCILE_SCHEDULED,
 )
+# Every condition type, in the order they are rendered (the CRD lists them).
+CONDITION_TYPES = (READY, *COMPONENTS, *OPTIONAL)
 # ReconcileScheduled=False with these reasons is a choice of the user, not a fault.
 BENIGN_RECONCILE_REASONS = frozenset({"Suspended", "NoPimCredentials"})
 

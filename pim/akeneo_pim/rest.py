@@ -31,6 +31,7 @@ import logging
 import random
 import re
 import ssl
+import sys
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -42,12 +43,17 @@ from types import TracebackType
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
-import httpcore
-import httpx
-from pydantic import BaseModel, ConfigDict, SecretStr
+# httpx imports its command-line client (click, and rich and pygments where installed) unless
+# that import fails, which it handles: a None in sys.modules makes it fail. Some 3 MB of every
+# worker's memory (bench/footprint.py) for a CLI no process here runs.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
-from akeneo_connector.addresses import RefusedAddress, resolve_allowed
-from akeneo_pim.structure import attribute_option_path
+import httpcore  # noqa: E402
+import httpx  # noqa: E402
+from pydantic import BaseModel, ConfigDict, SecretStr  # noqa: E402
+
+from akeneo_connector.addresses import RefusedAddress, resolve_allowed  # noqa: E402
+from akeneo_pim.structure import attribute_option_path  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -305,9 +311,11 @@ def _transport(
     are allowed."""
     if allow_private:
         return httpx.AsyncHTTPTransport(verify=verify, limits=limits)
-    transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
+    # one context for both: each loads the whole CA bundle (about 0.7 MB, bench/footprint.py)
+    context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify)
+    transport = httpx.AsyncHTTPTransport(verify=context, limits=limits)
     pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(verify=verify),
+        ssl_context=context,
         max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,
         keepalive_expiry=limits.keepalive_expiry,

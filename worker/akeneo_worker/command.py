@@ -15,8 +15,7 @@ from pathlib import Path
 from nats.aio.client import Client
 
 from akeneo_connector import eventloop
-from akeneo_connector.signing_secrets import SigningSecretError
-from akeneo_connector.spec import WebhookSignature
+from akeneo_connector.signing_secrets import SigningSecretError, WebhookSignature
 from akeneo_connector.stopping import bounded, close_nats
 from akeneo_pim.rest import AkeneoRestClient, PimCredentials
 from akeneo_worker.budget import KvBudget
@@ -34,9 +33,6 @@ from akeneo_worker.options import (
     setup_logging,
 )
 from akeneo_worker.sinks.base import Sink, SinkError
-from akeneo_worker.sinks.postgres import PostgresSink
-from akeneo_worker.sinks.sqlite import SqliteSink
-from akeneo_worker.sinks.webhook import Signer, WebhookSink
 from akeneo_worker.worker import Worker, WorkerConfig
 
 HELP = "run the worker: consume the stream, guard ordering, apply to the sink"
@@ -97,7 +93,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def build_sink(args: argparse.Namespace) -> Sink:
+    # only the chosen sink's module is imported: psycopg alone is some 9 MB of an idle
+    # worker's memory (bench/footprint.py), for the tenants that write to PostgreSQL
     if args.sink == "webhook":
+        from akeneo_worker.sinks.webhook import Signer, WebhookSink
+
         if not args.webhook_url:
             raise SystemExit("--webhook-url is required with --sink webhook")
         scheme = WebhookSignature(args.webhook_signature)
@@ -112,12 +112,16 @@ def build_sink(args: argparse.Namespace) -> Sink:
         private = args.webhook_allow_private
         return WebhookSink(args.webhook_url, signer=signer, allow_private=private)
     if args.sink == "postgres":
+        from akeneo_worker.sinks.postgres import PostgresSink
+
         if not args.postgres_dsn_file:
             raise SystemExit("--postgres-dsn-file is required with --sink postgres")
         dsn = read_secret(Path(args.postgres_dsn_file))
         return PostgresSink(
             dsn, table=args.postgres_table, allow_private=args.postgres_allow_private
         )
+    from akeneo_worker.sinks.sqlite import SqliteSink
+
     return SqliteSink(args.sqlite_path)
 
 

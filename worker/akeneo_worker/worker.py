@@ -25,9 +25,9 @@ from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
 from akeneo_connector.guard_state import GUARD_RESET_HEADER, GuardEntry, WorkerStats, stats_key
-from akeneo_connector.jetstream import trim_applied
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.stopping import bounded
+from akeneo_connector.trim import trim_applied
 from akeneo_pim.normalized import NormalizedEvent, ResourceKind
 from akeneo_worker import dead_letters as dl
 from akeneo_worker.changes import Change, resource_updated
@@ -626,7 +626,7 @@ class Worker:
 
     async def trim(self) -> None:
         """Make room in a stream near its quota: applied events go before new ones are
-        refused (``jetstream.trim_applied``)."""
+        refused (``akeneo_connector.trim``)."""
         try:
             purged = await trim_applied(self.js, self.names)
         except Exception as exc:

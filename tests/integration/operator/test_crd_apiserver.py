@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from typing import Any
@@ -10,7 +11,16 @@ import pytest
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from akeneo_connector.spec import API_VERSION, GROUP, KIND, PLURAL, VERSION, AkeneoConnectionSpec
+from akeneo_connector.spec import (
+    API_VERSION,
+    GROUP,
+    KIND,
+    PLURAL,
+    VERSION,
+    AkeneoConnectionSpec,
+    StreamSpec,
+)
+from akeneo_operator.status_model import CatchUpStatus
 from tests.ground.helm import apply, kubectl
 from tests.ground.kube import KubeCluster
 
@@ -283,3 +293,29 @@ async def test_status_subresource_and_printer_columns(
     ]
     # Short name and category both resolve.
     assert "printed" in kubectl(kube.kubeconfig, "get", "akeneo", "-n", NAMESPACE, "-o", "name")
+
+
+async def test_kubectl_explain_prints_the_models_descriptions(
+    kube: KubeCluster, namespace: str
+) -> None:
+    """What a user reads before writing a spec: the server publishes the CRD's schema (with a
+    delay) and `kubectl explain` prints each field's description from the spec and status
+    models."""
+    max_age = StreamSpec.model_fields["max_age"].description
+    since = CatchUpStatus.model_fields["since"].description
+    assert max_age and since
+    for path, description in (
+        ("akc.spec.stream.maxAge", max_age),
+        ("akc.status.catchUp.since", since),
+    ):
+        printed = ""
+        for _ in range(60):
+            try:
+                out = await asyncio.to_thread(kubectl, kube.kubeconfig, "explain", path)
+            except RuntimeError as exc:  # not published yet
+                out = str(exc)
+            printed = " ".join(out.split())
+            if " ".join(description.split()) in printed:
+                break
+            await asyncio.sleep(1)
+        assert " ".join(description.split()) in printed, printed

@@ -422,3 +422,22 @@ def test_a_finished_rotation_leaves_no_stale_fingerprint_in_status() -> None:
     }  # fmt: skip
     assert patch["notification"] == {"phase": "Idle"}  # nothing to drop there
     assert _removals(after, after) == after
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        RotationState(),
+        state_of(ADDED_SUB, ADDED_NOTE),
+        state_of(RETIRING_SUB, TrackState(Phase.VERIFYING, "n-old", "n-new")),
+    ],
+)
+def test_status_secret_rotation_fits_the_crd_model(state: RotationState) -> None:
+    from akeneo_operator.status import Observed, render_status
+    from akeneo_operator.status_model import ConnectionStatus
+
+    obs = Observed(secret_rotation=state.to_status())
+    rendered = render_status(obs, {}, T0)
+    model = ConnectionStatus.model_validate(rendered)
+    assert model.secret_rotation is not None
+    assert model.secret_rotation.event_platform is not None

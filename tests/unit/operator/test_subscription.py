@@ -258,3 +258,16 @@ def test_last_checked_alone_is_written_every_five_minutes_not_every_poll() -> No
     assert not _check_due(status(NOW), status(NOW + MINUTE))
     assert _check_due(status(NOW), status(NOW + 5 * MINUTE))
     assert _check_due({}, status(NOW))
+
+
+def test_the_status_written_fits_the_status_model() -> None:
+    from akeneo_operator.status import Observed, render_status
+    from akeneo_operator.status_model import ConnectionStatus
+
+    down = sub.track({"subscriberId": "s1", "specHash": "0" * 24, "createdSubscriber": True},
+                     "suspended", "a", note(sub.SUSPENDED_SYSTEM), NOW)  # fmt: skip
+    failing = {**down.status, "error": "EventPlatformUnavailable", "failures": 2}
+    failing.update(nextTry=sub.stamp(NOW), lastResume=sub.stamp(NOW), resumeAttempts=1)
+    rendered = render_status(Observed(event_platform=failing), {}, NOW)
+    model = ConnectionStatus.model_validate(rendered)
+    assert model.event_platform is not None and model.event_platform.suspended_by == "system"

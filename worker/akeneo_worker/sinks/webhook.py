@@ -44,8 +44,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from akeneo_connector.addresses import RefusedAddress, check_host, guarded_connector
-from akeneo_connector.signing_secrets import SigningSecretError, signing_keys
-from akeneo_connector.spec import WebhookSignature
+from akeneo_connector.signing_secrets import SigningSecretError, WebhookSignature, signing_keys
 from akeneo_worker.changes import Change
 from akeneo_worker.sinks.base import SinkError
 

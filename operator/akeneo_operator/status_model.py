@@ -1,0 +1,539 @@
+"""The AkeneoConnection status as a typed model: the source of the CRD's status schema and of
+the status part of ``docs/api.md``.
+
+``status.render_status`` builds what the operator writes; the unit tests validate its output
+against :class:`ConnectionStatus` (unknown fields refused), so the schema, the reference and
+the writer cannot drift apart. :data:`CONDITIONS` documents each condition type of
+``status.CONDITION_TYPES`` with the reasons the operator gives it; a unit test fails when the
+code sets a reason listed nowhere here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from akeneo_operator import status as st
+
+INT64: dict[str, Any] = {"format": "int64"}
+Count = Annotated[int, Field(ge=0, json_schema_extra=INT64)]
+
+
+class StatusModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class Condition(StatusModel):
+    """One observation, as Kubernetes API conventions define conditions."""
+
+    type: Annotated[str, Field(max_length=316)] = Field(
+        description="Condition type, e.g. Ready (the list is in conditions' description)"
+    )
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown")
+    reason: Annotated[str, Field(max_length=1024)] | None = Field(
+        default=None, description="Why, in one CamelCase word (see docs/api.md)"
+    )
+    message: Annotated[str, Field(max_length=32768)] | None = Field(
+        default=None, description="Human-readable details; never a secret value"
+    )
+    last_transition_time: datetime | None = Field(
+        default=None, description="When status last changed (kept while only reason changes)"
+    )
+    observed_generation: Count | None = Field(
+        default=None, description="metadata.generation this condition was computed from"
+    )
+
+
+class Endpoints(StatusModel):
+    """The receiver's public URLs: give each to the Akeneo sender it is named for."""
+
+    events: str | None = Field(
+        default=None,
+        description="Legacy Events API Request URL (the Events API is retired 2026-12-31)",
+    )
+    event_platform: str | None = Field(
+        default=None, description="Event Platform subscription destination URL"
+    )
+    notifications: str | None = Field(
+        default=None,
+        description="Event Platform subscriber notification_webhook_url (suspension, "
+        "revocation, resumption)",
+    )
+
+
+class Counters(StatusModel):
+    """Totals the worker keeps in the connection's bucket, read by the operator."""
+
+    applied: Count | None = Field(default=None, description="Changes applied to the sink")
+    skipped_outdated: Count | None = Field(
+        default=None,
+        description="Events skipped because the sink already holds a newer version",
+    )
+    dead_lettered: Count | None = Field(
+        default=None,
+        description="Events moved to the dead-letter subject after worker.maxDeliver tries "
+        "or a refusal (akeneo-connector replay applies them again)",
+    )
+
+
+class SyncStatus(StatusModel):
+    """On-demand syncs: the last handled value of each annotation."""
+
+    sync_now: str | None = Field(
+        default=None,
+        description="Last handled akeneo.connectors.dev/sync-now value (sha256: form when "
+        "long); a new value starts a reconcile Job",
+    )
+    full_scan_now: str | None = Field(
+        default=None,
+        description="Last handled akeneo.connectors.dev/full-scan-now value; a new value "
+        "starts a full scan Job",
+    )
+    initial_job: str | None = Field(
+        default=None, description="Job that ran the first sync of a never-synced connection"
+    )
+
+
+class CatchUpStatus(StatusModel):
+    """Repair of the windows in which events may have been lost (condition CatchUp)."""
+
+    through: Count | None = Field(
+        default=None, description="Stream sequence of the newest gap record repaired"
+    )
+    job: str | None = Field(default=None, description="Current or last catch-up Job")
+    planned: Count | None = Field(
+        default=None, description="Newest gap record the current Job covers"
+    )
+    since: datetime | None = Field(
+        default=None, description="The Job reads what was updated after this time"
+    )
+    windows: str | None = Field(
+        default=None, description="The merged windows the Job repairs, as text"
+    )
+    attempt: Count | None = Field(
+        default=None, description="Tries of the current windows (retried with backoff)"
+    )
+    failed_at: datetime | None = Field(
+        default=None, description="When the current Job failed; the retry waits from here"
+    )
+    receiver_down_since: datetime | None = Field(
+        default=None,
+        description="No receiver pod ready since then; its return closes a gap window",
+    )
+
+
+class EventPlatformStatus(StatusModel):
+    """The Event Platform subscription the operator manages
+    (spec.eventPlatform.manageSubscription); never a secret, only a digest."""
+
+    subscriber_id: Annotated[str, Field(max_length=256)] | None = Field(
+        default=None, description="The subscriber's id"
+    )
+    subscription_id: Annotated[str, Field(max_length=256)] | None = Field(
+        default=None, description="The subscription's id"
+    )
+    status: Annotated[str, Field(max_length=32)] | None = Field(
+        default=None,
+        description="The subscription's status as the management API last said (active, "
+        "suspended, revoked, deleted)",
+    )
+    last_checked: datetime | None = Field(
+        default=None, description="When the management API was last read"
+    )
+    suspended_by: Literal["system", "user", "unknown"] | None = Field(
+        default=None,
+        description="Who suspended it (from the notification): the system's suspensions are "
+        "resumed automatically (autoResume), a user's never",
+    )
+    suspended_since: datetime | None = Field(
+        default=None, description="Suspended since then (the start of a gap window)"
+    )
+    created_subscriber: bool | None = Field(
+        default=None,
+        description="The operator created the subscriber (deleted with the connection when it "
+        "holds no other subscription)",
+    )
+    spec_hash: Annotated[str, Field(max_length=64)] | None = Field(
+        default=None, description="Digest of what the subscription was last set to"
+    )
+    last_resume: datetime | None = Field(
+        default=None, description="The operator's last resume of a system suspension"
+    )
+    resume_attempts: Count | None = Field(
+        default=None, description="Resumes within the last hour (backoff between them)"
+    )
+    error: Annotated[str, Field(max_length=256)] | None = Field(
+        default=None, description="Reason of the last management API failure, if any"
+    )
+    failures: Count | None = Field(
+        default=None, description="Management API failures in a row (backoff)"
+    )
+    next_try: datetime | None = Field(
+        default=None, description="No management API call before this time (backoff)"
+    )
+
+
+Fingerprint = Annotated[str, Field(max_length=64)]
+
+
+class RotationTrack(StatusModel):
+    """One secret's rotation (``akeneo_operator.rotation``): fingerprints, never secrets."""
+
+    phase: Literal["Idle", "SecretAdded", "WaitingForReceivers", "Retiring"] = Field(
+        description="Idle; SecretAdded (second line written); WaitingForReceivers (until "
+        "every ready receiver reports the new one); Retiring (promoted; the old one stays "
+        "accepted until no delivery signed with it alone can arrive)"
+    )
+    old: Fingerprint | None = Field(
+        default=None, description="First 12 hex digits of the old secret's SHA-256"
+    )
+    new: Fingerprint | None = Field(
+        default=None, description="First 12 hex digits of the new secret's SHA-256"
+    )
+    signing_since: datetime | None = Field(
+        default=None, description="The remote side signs with the new secret since then"
+    )
+
+
+class SecretRotationStatus(StatusModel):
+    """Rotation of the Event Platform secrets (secretRotationPeriod, rotate-secrets)."""
+
+    event_platform: RotationTrack | None = Field(
+        default=None, description="The subscription's secrets (eventPlatformSecrets)"
+    )
+    notification: RotationTrack | None = Field(
+        default=None,
+        description="The notification webhook secret (eventPlatformNotificationSecret)",
+    )
+    request: Annotated[str, Field(max_length=256)] | None = Field(
+        default=None,
+        description="The last akeneo.connectors.dev/rotate-secrets value handled (sha256: "
+        "when long)",
+    )
+    rotated: datetime | None = Field(
+        default=None, description="Last rotation completed (or first seen): the period's start"
+    )
+
+
+class ConnectionStatus(StatusModel):
+    """Observed state, written by the operator."""
+
+    observed_generation: Count | None = Field(
+        default=None, description="metadata.generation the operator last acted on"
+    )
+    conditions: list[Condition] | None = Field(
+        default=None,
+        description="Types: " + ", ".join(st.CONDITION_TYPES),
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        },
+    )
+    endpoint: str | None = Field(
+        default=None, description="Legacy Events API Request URL (same as endpoints.events)"
+    )
+    endpoints: Endpoints | None = Field(
+        default=None, description="The receiver's public URLs, one per Akeneo sender"
+    )
+    last_reconcile_time: datetime | None = Field(
+        default=None, description="When the last reconcile Job finished"
+    )
+    last_reconcile_result: str | None = Field(
+        default=None, description="Outcome of the last reconcile Job (e.g. Succeeded, Failed)"
+    )
+    counters: Counters | None = Field(default=None, description="Figures the worker reports")
+    sync: SyncStatus | None = Field(
+        default=None, description="On-demand syncs: the last handled value of each annotation"
+    )
+    catch_up: CatchUpStatus | None = Field(
+        default=None, description="Repair of the windows in which events may have been lost"
+    )
+    event_platform: EventPlatformStatus | None = Field(
+        default=None,
+        description="The managed Event Platform subscription (spec.eventPlatform)",
+    )
+    secret_rotation: SecretRotationStatus | None = Field(
+        default=None,
+        description="Rotation of the Event Platform secrets the operator generated",
+    )
+    kopf: dict[str, Any] | None = Field(
+        default=None,
+        description="The operator framework's own progress records",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+
+# -- condition types and their reasons --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reason:
+    name: str
+    status: Literal["True", "False", "Unknown"]
+    meaning: str
+
+
+@dataclass(frozen=True)
+class ConditionType:
+    type: str
+    meaning: str
+    reasons: tuple[Reason, ...]
+
+
+PENDING = Reason(st.UNKNOWN.reason, "Unknown", "Not observed yet (the first reconcile is running)")
+
+_DEPLOYMENT_REASONS = (
+    Reason("PodsAvailable", "True", "Every desired pod is available"),
+    Reason("PartiallyAvailable", "True", "Some pods are available, not all (e.g. a rollout)"),
+    Reason("ScaledToZero", "True", "0 replicas asked for (or the autoscaler idles)"),
+    Reason("NoPodsAvailable", "False", "No pod is available: see the pods' Events and logs"),
+    Reason("ProgressDeadlineExceeded", "False", "The rollout is stuck (image, quota, probes)"),
+    Reason("DeploymentMissing", "False", "The Deployment does not exist (yet)"),
+    PENDING,
+)
+
+# Reasons that hold Ready=False by themselves, before any component is looked at.
+BLOCKERS = (
+    Reason("InvalidSpec", "False", "The spec fails validation: the message names each field"),
+    Reason("SecretMissing", "False", "A Secret the spec names does not exist"),
+    Reason("SecretKeyMissing", "False", "A Secret the spec names lacks a key it needs"),
+    Reason(
+        "SecretInvalid",
+        "False",
+        "A line of the webhook signingSecret is not usable (standard: a whsec_ secret)",
+    ),
+    Reason(
+        "PrivateAddressesNotAllowed",
+        "False",
+        "The PIM, webhook or database host is private/loopback/link-local and the platform "
+        "does not allow it (allowPrivateAddresses and the operator's settings)",
+    ),
+    Reason(
+        "DsnNotAllowed",
+        "False",
+        "The postgres DSN is not text or uses a libpq parameter outside the allow-list",
+    ),
+    Reason(
+        "QuotaExceedsPlatformLimit",
+        "False",
+        "A stream or bucket limit is above the platform's ceiling",
+    ),
+    Reason("IssuerNotAllowed", "False", "tls.issuerRef names an issuer the platform refuses"),
+    Reason("HostNotAllowed", "False", "receiver.host does not match the platform's pattern"),
+    Reason("HostConflict", "False", "An older connection already uses receiver.host"),
+    Reason(
+        "ChildNameConflict",
+        "False",
+        "An object not owned by this connection holds a child's name: nothing is built",
+    ),
+    Reason("KubernetesApiError", "False", "The API server refused a request of the operator"),
+    Reason("ReconcileFailed", "False", "The operator failed unexpectedly; it retries"),
+)
+
+CONDITIONS: tuple[ConditionType, ...] = (
+    ConditionType(
+        st.READY,
+        "The connection works end to end: no blocker, and every component condition True "
+        "(CatchUp, PubliclyTrusted and NatsIsolated are shown but do not hold it down; nor "
+        "does ReconcileScheduled when reconciliation is suspended or has no credentials). "
+        "Otherwise it carries the reason of the first component that is not True, its "
+        "message prefixed with that condition's type.",
+        (
+            Reason("AllComponentsReady", "True", "Receiver, worker, stream and TLS are ready"),
+            *BLOCKERS,
+        ),
+    ),
+    ConditionType(
+        st.TLS_READY,
+        "The receiver's serving certificate is valid",
+        (
+            Reason("CertificateValid", "True", "selfSigned: the certificate is valid"),
+            Reason("CertificateIssued", "True", "certManager: the Certificate is ready"),
+            Reason("SecretValid", "True", "secret: tls.secretName holds a valid pair"),
+            Reason("CertificatePending", "False", "certManager: not issued yet"),
+            Reason("CertManagerNotInstalled", "False", "certManager mode without cert-manager"),
+            Reason("SecretKeyMissing", "False", "secret: tls.crt or tls.key is missing"),
+            Reason("InvalidCertificate", "False", "secret: tls.crt is not a PEM certificate"),
+            Reason("KeyMismatch", "False", "secret: tls.key does not match tls.crt"),
+            Reason("CertificateNotYetValid", "False", "secret: the certificate is not valid yet"),
+            Reason("CertificateExpired", "False", "secret: the certificate has expired"),
+            Reason("HostNotCovered", "False", "secret: the certificate lacks receiver.host"),
+            PENDING,
+        ),
+    ),
+    ConditionType(
+        st.STREAM_READY,
+        "The JetStream stream and key-value bucket exist with the spec's settings",
+        (
+            Reason("StreamProvisioned", "True", "Stream and bucket are in place"),
+            Reason(
+                "NatsUnavailable", "False", "NATS unreachable, or it refused the operator; retried"
+            ),
+            Reason(
+                "ImmutableFieldChanged",
+                "False",
+                "The stream's storage or retention was changed by hand; JetStream cannot "
+                "change them back in place: restore them, or delete the stream",
+            ),
+            Reason(
+                "InsufficientStorage",
+                "False",
+                "JetStream cannot reserve maxBytes: lower stream.maxBytes or add storage",
+            ),
+            PENDING,
+        ),
+    ),
+    ConditionType(
+        st.NATS_CREDENTIALS,
+        "The pods have NATS credentials",
+        (
+            Reason("CredentialsIssued", "True", "NATS users of the connection's own are issued"),
+            Reason("SharedCredentials", "True", "No signing key: pods use the platform's Secret"),
+            Reason("NoCredentials", "True", "No signing key: pods connect without credentials"),
+            Reason("SigningKeyInvalid", "False", "The operator's account signing key is unusable"),
+            PENDING,
+        ),
+    ),
+    ConditionType(st.RECEIVER_READY, "Receiver pods are available", _DEPLOYMENT_REASONS),
+    ConditionType(st.WORKER_READY, "Worker pods are available", _DEPLOYMENT_REASONS),
+    ConditionType(
+        st.RECONCILE_SCHEDULED,
+        "The periodic reconcile CronJobs are in place",
+        (
+            Reason("Scheduled", "True", "The CronJobs run on reconciliation.schedule"),
+            Reason("Suspended", "False", "reconciliation.suspend is true (does not hold Ready)"),
+            Reason(
+                "NoPimCredentials",
+                "False",
+                "No pim.credentialsSecret: nothing to reconcile from (does not hold Ready)",
+            ),
+            PENDING,
+        ),
+    ),
+    ConditionType(
+        st.EVENT_SUBSCRIPTION,
+        "The Event Platform subscription's state: from its notifications, and for a managed "
+        "one (spec.eventPlatform.manageSubscription) from the management API too; absent "
+        "until known",
+        (
+            Reason("Resumed", "True", "The subscription was resumed"),
+            Reason("Active", "True", "Managed: the management API says it is active"),
+            Reason(
+                "SuspendedBySystem",
+                "False",
+                "The Event Platform suspended it (e.g. too many failed deliveries); events "
+                "are not kept while suspended: fix the cause; a managed one is resumed once "
+                "the receiver is ready (autoResume)",
+            ),
+            Reason("SuspendedByUser", "False", "A user suspended it (never resumed by us)"),
+            Reason(
+                "Suspended",
+                "False",
+                "Managed: suspended, and no notification said by whom (not resumed by us)",
+            ),
+            Reason("Revoked", "False", "It was revoked"),
+            Reason("EventPlatformNeedsHost", "False", "Managed: needs receiver.host"),
+            Reason(
+                "EventPlatformSecretMissing",
+                "False",
+                "Managed: the user's signature Secret lacks eventPlatformSecrets",
+            ),
+            Reason(
+                "EventPlatformUnauthorized",
+                "False",
+                "The PIM or the management API refused the connection's credentials",
+            ),
+            Reason("EventPlatformNotFound", "False", "The management API answered 404"),
+            Reason(
+                "EventPlatformLimitReached",
+                "False",
+                "20 subscribers per PIM or 20 subscriptions per subscriber reached",
+            ),
+            Reason("EventPlatformRejected", "False", "The management API refused a request"),
+            Reason(
+                "EventPlatformUnavailable",
+                "Unknown",
+                "The management API cannot be reached; retried with backoff",
+            ),
+            Reason("KubernetesApiError", "Unknown", "A Secret could not be read"),
+            PENDING,
+        ),
+    ),
+    ConditionType(
+        st.CATCH_UP,
+        "Repair of the windows in which events may have been lost; absent until the first "
+        "window (does not hold Ready)",
+        (
+            Reason("CaughtUp", "True", "Every recorded window was repaired"),
+            Reason("Running", "False", "A catch-up Job reads the missed window"),
+            Reason("JobFailed", "False", "The catch-up Job failed; retried with backoff"),
+            Reason(
+                "CannotReconcile",
+                "False",
+                "No pim.credentialsSecret or reconciliation suspended: windows stay open",
+            ),
+            Reason("KubernetesApiError", "False", "The Job could not be created or read"),
+        ),
+    ),
+    ConditionType(
+        st.PUBLICLY_TRUSTED,
+        "Akeneo's senders (which verify TLS) will trust the certificate of receiver.host; "
+        "only with receiver.host (does not hold Ready)",
+        (
+            Reason("PubliclyTrusted", "True", "The certificate chains to a public root CA"),
+            Reason("SelfSignedCertificate", "False", "Self-signed: Akeneo refuses it"),
+            Reason("UntrustedCertificate", "False", "No chain to a public root CA"),
+            Reason("CertificatePending", "Unknown", "No certificate yet"),
+            Reason("CertificateUnreadable", "Unknown", "The certificate is not PEM"),
+        ),
+    ),
+    ConditionType(
+        st.NATS_ISOLATED,
+        "The connection's pods have NATS users of their own, limited to its stream and "
+        "bucket (does not hold Ready: sharing is the platform's explicit choice)",
+        (
+            Reason("PerConnectionUsers", "True", "Own NATS users, limited to its stream"),
+            Reason("SharedCredentials", "False", "Pods share the platform's NATS credentials"),
+            Reason("NoCredentials", "False", "Pods connect to NATS without credentials"),
+        ),
+    ),
+    ConditionType(
+        st.WORKER_AUTOSCALER,
+        "The KEDA ScaledObject of worker.autoscaling; only when it is set",
+        (
+            Reason("ScaledObjectApplied", "True", "KEDA scales the workers on their lag"),
+            Reason("KedaNotInstalled", "False", "KEDA's ScaledObject is not served: install it"),
+        ),
+    ),
+    ConditionType(
+        st.SECRET_ROTATION,
+        "Rotation of the Event Platform secrets the operator generated; only with "
+        "spec.eventPlatform.secretRotationPeriod or akeneo.connectors.dev/rotate-secrets "
+        "(does not hold Ready)",
+        (
+            Reason("Idle", "True", "No rotation under way; the message says when the next is"),
+            Reason("InProgress", "False", "A new secret is being added"),
+            Reason(
+                "WaitingForReceivers",
+                "False",
+                "Not every ready receiver reports the new secret yet (the message names "
+                "them); deliveries stay signed with one they accept",
+            ),
+            Reason(
+                "RetiringOldSecret",
+                "False",
+                "The new secret is in use; the old one is accepted until no delivery signed "
+                "with it alone can arrive",
+            ),
+            Reason(
+                "SecretNotManaged",
+                "False",
+                "The signature Secret is the user's: rotate it by hand",
+            ),
+        ),
+    ),
+)
