@@ -6,7 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test venv testbins sysdeps lint typecheck crd crd-check lock lock-check clean \
+.PHONY: dev test venv testbins sysdeps lint typecheck crd crd-check settings-docs \
+	settings-docs-check lock lock-check clean \
 	bench-operator e2e-kind
 
 # The runtime dependencies at the versions the image gets (hash-checked), then the project
@@ -36,6 +37,14 @@ crd: $(STAMP)
 crd-check: $(STAMP)
 	$(BIN)/python -m akeneo_operator.crd --check
 
+## Regenerate the settings tables of docs/configuration.md from the settings contract.
+settings-docs: $(STAMP)
+	$(BIN)/python -m akeneo_connector.settings_docs --write
+
+## Fail when docs/configuration.md's settings tables are stale.
+settings-docs-check: $(STAMP)
+	$(BIN)/python -m akeneo_connector.settings_docs --check
+
 ## Regenerate the image's lock files (runtime and build dependencies, with hashes).
 lock: $(STAMP)
 	$(BIN)/python -m pip install --quiet 'uv>=0.5'
@@ -49,7 +58,7 @@ lock-check: $(STAMP)
 	$(BIN)/python scripts/check_lock.py
 
 ## Style, generated files up to date, and the import contracts of .importlinter.
-lint: $(STAMP) crd-check lock-check
+lint: $(STAMP) crd-check settings-docs-check lock-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-logo --no-cache

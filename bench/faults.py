@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.faults            # every scenario, full length
     .venv/bin/python -m bench.faults --quick    # the short form CI runs (tests/e2e/test_faults.py)
     .venv/bin/python -m bench.faults --scenario receiver-kill --scenario nats-restart
+    .venv/bin/python -m bench.faults --write-docs   # and put the table in docs/benchmarks.md
 
 Each scenario runs the receiver (over TLS) and the worker(s) as `akeneo-connector`
 subprocesses against a nats-server with a file store, a webhook sink that records every
@@ -16,6 +17,11 @@ duplicates applied (the same state applied twice by a merchant that de-duplicate
 "postgres stopped" variant of the sink outage runs the worker with the postgres sink against
 a real PostgreSQL that is shut down and started again; ``worker-kill-postgres`` kills two
 postgres-sink replicas in turn (they take no claim: a resurrected or stale row counts as lost).
+For these two the table is the merchant: row triggers record every write that took effect
+(``TableAudit``), from which "applied", "duplicates applied" and "backwards" are counted;
+re-deliveries the table's guard refused leave no trace, so "duplicate deliveries" shows "-".
+Every row also says how many of the load's POSTs were not answered 200, and why (status,
+timeout, connection error).
 ``cluster-kill`` runs on three nats-servers as one JetStream cluster (stream and bucket with 3
 replicas, every component given the three URLs) and SIGKILLs a node that does not lead the
 stream, then the stream's leader; its legacy sender waits 5 s, not the PIM's 0.5 s, so that
@@ -58,6 +64,8 @@ from akeneo_connector.spec import StreamSpec
 from akeneo_pim.rest import AkeneoRestClient
 from akeneo_pim.simulator import Change, EventSender, PimSimulator
 from akeneo_worker.reconcile import Reconciler, ReconcileSettings, ReconcileSummary
+from akeneo_worker.sinks.postgres import PostgresSink
+from bench import report
 
 LEGACY_SECRET = "faults-legacy-secret"
 LEGACY_DEADLINE = 0.5  # the legacy PIM gives up on an answer after this
@@ -136,7 +144,8 @@ class Load:
     platform: EventSender
     acked: list[Change] = field(default_factory=list)
     answered_200: int = 0
-    failures: Counter[str] = field(default_factory=Counter)
+    deliveries: int = 0  # POSTs sent, whatever came back
+    failures: Counter[str] = field(default_factory=Counter)  # POSTs not answered 200, by why
     first_200_after: float | None = None  # monotonic time of the first 200 after a mark
     _mark: float | None = None
     outage_since: float | None = None  # monotonic time nats-server was dead, while it is
@@ -156,6 +165,7 @@ class Load:
         started = time.monotonic()
         report = await sender.send(changes)
         elapsed = time.monotonic() - started
+        self.deliveries += report.deliveries
         # Only a delivery sent after nats-server died and answered before it came back had no
         # queue behind it; one acked just before the kill may still be answered 200 after it,
         # and an Event Platform one may wait (its budget is 4 s) and be stored after the restart.
@@ -178,10 +188,12 @@ class Load:
             if self._mark is not None and self.first_200_after is None:
                 self.first_200_after = time.monotonic()
         for status, count in report.statuses.items():
-            if str(status) != "200":
+            if str(status) != "200" and count:
                 self.failures[str(status)] += count
-        self.failures["timeout"] += report.timed_out
-        self.failures["connection"] += report.failed
+        if report.timed_out:
+            self.failures["timeout"] += report.timed_out
+        if report.failed:
+            self.failures["connection"] += report.failed
 
     async def run(self, seconds: float, events_per_second: float) -> None:
         """Legacy batches of 10 and single CloudEvents, half and half, at a steady rate."""
@@ -381,20 +393,30 @@ class Row:
     answered_200: int
     applied: int
     lost: int
-    duplicate_deliveries: int | None  # None: not observable (SQL sink, idempotent upserts)
+    duplicate_deliveries: int | None  # None: not observable (SQL sink: refused ones leave no trace)
     duplicates_applied: int
     backwards: int
     recovery_s: float | None
     notes: str = ""
     dead_letters: int | None = None  # sink outages: dead letters written, then replayed
     facts: dict[str, int] = field(default_factory=dict)  # what the scenario must have caused
+    deliveries: int = 0  # POSTs of the load
+    not_200: Counter[str] = field(default_factory=Counter)  # of them, not answered 200: why
 
     def cells(self) -> list[str]:
         rec = "-" if self.recovery_s is None else f"{self.recovery_s:.2f}"
         dup = "-" if self.duplicate_deliveries is None else str(self.duplicate_deliveries)
         counts = (self.answered_200, self.applied, self.lost)
         tail = (str(self.duplicates_applied), str(self.backwards), rec, self.notes)
-        return [self.scenario, *map(str, counts), dup, *tail]
+        why = ", ".join(f"{n} {w}" for w, n in sorted(self.not_200.items()))
+        refused = f"{sum(self.not_200.values())} of {self.deliveries}"
+        refused += f" ({why})" if why else ""
+        return [self.scenario, *map(str, counts), refused, dup, *tail]
+
+    def count_load(self, load: Load) -> Row:
+        """The load's POSTs and those not answered 200 (503s, timeouts, connection errors)."""
+        self.deliveries, self.not_200 = load.deliveries, Counter(load.failures)
+        return self
 
 
 @dataclass
@@ -406,6 +428,7 @@ class Ground:
     hook: str
     seconds: float
     rate: float
+    legacy_timeout: float | None = None  # None: the PIM's 0.5 s
 
     @contextlib.asynccontextmanager
     async def pipeline(self, name: str, workers: int = 1, max_deliver: int = 5,
@@ -414,6 +437,8 @@ class Ground:
                        legacy_timeout: float | None = None,
                        ) -> AsyncIterator[tuple[Pipeline, Load]]:  # fmt: skip
         """``legacy_timeout``: wait longer than the PIM would, to measure slow answers."""
+        if legacy_timeout is None:
+            legacy_timeout = self.legacy_timeout
         self.recorder.clear()
         folder = self.root / name
         folder.mkdir()
@@ -436,7 +461,7 @@ class Ground:
         r = self.recorder
         lost = lost_changes(load, r.state, self.sim)
         return Row(name, load.answered_200, r.applied, lost, r.duplicate_deliveries,
-                   r.duplicates_applied, r.backwards, recovery, notes)  # fmt: skip
+                   r.duplicates_applied, r.backwards, recovery, notes).count_load(load)  # fmt: skip
 
 
 async def until(condition: Callable[[], bool], timeout: float = 30) -> None:
@@ -645,6 +670,91 @@ def outage_seconds(seconds: float) -> float:
     return max(seconds / 2, 6.0)
 
 
+AUDIT_TABLE = "faults_audit"
+AUDIT_DDL = f"""
+CREATE TABLE {AUDIT_TABLE} (seq bigserial PRIMARY KEY, kind text NOT NULL, key text NOT NULL,
+    version timestamptz NOT NULL, operation text NOT NULL, content text);
+CREATE FUNCTION {AUDIT_TABLE}_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_ARGV[0] = 'upsert' THEN
+        INSERT INTO {AUDIT_TABLE} (kind, key, version, operation, content)
+        VALUES (NEW.kind, NEW.key, NEW.version, 'upsert', md5(NEW.resource::text));
+    ELSE
+        INSERT INTO {AUDIT_TABLE} (kind, key, version, operation, content)
+        VALUES (NEW.kind, NEW.key, NEW.version, 'delete', NULL);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER audit AFTER INSERT OR UPDATE ON faults
+    FOR EACH ROW EXECUTE FUNCTION {AUDIT_TABLE}_row('upsert');
+CREATE TRIGGER audit AFTER INSERT OR UPDATE ON faults_tombstones
+    FOR EACH ROW EXECUTE FUNCTION {AUDIT_TABLE}_row('delete');
+"""
+
+
+async def audited_postgres(dsn: str) -> None:
+    """Create the sink's tables as the sink does, then record every write that takes effect.
+
+    A row trigger fires only for a row really inserted or updated (not for an upsert the
+    sink's guard refused), inside the writing transaction: a batch rolled back on a
+    serialization conflict leaves no audit row. Writes to one key take its row lock, so
+    their audit order is the order the table went through.
+    """
+    sink = PostgresSink(dsn, table="faults", allow_private=True)  # the test database
+    await sink.open()
+    await sink.close()
+    conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+    try:
+        await conn.execute(AUDIT_DDL)
+    finally:
+        await conn.close()
+
+
+@dataclass
+class TableAudit:
+    """What the table went through, key by key, read from the audit after the run.
+
+    ``applied``: writes that changed what the key held. ``rewrites``: writes of the very
+    state the key held already (same version, operation and content: a re-delivery the
+    table absorbed; the table shows no re-delivery its guard refused, so duplicate
+    deliveries as such cannot be counted). ``duplicates_applied``: writes of a state the key
+    had held before but not just before (it left that state and came back to it).
+    ``backwards``: writes older than the key's previous write.
+    """
+
+    applied: int = 0
+    rewrites: int = 0
+    duplicates_applied: int = 0
+    backwards: int = 0
+
+    @classmethod
+    def read(cls, dsn: str) -> TableAudit:
+        with psycopg.connect(dsn) as conn:
+            rows = conn.execute(
+                f"SELECT kind, key, version, operation, content FROM {AUDIT_TABLE} ORDER BY seq"
+            ).fetchall()
+        return cls.of(rows)
+
+    @classmethod
+    def of(cls, rows: list[tuple[str, str, datetime, str, str | None]]) -> TableAudit:
+        audit = cls()
+        seen: dict[tuple[str, str], set[tuple[datetime, str, str | None]]] = {}
+        last: dict[tuple[str, str], tuple[datetime, str, str | None]] = {}
+        for kind, key, version, operation, content in rows:
+            state, previous = (version, operation, content), last.get((kind, key))
+            if state == previous:
+                audit.rewrites += 1
+                continue
+            audit.applied += 1
+            if previous is not None and version < previous[0]:
+                audit.backwards += 1
+            held = seen.setdefault((kind, key), set())
+            audit.duplicates_applied += int(state in held)
+            held.add(state)
+            last[(kind, key)] = state
+        return audit
+
+
 def _postgres_state(dsn: str) -> dict[tuple[str, str], tuple[str, str]]:
     """The table as the recorder's state: a removed resource has no row."""
     with psycopg.connect(dsn) as conn:
@@ -666,6 +776,7 @@ async def worker_kill_postgres(g: Ground) -> Row:
     table guards itself), so a change in flight in a killed replica races the other's."""
     pg = await asyncio.to_thread(PostgresServer(g.root).start)
     try:
+        await audited_postgres(pg.dsn)
         async with g.pipeline("worker-kill-postgres", workers=2, postgres_dsn=pg.dsn) as (
             pipe,
             load,
@@ -677,10 +788,10 @@ async def worker_kill_postgres(g: Ground) -> Row:
             recoveries = await kill_workers_in_turn(g, pipe, load, written)
             await pipe.drained()
             state = await asyncio.to_thread(_postgres_state, pg.dsn)
-        lost = lost_changes_by_rows(load, state, g.sim)  # a resurrected row counts as lost
-        notes = "applied = rows in the table; recovery = kill to the next write to the table"
-        return Row("worker SIGKILL x4 (2 replicas, postgres sink)", load.answered_200,
-                   len(state), lost, None, 0, 0, max(recoveries), notes)  # fmt: skip
+            audit = await asyncio.to_thread(TableAudit.read, pg.dsn)
+        return postgres_row("worker SIGKILL x4 (2 replicas, postgres sink)", g, load, state,
+                            audit, max(recoveries),
+                            "recovery = kill to the next write to the table")  # fmt: skip
     finally:
         await asyncio.to_thread(pg.stop)
 
@@ -689,6 +800,7 @@ async def postgres_down(g: Ground) -> Row:
     """The postgres sink's database stopped for a while: retries, dead letters, replay."""
     pg = await asyncio.to_thread(PostgresServer(g.root).start)
     try:
+        await audited_postgres(pg.dsn)
         async with g.pipeline("postgres-down", max_deliver=3, postgres_dsn=pg.dsn) as (pipe, load):
             back_at: list[float] = []
 
@@ -706,23 +818,26 @@ async def postgres_down(g: Ground) -> Row:
             await pipe.drained()
             recovery = time.monotonic() - back_at[0]
             state = await asyncio.to_thread(_postgres_state, pg.dsn)
-        lost = lost_changes_by_rows(load, state, g.sim)
-        notes = (f"applied = rows in the table; recovery = postgres back to replayed and "
-                 f"drained; {letters} dead letters replayed")  # fmt: skip
-        return Row(
-            "postgres stopped, dead letters, replay",
-            load.answered_200,
-            len(state),
-            lost,
-            None,
-            0,
-            0,
-            recovery,
-            notes,
-            dead_letters=letters,
-        )  # fmt: skip  (re-upserting a version: same row)
+            audit = await asyncio.to_thread(TableAudit.read, pg.dsn)
+        row = postgres_row("postgres stopped, dead letters, replay", g, load, state, audit,
+                           recovery, f"recovery = postgres back to replayed and drained; "
+                           f"{letters} dead letters replayed")  # fmt: skip
+        row.dead_letters = letters
+        return row
     finally:
         await asyncio.to_thread(pg.stop)
+
+
+def postgres_row(name: str, g: Ground, load: Load, state: dict[tuple[str, str], tuple[str, str]],
+                 audit: TableAudit, recovery: float, notes: str) -> Row:  # fmt: skip
+    """A postgres scenario's row, from the table (lost) and its audit (the other columns)."""
+    lost = lost_changes_by_rows(load, state, g.sim)  # a resurrected row counts as lost
+    notes = (f"applied = writes that changed the table ({len(state)} rows at the end, "
+             f"{audit.rewrites} identical re-writes absorbed); {notes}")  # fmt: skip
+    row = Row(name, load.answered_200, audit.applied, lost, None, audit.duplicates_applied,
+              audit.backwards, recovery, notes).count_load(load)  # fmt: skip
+    row.facts["identical_rewrites"] = audit.rewrites
+    return row
 
 
 def lost_changes_by_rows(
@@ -809,7 +924,11 @@ SCENARIOS: dict[str, Callable[[Ground], Awaitable[Row]]] = {
 }
 
 
-async def run_scenarios(names: list[str], seconds: float, rate: float, root: Path) -> list[Row]:
+async def run_scenarios(names: list[str], seconds: float, rate: float, root: Path,
+                        legacy_timeout: float | None = None) -> list[Row]:  # fmt: skip
+    """``legacy_timeout``: how long the legacy sender waits for an answer (default: the
+    PIM's 0.5 s; CI waits longer, so that a stalled machine's slow answers are not counted
+    as failures of the pipeline)."""
     recorder = Recorder()
     app = web.Application()
     app.router.add_post("/hook", recorder.handle)
@@ -823,7 +942,7 @@ async def run_scenarios(names: list[str], seconds: float, rate: float, root: Pat
     try:
         async with PimSimulator(products=300, product_models=30, seed=11) as sim:
             ground = Ground(root, nats_server, sim, recorder, f"http://127.0.0.1:{port}/hook",
-                            seconds, rate)  # fmt: skip
+                            seconds, rate, legacy_timeout)  # fmt: skip
             for name in names:
                 rows.append(await SCENARIOS[name](ground))
     finally:
@@ -833,7 +952,7 @@ async def run_scenarios(names: list[str], seconds: float, rate: float, root: Pat
 
 
 def print_table(rows: list[Row]) -> None:
-    head = ["scenario", "answered 200", "applied", "lost", "duplicate deliveries",
+    head = ["scenario", "answered 200", "applied", "lost", "POSTs not 200", "duplicate deliveries",
             "duplicates applied", "backwards", "recovery s", "notes"]  # fmt: skip
     table = [head, *[r.cells() for r in rows]]
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
@@ -848,15 +967,20 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="short runs (CI)")
     parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS))
     parser.add_argument("--rate", type=float, default=None, help="events/s offered")
+    parser.add_argument("--write-docs", action="store_true",
+                        help="put this run's output in docs/benchmarks.md")  # fmt: skip
     args = parser.parse_args()
     seconds = 8.0 if args.quick else 30.0
     rate = args.rate or (150.0 if args.quick else 300.0)
-    with tempfile.TemporaryDirectory(prefix="faults-") as tmp:
-        rows = asyncio.run(
-            run_scenarios(args.scenario or list(SCENARIOS), seconds, rate, Path(tmp))
-        )
-    print(f"load: {rate:.0f} events/s offered for {seconds:.0f} s per scenario, mixed formats")
-    print_table(rows)
+    command = report.command(".venv/bin/python -m bench.faults")
+    with report.published("faults", "Faults", command, write=args.write_docs):
+        with tempfile.TemporaryDirectory(prefix="faults-") as tmp:
+            rows = asyncio.run(
+                run_scenarios(args.scenario or list(SCENARIOS), seconds, rate, Path(tmp))
+            )
+        print(f"load: {rate:.0f} events/s offered for {seconds:.0f} s per scenario, "
+              f"mixed formats")  # fmt: skip
+        print_table(rows)
     ok = all(r.lost == 0 and r.backwards == 0 and r.duplicates_applied == 0 for r in rows)
     return 0 if ok else 1
 

@@ -15,6 +15,7 @@ call); a real nats-server is started with its own store. Prints:
 
     .venv/bin/python -m bench.reconcile [--products 20000 --product-models 2000 --latency 0.04]
                                         [--categories 3000 --families 500 --attributes 1500]
+                                        [--write-docs]
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from akeneo_connector.spec import StreamSpec
 from akeneo_pim.rest import PRODUCTS_UUID_PATH, AkeneoRestClient, PimCredentials
 from akeneo_pim.structure import STRUCTURE
 from akeneo_worker.reconcile import Reconciler, ReconcileSettings
+from bench import report
 
 MAX_CALLS = 4
 STRUCTURE_RESOURCES = ("categories", "families", "attributes")
@@ -134,7 +136,15 @@ def main() -> None:
     parser.add_argument("--categories", type=int, default=3_000)
     parser.add_argument("--families", type=int, default=500)
     parser.add_argument("--attributes", type=int, default=1_500)
+    parser.add_argument("--write-docs", action="store_true",
+                        help="put this run's output in docs/benchmarks.md")  # fmt: skip
     args = parser.parse_args()
+    command = report.command(".venv/bin/python -m bench.reconcile")
+    with report.published("reconcile", "Reconcile", command, write=args.write_docs):
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
     bound = 100 / args.latency
 
     ctx = multiprocessing.get_context("spawn")

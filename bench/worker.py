@@ -1,19 +1,27 @@
-"""Worker benchmark: throughput, stream-to-sink latency and memory, against a same-run baseline.
+"""Worker benchmark: throughput, CPU, memory and latency, against a same-run baseline.
 
-    .venv/bin/python -m bench.worker [--products 5000] [--events 50000]
+    .venv/bin/python -m bench.worker [--products 5000] [--events 50000] [--write-docs]
 
 One nats-server (started here), one stream holding ``--events`` events over ``--products``
 products, 20 % of them duplicates (re-sent with a new event id) and 20 % out of order.
 Drained by, in turn:
 
-- baseline: a pull consumer of the same stream that acks without work (same batch size);
-- the worker with the sqlite sink (the local-mode default);
-- the worker with the webhook sink, POSTing to a local aiohttp server that verifies the
-  signature (the guard is reset in between, so it applies everything again).
+- baseline: a pull consumer of the same stream, in this process, that acks without work
+  (same batch size);
+- ``akeneo-connector worker`` with the sqlite sink (the local-mode default), a process of
+  its own;
+- ``akeneo-connector worker`` with the webhook sink, POSTing to a local aiohttp server in
+  this process that verifies the signature (the guard is reset in between, so it applies
+  everything again).
 
-Printed: events/s drained, ratio to the baseline, applied count, final state exact or not,
-RSS; then p99 stream-to-sink latency in a paced phase (events published at a steady rate
-while the worker runs, so the latency is not the backlog's queueing time).
+Printed for each worker process: events/s drained (from its first processed event to its
+last, read from its ``/metrics``), ratio to the baseline, CPU per event (user + system time of
+the worker process, from ``/proc/<pid>/stat``, over the same span), its RSS at the end and
+its peak RSS (``VmHWM``), applied count, final state exact or not. Then p50/p99
+stream-to-sink latency in a paced phase (events published at a steady rate while the worker
+runs, so the latency is not the backlog's queueing time): that phase runs the same
+``Worker`` class in this process, as its exact latencies are not exported (the process's
+histogram has coarse buckets).
 """
 
 from __future__ import annotations
@@ -24,20 +32,25 @@ import gc
 import hashlib
 import hmac
 import json
+import os
 import random
+import re
+import sys
 import tempfile
 import time
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import nats
 from aiohttp import web
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 from tests.ground.nats import NatsServer
+from tests.ground.processes import ServerProcess, free_port
 
 from akeneo_connector import eventloop
 from akeneo_connector.guard_state import GUARD_PREFIX
@@ -50,17 +63,104 @@ from akeneo_worker.sinks.base import Sink
 from akeneo_worker.sinks.sqlite import SqliteSink
 from akeneo_worker.sinks.webhook import Signer, WebhookSink
 from akeneo_worker.worker import Worker, WorkerConfig
+from bench import report
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SECRET = "bench-secret"
+TARGET_EVENTS_PER_S = 5_000  # the sqlite sink, the local-mode default
+TARGET_RATIO = 0.40  # of the ack-only baseline
 CONFIG = WorkerConfig(batch_size=500, fetch_timeout=0.5, stats_interval=5.0, replica="bench")
 
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+TICKS = os.sysconf("SC_CLK_TCK")
+SAMPLE = re.compile(r"^akeneo_worker_(\w+?)_total(?:\{(.*)\})? (\S+)$", re.MULTILINE)
+
+
+def counts(metrics: str) -> dict[str, int]:
+    """applied / outdated / duplicate / dead_lettered, from the worker's ``/metrics`` text."""
+    found = dict.fromkeys(("applied", "outdated", "duplicate", "dead_lettered"), 0)
+    for name, labels, value in SAMPLE.findall(metrics):
+        key = name
+        if name == "skipped":
+            key = (re.search(r'reason="(\w+)"', labels or "") or [None, ""])[1]
+        if key in found:
+            found[key] += int(float(value))
+    return found
+
+
+def memory_mb(pid: int | str, field: str = "VmRSS") -> float:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of a process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+@dataclass
+class Drained:
+    """What one ``akeneo-connector worker`` process did with the stream."""
+
+    events_per_s: float
+    cpu_ms_per_event: float
+    rss_mb: float
+    peak_rss_mb: float
+    counts: dict[str, int]
+    measured: int  # events processed within the measured span
+
+
+async def drain_process(argv: list[str], work: Path, name: str, total: int) -> Drained:
+    """Run the worker command until it processed ``total`` events; measure it, stop it.
+
+    The span starts at the first poll that sees an event processed (start-up, imports and
+    the consumer's creation are left out, as they are in the baseline) and ends at the poll
+    that sees the last; polls every 50 ms of the worker's ``/metrics``.
+    """
+    port = free_port()
+    proc = ServerProcess(name, [*argv, "--port", str(port), "--log-level", "warning"], work)
+    proc.start()
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def metrics() -> str:
+                while True:
+                    if not proc.alive:
+                        raise RuntimeError(f"{name} exited\n{proc.log_tail()}")
+                    try:
+                        async with http.get(url) as resp:
+                            return await resp.text()
+                    except aiohttp.ClientError:
+                        await asyncio.sleep(0.05)
+
+            start: tuple[float, float, int] | None = None
+            while True:
+                seen = counts(await metrics())
+                done = sum(seen.values())
+                now, cpu = time.perf_counter(), cpu_seconds(proc.pid)
+                if start is None and done > 0:
+                    start = (now, cpu, done)
+                if done >= total:
+                    break
+                await asyncio.sleep(0.05)
+            assert start is not None
+            t0, cpu0, done0 = start
+            measured = total - done0
+            return Drained(
+                events_per_s=measured / (now - t0) if now > t0 else float("nan"),
+                cpu_ms_per_event=(cpu - cpu0) * 1000 / max(measured, 1),
+                rss_mb=memory_mb(proc.pid),
+                peak_rss_mb=memory_mb(proc.pid, "VmHWM"),
+                counts=seen,
+                measured=measured,
+            )
+    finally:
+        proc.stop()
 
 
 def product(key: str, n: int) -> dict[str, Any]:
@@ -153,29 +253,6 @@ async def baseline(js: JetStreamContext, names: ConnectionNames, total: int) -> 
     elapsed = time.perf_counter() - started
     await sub.unsubscribe()
     return total / elapsed
-
-
-async def drain(
-    js: JetStreamContext, names: ConnectionNames, sink: Sink, total: int
-) -> tuple[float, WorkerMetrics]:
-    metrics = WorkerMetrics()
-    worker = Worker(js, names, sink, CONFIG, metrics=metrics)
-    stop = asyncio.Event()
-    started = time.perf_counter()
-    task = asyncio.create_task(worker.run(stop))
-
-    def processed() -> int:
-        c = metrics.counts
-        return c["applied"] + c["outdated"] + c["duplicate"] + c["dead_lettered"]
-
-    while processed() < total:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    elapsed = time.perf_counter() - started
-    stop.set()
-    await task
-    return total / elapsed, metrics
 
 
 async def paced_latency(
@@ -281,30 +358,35 @@ async def main(args: argparse.Namespace) -> None:
         # made each full garbage collection in the worker walk them (a third of its CPU).
         del events
         gc.collect()
-        rss0 = rss_mb()
 
         base = await baseline(js, names, total)
-        print(f"baseline (ack only)   {base:9,.0f} events/s")
+        print(f"baseline (ack only)   {base:9,.0f} events/s (in this process)")
 
+        command = [str(Path(sys.executable).parent / "akeneo-connector"), "worker",
+                   "--connection", names.ref, "--nats-url", server.url]  # fmt: skip
         db = work / "catalog.db"
-        rate, m = await drain(js, names, SqliteSink(db), total)
+        sqlite_argv = [*command, "--sink", "sqlite", "--sqlite-path", str(db)]
+        sqlite = done = await drain_process(sqlite_argv, work, "worker-sqlite", total)
         state = {key: r["values"]["price"][0]["data"][0]["amount"] for (_, key), (_, r) in
                  SqliteSink(db).read_all().items()}  # fmt: skip
-        exact = state == newest
-        print(f"sqlite sink           {rate:9,.0f} events/s  ratio {rate / base:.2f}  "
-              f"applied {m.counts['applied']:,}  skipped outdated {m.counts['outdated']:,} "
-              f"duplicate {m.counts['duplicate']:,}  final state exact: {exact}  "
-              f"RSS {rss_mb():.0f} MB (+{rss_mb() - rss0:.0f})")  # fmt: skip
+        print(f"sqlite sink           {done.events_per_s:9,.0f} events/s  "
+              f"ratio {done.events_per_s / base:.2f}  {_process(done)}  "
+              f"final state exact: {state == newest}")  # fmt: skip
 
         merchant = await Merchant().start()
         await reset_worker(js, names)
+        secret_file = work / "signing-secret"
+        secret_file.write_text(SECRET)
+        hook_argv = [*command, "--sink", "webhook", "--webhook-url", merchant.url,
+                     "--webhook-allow-private", "--webhook-signature", "legacy",
+                     "--webhook-signing-secret-file", str(secret_file)]  # fmt: skip
+        done = await drain_process(hook_argv, work, "worker-webhook", total)
+        exact = merchant.state == newest and merchant.bad == 0
+        print(f"webhook sink          {done.events_per_s:9,.0f} events/s  "
+              f"ratio {done.events_per_s / base:.2f}  {_process(done)}  "
+              f"final state exact: {exact}")  # fmt: skip
         signer = Signer.from_text(SECRET, WebhookSignature.LEGACY)  # what Merchant verifies
         hook = WebhookSink(merchant.url, signer=signer, allow_private=True)
-        rate, m = await drain(js, names, hook, total)
-        exact = merchant.state == newest and merchant.bad == 0
-        print(f"webhook sink          {rate:9,.0f} events/s  ratio {rate / base:.2f}  "
-              f"applied {m.counts['applied']:,}  final state exact: {exact}  "
-              f"RSS {rss_mb():.0f} MB")  # fmt: skip
 
         keys = list(newest)
         p50, p99 = await paced_latency(
@@ -316,16 +398,30 @@ async def main(args: argparse.Namespace) -> None:
             seconds=args.seconds,
             first_version=10**6,
         )
-        print(f"sqlite  stream-to-sink at {args.rate}/s: p50 {p50:.1f} ms  p99 {p99:.1f} ms")
+        print(f"sqlite  stream-to-sink at {args.rate}/s: p50 {p50:.1f} ms  p99 {p99:.1f} ms "
+              f"(Worker in this process)")  # fmt: skip
         p50, p99 = await paced_latency(
             js, names, hook, keys, rate=args.rate, seconds=args.seconds, first_version=2 * 10**6
         )
-        print(f"webhook stream-to-sink at {args.rate}/s: p50 {p50:.1f} ms  p99 {p99:.1f} ms")
+        print(f"webhook stream-to-sink at {args.rate}/s: p50 {p50:.1f} ms  p99 {p99:.1f} ms "
+              f"(Worker in this process)")  # fmt: skip
         if merchant.runner is not None:
             await merchant.runner.cleanup()
+        met = sqlite.events_per_s >= TARGET_EVENTS_PER_S
+        ratio_met = sqlite.events_per_s / base >= TARGET_RATIO
+        print(f"targets (sqlite): >= {TARGET_EVENTS_PER_S:,} events/s: "
+              f"{'ok' if met else 'MISSED'}; ratio >= {TARGET_RATIO}: "
+              f"{'ok' if ratio_met else 'MISSED'}")  # fmt: skip
     finally:
         await nc.drain()
         server.stop()
+
+
+def _process(done: Drained) -> str:
+    c = done.counts
+    return (f"CPU {done.cpu_ms_per_event:.3f} ms/event  RSS {done.rss_mb:.0f} MB "
+            f"(peak {done.peak_rss_mb:.0f})  applied {c['applied']:,}  skipped outdated "
+            f"{c['outdated']:,} duplicate {c['duplicate']:,}")  # fmt: skip
 
 
 def cli() -> None:
@@ -335,10 +431,16 @@ def cli() -> None:
     parser.add_argument("--rate", type=int, default=1000, help="paced phase: events/s")
     parser.add_argument("--seconds", type=float, default=5.0, help="paced phase: duration")
     parser.add_argument("--seed", type=int, default=1)
-    # the worker's own loop (``akeneo-connector worker`` runs on it); baseline and merchant
-    # share this process, so they run on it too
-    print(f"event loop: {eventloop.name()}", flush=True)
-    eventloop.run(main(parser.parse_args()))
+    parser.add_argument("--write-docs", action="store_true",
+                        help="put this run's output in docs/benchmarks.md")  # fmt: skip
+    args = parser.parse_args()
+    command = report.command(".venv/bin/python -m bench.worker")
+    with report.published("worker", "Worker", command, write=args.write_docs):
+        # the worker's own loop (``akeneo-connector worker`` runs on it); baseline and
+        # merchant share this process, so they run on it too
+        print(f"event loop: {eventloop.name()}; {os.cpu_count()} CPUs; "
+              f"load average {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+        eventloop.run(main(args))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from nats.js.errors import KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 from prometheus_client.parser import text_string_to_metric_families
 
-from akeneo_connector import local_layout
+from akeneo_connector import component_env, local_layout
 from akeneo_connector.durations import parse_duration
 from akeneo_connector.gaps import plan_catch_up, read_gaps
 from akeneo_connector.guard_state import (
@@ -263,63 +263,24 @@ class LocalPipeline:
             extra = [self.reconcile_child] if self.reconcile_child is not None else []
             self.lock.record([*self.children, *extra])
 
-    def common_env(self) -> dict[str, str]:
-        return {"AKENEO_CONNECTION": self.connection.names.ref, "AKENEO_NATS_URL": self.nats_url}
+    @property
+    def placement(self) -> local_layout.LocalPlacement:
+        return local_layout.LocalPlacement(
+            self.dir, self.nats_url, self.port, self.admin_port, self.worker_port
+        )
 
     def receiver_env(self) -> dict[str, str]:
-        spec = self.connection.spec.receiver
-        signature = self.dir / "secrets" / spec.signature_secret
-        env = {
-            **self.common_env(),
-            "AKENEO_PORT": str(self.port),
-            "AKENEO_ADMIN_PORT": str(self.admin_port),
-            "AKENEO_HOST": "127.0.0.1",
-            "AKENEO_TLS_CERT_FILE": str(self.dir / "tls" / "tls.crt"),
-            "AKENEO_TLS_KEY_FILE": str(self.dir / "tls" / "tls.key"),
-            "AKENEO_MAX_BODY_BYTES": str(spec.max_body_bytes),
-            "AKENEO_TIMESTAMP_TOLERANCE": spec.timestamp_tolerance,
-            "AKENEO_GAP_SPOOL_FILE": str(self.dir / "receiver-gaps.json"),
-        }
-        for key, var in (
-            ("eventsApiSecret", "AKENEO_EVENTS_API_SECRET_FILE"),
-            ("eventPlatformSecrets", "AKENEO_EVENT_PLATFORM_SECRETS_FILE"),
-            ("eventPlatformNotificationSecret", "AKENEO_EVENT_PLATFORM_NOTIFICATION_SECRET_FILE"),
-        ):
-            if (signature / key).exists():
-                env[var] = str(signature / key)
-        return env
-
-    def pim_env(self) -> dict[str, str]:
-        return local_layout.pim_env(self.connection, self.dir)
+        conn = self.connection
+        signature = self.dir / local_layout.SECRETS_DIR / conn.spec.receiver.signature_secret
+        keys = [k for k in component_env.SIGNATURE_FIELDS if (signature / k).exists()]
+        rendered = component_env.receiver(
+            conn.names, conn.spec, self.placement, signature_keys=keys
+        )
+        return dict(rendered.env)
 
     def worker_env(self) -> dict[str, str]:
-        worker = self.connection.spec.worker
-        sink = worker.sink
-        secrets = self.dir / "secrets"
-        env = {
-            **self.common_env(),
-            **self.pim_env(),
-            "AKENEO_PORT": str(self.worker_port),
-            "AKENEO_MAX_DELIVER": str(worker.max_deliver),
-            "AKENEO_ACK_WAIT": worker.ack_wait,
-            "AKENEO_SINK": sink.kind,
-        }
-        if sink.sqlite is not None:
-            env["AKENEO_SQLITE_PATH"] = str(self.dir / sink.sqlite.path)  # relative to data dir
-        if sink.webhook is not None:
-            env["AKENEO_WEBHOOK_URL"] = sink.webhook.url
-            env["AKENEO_WEBHOOK_SIGNATURE"] = sink.webhook.signature.value
-            if sink.webhook.signing_secret:
-                path = secrets / sink.webhook.signing_secret / "signingSecret"
-                env["AKENEO_WEBHOOK_SIGNING_SECRET_FILE"] = str(path)
-            if sink.webhook.allow_private_addresses:
-                env["AKENEO_WEBHOOK_ALLOW_PRIVATE"] = "true"
-        if sink.postgres is not None:
-            env["AKENEO_POSTGRES_DSN_FILE"] = str(secrets / sink.postgres.dsn_secret / "dsn")
-            env["AKENEO_POSTGRES_TABLE"] = sink.postgres.table
-            if sink.postgres.allow_private_addresses:
-                env["AKENEO_POSTGRES_ALLOW_PRIVATE"] = "true"
-        return env
+        conn = self.connection
+        return dict(component_env.worker(conn.names, conn.spec, self.placement).env)
 
     def reconcile_env(self) -> dict[str, str]:
         return local_layout.reconcile_env(self.connection, self.dir, self.nats_url)

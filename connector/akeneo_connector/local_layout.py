@@ -15,7 +15,10 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from akeneo_connector import component_env
+from akeneo_connector.component_env import Destination, Volume
 from akeneo_connector.manifest import Connection
 from akeneo_connector.names import ConnectionNames
 
@@ -75,26 +78,43 @@ def local_running(data_dir: Path) -> bool:
         os.close(fd)
 
 
-def pim_env(connection: Connection, data_dir: Path) -> dict[str, str]:
-    pim = connection.spec.pim
-    if not pim.credentials_secret:
+@dataclass(frozen=True)
+class LocalPlacement:
+    """Where things are for local mode's children (``component_env.Placement``): Secret keys
+    as files under ``secrets/``, a certificate in ``tls/``, loopback ports."""
+
+    root: Path
+    nats_url: str
+    receiver_port: int = 8443
+    admin_port: int = 0
+    worker: int = 0
+
+    def common(self) -> dict[str, Any]:
         return {}
-    env = {
-        "AKENEO_PIM_URL": pim.url,
-        "AKENEO_PIM_CREDENTIALS_DIR": str(data_dir / SECRETS_DIR / pim.credentials_secret),
-    }
-    if pim.allow_private_addresses:  # asked in the manifest: local mode's platform is you
-        env["AKENEO_PIM_ALLOW_PRIVATE"] = "true"
-    return env
+
+    def secret_dir(self, volume: Volume, secret: str) -> str:
+        return str(self.root / SECRETS_DIR / secret)
+
+    def allows(self, destination: Destination) -> bool:
+        return True  # asked in the manifest: local mode's platform is you
+
+    def tls_files(self) -> tuple[str, str] | None:
+        return str(self.root / "tls" / "tls.crt"), str(self.root / "tls" / "tls.key")
+
+    def receiver_listen(self) -> dict[str, Any]:
+        return {"port": self.receiver_port, "admin_port": self.admin_port, "host": "127.0.0.1"}
+
+    def worker_port(self) -> int:
+        return self.worker
+
+    def gap_spool_file(self) -> str:
+        return str(self.root / "receiver-gaps.json")
+
+    def data_dir(self) -> str:
+        return str(self.root)
 
 
 def reconcile_env(connection: Connection, data_dir: Path, nats_url: str) -> dict[str, str]:
     """The env of local mode's reconcile runs (the reconcile pods' env, with local paths)."""
-    rec = connection.spec.reconciliation
-    return {
-        "AKENEO_CONNECTION": connection.names.ref,
-        "AKENEO_NATS_URL": nats_url,
-        **pim_env(connection, data_dir),
-        "AKENEO_RECONCILE_RESOURCES": ",".join(rec.resources),
-        "AKENEO_SAFETY_MARGIN": rec.safety_margin,
-    }
+    place = LocalPlacement(data_dir, nats_url)
+    return dict(component_env.reconcile(connection.names, connection.spec, place).env)

@@ -7,6 +7,7 @@ import hashlib
 import json
 from typing import Any
 
+from akeneo_connector.settings_contract import POD_NATS_CREDS_FILE
 from akeneo_operator.settings import MANAGED_BY
 
 Manifest = dict[str, Any]
@@ -28,7 +29,7 @@ NATS = "nats"  # the connection's NATS credentials (Secret <name>-nats)
 CONNECTION = "connection"  # objects serving the whole connection (ServiceAccount)
 
 
-NATS_CREDS_FILE = "nats.creds"  # the file name of a role's creds inside its pod
+NATS_CREDS_FILE = POD_NATS_CREDS_FILE  # the file name of a role's creds inside its pod
 
 
 def nats_secret_name(name: str) -> str:

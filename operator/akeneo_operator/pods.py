@@ -1,14 +1,32 @@
-"""Pod templates of receiver, worker and reconcile job: exactly the env and files of
-``docs/configuration.md``. Secrets are mounted as files, never passed as env values."""
+"""Pod templates of receiver, worker and reconcile job. Their env and files come from the
+connection's spec through ``akeneo_connector.component_env`` (shared with local mode), placed
+as a pod places them. Secrets are mounted as files, never passed as env values."""
 
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from akeneo_connector import component_env
+from akeneo_connector.component_env import (
+    SIGNATURE_FIELDS,
+    Destination,
+    Rendered,
+    Volume,
+)
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.nats_auth import Role
+from akeneo_connector.settings_contract import (
+    POD_DATA_DIR,
+    POD_GAP_SPOOL_FILE,
+    POD_NATS_CREDS_FILE,
+    POD_NATS_DIR,
+    POD_PIM_DIR,
+    POD_SIGNATURE_DIR,
+    POD_SINK_DIR,
+    POD_TLS_DIR,
+)
 from akeneo_connector.spec import AkeneoConnectionSpec
 from akeneo_operator.meta import (
     NATS_CREDS_FILE,
@@ -26,25 +44,17 @@ WORKER_PORT = 8080
 RUN_AS = 65532
 SECRET_MODE = 0o440
 
-TLS_DIR = "/etc/akeneo/tls"
-SIGNATURE_DIR = "/etc/akeneo/signature"
-PIM_DIR = "/etc/akeneo/pim/"
-SINK_DIR = "/etc/akeneo/sink"
-NATS_DIR = "/etc/akeneo/nats"
-GAP_SPOOL_FILE = "/tmp/akeneo-gaps.json"
-
 # Keys of the signature Secret: at least one of SIGNATURE_KEYS (a sender's secret); the
 # notification secret is optional (Event Platform subscription notifications).
-SIGNATURE_KEYS = {
-    "eventsApiSecret": "AKENEO_EVENTS_API_SECRET_FILE",
-    "eventPlatformSecrets": "AKENEO_EVENT_PLATFORM_SECRETS_FILE",
-}
+SIGNATURE_KEYS = ("eventsApiSecret", "eventPlatformSecrets")
 NOTIFICATION_KEY = "eventPlatformNotificationSecret"
-SIGNATURE_FILES = {
-    **SIGNATURE_KEYS,
-    NOTIFICATION_KEY: "AKENEO_EVENT_PLATFORM_NOTIFICATION_SECRET_FILE",
+SIGNATURE_FILES = SIGNATURE_FIELDS  # every key the receiver reads -> its setting
+_SECRET_DIRS: dict[Volume, str] = {
+    "tls": POD_TLS_DIR,
+    "signature": POD_SIGNATURE_DIR,
+    "pim": POD_PIM_DIR,
+    "sink": POD_SINK_DIR,
 }
-PIM_KEYS = ("clientId", "clientSecret", "username", "password")
 
 
 @dataclass(frozen=True)
@@ -65,9 +75,6 @@ class PodParts:
     volumes: list[Manifest] = field(default_factory=list)
     mounts: list[Manifest] = field(default_factory=list)
 
-    def set(self, name: str, value: str) -> None:
-        self.env.append({"name": name, "value": value})
-
     def secret(
         self, volume: str, secret: str, path: str, items: list[str] | dict[str, str] | None = None
     ) -> None:
@@ -84,55 +91,89 @@ class PodParts:
         self.mounts.append({"name": volume, "mountPath": path})
 
 
-def _common(inp: BuildInput, role: Role) -> PodParts:
+@dataclass(frozen=True)
+class PodPlacement:
+    """Where things are in the operator's pods (``component_env.Placement``)."""
+
+    inp: BuildInput
+    role: Role
+
+    @property
+    def nats_url(self) -> str:
+        return self.inp.settings.effective_pod_nats_url
+
+    def common(self) -> dict[str, Any]:
+        s = self.inp.settings
+        values: dict[str, Any] = {}
+        if s.issues_nats_credentials:  # this role's own user, issued by the operator
+            values["nats_creds_file"] = Path(f"{POD_NATS_DIR}/{POD_NATS_CREDS_FILE}")
+        if s.pod_nats_user:
+            values["nats_user"] = s.pod_nats_user
+        if s.pod_nats_secret:
+            key = s.pod_nats_secret_key
+            name = "nats_password_file" if key == "password" else "nats_creds_file"
+            values[name] = Path(f"{POD_NATS_DIR}/{key}")
+        values["log_level"] = s.log_level
+        return values
+
+    def secret_dir(self, volume: Volume, secret: str) -> str:
+        return _SECRET_DIRS[volume]
+
+    def allows(self, destination: Destination) -> bool:
+        s = self.inp.settings
+        return {
+            "pim": s.allow_private_pim,
+            "webhook": s.allow_private_webhooks,
+            "postgres": s.allow_private_postgres,
+        }[destination]
+
+    def tls_files(self) -> tuple[str, str] | None:
+        return None  # the TLS Secret, mounted
+
+    def receiver_listen(self) -> dict[str, Any]:
+        return {"port": RECEIVER_PORT, "admin_port": ADMIN_PORT}
+
+    def worker_port(self) -> int:
+        return WORKER_PORT
+
+    def gap_spool_file(self) -> str:
+        # an outage's 503 window, kept across container restarts (the /tmp emptyDir) until
+        # NATS takes its gap record
+        return POD_GAP_SPOOL_FILE
+
+    def data_dir(self) -> str:
+        return POD_DATA_DIR  # a relative sqlite path: in the data dir, as in local mode
+
+
+def _parts(inp: BuildInput, role: Role, rendered: Rendered[Any]) -> PodParts:
+    """The pod's env and volumes: NATS credentials, /tmp, then the component's files."""
     parts = PodParts()
     s = inp.settings
-    parts.set("AKENEO_CONNECTION", inp.names.ref)
-    parts.set("AKENEO_NATS_URL", s.effective_pod_nats_url)
-    if s.issues_nats_credentials:  # this role's own user, issued by the operator
+    if s.issues_nats_credentials:
         secret = nats_secret_name(inp.names.name)
-        parts.secret("nats", secret, NATS_DIR, {nats_creds_key(role.value): NATS_CREDS_FILE})
-        parts.set("AKENEO_NATS_CREDS_FILE", f"{NATS_DIR}/{NATS_CREDS_FILE}")
-    if s.pod_nats_user:
-        parts.set("AKENEO_NATS_USER", s.pod_nats_user)
+        parts.secret("nats", secret, POD_NATS_DIR, {nats_creds_key(role.value): NATS_CREDS_FILE})
     if s.pod_nats_secret:
-        key = s.pod_nats_secret_key
-        parts.secret("nats", s.pod_nats_secret, NATS_DIR, [key])
-        env = "AKENEO_NATS_PASSWORD_FILE" if key == "password" else "AKENEO_NATS_CREDS_FILE"
-        parts.set(env, f"{NATS_DIR}/{key}")
-    parts.set("AKENEO_LOG_LEVEL", s.log_level)
+        parts.secret("nats", s.pod_nats_secret, POD_NATS_DIR, [s.pod_nats_secret_key])
     parts.empty_dir("tmp", "/tmp")
+    for mount in rendered.mounts:
+        if mount.secret is None:
+            parts.empty_dir(mount.volume, mount.path)
+        else:
+            parts.secret(mount.volume, mount.secret, mount.path, list(mount.keys))
+    parts.env = [{"name": name, "value": value} for name, value in rendered.env]
     return parts
 
 
-def _pim(inp: BuildInput, parts: PodParts) -> None:
-    pim = inp.spec.pim
-    if pim.credentials_secret is None:
-        return
-    parts.set("AKENEO_PIM_URL", pim.url)
-    parts.secret("pim", pim.credentials_secret, PIM_DIR, list(PIM_KEYS))
-    parts.set("AKENEO_PIM_CREDENTIALS_DIR", PIM_DIR)
-    if pim.allow_private_addresses and inp.settings.allow_private_pim:
-        parts.set("AKENEO_PIM_ALLOW_PRIVATE", "true")
-
-
 def receiver_parts(inp: BuildInput) -> PodParts:
-    parts = _common(inp, Role.RECEIVER)
-    r = inp.spec.receiver
-    parts.set("AKENEO_PORT", str(RECEIVER_PORT))
-    parts.set("AKENEO_ADMIN_PORT", str(ADMIN_PORT))
-    parts.secret("tls", inp.tls_secret, TLS_DIR, ["tls.crt", "tls.key"])
-    parts.set("AKENEO_TLS_CERT_FILE", f"{TLS_DIR}/tls.crt")
-    parts.set("AKENEO_TLS_KEY_FILE", f"{TLS_DIR}/tls.key")
-    keys = [k for k in SIGNATURE_FILES if k in inp.signature_keys]
-    parts.secret("signature", r.signature_secret, SIGNATURE_DIR, keys)
-    for key in keys:
-        parts.set(SIGNATURE_FILES[key], f"{SIGNATURE_DIR}/{key}")
-    parts.set("AKENEO_MAX_BODY_BYTES", str(r.max_body_bytes))
-    parts.set("AKENEO_TIMESTAMP_TOLERANCE", r.timestamp_tolerance)
-    # an outage's 503 window, kept across container restarts (the /tmp emptyDir) until NATS
-    # takes its gap record
-    parts.set("AKENEO_GAP_SPOOL_FILE", GAP_SPOOL_FILE)
+    place = PodPlacement(inp, Role.RECEIVER)
+    rendered = component_env.receiver(
+        inp.names,
+        inp.spec,
+        place,
+        tls_secret=inp.tls_secret,
+        signature_keys=inp.signature_keys,
+    )
+    parts = _parts(inp, Role.RECEIVER, rendered)
     # the key of its report of loaded secrets (fingerprints), which the rotation waits for
     parts.env.append(
         {"name": "AKENEO_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
@@ -141,43 +182,13 @@ def receiver_parts(inp: BuildInput) -> PodParts:
 
 
 def worker_parts(inp: BuildInput) -> PodParts:
-    parts = _common(inp, Role.WORKER)
-    w = inp.spec.worker
-    parts.set("AKENEO_PORT", str(WORKER_PORT))
-    parts.set("AKENEO_MAX_DELIVER", str(w.max_deliver))
-    parts.set("AKENEO_ACK_WAIT", w.ack_wait)
-    sink = w.sink
-    parts.set("AKENEO_SINK", sink.kind)
-    if sink.webhook is not None:
-        parts.set("AKENEO_WEBHOOK_URL", sink.webhook.url)
-        parts.set("AKENEO_WEBHOOK_SIGNATURE", sink.webhook.signature.value)
-        if sink.webhook.signing_secret is not None:
-            parts.secret("sink", sink.webhook.signing_secret, SINK_DIR, ["signingSecret"])
-            parts.set("AKENEO_WEBHOOK_SIGNING_SECRET_FILE", f"{SINK_DIR}/signingSecret")
-        if sink.webhook.allow_private_addresses and inp.settings.allow_private_webhooks:
-            parts.set("AKENEO_WEBHOOK_ALLOW_PRIVATE", "true")
-    elif sink.postgres is not None:
-        parts.secret("sink", sink.postgres.dsn_secret, SINK_DIR, ["dsn"])
-        parts.set("AKENEO_POSTGRES_DSN_FILE", f"{SINK_DIR}/dsn")
-        parts.set("AKENEO_POSTGRES_TABLE", sink.postgres.table)
-        if sink.postgres.allow_private_addresses and inp.settings.allow_private_postgres:
-            parts.set("AKENEO_POSTGRES_ALLOW_PRIVATE", "true")
-    elif sink.sqlite is not None:
-        # a relative path lives in the data dir, in a pod as in local mode (read-only root)
-        path = posixpath.join("/data", sink.sqlite.path)
-        parts.set("AKENEO_SQLITE_PATH", path)
-        parts.empty_dir("data", posixpath.dirname(path))
-    _pim(inp, parts)
-    return parts
+    rendered = component_env.worker(inp.names, inp.spec, PodPlacement(inp, Role.WORKER))
+    return _parts(inp, Role.WORKER, rendered)
 
 
 def reconcile_parts(inp: BuildInput) -> PodParts:
-    parts = _common(inp, Role.RECONCILE)
-    rec = inp.spec.reconciliation
-    _pim(inp, parts)
-    parts.set("AKENEO_RECONCILE_RESOURCES", ",".join(rec.resources))
-    parts.set("AKENEO_SAFETY_MARGIN", rec.safety_margin)
-    return parts
+    rendered = component_env.reconcile(inp.names, inp.spec, PodPlacement(inp, Role.RECONCILE))
+    return _parts(inp, Role.RECONCILE, rendered)
 
 
 def container_security() -> Manifest:

@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from akeneo_connector.component_env import PIM_KEYS
 from akeneo_connector.signing_secrets import SigningSecretError, signing_keys
 from akeneo_connector.spec import AkeneoConnectionSpec, TLSMode, WebhookSignature
 from akeneo_operator import policy
-from akeneo_operator.pods import PIM_KEYS, SIGNATURE_KEYS
+from akeneo_operator.pods import SIGNATURE_KEYS
 from akeneo_operator.status import Cond
 
 DSN_KEYS = ("dsn",)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from akeneo_connector.durations import parse_duration
 from akeneo_connector.quotas import StreamQuotas
+from akeneo_connector.settings_contract import TRUE
 from akeneo_connector.spec import TLSSpec
 from akeneo_operator.egress import normalize_cidr
 
@@ -550,7 +551,8 @@ def _convert(field: str, raw: str) -> Any:
 
 
 def _truthy(raw: str) -> bool:
-    return raw.strip().lower() in ("1", "true", "yes")
+    """The components' boolean words (``on`` too); the operator stays lenient: else false."""
+    return raw.strip().lower() in TRUE
 
 
 def from_sources(args: argparse.Namespace | None, env: Mapping[str, str]) -> OperatorSettings:

@@ -126,96 +126,87 @@ class CatchUpStatus(StatusModel):
     )
 
 
+Text = Annotated[str, Field(max_length=256)]
+Fingerprint = Annotated[str, Field(max_length=64)]
+
+
 class EventPlatformStatus(StatusModel):
     """The Event Platform subscription the operator manages
-    (spec.eventPlatform.manageSubscription); never a secret, only a digest."""
+    (spec.eventPlatform.manageSubscription)."""
 
-    subscriber_id: Annotated[str, Field(max_length=256)] | None = Field(
-        default=None, description="The subscriber's id"
-    )
-    subscription_id: Annotated[str, Field(max_length=256)] | None = Field(
-        default=None, description="The subscription's id"
-    )
-    status: Annotated[str, Field(max_length=32)] | None = Field(
+    subscriber_id: Text | None = Field(default=None, description="The subscriber's id")
+    subscription_id: Text | None = Field(default=None, description="The subscription's id")
+    status: Text | None = Field(
         default=None,
-        description="The subscription's status as the management API last said (active, "
-        "suspended, revoked, deleted)",
+        description="The subscription's status as the management API last said "
+        "(active, suspended, revoked, deleted)",
     )
     last_checked: datetime | None = Field(
         default=None, description="When the management API was last read"
     )
     suspended_by: Literal["system", "user", "unknown"] | None = Field(
         default=None,
-        description="Who suspended it (from the notification): the system's suspensions are "
-        "resumed automatically (autoResume), a user's never",
+        description="Who suspended it (from the notification): system ones are resumed "
+        "automatically (autoResume), user ones never",
     )
     suspended_since: datetime | None = Field(
-        default=None, description="Suspended since then (the start of a gap window)"
+        default=None, description="Suspended since (opens a gap window)"
     )
     created_subscriber: bool | None = Field(
         default=None,
         description="The operator created the subscriber (deleted with the connection when it "
         "holds no other subscription)",
     )
-    spec_hash: Annotated[str, Field(max_length=64)] | None = Field(
-        default=None, description="Digest of what the subscription was last set to"
+    spec_hash: Text | None = Field(
+        default=None, description="Digest of what the subscription was set to"
     )
     last_resume: datetime | None = Field(
-        default=None, description="The operator's last resume of a system suspension"
+        default=None, description="The operator's last resume attempt"
     )
     resume_attempts: Count | None = Field(
-        default=None, description="Resumes within the last hour (backoff between them)"
+        default=None, description="Resume attempts since the suspension (backoff)"
     )
-    error: Annotated[str, Field(max_length=256)] | None = Field(
-        default=None, description="Reason of the last management API failure, if any"
-    )
+    error: Text | None = Field(default=None, description="The last management API error, if any")
     failures: Count | None = Field(
-        default=None, description="Management API failures in a row (backoff)"
+        default=None, description="Consecutive management API failures (backoff)"
     )
     next_try: datetime | None = Field(
-        default=None, description="No management API call before this time (backoff)"
+        default=None, description="No management API call before this time"
     )
-
-
-Fingerprint = Annotated[str, Field(max_length=64)]
 
 
 class RotationTrack(StatusModel):
-    """One secret's rotation (``akeneo_operator.rotation``): fingerprints, never secrets."""
+    """One secret's rotation: fingerprints (first 12 hex digits of SHA-256), never secrets."""
 
-    phase: Literal["Idle", "SecretAdded", "WaitingForReceivers", "Retiring"] = Field(
-        description="Idle; SecretAdded (second line written); WaitingForReceivers (until "
-        "every ready receiver reports the new one); Retiring (promoted; the old one stays "
-        "accepted until no delivery signed with it alone can arrive)"
+    phase: Literal["Idle", "SecretAdded", "WaitingForReceivers", "Retiring"] | None = Field(
+        default=None, description="Where the rotation stands"
     )
     old: Fingerprint | None = Field(
-        default=None, description="First 12 hex digits of the old secret's SHA-256"
+        default=None, description="Fingerprint of the secret being retired"
     )
     new: Fingerprint | None = Field(
-        default=None, description="First 12 hex digits of the new secret's SHA-256"
+        default=None, description="Fingerprint of the secret taking over"
     )
     signing_since: datetime | None = Field(
-        default=None, description="The remote side signs with the new secret since then"
+        default=None, description="The remote side signs with the new secret since"
     )
 
 
 class SecretRotationStatus(StatusModel):
-    """Rotation of the Event Platform secrets (secretRotationPeriod, rotate-secrets)."""
+    """Rotation of the Event Platform secrets (secretRotationPeriod,
+    akeneo.connectors.dev/rotate-secrets)."""
 
     event_platform: RotationTrack | None = Field(
-        default=None, description="The subscription's secrets (eventPlatformSecrets)"
+        default=None, description="The subscription's secrets"
     )
     notification: RotationTrack | None = Field(
-        default=None,
-        description="The notification webhook secret (eventPlatformNotificationSecret)",
+        default=None, description="The notification webhook secret"
     )
-    request: Annotated[str, Field(max_length=256)] | None = Field(
-        default=None,
-        description="The last akeneo.connectors.dev/rotate-secrets value handled (sha256: "
-        "when long)",
+    request: Text | None = Field(
+        default=None, description="The last rotate-secrets value handled (sha256: when long)"
     )
     rotated: datetime | None = Field(
-        default=None, description="Last rotation completed (or first seen): the period's start"
+        default=None, description="Last rotation completed (or first seen)"
     )
 
 
@@ -254,11 +245,12 @@ class ConnectionStatus(StatusModel):
     )
     event_platform: EventPlatformStatus | None = Field(
         default=None,
-        description="The managed Event Platform subscription (spec.eventPlatform)",
+        description="The Event Platform subscription the operator manages "
+        "(spec.eventPlatform.manageSubscription)",
     )
     secret_rotation: SecretRotationStatus | None = Field(
         default=None,
-        description="Rotation of the Event Platform secrets the operator generated",
+        description="Rotation of the Event Platform secrets (fingerprints, never secrets)",
     )
     kopf: dict[str, Any] | None = Field(
         default=None,
@@ -416,51 +408,57 @@ CONDITIONS: tuple[ConditionType, ...] = (
     ),
     ConditionType(
         st.EVENT_SUBSCRIPTION,
-        "The Event Platform subscription's state: from its notifications, and for a managed "
-        "one (spec.eventPlatform.manageSubscription) from the management API too; absent "
-        "until known",
+        "The Event Platform subscription's state, from its subscriber notifications; absent "
+        "until the first one",
         (
             Reason("Resumed", "True", "The subscription was resumed"),
-            Reason("Active", "True", "Managed: the management API says it is active"),
             Reason(
                 "SuspendedBySystem",
                 "False",
                 "The Event Platform suspended it (e.g. too many failed deliveries); events "
-                "are not kept while suspended: fix the cause; a managed one is resumed once "
-                "the receiver is ready (autoResume)",
+                "are not kept while suspended: fix the cause, resume it in Akeneo",
             ),
-            Reason("SuspendedByUser", "False", "A user suspended it (never resumed by us)"),
+            Reason("SuspendedByUser", "False", "A user suspended it"),
             Reason(
                 "Suspended",
                 "False",
-                "Managed: suspended, and no notification said by whom (not resumed by us)",
+                "Managed subscription suspended, by whom is not known (no notification seen)",
             ),
             Reason("Revoked", "False", "It was revoked"),
-            Reason("EventPlatformNeedsHost", "False", "Managed: needs receiver.host"),
+            Reason("Active", "True", "Managed subscription: the management API says active"),
+            Reason(
+                "EventPlatformNeedsHost",
+                "False",
+                "manageSubscription needs receiver.host: the platform delivers to the "
+                "receiver's public https://<host>/event-platform",
+            ),
             Reason(
                 "EventPlatformSecretMissing",
                 "False",
-                "Managed: the user's signature Secret lacks eventPlatformSecrets",
+                "The user's signature Secret has no eventPlatformSecrets: add them, or delete "
+                "the Secret and the operator generates its own",
             ),
             Reason(
                 "EventPlatformUnauthorized",
                 "False",
-                "The PIM or the management API refused the connection's credentials",
+                "The PIM or the management API refused the connection's credentials (401/403)",
             ),
-            Reason("EventPlatformNotFound", "False", "The management API answered 404"),
+            Reason("EventPlatformNotFound", "False", "The subscriber or subscription is gone"),
             Reason(
                 "EventPlatformLimitReached",
                 "False",
-                "20 subscribers per PIM or 20 subscriptions per subscriber reached",
+                "Akeneo's limit of subscribers per PIM or subscriptions per subscriber",
             ),
-            Reason("EventPlatformRejected", "False", "The management API refused a request"),
+            Reason(
+                "EventPlatformRejected",
+                "False",
+                "The management API refused the request (its message is in the condition)",
+            ),
             Reason(
                 "EventPlatformUnavailable",
                 "Unknown",
                 "The management API cannot be reached; retried with backoff",
             ),
-            Reason("KubernetesApiError", "Unknown", "A Secret could not be read"),
-            PENDING,
         ),
     ),
     ConditionType(
@@ -511,28 +509,28 @@ CONDITIONS: tuple[ConditionType, ...] = (
     ),
     ConditionType(
         st.SECRET_ROTATION,
-        "Rotation of the Event Platform secrets the operator generated; only with "
-        "spec.eventPlatform.secretRotationPeriod or akeneo.connectors.dev/rotate-secrets "
-        "(does not hold Ready)",
+        "Rotation of the Event Platform secrets (secretRotationPeriod or the annotation "
+        "akeneo.connectors.dev/rotate-secrets); only when asked for (does not hold Ready)",
         (
-            Reason("Idle", "True", "No rotation under way; the message says when the next is"),
-            Reason("InProgress", "False", "A new secret is being added"),
+            Reason("Idle", "True", "No rotation running; the message says when the next is due"),
+            Reason("InProgress", "False", "The new secrets are being added"),
+            Reason(
+                "SecretNotManaged",
+                "False",
+                "The signature Secret is the user's: the operator rotates only secrets it "
+                "generated",
+            ),
             Reason(
                 "WaitingForReceivers",
                 "False",
-                "Not every ready receiver reports the new secret yet (the message names "
-                "them); deliveries stay signed with one they accept",
+                "Waiting until every ready receiver loaded the new secret (the old one stays "
+                "in use meanwhile)",
             ),
             Reason(
                 "RetiringOldSecret",
                 "False",
-                "The new secret is in use; the old one is accepted until no delivery signed "
-                "with it alone can arrive",
-            ),
-            Reason(
-                "SecretNotManaged",
-                "False",
-                "The signature Secret is the user's: rotate it by hand",
+                "The new secret is in use; the old one is still accepted until no delivery "
+                "signed with it alone can arrive",
             ),
         ),
     ),

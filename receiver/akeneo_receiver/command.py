@@ -43,12 +43,12 @@ async def serve(cfg: receiver_config.ReceiverConfig) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    setup_logging(args.log_level)
     try:
         cfg = receiver_config.from_args(args)
     except (ValueError, OSError) as exc:
         print(f"akeneo-connector receiver: {exc}", file=sys.stderr)
         return 2
+    setup_logging(cfg.log_level)
     try:
         eventloop.run(serve(cfg))
     except OSError as exc:  # port in use, unreadable key pair, ...

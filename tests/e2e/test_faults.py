@@ -23,11 +23,24 @@ from bench.faults import KILL_WINDOW, SCENARIOS, print_table, run_scenarios
 # margin: at most 1 legacy answer in 100 may take longer than the sender's 5 s.
 # Raft election (at most 9 s) + an Event Platform request's 4 s budget + scheduling margin.
 CI_LEADER_WINDOW_MS = 15_000
+# The legacy sender waits 5 s here, not the PIM's 0.5 s (which bench/faults.py applies and
+# reports): on a loaded 2-core machine a third or more of the answers can take longer than
+# 0.5 s, kills or not, and would count as failures of the pipeline.
+CI_LEGACY_TIMEOUT = 5.0
+# POSTs of the load not answered 200 (503, no answer within 5 s, connection error), as a
+# share of all, where the receiver and NATS are left alone: only a stalled machine refuses
+# some (an ack slower than the receiver's 0.4 s budget). Where one of them is killed, the
+# share depends on how long it takes to come back within these 6 s runs: reported, and
+# bounded by the scenario's own figures (the outage's 503s, the refusal windows per kill).
+QUIET_NOT_200 = 0.10
+RECEIVING_PATH_FAULTS = {"receiver-kill", "nats-restart", "cluster-kill"}
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 async def test_fault_scenario_loses_nothing(scenario: str, tmp_path: Path) -> None:
-    [row] = await run_scenarios([scenario], seconds=6.0, rate=120.0, root=tmp_path)
+    [row] = await run_scenarios(
+        [scenario], seconds=6.0, rate=120.0, root=tmp_path, legacy_timeout=CI_LEGACY_TIMEOUT
+    )
     print_table([row])
     assert row.lost == 0, row
     assert row.backwards == 0, row
@@ -37,6 +50,8 @@ async def test_fault_scenario_loses_nothing(scenario: str, tmp_path: Path) -> No
     assert row.applied > 0, row
     if scenario != "pim-storm":
         assert row.answered_200 > 0, row
+    if scenario not in RECEIVING_PATH_FAULTS:
+        assert sum(row.not_200.values()) <= QUIET_NOT_200 * row.deliveries, row
     # the fault really happened: the receiver said 503 while the queue was down, and the
     # PIM's storm was met with waits and retries, not luck
     if scenario == "nats-restart":

@@ -2,12 +2,15 @@
 
 Every input gets a 4xx (a 200 only for a validly signed, well-formed delivery), never a 5xx
 or a crash; nothing reaches the stream without a valid signature; RSS stays bounded.
-``FUZZ_EXAMPLES`` (default 800 per test) scales the run; totals are printed at module end.
+``FUZZ_EXAMPLES`` (default 800 per test) scales the run; totals are printed at module end:
+distinct generated inputs (hypothesis may draw the same one twice: counted once), apart from
+the memory test's replays of four fixed bodies.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -48,7 +51,9 @@ FUZZ = settings(
     suppress_health_check=list(HealthCheck),
 )
 PAYLOAD_REASONS = ("invalid_json", "invalid_shape", "invalid_events", "empty_body")
-TALLY: Counter[str] = Counter()  # inputs tried per kind, and answers by code
+TALLY: Counter[str] = Counter()  # requests sent per kind, answers by code, RSS
+DISTINCT: dict[str, set[bytes]] = {}  # per kind, a digest of each distinct generated input
+MEMORY_SAMPLES = 4  # fixed bodies the memory test replays
 # aiohttp logs malformed HTTP (answered 400) as errors too; anything else there is a crash
 HTTP_PARSE_ERRORS = {name for name, obj in vars(http_exceptions).items() if isinstance(obj, type)}
 CLIENT_GONE = {"ConnectionResetError", "BrokenPipeError", "ClientConnectionResetError"}
@@ -82,14 +87,29 @@ def totals() -> list[str]:
     """The run's fuzzing figures (printed in pytest's closing summary by the conftest)."""
     if not TALLY:
         return []
-    inputs = sum(v for k, v in TALLY.items() if k.startswith("input:"))
-    return [f"fuzz totals: {inputs} inputs"] + [f"  {k}: {v}" for k, v in sorted(TALLY.items())]
+    distinct = sum(len(d) for d in DISTINCT.values())
+    generated = sum(v for k, v in TALLY.items() if k.startswith("sent:"))
+    replays = TALLY["replayed:memory"]
+    head = (f"fuzz totals: {distinct} distinct generated inputs ({generated} sent), "
+            f"{replays} replays of {MEMORY_SAMPLES} fixed bodies")  # fmt: skip
+    kinds = {f"distinct:{k}": len(d) for k, d in DISTINCT.items()}
+    lines = sorted((TALLY | kinds).items())
+    return [head] + [f"  {k}: {v}" for k, v in lines]
 
 
-def _record(kind: str, status: int) -> None:
-    TALLY[f"input:{kind}"] += 1
+def _record(kind: str, status: int, *sent: bytes) -> None:
+    """One generated input ``sent`` (its parts: body, headers...) and the answer's code."""
+    TALLY[f"sent:{kind}"] += 1
     TALLY[f"code:{status}"] += 1
+    digest = hashlib.sha256()
+    for part in sent:
+        digest.update(len(part).to_bytes(8, "big") + part)
+    DISTINCT.setdefault(kind, set()).add(digest.digest())
     assert status < 500, f"{kind}: answered {status}"
+
+
+def _headers_bytes(headers: dict[str, str] | dict[bytes, bytes]) -> bytes:
+    return repr(sorted(headers.items())).encode()
 
 
 # --- strategies -----------------------------------------------------------------------------
@@ -229,7 +249,7 @@ def test_signed_hostile_bodies_get_4xx_or_200(
     else:
         headers = event_platform_headers(EVENT_PLATFORM_SECRETS[0], body)
     resp = http.post("/events", content=body, headers=headers)
-    _record(f"signed:{scheme}", resp.status_code)
+    _record(f"signed:{scheme}", resp.status_code, body)
     answer = resp.json()
     assert resp.status_code in (200, 400, 413), answer
     if resp.status_code == 413:
@@ -322,7 +342,7 @@ def test_unsigned_requests_are_401_and_never_enqueued(
     before = stream_messages(nats_server, fuzz_receiver.names.stream)
     raw = {k.encode(): v.encode("latin-1") for k, v in headers.items()}  # non-ASCII as sent
     resp = http.post("/events", content=body, headers=raw)
-    _record("unsigned", resp.status_code)
+    _record("unsigned", resp.status_code, body, _headers_bytes(raw))
     assert resp.status_code == (413 if len(body) > MAX_BODY else 401), resp.text
     assert stream_messages(nats_server, fuzz_receiver.names.stream) == before
 
@@ -408,7 +428,7 @@ def test_raw_http_framing_never_5xx(
     )
     answer = raw_exchange(fuzz_receiver.port, fuzz_receiver.ca.client_context(), request)
     status = _status_of(answer)
-    _record("raw_http", status or 499)  # 499: closed without an answer
+    _record("raw_http", status or 499, request)  # 499: closed without an answer
     assert status is None or status < 500, answer[:200]
     if status == 200:  # only a probe could answer 200 here, never /events
         assert b'"accepted"' not in answer
@@ -424,6 +444,7 @@ def test_memory_bounded_and_no_crash(http: httpx.Client, fuzz_receiver: Receiver
     big = b'{"events":["' + b"x" * (MAX_BODY - 100) + b'"]}'
     deep = b"[" * (MAX_BODY // 2)
     samples = [big, deep, b"\xff" * 1000, legacy_body([legacy_event("m")])]
+    assert len(samples) == MEMORY_SAMPLES
 
     def burst(n: int) -> None:
         for i in range(n):
@@ -433,7 +454,10 @@ def test_memory_bounded_and_no_crash(http: httpx.Client, fuzz_receiver: Receiver
                 if i % 3
                 else event_platform_headers("not-the-secret", body)
             )
-            _record("memory", http.post("/events", content=body, headers=headers).status_code)
+            status = http.post("/events", content=body, headers=headers).status_code
+            TALLY["replayed:memory"] += 1  # the same few bodies again: not generated inputs
+            TALLY[f"code:{status}"] += 1
+            assert status < 500, f"memory: answered {status}"
 
     burst(100)
     baseline = fuzz_receiver.rss_kib()

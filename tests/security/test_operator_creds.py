@@ -161,7 +161,9 @@ async def test_a_client_following_its_creds_file_outlives_the_first_jwt(
 ) -> None:
     """The server cuts a connection when its JWT expires; renewal must reach it before."""
     server = jwt_nats_server
-    short = timedelta(seconds=4)
+    # Both clients must connect, and the renewal reach the follower, before the first JWT
+    # expires: 10 s leaves room for a loaded 2-core CI (4 s was tight there).
+    short = timedelta(seconds=10)
     now = datetime.now(UTC)
     followed = creds_file(server, A, Role.RECEIVER, now=now, validity=short)
     unfollowed = creds_file(server, A, Role.RECEIVER, now=now + timedelta(microseconds=1),

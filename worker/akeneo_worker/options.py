@@ -1,6 +1,6 @@
-"""Flags of the worker and replay subcommands, with their env equivalents (the flag wins).
-
-Names and defaults follow ``docs/configuration.md``. Secrets are read from files only.
+"""What the worker, reconcile and replay commands share: reading their settings (the
+contract in ``akeneo_connector.settings_contract``), NATS connection, logging. Secrets are
+read from files only.
 """
 
 from __future__ import annotations
@@ -8,55 +8,20 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import nats
 from nats.aio.client import Client
 
 from akeneo_connector import creds_watch
-from akeneo_connector.durations import parse_duration
-from akeneo_connector.names import ConnectionNames
 from akeneo_connector.nats_auth import inbox_prefix
 from akeneo_connector.nats_servers import failover_options
+from akeneo_connector.settings_contract import CommonSettings, SettingsError, resolve
 
-
-def env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name)
-    return value if value not in (None, "") else default
-
-
-def env_bool(name: str) -> bool:
-    return (env(name) or "").strip().lower() in ("1", "true", "yes", "on")
-
-
-REST_BUDGETS = ("connection", "process")
-
-
-def add_rest_budget(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--rest-budget", choices=REST_BUDGETS, default=env("AKENEO_REST_BUDGET", "connection"),
-        help="cap of 4 concurrent PIM calls for the whole connection, shared through its KV "
-        "bucket by every worker replica and the reconcile job (connection), or for this "
-        "process alone (process) [AKENEO_REST_BUDGET]",
-    )  # fmt: skip
-
-
-def seconds(text: str) -> float:
-    try:
-        return parse_duration(text).total_seconds()
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def connection(text: str) -> ConnectionNames:
-    try:
-        return ConnectionNames.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+S = TypeVar("S", bound=CommonSettings)
 
 
 def read_secret(path: Path) -> str:
@@ -64,46 +29,34 @@ def read_secret(path: Path) -> str:
     return path.read_text().rstrip("\r\n")
 
 
-def add_common(parser: argparse.ArgumentParser, *, connection_required: bool = True) -> None:
-    """``connection_required=False``: the command finds the connection otherwise (a
-    manifest) and checks it has one itself."""
-    add = parser.add_argument
-    conn = env("AKENEO_CONNECTION")
-    add(
-        "--connection",
-        type=connection,
-        default=connection(conn) if conn else None,
-        required=conn is None and connection_required,
-        help="namespace/name of the AkeneoConnection [AKENEO_CONNECTION]",
-    )
-    add("--nats-url", default=env("AKENEO_NATS_URL", "nats://127.0.0.1:4222"),
-        help="NATS server URL(s), comma-separated [AKENEO_NATS_URL]")  # fmt: skip
-    add("--nats-user", default=env("AKENEO_NATS_USER"), help="[AKENEO_NATS_USER]")
-    add("--nats-password-file", type=Path, default=env("AKENEO_NATS_PASSWORD_FILE"),
-        help="file holding the NATS password [AKENEO_NATS_PASSWORD_FILE]")  # fmt: skip
-    add("--nats-creds-file", type=Path, default=env("AKENEO_NATS_CREDS_FILE"),
-        help="NATS .creds file [AKENEO_NATS_CREDS_FILE]")  # fmt: skip
-    add("--log-level", default=env("AKENEO_LOG_LEVEL", "info"),
-        choices=["debug", "info", "warning", "error"], help="[AKENEO_LOG_LEVEL]")  # fmt: skip
+def settings_of(cls: type[S], args: argparse.Namespace, **fixed: Any) -> S:
+    """The command's settings (flags over env over defaults); a missing or unreadable one
+    ends the command with exit code 2, as argparse does."""
+    try:
+        return resolve(cls, args, **fixed)
+    except SettingsError as exc:
+        command = getattr(args, "command", None) or "command"
+        print(f"akeneo-connector {command}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
-async def connect(args: argparse.Namespace, name: str, **overrides: Any) -> Client:
-    """Connect with the common flags; ``overrides`` adjust nats.connect (e.g. reconnects)."""
+async def connect(settings: CommonSettings, name: str, **overrides: Any) -> Client:
+    """Connect with the common settings; ``overrides`` adjust nats.connect (e.g. reconnects)."""
     options: dict[str, Any] = {
-        **failover_options(args.nats_url),  # every server: a dead one is left at once
-        "name": f"akeneo-{name} {args.connection.ref}",
-        "inbox_prefix": inbox_prefix(args.connection),  # replies readable by this tenant only
+        **failover_options(settings.nats_url),  # every server: a dead one is left at once
+        "name": f"akeneo-{name} {settings.names.ref}",
+        "inbox_prefix": inbox_prefix(settings.names),  # replies readable by this tenant only
         **overrides,
     }
-    if args.nats_user:
-        options["user"] = args.nats_user
-    if args.nats_password_file:
-        options["password"] = read_secret(Path(args.nats_password_file))
-    if args.nats_creds_file:
-        options["user_credentials"] = str(args.nats_creds_file)
+    if settings.nats_user:
+        options["user"] = settings.nats_user
+    if settings.nats_password_file:
+        options["password"] = read_secret(settings.nats_password_file)
+    if settings.nats_creds_file:
+        options["user_credentials"] = str(settings.nats_creds_file)
     nc = await nats.connect(**options)
-    if args.nats_creds_file:
-        creds_watch.start(nc, args.nats_creds_file)  # renewed JWTs are picked up in time
+    if settings.nats_creds_file:
+        creds_watch.start(nc, settings.nats_creds_file)  # renewed JWTs are picked up in time
     return nc
 
 

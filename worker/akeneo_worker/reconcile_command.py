@@ -31,20 +31,17 @@ from nats.js.kv import KeyValue
 from akeneo_connector import local_layout
 from akeneo_connector.gaps import parse_since
 from akeneo_connector.manifest import ManifestError, load_manifest
-from akeneo_pim.rest import AkeneoApiError, AkeneoAuthError, AkeneoRestClient, PimCredentials
-from akeneo_pim.structure import ATTRIBUTE_OPTIONS, STRUCTURE
-from akeneo_worker.budget import KvBudget
-from akeneo_worker.options import (
-    add_common,
-    add_rest_budget,
-    connect,
-    env,
-    env_bool,
-    seconds,
-    setup_logging,
+from akeneo_connector.settings_contract import (
+    MissingSetting,
+    ReconcileJobSettings,
+    SettingsError,
+    add_arguments,
+    resolve,
 )
+from akeneo_pim.rest import AkeneoApiError, AkeneoAuthError, AkeneoRestClient, PimCredentials
+from akeneo_worker.budget import KvBudget
+from akeneo_worker.options import connect, setup_logging
 from akeneo_worker.reconcile import (
-    KINDS,
     LockBusy,
     LockLost,
     Reconciler,
@@ -55,6 +52,7 @@ HELP = "re-synchronise from the PIM REST API into the stream"
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_LOCKED = 75  # EX_TEMPFAIL
+EXIT_USAGE = 2  # a flag or env variable unreadable
 LOCK_RETRY_SECONDS = 5.0  # how often a --lock-wait run tries the lock again
 
 log = logging.getLogger("akeneo_worker.reconcile")
@@ -64,18 +62,11 @@ class ConfigError(Exception):
     """Bad flags or mounted files: said plainly, never with a secret in it."""
 
 
-RESOURCES = (*KINDS, *STRUCTURE, ATTRIBUTE_OPTIONS)
-
-
-def _resources(text: str) -> tuple[str, ...]:
-    names = tuple(r.strip() for r in text.split(",") if r.strip())
-    unknown = [r for r in names if r not in RESOURCES]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown resources {', '.join(unknown) or '(none)'}: use a comma list of "
-            f"{', '.join(RESOURCES)}"
-        )
-    return names
+# What ``-f`` takes from the running local mode (the rest: flags, env, defaults).
+LOCAL_MODE_FIELDS = (
+    "names", "nats_url", "pim_url", "pim_credentials_dir", "pim_allow_private", "resources",
+    "safety_margin",
+)  # fmt: skip
 
 
 def _since(text: str) -> datetime:
@@ -88,50 +79,31 @@ def _since(text: str) -> datetime:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    add_common(parser, connection_required=False)
+    add_arguments(parser, ReconcileJobSettings)
     add = parser.add_argument
-    add("--pim-url", default=env("AKENEO_PIM_URL"),
-        help="base URL of the PIM [AKENEO_PIM_URL]")  # fmt: skip
-    add("--pim-credentials-dir", type=Path, default=env("AKENEO_PIM_CREDENTIALS_DIR"),
-        help="directory with files clientId, clientSecret, username, password "
-             "[AKENEO_PIM_CREDENTIALS_DIR]")  # fmt: skip
-    add("--resources", type=_resources,
-        default=env("AKENEO_RECONCILE_RESOURCES", "products,product_models"),
-        help="comma list of resources [AKENEO_RECONCILE_RESOURCES]")  # fmt: skip
-    add("--safety-margin", type=seconds, default=env("AKENEO_SAFETY_MARGIN", "5m"),
-        help="re-read this much before the watermark [AKENEO_SAFETY_MARGIN]")  # fmt: skip
-    add("--lock-ttl", type=seconds, default=env("AKENEO_RECONCILE_LOCK_TTL", "10m"),
-        help="reconcile lock lease, renewed while running [AKENEO_RECONCILE_LOCK_TTL]")  # fmt: skip
-    add("--pim-ca-file", default=env("AKENEO_PIM_CA_FILE"),
-        help="CA bundle to verify the PIM's certificate [AKENEO_PIM_CA_FILE]")  # fmt: skip
-    add("--pim-allow-private", action="store_true", default=env_bool("AKENEO_PIM_ALLOW_PRIVATE"),
-        help="allow a PIM on private/loopback addresses [AKENEO_PIM_ALLOW_PRIVATE]")  # fmt: skip
     add("--full", action="store_true",
         help="also scan all identifiers and publish removals for deleted resources, and "
              "sync the listed categories, families, attributes and attribute options")  # fmt: skip
     add("--since", type=_since, default=None,
         help="catch-up: read products and models updated after TIME (RFC 3339), or further "
              "back when the watermark minus the safety margin is older")  # fmt: skip
-    add("--lock-wait", type=seconds, default=env("AKENEO_RECONCILE_LOCK_WAIT", "0s"),
-        help="when another run holds the lock, wait this long for it instead of exiting 75 "
-             "[AKENEO_RECONCILE_LOCK_WAIT]")  # fmt: skip
     add("-f", "--filename", type=Path, default=None,
         help="manifest of a connection running in local mode: reconcile it (data dir, NATS "
              "URL and PIM credentials found as local mode lays them out)")  # fmt: skip
     add("--data-dir", type=Path, default=None,
         help="with -f: local mode's --data-dir, if it was given one")  # fmt: skip
     add("--name", default=None, help="with -f: which AkeneoConnection of the file")
-    add_rest_budget(parser)
 
 
-async def _connect(args: argparse.Namespace) -> Client:
+async def _connect(settings: ReconcileJobSettings) -> Client:
     """Fail fast: a job that cannot reach NATS exits non-zero instead of waiting forever."""
     job_options = {"connect_timeout": 5, "max_reconnect_attempts": 3, "allow_reconnect": True}
-    return await asyncio.wait_for(connect(args, "reconcile", **job_options), timeout=30)
+    return await asyncio.wait_for(connect(settings, "reconcile", **job_options), timeout=30)
 
 
-def from_local_mode(args: argparse.Namespace) -> None:
-    """Fill the connection, NATS URL and PIM settings from ``-f`` and the running local mode."""
+def from_local_mode(args: argparse.Namespace) -> dict[str, str]:
+    """The env local mode gives its own reconcile child (connection, NATS URL, PIM settings),
+    from ``-f`` and the running local mode; it wins over flags and env."""
     try:
         connection = load_manifest(args.filename, name=args.name)
     except ManifestError as exc:
@@ -146,25 +118,34 @@ def from_local_mode(args: argparse.Namespace) -> None:
         )
     if not connection.spec.pim.credentials_secret:
         raise ConfigError(f"{names.ref} has no pim.credentialsSecret: nothing to reconcile from")
-    env = local_layout.reconcile_env(connection, data_dir, runtime.nats_url)
-    args.connection = names
-    args.nats_url = env["AKENEO_NATS_URL"]
-    args.pim_url = env["AKENEO_PIM_URL"]
-    args.pim_credentials_dir = Path(env["AKENEO_PIM_CREDENTIALS_DIR"])
-    args.pim_allow_private = env.get("AKENEO_PIM_ALLOW_PRIVATE") == "true"
-    args.resources = _resources(env["AKENEO_RECONCILE_RESOURCES"])
-    args.safety_margin = seconds(env["AKENEO_SAFETY_MARGIN"])
+    return local_layout.reconcile_env(connection, data_dir, runtime.nats_url)
+
+
+def read_settings(args: argparse.Namespace) -> ReconcileJobSettings:
+    """Flags over env over defaults; with ``-f``, the local mode's env over all of them.
+    ``SettingsError`` for an unreadable setting (exit 2, as argparse's usage errors)."""
+    try:
+        if args.filename is None:
+            return resolve(ReconcileJobSettings, args)
+        local = resolve(ReconcileJobSettings, None, from_local_mode(args))
+        given = {name: getattr(local, name) for name in LOCAL_MODE_FIELDS}
+        return resolve(ReconcileJobSettings, args, **given)
+    except MissingSetting as exc:
+        if exc.field == "names":
+            missing = "--connection (AKENEO_CONNECTION) or -f MANIFEST is required"
+            raise ConfigError(missing) from None
+        raise
 
 
 async def _run_waiting(
-    args: argparse.Namespace,
+    lock_wait: float,
     settings: ReconcileSettings,
     client: AkeneoRestClient,
     js: JetStreamContext,
     kv: KeyValue,
 ) -> str:
     """One run; with ``--lock-wait``, tried again while another run holds the lock."""
-    deadline = time.monotonic() + args.lock_wait
+    deadline = time.monotonic() + lock_wait
     while True:
         try:
             summary = await Reconciler(settings, client, js, kv).run()
@@ -178,32 +159,28 @@ async def _run_waiting(
         return summary.line()
 
 
-async def reconcile(args: argparse.Namespace) -> int:
-    if args.filename is not None:
-        from_local_mode(args)
-    elif args.connection is None:
-        raise ConfigError("--connection (AKENEO_CONNECTION) or -f MANIFEST is required")
-    if not args.pim_url:
+async def reconcile(args: argparse.Namespace, job: ReconcileJobSettings) -> int:
+    if not job.pim_url:
         raise ConfigError("--pim-url (AKENEO_PIM_URL) is required")
-    if not args.pim_credentials_dir:
+    if not job.pim_credentials_dir:
         raise ConfigError("--pim-credentials-dir (AKENEO_PIM_CREDENTIALS_DIR) is required")
     try:
-        credentials = PimCredentials.from_dir(Path(args.pim_credentials_dir))
+        credentials = PimCredentials.from_dir(Path(job.pim_credentials_dir))
     except (OSError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
-    names = args.connection
+    names = job.names
     settings = ReconcileSettings(
         names=names,
-        resources=args.resources,
-        safety_margin=timedelta(seconds=args.safety_margin),
+        resources=job.resources,
+        safety_margin=timedelta(seconds=job.safety_margin),
         full=args.full,
-        lock_ttl=timedelta(seconds=args.lock_ttl),
+        lock_ttl=timedelta(seconds=job.lock_ttl),
         since=args.since,
     )
     try:
-        nc = await _connect(args)
+        nc = await _connect(job)
     except Exception as exc:
-        raise ConfigError(f"cannot connect to NATS at {args.nats_url}: {exc}") from None
+        raise ConfigError(f"cannot connect to NATS at {job.nats_url}: {exc}") from None
     try:
         js = nc.jetstream()
         try:
@@ -216,19 +193,19 @@ async def reconcile(args: argparse.Namespace) -> int:
             kv = await js.key_value(names.guard_bucket)
         except (BucketNotFoundError, NotFoundError):
             raise ConfigError(f"KV bucket {names.guard_bucket} does not exist") from None
-        verify: bool | str = args.pim_ca_file or True
+        verify: bool | str = job.pim_ca_file or True
         budget = None
-        if args.rest_budget == "connection":  # the 4 calls shared with the workers
+        if job.rest_budget == "connection":  # the 4 calls shared with the workers
             budget = KvBudget(nc, names.guard_bucket, holder=settings.holder, max_wait=60.0)
         try:
             async with AkeneoRestClient(
-                args.pim_url,
+                job.pim_url,
                 credentials,
                 verify=verify,
                 limiter=budget,
-                allow_private=args.pim_allow_private,
+                allow_private=job.pim_allow_private,
             ) as client:
-                line = await _run_waiting(args, settings, client, js, kv)
+                line = await _run_waiting(job.lock_wait, settings, client, js, kv)
         finally:
             if budget is not None:
                 await budget.close()
@@ -239,37 +216,46 @@ async def reconcile(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    setup_logging(args.log_level)
+    job: ReconcileJobSettings | None = None
     try:
-        return asyncio.run(reconcile(args))
+        job = read_settings(args)
+        setup_logging(job.log_level)
+        return asyncio.run(reconcile(args, job))
+    except SettingsError as exc:
+        print(f"akeneo-connector reconcile: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except LockBusy as exc:
-        print(f"reconcile {_ref(args)}: skipped: {exc}", file=sys.stderr)
+        print(f"reconcile {_ref(args, job)}: skipped: {exc}", file=sys.stderr)
         return EXIT_LOCKED
     except AkeneoAuthError as exc:
         print(
-            f"reconcile {_ref(args)} failed: the PIM refused the credentials from "
-            f"{args.pim_credentials_dir} ({exc.status}: {exc.message})",
+            f"reconcile {_ref(args, job)} failed: the PIM refused the credentials from "
+            f"{job and job.pim_credentials_dir} ({exc.status}: {exc.message})",
             file=sys.stderr,
         )
         return EXIT_FAILED
     except (AkeneoApiError, ConfigError, LockLost) as exc:
-        print(f"reconcile {_ref(args)} failed: {exc}", file=sys.stderr)
+        print(f"reconcile {_ref(args, job)} failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except (TimeoutError, nats.errors.Error) as exc:
         print(
-            f"reconcile {_ref(args)} failed: NATS error ({type(exc).__name__}: {exc})",
+            f"reconcile {_ref(args, job)} failed: NATS error ({type(exc).__name__}: {exc})",
             file=sys.stderr,
         )
         return EXIT_FAILED
     except Exception as exc:  # still one line for the Job's status; the stack at debug level
         log.debug("reconcile failed", exc_info=True)
         print(
-            f"reconcile {_ref(args)} failed: {type(exc).__name__}: {str(exc)[:300]}",
+            f"reconcile {_ref(args, job)} failed: {type(exc).__name__}: {str(exc)[:300]}",
             file=sys.stderr,
         )
         return EXIT_FAILED
 
 
-def _ref(args: argparse.Namespace) -> str:
-    connection = getattr(args, "connection", None)
-    return str(connection.ref) if connection is not None else str(args.filename or "?")
+def _ref(args: argparse.Namespace, job: ReconcileJobSettings | None) -> str:
+    if job is not None:
+        return job.names.ref
+    names = getattr(args, "names", None)
+    if names is not None:
+        return str(names.ref)
+    return str(args.filename or "?")

@@ -8,8 +8,9 @@ import contextlib
 import json
 from datetime import datetime
 
+from akeneo_connector.settings_contract import CommonSettings, add_arguments
 from akeneo_pim.normalized import ResourceKind
-from akeneo_worker.options import add_common, connect, setup_logging
+from akeneo_worker.options import connect, settings_of, setup_logging
 from akeneo_worker.replay import DeadLetterFilter, redeliver_stream, replay_dead_letters
 
 HELP = "re-publish dead letters or re-deliver the stream"
@@ -26,7 +27,7 @@ def _time(text: str) -> datetime:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    add_common(parser)
+    add_arguments(parser, CommonSettings)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--dead-letters", action="store_true",
                       help="re-publish dead letters (the default mode)")  # fmt: skip
@@ -48,14 +49,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="re-delivery: forget applied versions (rebuild a sink from scratch)")  # fmt: skip
 
 
-async def main(args: argparse.Namespace) -> int:
-    nc = await connect(args, "replay")
+async def main(args: argparse.Namespace, settings: CommonSettings) -> int:
+    nc = await connect(settings, "replay")
     try:
         js = nc.jetstream()
         if args.from_sequence is not None or args.from_time is not None or args.all_events:
             report = await redeliver_stream(
                 js,
-                args.connection,
+                settings.names,
                 start_sequence=args.from_sequence,
                 start_time=args.from_time,
                 reset_guard=args.reset_guard,
@@ -68,7 +69,7 @@ async def main(args: argparse.Namespace) -> int:
                 kind=args.kind,
                 include_malformed=args.include_malformed,
             )
-            report = await replay_dead_letters(js, args.connection, selection, remove=not args.keep)
+            report = await replay_dead_letters(js, settings.names, selection, remove=not args.keep)
     finally:
         with contextlib.suppress(Exception):
             await nc.drain()
@@ -77,5 +78,6 @@ async def main(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    setup_logging(args.log_level)
-    return asyncio.run(main(args))
+    settings = settings_of(CommonSettings, args)
+    setup_logging(settings.log_level)
+    return asyncio.run(main(args, settings))

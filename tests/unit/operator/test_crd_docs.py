@@ -15,8 +15,7 @@ from akeneo_connector.spec import StreamSpec
 from akeneo_operator import apidoc, crd, status
 from akeneo_operator.status import Cond, Observed, render_status
 from akeneo_operator.status_model import BLOCKERS, CONDITIONS, ConnectionStatus
-from akeneo_pim import event_platform_api as epa
-from akeneo_pim import notifications
+from akeneo_pim import event_platform_api, notifications
 
 Schema = dict[str, Any]
 OPERATOR = Path(status.__file__).parent
@@ -158,9 +157,10 @@ def _reasons_in_code() -> dict[str, str]:
                 found.setdefault(reason, f"{dotted}:{node.lineno}")
     for _status, reason, _verb in notifications._CONDITIONS.values():
         found.setdefault(reason, "akeneo_pim/notifications.py")
-    # a managed subscription's condition carries the management API client's reason
-    for reason in (epa.UNAUTHORIZED, epa.NOT_FOUND, epa.LIMIT_REACHED, epa.REJECTED,
-                   epa.UNAVAILABLE):  # fmt: skip
+    # the management API client names its errors; the operator passes them on as reasons
+    api = event_platform_api
+    for reason in (api.UNAUTHORIZED, api.NOT_FOUND, api.LIMIT_REACHED, api.REJECTED,
+                   api.UNAVAILABLE):  # fmt: skip
         found.setdefault(reason, "akeneo_pim/event_platform_api.py")
     return found
 
