@@ -47,7 +47,7 @@ from akeneo_pim.structure import (
     split_option_key,
     updated_after,
 )
-from akeneo_worker.reconcile_events import removal_event, structure_upsert
+from akeneo_resync.reconcile_events import removal_event, structure_upsert
 
 log = logging.getLogger(__name__)
 
