@@ -36,6 +36,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from akeneo_connector.gaps import GapRecord, GapSource
+from akeneo_connector.normalized import SourceFormat
 from akeneo_connector.secret_report import SecretReport, report, report_key
 from akeneo_pim.event_types import REFERENCE
 from akeneo_pim.formats import PayloadError
@@ -46,7 +47,6 @@ from akeneo_pim.normalize import (
     encode_event_platform,
     encode_events_api,
 )
-from akeneo_pim.normalized import SourceFormat
 from akeneo_pim.notifications import parse_notification, printable, type_label
 from akeneo_pim.paths import EVENT_PLATFORM_PATH, EVENTS_API_PATH, NOTIFICATIONS_PATH
 from akeneo_pim.signatures import (

@@ -48,7 +48,7 @@ from akeneo_connector.guard_state import (
     watermark_key,
 )
 from akeneo_connector.names import ConnectionNames
-from akeneo_pim.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
+from akeneo_connector.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
 from akeneo_pim.rest import (
     PRODUCT_MODELS_PATH,
     PRODUCTS_UUID_PATH,

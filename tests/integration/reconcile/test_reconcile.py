@@ -17,7 +17,7 @@ from akeneo_connector.guard_state import (
     guard_key,
     watermark_key,
 )
-from akeneo_pim.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
+from akeneo_connector.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
 from akeneo_pim.rest import AkeneoApiError, AkeneoRestClient
 from akeneo_pim.simulator import PimSimulator
 from akeneo_resync.reconcile import LockBusy, LockLost, Resync, ResyncSettings

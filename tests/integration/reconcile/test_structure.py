@@ -24,8 +24,8 @@ import psycopg
 import pytest
 
 from akeneo_connector.guard_state import GuardEntry, Watermark, guard_key
+from akeneo_connector.normalized import Action, NormalizedEvent, ResourceKind
 from akeneo_connector.spec import StreamSpec
-from akeneo_pim.normalized import Action, NormalizedEvent, ResourceKind
 from akeneo_pim.rest import AkeneoRestClient
 from akeneo_pim.simulator import PimSimulator
 from akeneo_pim.structure import STRUCTURE

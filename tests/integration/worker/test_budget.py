@@ -27,7 +27,7 @@ from nats.js import JetStreamContext
 
 from akeneo_connector.guard_state import BUDGET_SLOTS, BudgetSlot, budget_slot_key
 from akeneo_connector.names import ConnectionNames
-from akeneo_pim.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
+from akeneo_connector.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
 from akeneo_pim.rest import AkeneoRestClient, CallSlotUnavailable
 from akeneo_pim.simulator import PimSimulator
 from akeneo_resync.reconcile import Resync, ResyncSettings

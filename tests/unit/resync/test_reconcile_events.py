@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from akeneo_connector.guard_state import NEVER_APPLIED, GuardEntry
-from akeneo_pim.normalized import NormalizedEvent, ResourceKind
+from akeneo_connector.normalized import NormalizedEvent, ResourceKind
 from akeneo_resync.reconcile_events import (
     structure_event_id,
     structure_upsert,
