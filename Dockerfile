@@ -19,6 +19,7 @@ COPY connector connector
 COPY operator operator
 COPY receiver receiver
 COPY worker worker
+COPY resync resync
 COPY pim pim
 RUN pip wheel --no-build-isolation --no-deps --no-index --wheel-dir /wheels . \
  && /opt/akeneo/bin/pip install --no-deps --no-index /wheels/akeneo_connector-*.whl \

@@ -63,7 +63,7 @@ from akeneo_connector.nats_servers import failover_options
 from akeneo_connector.spec import StreamSpec
 from akeneo_pim.rest import AkeneoRestClient
 from akeneo_pim.simulator import Change, EventSender, PimSimulator
-from akeneo_worker.reconcile import Reconciler, ReconcileSettings, ReconcileSummary
+from akeneo_resync.reconcile import Resync, ResyncSettings, ResyncSummary
 from akeneo_worker.sinks.postgres import PostgresSink
 from bench import report
 
@@ -880,9 +880,7 @@ async def pim_storm(g: Ground) -> Row:
             g.sim.fail_next(500, 5)
             started = time.monotonic()
             async with AkeneoRestClient(g.sim.url, g.sim.credentials, allow_private=True) as client:
-                summary = await Reconciler(
-                    ReconcileSettings(names=pipe.names), client, js, kv
-                ).run()
+                summary = await Resync(ResyncSettings(names=pipe.names), client, js, kv).run()
             took = time.monotonic() - started
         finally:
             g.sim.settings.rate_429 = 0.0
@@ -907,7 +905,7 @@ async def pim_storm(g: Ground) -> Row:
         return row
 
 
-def _summary_text(summary: ReconcileSummary) -> str:
+def _summary_text(summary: ResyncSummary) -> str:
     return (f"seen {summary.seen}, published {summary.published}, "
             f"429s {summary.throttled_429}, retries {summary.retries}")  # fmt: skip
 

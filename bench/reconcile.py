@@ -37,7 +37,7 @@ from akeneo_connector.names import ConnectionNames
 from akeneo_connector.spec import StreamSpec
 from akeneo_pim.rest import PRODUCTS_UUID_PATH, AkeneoRestClient, PimCredentials
 from akeneo_pim.structure import STRUCTURE
-from akeneo_worker.reconcile import Reconciler, ReconcileSettings
+from akeneo_resync.reconcile import Resync, ResyncSettings
 from bench import report
 
 MAX_CALLS = 4
@@ -117,13 +117,13 @@ async def _reconcile(
         js = nc.jetstream()
         await ensure_all(js, names, StreamSpec())
         kv = await js.key_value(names.guard_bucket)
-        settings = ReconcileSettings(
+        settings = ResyncSettings(
             names=names, partitions=partitions, resources=resources, full=full
         )
         async with AkeneoRestClient(url, credentials, allow_private=True) as client:
             await client.get_json(f"{PRODUCTS_UUID_PATH}?limit=1")
             client.stats.pages = client.stats.calls = client.stats.max_in_flight = 0
-            return await Reconciler(settings, client, js, kv).run()
+            return await Resync(settings, client, js, kv).run()
     finally:
         await nc.close()
 

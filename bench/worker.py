@@ -56,8 +56,8 @@ from akeneo_connector import eventloop
 from akeneo_connector.guard_state import GUARD_PREFIX
 from akeneo_connector.jetstream import ensure_all
 from akeneo_connector.names import ConnectionNames
+from akeneo_connector.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
 from akeneo_connector.spec import StreamSpec, WebhookSignature
-from akeneo_pim.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
 from akeneo_worker.metrics import WorkerMetrics
 from akeneo_worker.sinks.base import Sink
 from akeneo_worker.sinks.sqlite import SqliteSink

@@ -17,8 +17,8 @@ SUBCOMMANDS: dict[str, str] = {
     "operator": "akeneo_operator.command",
     "receiver": "akeneo_receiver.command",
     "worker": "akeneo_worker.command",
-    "reconcile": "akeneo_worker.reconcile_command",
-    "replay": "akeneo_worker.replay_command",
+    "reconcile": "akeneo_resync.reconcile_command",
+    "replay": "akeneo_resync.replay_command",
     "simulate": "akeneo_pim.simulate_command",
     "local": "akeneo_connector.local",
 }

@@ -30,9 +30,9 @@ from akeneo_connector.gaps import (
     suspension_windows,
 )
 from akeneo_connector.names import ConnectionNames
+from akeneo_connector.normalized import NormalizedEvent
 from akeneo_connector.stream_reader import read_messages
 from akeneo_pim.formats import PayloadError
-from akeneo_pim.normalized import NormalizedEvent
 from akeneo_pim.notifications import parse_notification, subscription_condition
 
 # Headers the worker writes on a dead letter (``akeneo_worker.dead_letters``; a unit test

@@ -940,15 +940,30 @@ def _owner_view(body: Manifest, previous: Manifest) -> Manifest:
 
 def _removals(previous: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
     """``status`` as a merge patch: keys of ``status.eventPlatform`` it dropped become null
-    (a merge patch keeps what it leaves out: a suspension that ended would stay recorded)."""
-    before = previous.get("eventPlatform")
+    (a merge patch keeps what it leaves out: a suspension that ended would stay recorded),
+    and so do those of each track of ``status.secretRotation`` (a finished rotation's
+    fingerprints)."""
+    out = _nulled(previous.get("eventPlatform"), status, "eventPlatform")
+    before = previous.get("secretRotation")
+    now = status.get("secretRotation")
+    if isinstance(before, dict) and isinstance(now, dict):
+        tracks = {
+            t: _nulled(before.get(t), now, t).get(t) for t in ("eventPlatform", "notification")
+        }
+        out = {**out, "secretRotation": {**now, **{k: v for k, v in tracks.items() if v}}}
+    return out
+
+
+def _nulled(before: Any, status: dict[str, Any], key: str) -> dict[str, Any]:
+    """``status`` with the keys of ``before`` (the previous ``status[key]``) it lacks set to
+    null."""
     if not isinstance(before, dict):
         return status
-    now = status.get("eventPlatform") or {}
+    now = status.get(key) or {}
     gone = {k: None for k in before if k not in now}
     if not gone:
         return status
-    return {**status, "eventPlatform": {**now, **gone}}
+    return {**status, key: {**now, **gone}}
 
 
 LAST_CHECKED_EVERY = timedelta(minutes=5)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from akeneo_operator.status import Cond
 MAX_STATS_KEYS = 1024  # one per worker pod that ever ran; far more than replicas (<= 50)
 STATS_READ_SECONDS = 10.0
 MAX_COUNTER = 2**53  # what a status integer can hold exactly
+REPORT_KEPT = timedelta(hours=1)  # a receiver report older than this is a dead pod's
 
 NO_STORAGE_TO_RESERVE = 10047  # JetStream: "insufficient storage resources available"
 COUNTER_FIELDS = {
@@ -164,10 +166,13 @@ class NatsLink:
 
     async def secret_reports(self, names: ConnectionNames) -> list[SecretReport]:
         """The receivers' reports of their loaded secrets (``secret_report``), bounded like
-        the counters; unreadable entries are left out, an unreadable bucket gives []."""
+        the counters; unreadable entries are left out, an unreadable bucket gives []. Each
+        pod that ever ran left one: those older than ``REPORT_KEPT`` are purged, so the
+        bounded read always reaches the live pods' reports."""
         try:
+            js = await self.js()
             values = await kv_latest(
-                await self.js(),
+                js,
                 names.guard_bucket,
                 f"{REPORT_PREFIX}.>",
                 max_keys=MAX_STATS_KEYS,
@@ -176,8 +181,22 @@ class NatsLink:
             )
         except (NotFoundError, TimeoutError, OSError, nats.errors.Error):
             return []
-        out = []
-        for value in values.values():
-            with contextlib.suppress(ValueError):
-                out.append(SecretReport.model_validate_json(value))
+        out: list[SecretReport] = []
+        stale: list[str] = []
+        now = utcnow()
+        for key, value in values.items():
+            try:
+                got = SecretReport.model_validate_json(value)
+            except ValueError:
+                stale.append(key)  # not a report: nothing a receiver writes
+                continue
+            if now - got.at > REPORT_KEPT:
+                stale.append(key)
+            else:
+                out.append(got)
+        if stale:
+            with contextlib.suppress(NotFoundError, TimeoutError, OSError, nats.errors.Error):
+                kv = await js.key_value(names.guard_bucket)
+                for key in stale:
+                    await kv.purge(key)
         return out

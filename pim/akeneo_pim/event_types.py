@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from akeneo_pim.normalized import Action, ResourceKind
+from akeneo_connector.normalized import Action, ResourceKind
 
 PREFIX = "com.akeneo.pim.v1."
 

@@ -19,6 +19,13 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
+from akeneo_connector.normalized import (
+    Action,
+    EventMessage,
+    NormalizedEvent,
+    ResourceKind,
+    SourceFormat,
+)
 from akeneo_pim import event_types, passthrough
 from akeneo_pim.event_types import HandledType, attribute_option_key
 from akeneo_pim.formats import (
@@ -30,13 +37,6 @@ from akeneo_pim.formats import (
     raw_event_id,
     split_event_platform,
     split_events_api,
-)
-from akeneo_pim.normalized import (
-    Action,
-    EventMessage,
-    NormalizedEvent,
-    ResourceKind,
-    SourceFormat,
 )
 
 

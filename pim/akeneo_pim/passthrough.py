@@ -22,8 +22,8 @@ import msgspec
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import from_json
 
+from akeneo_connector.normalized import Action, EventMessage, ResourceKind, SourceFormat
 from akeneo_pim.formats import MAX_EVENTS_PER_REQUEST, LegacyAction, Timestamp
-from akeneo_pim.normalized import Action, EventMessage, ResourceKind, SourceFormat
 
 EVENT_ID_MAX = 200  # as formats.EventId
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
 
-from akeneo_pim.normalized import ResourceKind
+from akeneo_connector.normalized import ResourceKind
 
 CATEGORIES_PATH = "/api/rest/v1/categories"
 FAMILIES_PATH = "/api/rest/v1/families"

@@ -35,6 +35,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from akeneo_connector.gaps import GapRecord, GapSource
+from akeneo_connector.normalized import SourceFormat
 from akeneo_connector.secret_report import SecretReport, report, report_key
 from akeneo_pim.event_types import REFERENCE
 from akeneo_pim.formats import PayloadError
@@ -45,7 +46,6 @@ from akeneo_pim.normalize import (
     encode_event_platform,
     encode_events_api,
 )
-from akeneo_pim.normalized import SourceFormat
 from akeneo_pim.notifications import parse_notification, printable, type_label
 from akeneo_pim.paths import EVENT_PLATFORM_PATH, EVENTS_API_PATH, NOTIFICATIONS_PATH
 from akeneo_pim.signatures import (
@@ -86,6 +86,7 @@ KEEPALIVE_TIMEOUT = 30.0
 BODY_READ_TIMEOUT = 10.0  # a body trickled slower than this is cut off with a 408
 PENDING_POLL_INTERVAL = 1.0
 OUTAGE_CHECK_INTERVAL = 0.5
+REPORT_RETRY = 2.0  # a secret report NATS did not take is sent again this much later
 GAP_PUBLISH_BUDGET = 2.0
 # A notification is about 500 bytes: anything near this is not one, however it is signed.
 NOTIFICATION_MAX_BYTES = 64 * 1024
@@ -316,17 +317,23 @@ class Receiver:
         stream = f"KV_{self.config.names.guard_bucket}"
         sent: tuple[tuple[str, ...], tuple[str, ...]] | None = None
         sent_at = 0.0
+        retry_at = 0.0  # after a failure: tried again later, logged once until it works
         while True:
             current = self.secret_report()
             loaded = (current.event_platform, current.notification)
-            due = time.monotonic() - sent_at >= self.config.secret_report_interval
+            now = time.monotonic()
+            due = now - sent_at >= self.config.secret_report_interval
             js = self.publisher.js
-            if (loaded != sent or due) and js is not None and self.publisher.connected:
+            ready = js is not None and self.publisher.connected and now >= retry_at
+            if (loaded != sent or due) and ready and js is not None:
                 try:
                     await js.publish(js_subject, current.to_bytes(), timeout=2.0, stream=stream)
-                except Exception as exc:  # the next turn tries again; events flow regardless
-                    log.warning("secret report not stored", extra={"error": type(exc).__name__})
+                except Exception as exc:  # events flow regardless; the bucket may come later
+                    if not retry_at:
+                        log.warning("secret report not stored", extra={"error": type(exc).__name__})
+                    retry_at = time.monotonic() + REPORT_RETRY
                 else:
+                    retry_at = 0.0
                     if loaded != sent:
                         log.info(
                             "secret report stored",

@@ -25,8 +25,8 @@ from nats.js.errors import NotFoundError
 from akeneo_connector import creds_watch
 from akeneo_connector.nats_auth import inbox_prefix
 from akeneo_connector.nats_servers import failover_options
+from akeneo_connector.normalized import EventMessage, ResourceKind
 from akeneo_connector.stopping import close_nats
-from akeneo_pim.normalized import EventMessage, ResourceKind
 from akeneo_receiver.config import ReceiverConfig
 from akeneo_receiver.metrics import CONSUMER_PENDING
 from akeneo_receiver.natsclient import AckClient

@@ -34,9 +34,9 @@ from aiohttp import web
 
 from akeneo_connector.jetstream import ensure_all
 from akeneo_connector.names import ConnectionNames
+from akeneo_connector.normalized import NormalizedEvent
 from akeneo_connector.spec import StreamSpec
 from akeneo_connector.stream_reader import read_messages
-from akeneo_pim.normalized import NormalizedEvent
 from akeneo_pim.signatures import event_platform_headers, events_api_headers
 from tests.ground.nats import NatsServer
 from tests.ground.processes import ServerProcess, free_port

@@ -219,6 +219,7 @@ async def _huge_count(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 async def test_a_lying_items_count_does_not_create_unbounded_page_requests() -> None:
+    before = sum(not t.done() for t in asyncio.all_tasks())
     sim = PimSimulator(products=0, product_models=0, families=250)
     sim.api.app.middlewares.append(_huge_count)
     async with sim:
@@ -231,9 +232,18 @@ async def test_a_lying_items_count_does_not_create_unbounded_page_requests() -> 
                     async for page in client.iter_offset_pages(FAMILIES_PATH):
                         items.extend(i["code"] for i in page)
             elapsed = time.monotonic() - started
-            pending = len([t for t in asyncio.all_tasks() if not t.done()])
+            # with the client still open (what it started is still there), the simulator's
+            # own tasks may take a moment to finish on a loaded machine: what must not stay is
+            # a task per page the lying count asked for (hundreds)
+            settle = time.monotonic() + 5
+            while (pending := sum(not t.done() for t in asyncio.all_tasks()) - before) >= 8:
+                if time.monotonic() > settle:
+                    break
+                await asyncio.sleep(0.05)
     calls = len([e for e in sim.stats.log if e[1] == FAMILIES_PATH])
-    print(f"\nlying items_count: {calls} calls, {len(items)} items, {elapsed:.2f} s")
+    print(
+        f"\nlying items_count: {calls} calls, {len(items)} items, {elapsed:.2f} s, {pending} tasks"
+    )
     assert items == sim.catalog.structure.codes("families")
     assert calls <= 3 + 8, f"{calls} page requests for 3 real pages"
-    assert pending < 10
+    assert pending < 8, f"{pending} tasks left behind"

@@ -27,8 +27,8 @@ from akeneo_connector.nats_auth import Role, inbox_prefix
 from akeneo_connector.nats_jwt import KeyKind, Signer
 from akeneo_connector.spec import StreamSpec
 from akeneo_operator.natscreds import issue
+from akeneo_resync.replay import DeadLetterFilter, redeliver_stream, replay_dead_letters
 from akeneo_worker import dead_letters as dl
-from akeneo_worker.replay import DeadLetterFilter, redeliver_stream, replay_dead_letters
 from tests.ground.nats_auth import JwtNatsServer
 from tests.security.conftest import stream_messages
 from tests.security.reach import assert_out_of_reach

@@ -1,1 +1,1 @@
-"""Worker: consume the stream, guard ordering, apply to the sink; reconcile and replay jobs."""
+"""Worker: consume the stream, guard ordering, apply to the sink, dead-letter what fails."""

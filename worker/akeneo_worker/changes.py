@@ -9,7 +9,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any, Literal
 
-from akeneo_pim.normalized import Action, NormalizedEvent, utc_version
+from akeneo_connector.normalized import Action, NormalizedEvent, utc_version
 
 Operation = Literal["upsert", "delete"]
 

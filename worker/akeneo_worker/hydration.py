@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from akeneo_pim.normalized import ResourceKind
+from akeneo_connector.normalized import ResourceKind
 from akeneo_pim.structure import STRUCTURE_BY_KIND, split_option_key
 
 BATCH = 100  # Akeneo's page limit, so one `uuid IN [...]` call per batch

@@ -7,7 +7,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from akeneo_pim.normalized import ResourceKind
+from akeneo_connector.normalized import ResourceKind
 
 SKIP_REASONS = ("outdated", "duplicate", "own_author", "not_found")
 

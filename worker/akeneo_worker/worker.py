@@ -26,9 +26,9 @@ from pydantic import ValidationError
 
 from akeneo_connector.guard_state import GUARD_RESET_HEADER, GuardEntry, WorkerStats, stats_key
 from akeneo_connector.names import ConnectionNames
+from akeneo_connector.normalized import NormalizedEvent, ResourceKind
 from akeneo_connector.stopping import bounded
 from akeneo_connector.trim import trim_applied
-from akeneo_pim.normalized import NormalizedEvent, ResourceKind
 from akeneo_worker import dead_letters as dl
 from akeneo_worker.changes import Change, resource_updated
 from akeneo_worker.consumer import consumer_config, ensure_consumer

@@ -10,10 +10,11 @@ whole rotation under delivery). Until they report the new secret the operator wa
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import nats
+import nats.js.errors
 import pytest
 
 from akeneo_connector.names import ConnectionNames
@@ -43,6 +44,7 @@ __all__ = ["client", "management", "operator", "own_nats", "simulator"]  # fixtu
 pytestmark = pytest.mark.kube
 NAME = "turn"
 ANNOTATION = "akeneo.connectors.dev/rotate-secrets"
+DEAD = f"{NAME}-receiver-0ld-z"
 
 
 def signing(sub: Subscription) -> tuple[str, str | None]:
@@ -62,6 +64,9 @@ async def put_reports(url: str, names: ConnectionNames, sub: list[str], note: li
         for pod in (f"{NAME}-receiver-5d9c-a", f"{NAME}-receiver-5d9c-b"):
             got = report(pod, datetime.now(UTC), sub, note)
             await kv.put(report_key(pod), got.to_bytes())
+        # the last word of a pod long gone (the old secret only): ignored, then purged
+        dead = report(DEAD, datetime.now(UTC) - timedelta(hours=2), sub[:1], note[:1])
+        await kv.put(report_key(DEAD), dead.to_bytes())
     finally:
         await nc.close()
 
@@ -119,6 +124,15 @@ async def test_a_rotation_waits_for_the_receivers_then_promotes(
     assert "ready pod without a report" in message
     assert await with_condition(client, NAME, "Ready", "True") is not None  # not a fault
 
+    # a new operator picks the rotation up from status: the same new secrets, still waiting
+    log_before = operator.log
+    operator.stop()
+    operator.start()
+    body = await poll(waiting, timeout=90, what="waiting after a restart", operators=ops)
+    assert rotation_of(body)["eventPlatform"] == state["eventPlatform"]
+    assert await secret_values(client, f"{NAME}-events") == added
+    assert signing(sub) == (old_sub[0], new_sub[1])
+
     names = ConnectionNames(NS, NAME)
     await put_reports(own_nats.url, names, new_sub, new_note)
 
@@ -133,11 +147,18 @@ async def test_a_rotation_waits_for_the_receivers_then_promotes(
     subscriber = platform.subscribers[ids["subscriberId"]]
     assert subscriber.notification_webhook_secret == new_note[1]
     assert rotation_of(body)["eventPlatform"]["phase"] == "Retiring"
+    nc = await nats.connect(own_nats.url)
+    try:
+        kv = await nc.jetstream().key_value(names.guard_bucket)
+        with pytest.raises(nats.js.errors.KeyNotFoundError):
+            await kv.get(report_key(DEAD))
+    finally:
+        await nc.close()
     # the old one stays accepted for the retry horizon (65 min) before it is dropped
 
     # no secret in status, Events or the operator's log (at debug level)
     events = await client.list("v1", "Event", NS)
-    texts = [json.dumps(await body_of(client, NAME)), json.dumps(events), operator.log]
+    texts = [json.dumps(await body_of(client, NAME)), json.dumps(events), log_before, operator.log]
     for secret in {*old_sub, *new_sub, *old_note, *new_note}:
         assert not [t for t in texts if secret in t]
     reasons = {e.get("reason") for e in events}

@@ -18,7 +18,7 @@ from nats.aio.client import Client as NATS
 
 from akeneo_connector.jetstream import delete_all
 from akeneo_connector.names import ConnectionNames
-from akeneo_pim.normalized import NormalizedEvent
+from akeneo_connector.normalized import NormalizedEvent
 from akeneo_receiver.app import Receiver
 from akeneo_receiver.config import ReceiverConfig
 from tests.ground.nats import NatsServer

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from akeneo_pim.normalized import Action, ResourceKind, SourceFormat
+from akeneo_connector.normalized import Action, ResourceKind, SourceFormat
 from akeneo_pim.signatures import (
     EVENTS_API_SIGNATURE_HEADER,
     event_platform_headers,

@@ -51,8 +51,8 @@ def _swap(path: Path, data: bytes) -> None:
 
 
 async def _report(nc: Client, bucket: str, pod: str) -> SecretReport | None:
-    kv = await nc.jetstream().key_value(bucket)
-    try:
+    try:  # the bucket is created just after the stream the receiver's readiness waits for
+        kv = await nc.jetstream().key_value(bucket)
         entry = await kv.get(report_key(pod))
     except NatsError:
         return None

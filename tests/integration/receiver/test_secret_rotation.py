@@ -163,8 +163,8 @@ class World:
     async def receivers_view(self) -> list[ReceiverView]:
         out = []
         for r in self.receivers:
-            kv = await r.nc.jetstream().key_value(r.config.names.guard_bucket)
             try:
+                kv = await r.nc.jetstream().key_value(r.config.names.guard_bucket)
                 entry = await kv.get(report_key(r.config.pod))
             except NatsError:
                 out.append(ReceiverView(r.config.pod, True))
@@ -192,8 +192,8 @@ async def _reported(r: Running, secrets: tuple[str, ...]) -> None:
     want = tuple(fingerprint(s) for s in secrets)
 
     async def reported() -> bool:
-        kv = await r.nc.jetstream().key_value(r.config.names.guard_bucket)
-        try:
+        try:  # the bucket comes just after the stream the receiver's readiness waits for
+            kv = await r.nc.jetstream().key_value(r.config.names.guard_bucket)
             entry = await kv.get(report_key(r.config.pod))
         except NatsError:
             return False
@@ -313,6 +313,12 @@ async def test_a_rotation_under_continuous_delivery_gets_no_401(
     for r in (first, second):  # each receiver answered its share, never a 401
         answered = {st: n for (p, st), n in front.answers.items() if p == r.config.port}
         assert set(answered) == {200} and answered[200] > 50, (r.config.pod, answered)
+    per_receiver = {
+        r.config.pod: sum(n for (p, _), n in front.answers.items() if p == r.config.port)
+        for r in (first, second)
+    }
+    print(f"rotation: events {dict(statuses)}, notifications {dict(Counter(notes))}, "
+          f"answers per receiver {per_receiver}, steps {steps}")  # fmt: skip
     # the whole sequence, both tracks, and the wait for rcv-b in it
     assert "WaitingForReceivers" in reasons and reasons[-1] == "Idle"
     for track in ("eventPlatform", "notification"):

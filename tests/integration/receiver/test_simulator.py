@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from akeneo_pim.normalized import SourceFormat
+from akeneo_connector.normalized import SourceFormat
 from akeneo_pim.simulator.catalog import Catalog
 from akeneo_pim.simulator.events import EventSender
 from tests.ground.tls import CertificateAuthority

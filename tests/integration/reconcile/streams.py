@@ -14,8 +14,8 @@ from nats.js.kv import KeyValue
 
 from akeneo_connector.jetstream import ensure_all
 from akeneo_connector.names import ConnectionNames
+from akeneo_connector.normalized import NormalizedEvent
 from akeneo_connector.spec import StreamSpec
-from akeneo_pim.normalized import NormalizedEvent
 
 _counter = itertools.count()
 

@@ -9,11 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from akeneo_connector.guard_state import GuardEntry
-from akeneo_pim.normalized import Action, ResourceKind
+from akeneo_connector.normalized import Action, ResourceKind
 from akeneo_pim.simulator.catalog import akeneo_datetime
 from akeneo_pim.simulator.rest_app import _product_filters
-from akeneo_worker.reconcile import KINDS, slice_bounds, slice_params, upsert_event
-from akeneo_worker.reconcile_events import event_id, removal_event
+from akeneo_resync.reconcile import KINDS, slice_bounds, slice_params, upsert_event
+from akeneo_resync.reconcile_events import event_id, removal_event
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

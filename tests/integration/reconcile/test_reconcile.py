@@ -17,10 +17,10 @@ from akeneo_connector.guard_state import (
     guard_key,
     watermark_key,
 )
-from akeneo_pim.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
+from akeneo_connector.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
 from akeneo_pim.rest import AkeneoApiError, AkeneoRestClient
 from akeneo_pim.simulator import PimSimulator
-from akeneo_worker.reconcile import LockBusy, LockLost, Reconciler, ReconcileSettings
+from akeneo_resync.reconcile import LockBusy, LockLost, Resync, ResyncSettings
 from tests.integration.reconcile.streams import Connection, provisioned, stream_events
 
 
@@ -32,9 +32,9 @@ def _client(sim: PimSimulator, **kwargs: Any) -> AkeneoRestClient:
 
 async def _run(sim: PimSimulator, conn: Connection, **kwargs: object):
     hook = kwargs.pop("on_page", None)
-    settings = ReconcileSettings(names=conn.names, **kwargs)  # type: ignore[arg-type]
+    settings = ResyncSettings(names=conn.names, **kwargs)  # type: ignore[arg-type]
     async with _client(sim) as client:
-        return await Reconciler(settings, client, conn.js, conn.kv, on_page=hook).run()  # type: ignore[arg-type]
+        return await Resync(settings, client, conn.js, conn.kv, on_page=hook).run()  # type: ignore[arg-type]
 
 
 async def _watermark(conn: Connection, kind: str) -> Watermark | None:
@@ -155,9 +155,9 @@ async def test_token_expiry_and_refused_refresh_mid_run(nats: str) -> None:
                 sim.expire_tokens()
                 sim.revoke_refresh_tokens()  # refresh refused: log in again
 
-        settings = ReconcileSettings(names=conn.names, partitions=1)  # one cursor per kind
+        settings = ResyncSettings(names=conn.names, partitions=1)  # one cursor per kind
         async with _client(sim) as client:
-            summary = await Reconciler(settings, client, conn.js, conn.kv, on_page=on_page).run()
+            summary = await Resync(settings, client, conn.js, conn.kv, on_page=on_page).run()
             assert client.stats.refreshes >= 2
             assert client.stats.logins >= 2
         assert summary.kinds["products"].slices == 1

@@ -24,16 +24,16 @@ import psycopg
 import pytest
 
 from akeneo_connector.guard_state import GuardEntry, Watermark, guard_key
+from akeneo_connector.normalized import Action, NormalizedEvent, ResourceKind
 from akeneo_connector.spec import StreamSpec
-from akeneo_pim.normalized import Action, NormalizedEvent, ResourceKind
 from akeneo_pim.rest import AkeneoRestClient
 from akeneo_pim.simulator import PimSimulator
 from akeneo_pim.structure import STRUCTURE
-from akeneo_worker.reconcile import Reconciler, ReconcileSettings, ReconcileSummary
+from akeneo_resync.reconcile import Resync, ResyncSettings, ResyncSummary
+from akeneo_resync.structure_scan import StructureScan, StructureSummary
 from akeneo_worker.sinks.base import Sink
 from akeneo_worker.sinks.postgres import PostgresSink
 from akeneo_worker.sinks.sqlite import SqliteSink
-from akeneo_worker.structure_scan import StructureScan, StructureSummary
 from akeneo_worker.worker import Worker
 from tests.integration.reconcile.streams import Connection, provisioned, stream_events
 from tests.integration.worker.support import eventually, running
@@ -44,12 +44,12 @@ Rows = dict[tuple[str, str], tuple[str, dict[str, Any], str]]  # -> (version, re
 
 async def _reconcile(
     sim: PimSimulator, conn: Connection, *, full: bool = True, resources: tuple[str, ...] = ALL
-) -> ReconcileSummary:
-    settings = ReconcileSettings(names=conn.names, full=full, resources=resources)
+) -> ResyncSummary:
+    settings = ResyncSettings(names=conn.names, full=full, resources=resources)
     async with AkeneoRestClient(
         sim.url, sim.credentials, backoff_base=0.01, allow_private=True
     ) as client:
-        return await Reconciler(settings, client, conn.js, conn.kv).run()
+        return await Resync(settings, client, conn.js, conn.kv).run()
 
 
 def _structure(sim: PimSimulator) -> dict[tuple[str, str], dict[str, Any]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from akeneo_pim.rest import AkeneoRestClient
 from akeneo_pim.simulator import EventSender, PimSimulator
-from akeneo_worker.reconcile import Reconciler, ReconcileSettings
+from akeneo_resync.reconcile import Resync, ResyncSettings
 from tests.ground.processes import free_port
 from tests.integration.reconcile.streams import Connection, provisioned
 from tests.unit.simulator.receiver import Recorder, start
@@ -49,8 +49,8 @@ async def _converge(db: Path, want: dict[tuple[str, str], str], worker: object) 
 
 async def _reconcile(sim: PimSimulator, conn: Connection, *, full: bool) -> None:
     async with AkeneoRestClient(sim.url, sim.credentials, allow_private=True) as client:
-        settings = ReconcileSettings(names=conn.names, full=full)
-        await Reconciler(settings, client, conn.js, conn.kv).run()
+        settings = ResyncSettings(names=conn.names, full=full)
+        await Resync(settings, client, conn.js, conn.kv).run()
 
 
 async def test_reconcile_after_dropped_events_repairs_the_sink(nats: str, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from akeneo_pim.normalized import SourceFormat
+from akeneo_connector.normalized import SourceFormat
 from akeneo_pim.paths import EVENT_PLATFORM_PATH, EVENTS_API_PATH, NOTIFICATIONS_PATH
 from tests.integration.receiver.conftest import Running, StartReceiver
 from tests.samples import Sample, pinned, samples

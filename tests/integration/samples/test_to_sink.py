@@ -22,8 +22,8 @@ import pytest
 from nats.js.errors import BucketNotFoundError
 
 from akeneo_connector.names import ConnectionNames
+from akeneo_connector.normalized import utc_version
 from akeneo_connector.spec import WebhookSignature
-from akeneo_pim.normalized import utc_version
 from akeneo_pim.paths import EVENT_PLATFORM_PATH, EVENTS_API_PATH
 from akeneo_pim.rest import AkeneoRestClient
 from akeneo_pim.simulator import PimSimulator

@@ -22,8 +22,8 @@ from nats.js import JetStreamContext
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from akeneo_connector.names import ConnectionNames
+from akeneo_connector.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
 from akeneo_connector.stream_reader import read_messages
-from akeneo_pim.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
 from akeneo_worker.sinks.base import Sink
 from akeneo_worker.worker import Worker, WorkerConfig
 from tests.ground.tls import CertificateAuthority

@@ -27,12 +27,12 @@ from nats.js import JetStreamContext
 
 from akeneo_connector.guard_state import BUDGET_SLOTS, BudgetSlot, budget_slot_key
 from akeneo_connector.names import ConnectionNames
-from akeneo_pim.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
+from akeneo_connector.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
 from akeneo_pim.rest import AkeneoRestClient, CallSlotUnavailable
 from akeneo_pim.simulator import PimSimulator
+from akeneo_resync.reconcile import Resync, ResyncSettings
 from akeneo_worker.budget import KvBudget
 from akeneo_worker.hydration import RestHydrator
-from akeneo_worker.reconcile import Reconciler, ReconcileSettings
 from akeneo_worker.sinks.sqlite import SqliteSink
 from tests.integration.worker.conftest import fresh_connection
 from tests.integration.worker.support import FAST, eventually, publish, running, sqlite_state
@@ -303,10 +303,10 @@ async def test_replicas_hydrating_while_a_reconcile_runs_stay_within_four_calls(
                 for i, p in enumerate(parties[:3])
             ]
             reconcile = parties[3]
-            settings = ReconcileSettings(names=names, resources=("products", "product_models"))
+            settings = ResyncSettings(names=names, resources=("products", "product_models"))
             kv = await reconcile.nc.jetstream().key_value(names.guard_bucket)
             summary = await asyncio.wait_for(
-                Reconciler(settings, reconcile.client, reconcile.nc.jetstream(), kv).run(), 120
+                Resync(settings, reconcile.client, reconcile.nc.jetstream(), kv).run(), 120
             )
             assert summary.seen == products + 20
 

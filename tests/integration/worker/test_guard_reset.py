@@ -13,7 +13,7 @@ from pathlib import Path
 from nats.js import JetStreamContext
 
 from akeneo_connector.names import ConnectionNames
-from akeneo_worker.replay import redeliver_stream
+from akeneo_resync.replay import redeliver_stream
 from akeneo_worker.sinks.sqlite import SqliteSink
 from tests.integration.worker.support import event, eventually, publish, running, sqlite_state
 

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from nats.js import JetStreamContext
 
 from akeneo_connector.names import ConnectionNames
-from akeneo_pim.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
+from akeneo_connector.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
 from akeneo_worker.sinks.sqlite import SqliteSink
 from akeneo_worker.worker import Worker
 from tests.integration.worker.conftest import fresh_connection

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from nats.js import JetStreamContext
 
 from akeneo_connector.names import ConnectionNames
-from akeneo_worker.replay import redeliver_stream
+from akeneo_resync.replay import redeliver_stream
 from tests.integration.worker.conftest import fresh_connection
 from tests.integration.worker.support import event, publish
 

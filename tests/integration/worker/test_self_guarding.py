@@ -26,7 +26,7 @@ from nats.js.errors import KeyNotFoundError
 
 from akeneo_connector.guard_state import GuardEntry, guard_key, read_guard_entries
 from akeneo_connector.names import ConnectionNames
-from akeneo_pim.normalized import NormalizedEvent
+from akeneo_connector.normalized import NormalizedEvent
 from akeneo_worker import consumer
 from akeneo_worker.changes import Change
 from akeneo_worker.guard import GuardStore, Superseded

@@ -28,7 +28,7 @@ from akeneo_connector.settings_contract import (
 )
 from akeneo_connector.spec import ReconcileResource, SinkSpec, WebhookSignature
 from akeneo_pim.structure import ATTRIBUTE_OPTIONS, STRUCTURE
-from akeneo_worker.reconcile import KINDS
+from akeneo_resync.reconcile import KINDS
 
 NAMES = ConnectionNames("tenant-a", "acme")
 

@@ -13,6 +13,7 @@ import pytest
 from cryptography import x509
 
 from akeneo_connector.gaps import CatchUpPlan, GapSource, Window
+from akeneo_connector.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
 from akeneo_connector.spec import AkeneoConnectionSpec, TLSMode, TLSSpec
 from akeneo_operator import crd
 from akeneo_operator.certs import issue_ca, issue_serving
@@ -37,7 +38,6 @@ from akeneo_operator.status import (
 )
 from akeneo_operator.tls import certificate
 from akeneo_operator.trust import publicly_trusted
-from akeneo_pim.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
 from akeneo_worker import dead_letters
 from tests.unit.operator.builders_support import BASE_SPEC, make_input, pod_spec
 

@@ -407,3 +407,37 @@ def test_receivers_are_counted_from_fresh_reports_and_ready_replicas() -> None:
     reports.append(("rcv-b", now, ("s-old", "s-new"), ()))
     p = plan(state_of(VERIFYING_SUB), obs(BOTH, receiver_views(reports, 2, now), now))
     assert steps(p)[SUB].action is Action.PROMOTE
+
+
+def test_a_finished_rotation_leaves_no_stale_fingerprint_in_status() -> None:
+    """Status is written as a merge patch: a track back to Idle nulls what it dropped."""
+    from akeneo_operator.reconciler import _removals
+
+    during = {"secretRotation": state_of(RETIRING_SUB).to_status(), "conditions": []}
+    done = RotationState(request="1", rotated=T0)
+    after = {"secretRotation": done.to_status(), "conditions": []}
+    patch = _removals(during, after)["secretRotation"]
+    assert patch["eventPlatform"] == {
+        "phase": "Idle", "old": None, "new": None, "signingSince": None,
+    }  # fmt: skip
+    assert patch["notification"] == {"phase": "Idle"}  # nothing to drop there
+    assert _removals(after, after) == after
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        RotationState(),
+        state_of(ADDED_SUB, ADDED_NOTE),
+        state_of(RETIRING_SUB, TrackState(Phase.VERIFYING, "n-old", "n-new")),
+    ],
+)
+def test_status_secret_rotation_fits_the_crd_model(state: RotationState) -> None:
+    from akeneo_operator.status import Observed, render_status
+    from akeneo_operator.status_model import ConnectionStatus
+
+    obs = Observed(secret_rotation=state.to_status())
+    rendered = render_status(obs, {}, T0)
+    model = ConnectionStatus.model_validate(rendered)
+    assert model.secret_rotation is not None
+    assert model.secret_rotation.event_platform is not None

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from akeneo_connector.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
 from akeneo_pim.event_types import HANDLED, IGNORED
 from akeneo_pim.normalize import (
     INVALID_ID,
@@ -23,7 +24,6 @@ from akeneo_pim.normalize import (
     encode_event_platform,
     normalize_event_platform,
 )
-from akeneo_pim.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
 from tests.unit.pim_formats.cloud_events import (
     APP_DELETED_SAMPLE,
     ATTRIBUTE_OPTION_CREATED_SAMPLE,

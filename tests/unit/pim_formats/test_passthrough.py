@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from akeneo_connector.normalized import NormalizedEvent
 from akeneo_pim.formats import PayloadError
 from akeneo_pim.normalize import encode_events_api, normalize_events_api
-from akeneo_pim.normalized import NormalizedEvent
 from akeneo_pim.passthrough import legacy_messages
 from tests.unit.pim_formats.payloads import legacy_batch, legacy_body, legacy_event
 

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from akeneo_pim.normalized import utc_version
+from akeneo_connector.normalized import utc_version
 from akeneo_worker.changes import Change
 from akeneo_worker.sinks.base import SinkError
 from akeneo_worker.sinks.tombstones import tombstone_table

@@ -35,8 +35,8 @@ from typing import Any
 from nats.js import JetStreamContext
 
 from akeneo_connector.guard_state import GuardEntry, read_guard_entries
+from akeneo_connector.normalized import NormalizedEvent, ResourceKind
 from akeneo_pim.event_types import attribute_option_key
-from akeneo_pim.normalized import NormalizedEvent, ResourceKind
 from akeneo_pim.rest import BATCH_SIZE, AkeneoApiError, AkeneoRestClient, search_param
 from akeneo_pim.structure import (
     ATTRIBUTE_OPTIONS,
@@ -47,7 +47,7 @@ from akeneo_pim.structure import (
     split_option_key,
     updated_after,
 )
-from akeneo_worker.reconcile_events import removal_event, structure_upsert
+from akeneo_resync.reconcile_events import removal_event, structure_upsert
 
 log = logging.getLogger(__name__)
 

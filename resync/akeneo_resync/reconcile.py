@@ -48,7 +48,7 @@ from akeneo_connector.guard_state import (
     watermark_key,
 )
 from akeneo_connector.names import ConnectionNames
-from akeneo_pim.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
+from akeneo_connector.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
 from akeneo_pim.rest import (
     PRODUCT_MODELS_PATH,
     PRODUCTS_UUID_PATH,
@@ -63,13 +63,13 @@ from akeneo_pim.structure import (
     STRUCTURE,
     StructureResource,
 )
-from akeneo_worker.reconcile_events import (
+from akeneo_resync.reconcile_events import (
     RECONCILE_AUTHOR,
     event_id,
     parse_updated,
     removal_event,
 )
-from akeneo_worker.structure_scan import StructureScan, StructureSummary
+from akeneo_resync.structure_scan import StructureScan, StructureSummary
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class LockLost(RuntimeError):
 
 
 @dataclass(frozen=True)
-class ReconcileSettings:
+class ResyncSettings:
     names: ConnectionNames
     resources: tuple[str, ...] = ("products", "product_models")
     safety_margin: timedelta = timedelta(minutes=5)
@@ -138,7 +138,7 @@ class KindSummary:
 
 
 @dataclass
-class ReconcileSummary:
+class ResyncSummary:
     connection: str
     full: bool
     kinds: dict[str, KindSummary] = field(default_factory=dict)
@@ -398,12 +398,12 @@ class _Publisher:
         return len(acks) - duplicates, duplicates
 
 
-class Reconciler:
-    """One run: ``await Reconciler(...).run()`` returns the summary or raises."""
+class Resync:
+    """One run: ``await Resync(...).run()`` returns the summary or raises."""
 
     def __init__(
         self,
-        settings: ReconcileSettings,
+        settings: ResyncSettings,
         client: AkeneoRestClient,
         js: JetStreamContext,
         kv: KeyValue,
@@ -416,11 +416,11 @@ class Reconciler:
         self._js = js
         self._publisher = _Publisher(js, settings.names, settings.publish_timeout)
         self._on_page = on_page
-        self.summary = ReconcileSummary(connection=settings.names.ref, full=settings.full)
+        self.summary = ResyncSummary(connection=settings.names.ref, full=settings.full)
         self._identifier: str | None = None
         self._identifier_lock = asyncio.Lock()
 
-    async def run(self) -> ReconcileSummary:
+    async def run(self) -> ResyncSummary:
         started_clock = time.monotonic()
         started = datetime.now(UTC)
         specs = [KINDS[r] for r in self.settings.resources if r in KINDS]

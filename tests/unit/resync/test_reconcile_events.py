@@ -11,14 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from akeneo_connector.guard_state import NEVER_APPLIED, GuardEntry
-from akeneo_pim.normalized import NormalizedEvent, ResourceKind
-from akeneo_worker.changes import Change, resource_digest
-from akeneo_worker.guard import Verdict, decide_change, entry_for
-from akeneo_worker.reconcile_events import (
+from akeneo_connector.normalized import NormalizedEvent, ResourceKind
+from akeneo_resync.reconcile_events import (
     structure_event_id,
     structure_upsert,
     structure_version,
 )
+from akeneo_worker.changes import Change, resource_digest
+from akeneo_worker.guard import Verdict, decide_change, entry_for
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TICK = timedelta(microseconds=1)

@@ -31,7 +31,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from akeneo_connector.guard_state import GuardEntry
-from akeneo_pim.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat, utc_version
+from akeneo_connector.normalized import (
+    Action,
+    NormalizedEvent,
+    ResourceKind,
+    SourceFormat,
+    utc_version,
+)
 from akeneo_worker.changes import resource_digest, resource_updated
 
 RECONCILE_AUTHOR = "reconcile"

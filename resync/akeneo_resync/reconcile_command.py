@@ -39,14 +39,14 @@ from akeneo_connector.settings_contract import (
     resolve,
 )
 from akeneo_pim.rest import AkeneoApiError, AkeneoAuthError, AkeneoRestClient, PimCredentials
-from akeneo_worker.budget import KvBudget
-from akeneo_worker.options import connect, setup_logging
-from akeneo_worker.reconcile import (
+from akeneo_resync.reconcile import (
     LockBusy,
     LockLost,
-    Reconciler,
-    ReconcileSettings,
+    Resync,
+    ResyncSettings,
 )
+from akeneo_worker.budget import KvBudget
+from akeneo_worker.options import connect, setup_logging
 
 HELP = "re-synchronise from the PIM REST API into the stream"
 EXIT_OK = 0
@@ -55,7 +55,7 @@ EXIT_LOCKED = 75  # EX_TEMPFAIL
 EXIT_USAGE = 2  # a flag or env variable unreadable
 LOCK_RETRY_SECONDS = 5.0  # how often a --lock-wait run tries the lock again
 
-log = logging.getLogger("akeneo_worker.reconcile")
+log = logging.getLogger("akeneo_resync.reconcile")
 
 
 class ConfigError(Exception):
@@ -139,7 +139,7 @@ def read_settings(args: argparse.Namespace) -> ReconcileJobSettings:
 
 async def _run_waiting(
     lock_wait: float,
-    settings: ReconcileSettings,
+    settings: ResyncSettings,
     client: AkeneoRestClient,
     js: JetStreamContext,
     kv: KeyValue,
@@ -148,7 +148,7 @@ async def _run_waiting(
     deadline = time.monotonic() + lock_wait
     while True:
         try:
-            summary = await Reconciler(settings, client, js, kv).run()
+            summary = await Resync(settings, client, js, kv).run()
         except LockBusy as busy:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -169,7 +169,7 @@ async def reconcile(args: argparse.Namespace, job: ReconcileJobSettings) -> int:
     except (OSError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
     names = job.names
-    settings = ReconcileSettings(
+    settings = ResyncSettings(
         names=names,
         resources=job.resources,
         safety_margin=timedelta(seconds=job.safety_margin),
