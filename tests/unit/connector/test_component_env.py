@@ -68,3 +68,18 @@ def test_mounts_are_the_secret_keys_the_settings_point_to() -> None:
     assert str(rendered.settings.event_platform_secrets_file) == (
         "/etc/akeneo/signature/eventPlatformSecrets"
     )
+
+
+def test_the_receiver_spools_where_a_restart_keeps_it(tmp_path: Path) -> None:
+    """The outage's gap window and the notifications NATS could not take: in pods in the
+    /tmp emptyDir (kept across container restarts), in local mode in the data dir."""
+    inp = make_input(SPEC)
+    pod = component_env.receiver(
+        inp.names, inp.spec, PodPlacement(inp, Role.RECEIVER), tls_secret="acme-tls"
+    )
+    local = component_env.receiver(
+        inp.names, inp.spec, LocalPlacement(tmp_path, "nats://127.0.0.1:1")
+    )
+    assert dict(pod.env)["AKENEO_NOTIFICATION_SPOOL_FILE"] == "/tmp/akeneo-notifications.json"
+    assert local.settings.notification_spool_file == tmp_path / "receiver-notifications.json"
+    assert local.settings.gap_spool_file != local.settings.notification_spool_file
