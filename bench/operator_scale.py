@@ -114,8 +114,9 @@ class AuditedCluster(KubeCluster):
 
     def _create_node(self) -> None:
         super()._create_node()
-        pods = str(self.pods)
-        patch = {"status": {"allocatable": {"pods": pods}, "capacity": {"pods": pods}}}
+        # room for every pod: the chart's requests (cpu 50m-100m) filled 64 cores at 640 pods
+        room = {"pods": str(self.pods), "cpu": str(self.pods), "memory": f"{self.pods}Gi"}
+        patch = {"status": {"allocatable": room, "capacity": room}}
         self._kubectl(
             "patch", "node", NODE_NAME, "--subresource=status", "--type=merge",
             "-p", json.dumps(patch),
