@@ -132,7 +132,7 @@ class ConnState:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     obs: Observed = field(default_factory=Observed)
     body: Manifest = field(default_factory=dict)  # last seen AkeneoConnection (metadata, status)
-    desired: dict[ChildRef, str] = field(default_factory=dict)  # packed (``childwatch``)
+    desired: dict[ChildRef, bytes] = field(default_factory=dict)  # packed (``childwatch``)
     spec: AkeneoConnectionSpec | None = None
     names: ConnectionNames | None = None
     tls_mode: TLSMode | None = None
