@@ -47,7 +47,7 @@ WORKER_IDLE_SECONDS = 0.5  # kopf's default: 5
 # kopf's per-object workers (per watched kind) and Event-posting workers running at once;
 # kopf's default is no limit. Reconciles are capped lower (``MAX_CONCURRENT_RECONCILES``).
 WORKER_LIMIT = 32
-POSTING_WORKER_LIMIT = 4
+POSTING_WORKER_LIMIT = 16
 
 
 @dataclass
@@ -245,6 +245,7 @@ def lean_watches(settings: kopf.OperatorSettings) -> None:
     settings.queueing.idle_timeout = WORKER_IDLE_SECONDS
     settings.queueing.worker_limit = WORKER_LIMIT
     settings.posting.worker_limit = POSTING_WORKER_LIMIT
+    settings.posting.idle_timeout = WORKER_IDLE_SECONDS  # a poster holds its slot this long
     settings.watching.chunk_size = LIST_CHUNK_SIZE
     selector = ",".join(f"{k}={v}" for k, v in sorted(managed_selector().items()))
     for api_version, plural in WATCHED_CHILDREN:
