@@ -23,7 +23,7 @@ The control plane's controller-manager and scheduler get a higher client QPS tha
 defaults (20/50): with their defaults they, not the operator, set the pace of thousands of
 Deployments, ReplicaSets and Pods. kwok's node holds as many pods as the size needs.
 
-    .venv/bin/python -m bench.operator_scale [--sizes 100,500,1000 --namespaces 100]
+    .venv/bin/python -m bench.operator_scale [--sizes 100,500,1000 --namespaces 100] [--write-docs]
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ from tests.ground.nats import NatsServer
 from tests.ground.processes import ServerProcess, wait_until
 
 from akeneo_connector.spec import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from bench import report as report_docs
 
 CHILD_LABEL = "app.kubernetes.io/name=akeneo-connector"
 OPERATOR_NAMESPACE = "akeneo-operator"
@@ -564,6 +565,7 @@ def _f(value: float | None, fmt: str = "{:.1f}") -> str:
 
 def report(results: list[SizeResult], steady_seconds: float) -> bool:
     """The table of all sizes and the verdict on the largest; True when it meets the targets."""
+    results = sorted(results, key=lambda r: r.connections)
     print()
     print(f"| connections | all Ready (s) | operator API calls / conn | all clients / conn | "
           f"peak RSS (MB) | idle RSS (MB) | RSS above empty / conn (kB) | children changed in "
@@ -580,7 +582,6 @@ def report(results: list[SizeResult], steady_seconds: float) -> bool:
               f"{r.operator_calls_per_connection:.1f} | {r.all_calls_per_connection:.1f} | "
               f"{r.peak_rss_mb:.0f} | {r.idle_rss_mb:.0f} | {per_conn:.0f} | {churn} | "
               f"{_f(r.restart_seconds)} | {r.handler_errors} |")  # fmt: skip
-    results = sorted(results, key=lambda r: r.connections)
     for before, after in pairwise(results):
         step = (
             (after.peak_rss_mb - before.peak_rss_mb)
@@ -640,21 +641,28 @@ def main() -> int:
     parser.add_argument("--idle-seconds", type=float, default=20)
     parser.add_argument("--steady-seconds", type=float, default=60)
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
+    parser.add_argument("--write-docs", action="store_true",
+                        help="write the output into docs/benchmarks.md")  # fmt: skip
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="akeneo-operator-bench-"))
     os.chdir(REPO)
+    command = report_docs.command(".venv/bin/python -m bench.operator_scale")
     try:
-        results = asyncio.run(
-            run_sizes(
-                args.sizes,
-                args.namespaces,
-                root,
-                idle_seconds=args.idle_seconds,
-                steady_seconds=args.steady_seconds,
-                timeout=args.timeout,
+        with report_docs.published(
+            "operator-scale", "Operator at scale", command, write=args.write_docs
+        ):
+            results = asyncio.run(
+                run_sizes(
+                    args.sizes,
+                    args.namespaces,
+                    root,
+                    idle_seconds=args.idle_seconds,
+                    steady_seconds=args.steady_seconds,
+                    timeout=args.timeout,
+                )
             )
-        )
-        return 0 if report(results, args.steady_seconds) else 1
+            met = report(results, args.steady_seconds)
+        return 0 if met else 1
     finally:
         if args.keep:
             print(f"logs kept in {root}")
