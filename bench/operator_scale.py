@@ -596,7 +596,10 @@ def report(results: list[SizeResult], steady_seconds: float) -> bool:
             f"all Ready within {TARGET_READY_SECONDS:.0f} s",
             big.ready_seconds is not None and big.ready_seconds <= TARGET_READY_SECONDS,
         ),
-        (f"peak RSS at most {TARGET_PEAK_RSS_MB:.0f} MB", big.peak_rss_mb <= TARGET_PEAK_RSS_MB),
+        (
+            f"peak RSS at most {TARGET_PEAK_RSS_MB:.0f} MB, after a restart too",
+            max(big.peak_rss_mb, big.restart_peak_rss_mb) <= TARGET_PEAK_RSS_MB,
+        ),
         ("no churn, no handler error, converged after restart", big.ok),
     ]
     if big is not small and big.ready_seconds is not None and small.ready_seconds is not None:
