@@ -72,8 +72,10 @@ test: $(STAMP) testbins sysdeps lint typecheck
 dev: $(STAMP)
 	$(BIN)/akeneo-connector local -f examples/local.yaml
 
+## 100, 500 and 1,000 connections (figures in docs/benchmarks.md); a short form, e.g.
+## make bench-operator BENCH_OPERATOR_ARGS='--sizes 30 --namespaces 3 --steady-seconds 20'
 bench-operator: $(STAMP) testbins
-	$(BIN)/python -m bench.operator_scale
+	$(BIN)/python -m bench.operator_scale $(BENCH_OPERATOR_ARGS)
 
 ## End-to-end on kind, for machines with a Docker engine (not run in CI here).
 e2e-kind:

@@ -4,12 +4,13 @@ A child's watch event carries the whole object, managedFields included (a Deploy
 ~40 KB as Python objects). Holding it until the connection's lock is free (a reconcile makes
 ~20 API calls) kept hundreds of them alive at scale. ``digest`` takes what the repair and the
 status need at once, so the event is dropped before anything is awaited. Desired manifests
-are kept as compact JSON (a quarter of their size as dicts) and parsed when a child drifted.
+are kept as deflated compact JSON (6 KB per connection, 16 KB plain) and parsed when needed.
 """
 
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass
 
 from akeneo_connector.spec import KIND
@@ -80,10 +81,12 @@ def resource_version(obj: Manifest | None) -> int | None:
         return None
 
 
-def pack(manifest: Manifest) -> str:
-    return json.dumps(manifest, separators=(",", ":"))
+def pack(manifest: Manifest) -> bytes:
+    """Compact JSON, deflated (fastest level): a connection's nine desired manifests are
+    ~16 KB as JSON, ~6 KB deflated, held for every connection."""
+    return zlib.compress(json.dumps(manifest, separators=(",", ":")).encode(), 1)
 
 
-def unpack(packed: str) -> Manifest:
-    manifest: Manifest = json.loads(packed)
+def unpack(packed: bytes) -> Manifest:
+    manifest: Manifest = json.loads(zlib.decompress(packed))
     return manifest

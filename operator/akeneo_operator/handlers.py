@@ -44,6 +44,10 @@ WATCHED_CHILDREN: tuple[tuple[str, str], ...] = (
 EP_DELETE_TRIES = 5
 LIST_CHUNK_SIZE = 100
 WORKER_IDLE_SECONDS = 0.5  # kopf's default: 5
+# kopf's per-object workers (per watched kind) and Event-posting workers running at once;
+# kopf's default is no limit. Reconciles are capped lower (``MAX_CONCURRENT_RECONCILES``).
+WORKER_LIMIT = 32
+POSTING_WORKER_LIMIT = 16
 
 
 @dataclass
@@ -232,9 +236,16 @@ def lean_watches(settings: kopf.OperatorSettings) -> None:
       on labels afterwards;
     - kopf's per-object worker keeps the object's last event (the whole body, managedFields
       included) while it idles before exiting: after a restart that is every object at once;
-    - the initial lists in chunks: one list of 400 Deployments is a spike of tens of MB.
+    - the initial lists in chunks: one list of 400 Deployments is a spike of tens of MB;
+    - a bounded number of kopf workers: kopf's HTTP pool has no connection limit, so a
+      thousand objects created (or listed after a restart) at once became hundreds of
+      workers, patches and Event posts in flight, each on its own TLS connection with a
+      256 KB read buffer, the bulk of the peak at 1,000 connections.
     """
     settings.queueing.idle_timeout = WORKER_IDLE_SECONDS
+    settings.queueing.worker_limit = WORKER_LIMIT
+    settings.posting.worker_limit = POSTING_WORKER_LIMIT
+    settings.posting.idle_timeout = WORKER_IDLE_SECONDS  # a poster holds its slot this long
     settings.watching.chunk_size = LIST_CHUNK_SIZE
     selector = ",".join(f"{k}={v}" for k, v in sorted(managed_selector().items()))
     for api_version, plural in WATCHED_CHILDREN:

@@ -8,6 +8,7 @@ Handlers stay thin; every decision is made by the pure modules (``children``, ``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -99,6 +100,10 @@ CHILD_CONFLICT = "ChildNameConflict"
 # read (~150 KB); at 200 connections after a restart, unbounded, that alone was ~30 MB. The
 # API client has 20 connections, so more in flight would only wait for one anyway.
 MAX_CONCURRENT_RECONCILES = 16
+# How long a connection's status-only child events (a Deployment's pods, a Job finishing)
+# gather before the status is written: a rollout's two Deployments and its first sync Job
+# are one status write, not three. A deleted or edited child is repaired at once.
+CHILD_EVENTS_GATHER_SECONDS = 5.0
 EventFn = Callable[[Manifest, str, str, str], None]
 Adopt = Callable[[Manifest, Manifest], Manifest]
 
@@ -127,7 +132,7 @@ class ConnState:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     obs: Observed = field(default_factory=Observed)
     body: Manifest = field(default_factory=dict)  # last seen AkeneoConnection (metadata, status)
-    desired: dict[ChildRef, str] = field(default_factory=dict)  # packed (``childwatch``)
+    desired: dict[ChildRef, bytes] = field(default_factory=dict)  # packed (``childwatch``)
     spec: AkeneoConnectionSpec | None = None
     names: ConnectionNames | None = None
     tls_mode: TLSMode | None = None
@@ -144,6 +149,7 @@ class ConnState:
     seen_versions: dict[ChildRef, int] = field(default_factory=dict)
     pending: dict[ChildRef, ChildEvent] = field(default_factory=dict)  # child events to act on
     drain: asyncio.Task[None] | None = None  # acts on ``pending``
+    urgent: asyncio.Event = field(default_factory=asyncio.Event)  # a pending child to repair
     inp: BuildInput | None = None  # what the last full reconcile built from
     annotations: dict[str, str] = field(default_factory=dict)  # ours (``repairs.ANNOTATIONS``)
     repair: RepairState = field(default_factory=RepairState)  # one-off Jobs, gap windows
@@ -667,15 +673,20 @@ class Reconciler:
         packed = st.desired.get(ref)
         event = digest(event_type, child, None if packed is None else unpack(packed))
         st.pending[ref] = event
+        if event.gone or event.drifted:
+            st.urgent.set()
         if st.drain is None:
             st.drain = asyncio.create_task(self._drain(st), name=f"child events {st.key}")
 
     async def _drain(self, st: ConnState) -> None:
         """Act on the pending child events of one connection, then write its status once."""
         try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(st.urgent.wait(), CHILD_EVENTS_GATHER_SECONDS)
             await self._drain_pending(st)
         finally:
             st.drain = None
+            st.urgent.clear()
 
     async def _drain_pending(self, st: ConnState) -> None:
         while st.pending and not st.deleting:

@@ -215,11 +215,17 @@ def transitions(previous: list[dict[str, Any]], current: list[dict[str, Any]]) -
     """Conditions whose status or reason changed: one Kubernetes Event each.
 
     ``Ready`` and the subscription report every change; a component only once it had a known
-    status, so that creating a connection yields a couple of Events, not one per condition.
+    status, and its recovery only while ``Ready`` stays False (when ``Ready`` turns True its
+    Event tells it), so that creating a connection yields a couple of Events, not one per
+    condition and Deployment rolled out.
     A new subscription notification with the same status and reason (a second suspension
     with another cause) is reported too: its message differs.
     """
     before = {c.get("type"): (c.get("status"), c.get("reason"), c.get("message")) for c in previous}
+    ready_before = before.get(READY)
+    ready_turns_true = any(c["type"] == READY and c["status"] == "True" for c in current) and (
+        ready_before is None or ready_before[0] != "True"
+    )
     out = []
     for c in current:
         old = before.get(c["type"])
@@ -230,6 +236,8 @@ def transitions(previous: list[dict[str, Any]], current: list[dict[str, Any]]) -
             continue
         if c["type"] not in ALWAYS_REPORTED and (old is None or old[0] == "Unknown"):
             continue
+        if c["type"] not in ALWAYS_REPORTED and c["status"] == "True" and ready_turns_true:
+            continue  # Ready's own Event (all components ready) says it: a rollout is one
         out.append(Transition(c["type"], c["status"], c["reason"], c["message"]))
     return out
 

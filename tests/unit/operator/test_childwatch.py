@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 from akeneo_operator.children import build_children, ref_of
@@ -85,7 +86,9 @@ def test_owner_of_a_child():
     assert owner_key({"metadata": {"name": "x"}}) is None
 
 
-def test_packed_manifests_round_trip():
-    for manifest in build_children(make_input()):
-        packed = pack(manifest)
-        assert unpack(packed) == manifest
+def test_packed_manifests_round_trip_and_stay_small():
+    manifests = build_children(make_input())
+    for manifest in manifests:
+        assert unpack(pack(manifest)) == manifest
+    plain = sum(len(json.dumps(m, separators=(",", ":"))) for m in manifests)
+    assert sum(len(pack(m)) for m in manifests) * 2 < plain

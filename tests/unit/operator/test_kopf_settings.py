@@ -31,3 +31,15 @@ def test_defaults_reconnect_within_minutes() -> None:
     configure_kopf(settings, OperatorSettings(priority=1))
     assert settings.watching.server_timeout == 300
     assert settings.watching.client_timeout == 360
+
+
+def test_kopf_workers_are_bounded() -> None:
+    """kopf's HTTP pool has no connection limit: unbounded workers meant one TLS connection
+    per object in flight when a thousand connections appear at once."""
+    settings = kopf.OperatorSettings()
+    configure_kopf(settings, OperatorSettings(priority=1))
+    assert settings.queueing.worker_limit is not None and settings.queueing.worker_limit <= 64
+    assert settings.posting.worker_limit is not None and settings.posting.worker_limit <= 32
+    # each poster holds its slot while idle: with kopf's 1 s, 4 slots posted 4 Events/s and
+    # a hundred new connections' Events trailed their Ready by a minute
+    assert settings.posting.worker_limit / settings.posting.idle_timeout >= 20

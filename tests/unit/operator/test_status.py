@@ -12,6 +12,7 @@ from akeneo_operator.status import (
     RECEIVER_READY,
     RECONCILE_SCHEDULED,
     WORKER_AUTOSCALER,
+    WORKER_READY,
     Cond,
     Observed,
     deployment_condition,
@@ -115,6 +116,24 @@ def test_a_new_connection_reports_only_ready():
     first = render_status(all_ready(), {}, T0)
     assert [(t.type, t.reason) for t in transitions([], first["conditions"])] == [
         ("Ready", "AllComponentsReady")
+    ]
+
+
+def test_a_rollout_reports_ready_not_each_component():
+    """Creating a connection: Deployments without pods, then available. Ready's Event tells
+    it; a component recovering while Ready stays False still has its own."""
+    rolling = all_ready()
+    rolling.conditions[RECEIVER_READY] = Cond.fail("NoPodsAvailable", "0/1")
+    rolling.conditions[WORKER_READY] = Cond.fail("NoPodsAvailable", "0/1")
+    first = render_status(rolling, {}, T0)
+    second = render_status(all_ready(), first, T1)
+    changed = transitions(first["conditions"], second["conditions"])
+    assert [(t.type, t.status) for t in changed] == [("Ready", "True")]
+    half = all_ready()
+    half.conditions[WORKER_READY] = Cond.fail("NoPodsAvailable", "0/1")
+    third = render_status(half, first, T1)
+    assert [t.type for t in transitions(first["conditions"], third["conditions"])] == [
+        RECEIVER_READY
     ]
 
 
