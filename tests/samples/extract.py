@@ -396,6 +396,20 @@ def event_platform_pages(docs: Docs) -> Iterator[Sample]:
             expect={"shape_of": "the simulator's management API (issue 13, point 7)"},
             body=fence.content,
         )
+    path = "content/event-platform/logs.md"
+    fence = fence_under(docs.read(path), "1. **Action Logs**", info="json")
+    yield Sample(
+        file="event-platform/management/action-log-suspended.json",
+        format="management",
+        url=page_url(path),
+        path=path,
+        commit=HEAD,
+        locator="first json code block under heading '1. **Action Logs**'",
+        what="management API: an action log of a user's suspend call; its response is the "
+        "suspended subscription as the API answers it",
+        expect={"shape_of": "the answer to POST .../subscriptions/{id}/suspend (response)"},
+        body=fence.content,
+    )
 
 
 def _legacy_expect(doc: Any) -> dict[str, Any]:

@@ -17,7 +17,6 @@ authentication-and-authorization.html (the permission) and logs.html (``POST
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -34,34 +33,17 @@ from tests.integration.simulator.conftest import (
     MakePlatform,
     Serve,
 )
+from tests.samples import sample
 
 UPDATED = f"{PREFIX}product.updated"
 # the OAS, components.schemas.SubscriptionHTTPSConfiguration.example, verbatim
 OAS_PRIMARY, OAS_SECONDARY = "thisisaprimarysecret", "thisisasecondarysecret"
 # the OAS, components.schemas.SubscriberPayload.example, verbatim
 OAS_SUBSCRIBER = {"name": "translation app", "contact": {"technical_email": "john.doe@example.com"}}
-# https://api.akeneo.com/event-platform/logs.html#1-action-logs: the answer to a suspend call
-LOGS_SUSPENDED: dict[str, Any] = json.loads("""{
-    "id":"019363c6-139b-7412-a020-75934c917645",
-    "config":{
-      "url":"https://my.webhook.com",
-      "secret":{
-        "primary":"***redacted***",
-        "secondary":"***redacted***"
-      }
-    },
-    "events":[
-      "com.akeneo.pim.v1.product.deleted",
-      "com.akeneo.pim.v1.product.updated"
-    ],
-    "type":"https",
-    "source":"pim",
-    "subject":"https://mypim.cloud.akeneo.com",
-    "status":"suspended",
-    "subscriber_id":"019363c4-6e22-7dd4-a811-6aab07f1d474",
-    "created_at":"2024-11-25T14:42:25.819268Z",
-    "updated_at":"2024-11-25T16:35:56.766198Z"
-  }""")
+# https://api.akeneo.com/event-platform/logs.html#1-action-logs: the response of the
+# suspend call in the action log, verbatim (the corpus keeps the whole log)
+_ACTION_LOG = sample("event-platform/management/action-log-suspended").json()
+LOGS_SUSPENDED: dict[str, Any] = _ACTION_LOG["response"]
 
 
 def _message(answer: httpx.Response) -> str:

@@ -27,29 +27,10 @@ from akeneo_pim.event_platform_api import (
 )
 from tests.samples import sample
 
-# https://api.akeneo.com/event-platform/logs.html#1-action-logs: the "response" of the
-# suspend call, verbatim
-LOGS_SUSPENDED = json.loads("""{
-    "id":"019363c6-139b-7412-a020-75934c917645",
-    "config":{
-      "url":"https://my.webhook.com",
-      "secret":{
-        "primary":"***redacted***",
-        "secondary":"***redacted***"
-      }
-    },
-    "events":[
-      "com.akeneo.pim.v1.product.deleted",
-      "com.akeneo.pim.v1.product.updated"
-    ],
-    "type":"https",
-    "source":"pim",
-    "subject":"https://mypim.cloud.akeneo.com",
-    "status":"suspended",
-    "subscriber_id":"019363c4-6e22-7dd4-a811-6aab07f1d474",
-    "created_at":"2024-11-25T14:42:25.819268Z",
-    "updated_at":"2024-11-25T16:35:56.766198Z"
-  }""")
+# https://api.akeneo.com/event-platform/logs.html#1-action-logs: the response of the
+# suspend call in the action log, verbatim (the corpus keeps the whole log)
+_ACTION_LOG = sample("event-platform/management/action-log-suspended").json()
+LOGS_SUSPENDED = _ACTION_LOG["response"]
 
 
 def test_the_getting_started_subscriber_answer() -> None:
