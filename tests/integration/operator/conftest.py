@@ -7,7 +7,7 @@ with it proves the chart grants enough, and nothing hides a missing permission.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,7 @@ from tests.ground.helm import (
     install_chart_identity,
 )
 from tests.ground.kube import KubeCluster
+from tests.ground.nats import NatsServer
 from tests.ground.processes import wait_until
 
 OPERATOR_NAMESPACE = "akeneo-operator"
@@ -61,3 +62,13 @@ async def chart_identity(
 def rbac_kubeconfig(chart_identity: ChartIdentity) -> Path:
     """Kubeconfig of the chart's ServiceAccount (TokenRequest token): run the operator with it."""
     return chart_identity.kubeconfig
+
+
+@pytest.fixture(scope="module")
+def own_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """A nats-server of the test module's own, for tests that take it down."""
+    server = NatsServer(tmp_path_factory.mktemp("own-nats")).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -32,14 +32,13 @@ from tests.integration.operator.test_managed_subscription import (
     ep_status,
     management,
     operator,
-    own_nats,
     secret_values,
     simulator,
     spec,
     with_condition,
 )
 
-__all__ = ["client", "management", "operator", "own_nats", "simulator"]  # fixtures, shared
+__all__ = ["client", "management", "operator", "simulator"]  # fixtures, shared
 
 pytestmark = pytest.mark.kube
 NAME = "turn"

@@ -57,16 +57,6 @@ MARGIN = timedelta(minutes=5)  # reconciliation.safetyMargin's default
 
 
 @pytest.fixture(scope="module")
-def own_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
-    """This module's nats-server: one test takes it down."""
-    server = NatsServer(tmp_path_factory.mktemp("sync-nats")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def operator(
     own_nats: NatsServer, chart_identity: ChartIdentity, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
