@@ -20,6 +20,7 @@ COPY operator operator
 COPY receiver receiver
 COPY worker worker
 COPY resync resync
+COPY cli cli
 COPY pim pim
 RUN pip wheel --no-build-isolation --no-deps --no-index --wheel-dir /wheels . \
  && /opt/akeneo/bin/pip install --no-deps --no-index /wheels/akeneo_connector-*.whl \

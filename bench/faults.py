@@ -266,7 +266,7 @@ class Pipeline:
         log = (self.root / f"{name}.log").open("ab")
         try:
             return await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "akeneo_connector.cli", *args,
+                sys.executable, "-m", "akeneo_cli", *args,
                 env=self._env(), stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
         finally:

@@ -1,7 +1,7 @@
 """A connection's spec turned into each component's settings, env and mounted files.
 
 One function per component, called by the operator's pod builder (``akeneo_operator.pods``)
-and by local mode (``akeneo_connector.local``, ``local_layout``): what differs between a pod
+and by local mode (``akeneo_cli.local``, ``local_layout``): what differs between a pod
 and a local child is only where things are (``Placement``: file paths, ports, NATS, what the
 platform allows). The env comes from the settings contract (``settings_contract.written``),
 never from names typed here.

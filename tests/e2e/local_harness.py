@@ -53,7 +53,7 @@ class LocalMode:
     async def start(self) -> None:
         with self.output.open("ab") as out:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "akeneo_connector.cli", "local",
+                sys.executable, "-m", "akeneo_cli", "local",
                 "-f", str(self.manifest), "--data-dir", str(self.data_dir),
                 "--port", str(self.port), "--admin-port", str(self.admin_port),
                 "--status-interval", "0.5", *self.extra,

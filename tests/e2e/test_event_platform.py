@@ -33,7 +33,7 @@ import pytest
 import yaml
 from aiohttp import web
 
-from akeneo_connector.local import LocalPipeline
+from akeneo_cli.local import LocalPipeline
 from akeneo_connector.manifest import load_manifest
 from akeneo_pim import event_types
 from akeneo_pim.event_types import attribute_option_key
@@ -172,7 +172,7 @@ async def initial_sync(local: LocalMode, manifest: Path, data_dir: Path) -> None
     pipeline = LocalPipeline(load_manifest(manifest), data_dir, local.port, None)
     env = {**os.environ, **pipeline.reconcile_env(), "AKENEO_NATS_URL": nats_url(local.output)}
     job = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "akeneo_connector.cli", "reconcile", "--full", env=env,
+        sys.executable, "-m", "akeneo_cli", "reconcile", "--full", env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     out, _ = await job.communicate()

@@ -26,7 +26,7 @@ import nats
 import pytest
 import yaml
 
-from akeneo_connector.local import LocalPipeline
+from akeneo_cli.local import LocalPipeline
 from akeneo_connector.manifest import load_manifest
 from akeneo_pim.simulator import Change, EventSender, PimSimulator
 from tests.e2e.local_harness import LocalMode, descendants, eventually, nats_url, pim_secret
@@ -178,7 +178,7 @@ async def test_local_mode_survives_a_lossy_pim_and_kill_9(
 
         # a second local mode on the same data dir is refused with one line
         second = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "akeneo_connector.cli", "local", "-f", str(manifest),
+            sys.executable, "-m", "akeneo_cli", "local", "-f", str(manifest),
             "--data-dir", str(data_dir), "--port", str(free_port()),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
@@ -198,7 +198,7 @@ async def test_local_mode_survives_a_lossy_pim_and_kill_9(
         url = nats_url(local.output)
         env = {**os.environ, **pipeline.reconcile_env(), "AKENEO_NATS_URL": url}
         for full in (False, True):
-            argv = [sys.executable, "-m", "akeneo_connector.cli", "reconcile"]
+            argv = [sys.executable, "-m", "akeneo_cli", "reconcile"]
             job = await asyncio.create_subprocess_exec(
                 *argv, *(["--full"] if full else []), env=env,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
@@ -244,7 +244,7 @@ def _component_pid(local: LocalMode, component: str) -> int:
     for pid in descendants(local.proc.pid):
         with contextlib.suppress(OSError):
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            if b"akeneo_connector.cli" in argv and component.encode() in argv:
+            if b"akeneo_cli" in argv and component.encode() in argv:
                 return pid
     raise AssertionError(f"no {component} process under local mode")
 
@@ -295,7 +295,7 @@ async def test_children_stop_when_local_mode_is_killed_alone(tmp_path: Path) -> 
         await local.stop()
         for pid in children:  # a failed check must not leave them behind
             with contextlib.suppress(OSError):
-                if any(c in _cmdline(pid) for c in (b"akeneo_connector.cli", b"nats-server")):
+                if any(c in _cmdline(pid) for c in (b"akeneo_cli", b"nats-server")):
                     os.kill(pid, signal.SIGKILL)
     output = local.output.read_text()
     assert "left running by an earlier local mode" not in output, output[-2000:]

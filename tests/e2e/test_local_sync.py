@@ -77,7 +77,7 @@ def write_manifest(path: Path, sim: PimSimulator) -> None:
 
 async def reconcile_f(manifest: Path, data_dir: Path) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "akeneo_connector.cli", "reconcile",
+        sys.executable, "-m", "akeneo_cli", "reconcile",
         "-f", str(manifest), "--data-dir", str(data_dir),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip

@@ -1,7 +1,7 @@
 """SIGTERM ends the receiver and the worker within 2 s, whatever the NATS server is doing.
 
 Real processes, started as the CLI and the operator's pods start them
-(``python -m akeneo_connector.cli receiver|worker``), a real nats-server that is up, killed,
+(``python -m akeneo_cli receiver|worker``), a real nats-server that is up, killed,
 frozen (SIGSTOP: a server that vanished without closing its connections, the hardest case)
 or never started, and a real SIGTERM. The time is taken from the signal to the exit (the
 parent reaping the process) and each case is measured ``REPEATS`` times; every measurement
@@ -89,7 +89,7 @@ def _handles_sigterm(pid: int) -> bool:
 
 @dataclass
 class Component:
-    """``python -m akeneo_connector.cli <name>`` with its env, stopped with a timed SIGTERM."""
+    """``python -m akeneo_cli <name>`` with its env, stopped with a timed SIGTERM."""
 
     name: str
     env: dict[str, str]
@@ -97,7 +97,7 @@ class Component:
     process: ServerProcess | None = field(default=None, init=False)
 
     async def start(self) -> Component:
-        argv = [sys.executable, "-m", "akeneo_connector.cli", self.name]
+        argv = [sys.executable, "-m", "akeneo_cli", self.name]
         self.folder.mkdir(parents=True, exist_ok=True)
         self.process = ServerProcess(f"{self.name}-{uuid.uuid4().hex[:6]}", argv, self.folder)
         self.process.start(env={**os.environ, **self.env})

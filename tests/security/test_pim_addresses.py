@@ -200,7 +200,7 @@ async def test_the_reconcile_job_refuses_an_internal_pim(
             "AKENEO_PIM_CA_FILE": str(tmp_path / "ca.crt"),
         }
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "akeneo_connector.cli", "reconcile",
+            sys.executable, "-m", "akeneo_cli", "reconcile",
             env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         _out, err = await asyncio.wait_for(proc.communicate(), timeout=120)

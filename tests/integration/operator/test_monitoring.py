@@ -411,7 +411,7 @@ async def scrape(http: aiohttp.ClientSession, url: str) -> set[str]:
 
 
 def worker_process(names: ConnectionNames, nats: str, port: int, workdir: Path) -> ServerProcess:
-    argv = [sys.executable, "-m", "akeneo_connector.cli", "worker", "--port", str(port)]
+    argv = [sys.executable, "-m", "akeneo_cli", "worker", "--port", str(port)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AKENEO_")}
     env |= {
         "AKENEO_CONNECTION": names.ref,

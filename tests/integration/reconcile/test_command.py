@@ -49,7 +49,7 @@ def _env(nats_url: str, names: ConnectionNames, sim: PimSimulator, creds: Path) 
 
 async def _start(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "akeneo_connector.cli", "reconcile", *args,
+        sys.executable, "-m", "akeneo_cli", "reconcile", *args,
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
 

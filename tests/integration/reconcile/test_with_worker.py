@@ -66,7 +66,7 @@ async def test_reconcile_after_dropped_events_repairs_the_sink(nats: str, tmp_pa
         ):
             (creds / name).write_text(value.get_secret_value())
         worker = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "akeneo_connector.cli", "worker",
+            sys.executable, "-m", "akeneo_cli", "worker",
             "--connection", conn.names.ref, "--nats-url", nats, "--sink", "sqlite",
             "--sqlite-path", str(db), "--port", str(free_port()),
             "--pim-url", sim.url, "--pim-credentials-dir", str(creds), "--pim-allow-private",

@@ -14,7 +14,7 @@ from tests.unit.simulator.receiver import Recorder, start
 
 async def _simulate(*args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "akeneo_connector.cli", "simulate", *args,
+        sys.executable, "-m", "akeneo_cli", "simulate", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
@@ -78,7 +78,7 @@ async def test_wrong_secret_and_event_platform_report_rejections(tmp_path: Path)
 async def test_serve_rest_writes_credentials_for_the_connector(tmp_path: Path) -> None:
     creds_dir = tmp_path / "pim"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "akeneo_connector.cli", "simulate", "--serve-rest",
+        sys.executable, "-m", "akeneo_cli", "simulate", "--serve-rest",
         "--products", "42", "--write-credentials", str(creds_dir),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip

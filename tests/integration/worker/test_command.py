@@ -25,7 +25,7 @@ def _get(url: str) -> tuple[int, str]:
 
 
 def _worker(names: ConnectionNames, nats: str, db: Path, port: int, log_dir: Path) -> ServerProcess:
-    argv = [sys.executable, "-m", "akeneo_connector.cli", "worker", "--port", str(port)]
+    argv = [sys.executable, "-m", "akeneo_cli", "worker", "--port", str(port)]
     proc = ServerProcess(f"worker-{port}", argv, log_dir)
     env = dict(
         os.environ,
@@ -40,7 +40,7 @@ def _worker(names: ConnectionNames, nats: str, db: Path, port: int, log_dir: Pat
 
 def _replay(names: ConnectionNames, nats: str, *args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "akeneo_connector.cli", "replay", "--connection", names.ref,
+        [sys.executable, "-m", "akeneo_cli", "replay", "--connection", names.ref,
          "--nats-url", nats, *args],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip

@@ -263,7 +263,7 @@ def test_worker_refuses_a_raw_secret_for_standard_signatures_and_names_the_way_o
         AKENEO_WEBHOOK_SIGNING_SECRET_FILE=str(secret_file),
     )
     done = subprocess.run(
-        [sys.executable, "-m", "akeneo_connector.cli", "worker", "--port", "0"],
+        [sys.executable, "-m", "akeneo_cli", "worker", "--port", "0"],
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 1

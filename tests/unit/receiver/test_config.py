@@ -66,7 +66,7 @@ def test_receiver_subcommand_imports_nothing_heavy() -> None:
     """Idle RSS: ``akeneo-connector receiver`` must not load the operator's or worker's stack."""
     code = (
         "import sys\n"
-        "from akeneo_connector.cli import build_parser\n"
+        "from akeneo_cli.main import build_parser\n"
         "build_parser('receiver')\n"
         "import akeneo_receiver.app\n"
         "heavy = {'kopf', 'kubernetes_asyncio', 'psycopg', 'httpx', 'yaml', 'croniter'}\n"

@@ -34,6 +34,7 @@ from nats.js.errors import KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 from prometheus_client.parser import text_string_to_metric_families
 
+from akeneo_cli.supervisor import Child, DataDirBusy, RunLock
 from akeneo_connector import component_env, local_layout
 from akeneo_connector.durations import parse_duration
 from akeneo_connector.gaps import plan_catch_up, read_gaps
@@ -46,12 +47,11 @@ from akeneo_connector.jetstream import ImmutableFieldChanged, ensure_all
 from akeneo_connector.manifest import Connection, ManifestError, load_manifest
 from akeneo_connector.nats_servers import failover_options
 from akeneo_connector.spec import FULL_SCAN_ONLY
-from akeneo_connector.supervisor import Child, DataDirBusy, RunLock
 from akeneo_pim import notifications
 from akeneo_pim.paths import Endpoints
 
 HELP = "run a connection's whole pipeline on this machine from its manifest"
-log = logging.getLogger("akeneo_connector.local")
+log = logging.getLogger("akeneo_cli.local")
 
 CERT_VALIDITY = timedelta(days=365)
 CERT_RENEW_BEFORE = timedelta(days=30)
@@ -255,7 +255,7 @@ class LocalPipeline:
         return Endpoints.of(f"https://localhost:{self.port}").as_status()
 
     def _component(self, name: str, sub: str, env: dict[str, str]) -> Child:
-        argv = [sys.executable, "-m", "akeneo_connector.cli", sub]
+        argv = [sys.executable, "-m", "akeneo_cli", sub]
         return Child(name, argv, env, self.logs / f"{name}.log", on_start=self._record)
 
     def _record(self) -> None:
@@ -438,7 +438,7 @@ class LocalPipeline:
         """``akeneo-connector reconcile <extra>`` as a child, after any other reconcile child
         (the KV lock would refuse an overlap anyway); its exit code."""
         async with self._reconcile_slot:
-            argv = [sys.executable, "-m", "akeneo_connector.cli", "reconcile", *extra]
+            argv = [sys.executable, "-m", "akeneo_cli", "reconcile", *extra]
             child = Child(
                 "reconcile", argv, self.reconcile_env(), self.logs / "reconcile.log",
                 on_start=self._record,

@@ -10,19 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from akeneo_connector import supervisor
-from akeneo_connector.supervisor import Child, DataDirBusy, RunLock
+from akeneo_cli import supervisor
+from akeneo_cli.supervisor import Child, DataDirBusy, RunLock
 
 # -c ignores the arguments after the code: the last one makes the command line look like
 # one of local mode's components, which is what RunLock checks before stopping a leftover
-SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)", "akeneo_connector.cli"]
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)", "akeneo_cli"]
 
 
 async def test_a_child_that_dies_is_restarted_with_backoff_and_reported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(supervisor, "BACKOFF_START", 0.1)
-    caplog.set_level(logging.WARNING, logger="akeneo_connector.local")
+    caplog.set_level(logging.WARNING, logger="akeneo_cli.local")
     child = Child("worker", [sys.executable, "-c", "raise SystemExit(3)"], {}, tmp_path / "w.log")
     task = asyncio.create_task(child.supervise())
     deadline = asyncio.get_running_loop().time() + 30

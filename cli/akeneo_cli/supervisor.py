@@ -25,7 +25,7 @@ from pathlib import Path
 
 from akeneo_connector.local_layout import LOCK_FILE
 
-log = logging.getLogger("akeneo_connector.local")
+log = logging.getLogger("akeneo_cli.local")
 
 BACKOFF_START = 0.5
 BACKOFF_MAX = 30.0
@@ -142,7 +142,7 @@ class DataDirBusy(RuntimeError):
 
 
 # what local mode starts: its own components and the embedded nats-server
-_OUR_COMMANDS = (b"akeneo_connector.cli", b"nats-server")
+_OUR_COMMANDS = (b"akeneo_cli", b"nats-server")
 
 
 class RunLock:

@@ -20,7 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
     "reconcile": "akeneo_resync.reconcile_command",
     "replay": "akeneo_resync.replay_command",
     "simulate": "akeneo_pim.simulate_command",
-    "local": "akeneo_connector.local",
+    "local": "akeneo_cli.local",
 }
 
 EXIT_NOT_IMPLEMENTED = 2
