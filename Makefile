@@ -39,11 +39,11 @@ crd-check: $(STAMP)
 
 ## Regenerate the settings tables of docs/configuration.md from the settings contract.
 settings-docs: $(STAMP)
-	$(BIN)/python -m akeneo_connector.settings_docs --write
+	$(BIN)/python -m akeneo_operator.settings_docs --write
 
 ## Fail when docs/configuration.md's settings tables are stale.
 settings-docs-check: $(STAMP)
-	$(BIN)/python -m akeneo_connector.settings_docs --check
+	$(BIN)/python -m akeneo_operator.settings_docs --check
 
 ## Regenerate the image's lock files (runtime and build dependencies, with hashes).
 lock: $(STAMP)

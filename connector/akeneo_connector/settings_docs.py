@@ -1,8 +1,9 @@
-"""The settings tables of ``docs/configuration.md``, generated from the settings contract.
+"""The components' settings tables of ``docs/configuration.md``, from the settings contract.
 
-``python -m akeneo_connector.settings_docs --write`` rewrites the blocks between
-``<!-- BEGIN GENERATED: <section> -->`` and ``<!-- END GENERATED: <section> -->``;
-``--check`` (run by ``make lint``) fails when one is stale. The prose around them is by hand.
+``generate`` rewrites the blocks between ``<!-- BEGIN GENERATED: <section> -->`` and
+``<!-- END GENERATED: <section> -->``; the prose around them is by hand. The command is
+``python -m akeneo_operator.settings_docs --write`` (``--check``, run by ``make lint``, fails
+when a block is stale): it adds the operator's own table, which this kernel cannot import.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -77,45 +80,49 @@ def table(section: str) -> str:
     return "\n".join(rows) + "\n"
 
 
-def generate(text: str) -> str:
-    """``text`` with every generated block rewritten; an unknown section is an error."""
+def generate(text: str, extra: Mapping[str, Callable[[], str]] | None = None) -> str:
+    """``text`` with every generated block rewritten, the components' and ``extra``'s (a
+    section name to its table); an unknown or missing section is an error."""
+    tables: dict[str, Callable[[], str]] = {name: partial(table, name) for name in SECTIONS}
+    tables.update(extra or {})
     seen: set[str] = set()
 
     def block(match: re.Match[str]) -> str:
         name = match.group("name")
-        if name not in SECTIONS:
+        if name not in tables:
             raise ValueError(f"unknown generated section {name!r}")
         seen.add(name)
-        return match.group(1) + table(name) + match.group(3)
+        return match.group(1) + tables[name]() + match.group(3)
 
     out = _BLOCK.sub(block, text)
-    missing = set(SECTIONS) - seen
+    missing = set(tables) - seen
     if missing:
         raise ValueError(f"docs/configuration.md lacks the sections {sorted(missing)}")
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m akeneo_connector.settings_docs")
+def main(
+    argv: list[str] | None = None,
+    *,
+    prog: str,
+    extra: Mapping[str, Callable[[], str]] | None = None,
+) -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m {prog}")
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write", action="store_true", help="rewrite docs/configuration.md")
     mode.add_argument("--check", action="store_true", help="fail when it is stale")
     parser.add_argument("--path", type=Path, default=DOC)
     args = parser.parse_args(argv)
     current = args.path.read_text()
-    wanted = generate(current)
+    wanted = generate(current, extra)
     if args.write:
         if wanted != current:
             args.path.write_text(wanted)
         return 0
     if wanted != current:
         print(
-            f"{args.path} is stale: run `python -m akeneo_connector.settings_docs --write`",
+            f"{args.path} is stale: run `python -m {prog} --write`",
             file=sys.stderr,
         )
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,6 +11,7 @@ import os
 import random
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -262,276 +263,473 @@ _LABEL = r"(\*|\{namespace\}|\{name\}|[a-z0-9]([-a-z0-9]*[a-z0-9])?)"
 _HOST_PATTERN = re.compile(rf"^{_LABEL}(\.{_LABEL})+$")
 TUPLE_FIELDS = frozenset({"namespaces", "allowed_issuers", "allowed_egress_cidrs"})
 
-# flag name, env name, settings field, help
-_OPTIONS: tuple[tuple[str, str, str, str], ...] = (
-    ("--nats-url", "AKENEO_NATS_URL", "nats_url", "NATS the operator provisions streams on"),
-    ("--nats-user", "AKENEO_NATS_USER", "nats_user", "NATS user of the operator"),
-    (
+
+@dataclass(frozen=True)
+class OperatorOption:
+    """One operator setting: its flag, env variable, field, ``--help`` text and, for the
+    reference, a longer meaning (``doc``, else the help) and how its default reads."""
+
+    flag: str
+    env: str
+    field: str
+    help: str
+    doc: str | None = None
+    default_doc: str = "none"
+
+    @property
+    def meaning(self) -> str:
+        return self.doc or self.help
+
+
+# The operator's flags, each with its env variable; docs/configuration.md's operator table is
+# generated from these (``akeneo_operator.settings_docs``).
+OPTIONS: tuple[OperatorOption, ...] = (
+    OperatorOption(
+        "--nats-url",
+        "AKENEO_NATS_URL",
+        "nats_url",
+        "NATS the operator provisions streams on",
+        doc=(
+            "NATS URL(s) of the operator's own connection (stream and bucket provisioning, "
+            "counters); a comma-separated list for a cluster"
+        ),
+        default_doc="`nats://nats.nats:4222`",
+    ),
+    OperatorOption(
+        "--nats-user",
+        "AKENEO_NATS_USER",
+        "nats_user",
+        "NATS user of the operator",
+        doc="NATS user of the operator's own connection (with `--nats-password-file`)",
+    ),
+    OperatorOption(
         "--nats-password-file",
         "AKENEO_NATS_PASSWORD_FILE",
         "nats_password_file",
         "file with the NATS password",
+        doc="file with the password of `--nats-user`",
     ),
-    (
+    OperatorOption(
         "--nats-creds-file",
         "AKENEO_NATS_CREDS_FILE",
         "nats_creds_file",
         "NATS .creds file of the operator",
+        doc=(
+            "NATS `.creds` file of the operator; with none of these but a signing key, the "
+            "operator issues its own user in memory (publish `$JS.API.>`, `$JS.FC.>`; "
+            "replies on `_INBOX_akeneo_operator.>`)"
+        ),
     ),
-    (
+    OperatorOption(
         "--pod-nats-url",
         "AKENEO_OPERATOR_POD_NATS_URL",
         "pod_nats_url",
         "NATS URL written into pods (default: --nats-url)",
+        doc="NATS URL(s) written into the pods (comma-separated list allowed)",
+        default_doc="`--nats-url`",
     ),
-    (
+    OperatorOption(
         "--pod-nats-user",
         "AKENEO_OPERATOR_POD_NATS_USER",
         "pod_nats_user",
         "NATS user written into pods",
+        doc="`AKENEO_NATS_USER` of the pods",
     ),
-    (
+    OperatorOption(
         "--pod-nats-secret",
         "AKENEO_OPERATOR_POD_NATS_SECRET",
         "pod_nats_secret",
         "Secret in each connection namespace holding the pods' NATS password or creds",
+        doc="Secret in each connection's namespace, mounted at `/etc/akeneo/nats/`",
     ),
-    (
+    OperatorOption(
         "--pod-nats-secret-key",
         "AKENEO_OPERATOR_POD_NATS_SECRET_KEY",
         "pod_nats_secret_key",
         "key of that Secret: `password` or `nats.creds`",
+        doc=("its key: `password` sets `AKENEO_NATS_PASSWORD_FILE`, else `AKENEO_NATS_CREDS_FILE`"),
+        default_doc="`nats.creds`",
     ),
-    (
+    OperatorOption(
         "--nats-signing-key-file",
         "AKENEO_OPERATOR_NATS_SIGNING_KEY_FILE",
         "nats_signing_key_file",
         "file with the NATS account signing key seed: issue per-connection NATS users",
+        doc=(
+            "NATS account signing key seed (`SA...`): issue each connection its own NATS "
+            "users (excludes `--pod-nats-secret`/`--pod-nats-user`); re-read when it "
+            "changes"
+        ),
     ),
-    (
+    OperatorOption(
         "--nats-account",
         "AKENEO_OPERATOR_NATS_ACCOUNT",
         "nats_account",
         "public key of the NATS account the signing key belongs to",
+        doc="public key (`A...`) of the account the signing key belongs to",
+        default_doc="the key's own account",
     ),
-    (
+    OperatorOption(
         "--nats-creds-validity",
         "AKENEO_OPERATOR_NATS_CREDS_VALIDITY",
         "nats_creds_validity",
         "lifetime of the issued NATS user JWTs",
+        doc=(
+            "lifetime of the issued user JWTs (NATS users are not revoked: a deleted or "
+            "reissued connection's users stop working within it)"
+        ),
+        default_doc="`2h`",
     ),
-    (
+    OperatorOption(
         "--nats-creds-renew-before",
         "AKENEO_OPERATOR_NATS_CREDS_RENEW_BEFORE",
         "nats_creds_renew_before",
         "reissue NATS user JWTs this long before expiry",
+        doc=(
+            "reissue the user JWTs this long before they expire (about how long the "
+            "operator may be down)"
+        ),
+        default_doc="`90m`",
     ),
-    (
+    OperatorOption(
         "--keda-nats-monitoring",
         "AKENEO_OPERATOR_KEDA_NATS_MONITORING",
         "keda_nats_monitoring",
         "host:port of the NATS monitoring endpoint KEDA reads consumer lag from",
+        doc=(
+            "`host:port` of the NATS monitoring endpoint KEDA's `nats-jetstream` scaler "
+            "reads consumer lag from (`spec.worker.autoscaling`); chart "
+            "`keda.natsMonitoringEndpoint`"
+        ),
+        default_doc="host of `--nats-url`, port 8222",
     ),
-    (
+    OperatorOption(
         "--keda-nats-account",
         "AKENEO_OPERATOR_KEDA_NATS_ACCOUNT",
         "keda_nats_account",
         "NATS account KEDA looks the streams up in",
+        doc="NATS account the scaler looks the streams up in; chart `keda.natsAccount`",
+        default_doc="`--nats-account`, else `$G`",
     ),
-    (
+    OperatorOption(
         "--metrics-namespace",
         "AKENEO_OPERATOR_METRICS_NAMESPACE",
         "metrics_namespace",
         "namespace of the Prometheus scraping the pods: their NetworkPolicies admit it",
+        doc=(
+            "namespace of the Prometheus scraping receiver and worker pods: their "
+            "NetworkPolicies admit it (worker port 8080; receiver 8443 when "
+            "`allowedSourceRanges` restricts it); chart "
+            "`metrics.podMonitor.prometheusNamespace`"
+        ),
     ),
-    ("--image", "AKENEO_IMAGE", "image", "image of receiver, worker and reconcile pods"),
-    (
+    OperatorOption(
+        "--image",
+        "AKENEO_IMAGE",
+        "image",
+        "image of receiver, worker and reconcile pods",
+        default_doc="`akeneo-connector:0.1.0`",
+    ),
+    OperatorOption(
         "--image-pull-policy",
         "AKENEO_OPERATOR_IMAGE_PULL_POLICY",
         "image_pull_policy",
         "imagePullPolicy of the pods",
+        default_doc="`IfNotPresent`",
     ),
-    (
+    OperatorOption(
         "--log-level",
         "AKENEO_LOG_LEVEL",
         "log_level",
         "log level of the operator and AKENEO_LOG_LEVEL of its pods",
+        doc="log level of the operator and `AKENEO_LOG_LEVEL` of its pods",
+        default_doc="`info`",
     ),
-    (
+    OperatorOption(
         "--default-resources",
         "AKENEO_DEFAULT_RESOURCES",
         "default_resources",
         "JSON {requests, limits} of every pod the operator creates",
+        doc="JSON `{requests, limits}` of every pod",
+        default_doc="requests 100m/128Mi, limit 256Mi",
     ),
-    (
+    OperatorOption(
         "--receiver-resources",
         "AKENEO_OPERATOR_RECEIVER_RESOURCES",
         "receiver_resources",
         "JSON {requests, limits}",
+        doc="receiver pods' override of `--default-resources`",
+        default_doc="default resources",
     ),
-    (
+    OperatorOption(
         "--worker-resources",
         "AKENEO_OPERATOR_WORKER_RESOURCES",
         "worker_resources",
         "JSON {requests, limits}",
+        doc="worker pods' override of `--default-resources`",
+        default_doc="default resources",
     ),
-    (
+    OperatorOption(
         "--reconcile-resources",
         "AKENEO_OPERATOR_RECONCILE_RESOURCES",
         "reconcile_resources",
         "JSON {requests, limits}",
+        doc="reconcile pods' override of `--default-resources`",
+        default_doc="default resources",
     ),
-    (
+    OperatorOption(
         "--ingress-class",
         "AKENEO_OPERATOR_INGRESS_CLASS",
         "ingress_class",
         "ingressClassName of Ingresses",
+        doc="`ingressClassName` of Ingresses",
     ),
-    (
+    OperatorOption(
         "--ingress-namespace",
         "AKENEO_OPERATOR_INGRESS_NAMESPACE",
         "ingress_namespace",
-        "namespace of the ingress controller (let into receivers with allowedSourceRanges)",
+        ("namespace of the ingress controller (let into receivers with allowedSourceRanges)"),
+        doc=(
+            "the ingress controller's namespace: with `receiver.host` and "
+            "`allowedSourceRanges`, its pods may reach the receiver too (the Ingress "
+            "enforces the ranges on the client's address)"
+        ),
+        default_doc="`ingress-nginx`",
     ),
-    (
+    OperatorOption(
         "--allow-private-webhooks",
         "AKENEO_OPERATOR_ALLOW_PRIVATE_WEBHOOKS",
         "allow_private_webhooks",
-        "true: honour spec.worker.sink.webhook.allowPrivateAddresses (default: refuse it)",
+        ("true: honour spec.worker.sink.webhook.allowPrivateAddresses (default: refuse it)"),
+        doc=(
+            "honour `sink.webhook.allowPrivateAddresses`; off, such a connection is "
+            "refused (`Ready=False`, reason `PrivateAddressesNotAllowed`), and so is a "
+            "webhook URL on a private IP literal or `localhost`"
+        ),
+        default_doc="`false`",
     ),
-    (
+    OperatorOption(
         "--allow-private-pim",
         "AKENEO_OPERATOR_ALLOW_PRIVATE_PIM",
         "allow_private_pim",
         "true: honour spec.pim.allowPrivateAddresses (default: refuse it)",
+        doc="the same for `pim.allowPrivateAddresses` and `pim.url`",
+        default_doc="`false`",
     ),
-    (
+    OperatorOption(
         "--allow-private-postgres",
         "AKENEO_OPERATOR_ALLOW_PRIVATE_POSTGRES",
         "allow_private_postgres",
-        "true: honour spec.worker.sink.postgres.allowPrivateAddresses (default: refuse it)",
+        ("true: honour spec.worker.sink.postgres.allowPrivateAddresses (default: refuse it)"),
+        doc=(
+            "the same for `sink.postgres.allowPrivateAddresses` and the DSN's hosts; the "
+            "operator reads the DSN from its Secret to refuse, before building anything, a "
+            "DSN with a refused parameter or Unix socket (`DsnNotAllowed`) or a private "
+            "literal host (`PrivateAddressesNotAllowed`), never repeating it"
+        ),
+        default_doc="`false`",
     ),
-    (
+    OperatorOption(
         "--default-tls",
         "AKENEO_OPERATOR_DEFAULT_TLS",
         "default_tls",
-        "JSON tls spec for connections with receiver.host that leave tls out, e.g. "
-        '{"mode":"certManager","issuerRef":{"kind":"ClusterIssuer","name":"letsencrypt"}}',
+        (
+            "JSON tls spec for connections with receiver.host that leave tls out, e.g. "
+            '{"mode":"certManager","issuerRef":{"kind":"ClusterIssuer","name":"letsencrypt"}}'
+        ),
+        doc=(
+            "JSON `tls` spec for connections with `receiver.host` whose spec leaves `tls` "
+            "out, e.g. "
+            '`{"mode":"certManager","issuerRef":{"kind":"ClusterIssuer","name":"letsencrypt"}}` '
+            "(chart value `defaultTLS`); host-less connections stay `selfSigned`"
+        ),
     ),
-    (
+    OperatorOption(
         "--event-platform-url",
         "AKENEO_OPERATOR_EVENT_PLATFORM_URL",
         "event_platform_url",
         "base URL of Akeneo's Event Platform management API (managed subscriptions)",
+        doc=(
+            "base URL of Akeneo's Event Platform management API, used for connections with "
+            "`spec.eventPlatform.manageSubscription` (chart `eventPlatform.url`)"
+        ),
+        default_doc="`https://event.prd.sdk.akeneo.cloud/api/v1`",
     ),
-    (
+    OperatorOption(
         "--event-platform-ca-file",
         "AKENEO_OPERATOR_EVENT_PLATFORM_CA_FILE",
         "event_platform_ca_file",
         "CA bundle verifying the management API (default: the system's trust store)",
+        doc=(
+            "CA bundle verifying the management API's certificate (chart "
+            "`eventPlatform.caConfigMap`: a ConfigMap with key `ca.crt`, mounted for it)"
+        ),
+        default_doc="the system's CAs",
     ),
-    (
+    OperatorOption(
         "--stream-quotas",
         "AKENEO_OPERATOR_STREAM_QUOTAS",
         "stream_quotas",
         'JSON {"default": {...}, "max": {...}} of stream and bucket quotas',
+        doc=(
+            'JSON `{"default": {...}, "max": {...}}` (chart `streamQuotas`): quotas of '
+            "every connection's stream and bucket; a spec above `max` is refused "
+            "(`Ready=False`, reason `QuotaExceedsPlatformLimit`)"
+        ),
+        default_doc="see below",
     ),
-    (
+    OperatorOption(
         "--allowed-issuers",
         "AKENEO_OPERATOR_ALLOWED_ISSUERS",
         "allowed_issuers",
-        "comma list of Kind/name a tls.issuerRef may name, name * for any (default: Issuer/*)",
+        ("comma list of Kind/name a tls.issuerRef may name, name * for any (default: Issuer/*)"),
+        doc=(
+            "comma list of `Kind/name` (`name` may be `*`; `*` alone: any) a "
+            "`tls.issuerRef` may name; else `Ready=False`, `IssuerNotAllowed`"
+        ),
+        default_doc="`Issuer/*`",
     ),
-    (
+    OperatorOption(
         "--host-pattern",
         "AKENEO_OPERATOR_HOST_PATTERN",
         "host_pattern",
-        "receiver.host must match, e.g. *.{namespace}.connectors.example.com (default: any)",
+        ("receiver.host must match, e.g. *.{namespace}.connectors.example.com (default: any)"),
+        doc=(
+            "`receiver.host` must match, e.g. `*.{namespace}.connectors.example.com` (`*`: "
+            "one DNS label); else `HostNotAllowed`. A host an older connection uses is "
+            "always refused (`HostConflict`)"
+        ),
+        default_doc="any host",
     ),
-    (
+    OperatorOption(
         "--allowed-egress-cidrs",
         "AKENEO_OPERATOR_ALLOWED_EGRESS_CIDRS",
         "allowed_egress_cidrs",
-        "comma list of private CIDRs the connections' pods may reach besides public addresses",
+        ("comma list of private CIDRs the connections' pods may reach besides public addresses"),
+        doc=(
+            "private CIDRs the worker and reconcile pods may reach besides DNS, NATS and "
+            "public addresses (receivers: on the NATS ports)"
+        ),
     ),
-    (
+    OperatorOption(
         "--egress-dns-namespace",
         "AKENEO_OPERATOR_EGRESS_DNS_NAMESPACE",
         "egress_dns_namespace",
         "namespace of the cluster DNS the pods may query on port 53",
+        doc="the cluster DNS the pods may query (port 53)",
+        default_doc="`kube-system`",
     ),
-    (
+    OperatorOption(
         "--egress-nats-namespace",
         "AKENEO_OPERATOR_EGRESS_NATS_NAMESPACE",
         "egress_nats_namespace",
         "namespace of the NATS servers (default: from the pod NATS URLs)",
+        doc=(
+            "namespace of the NATS servers (URL hosts `<svc>.<namespace>[.svc…]` give it; "
+            "IP literals become `ipBlock`s)"
+        ),
+        default_doc="from the pod NATS URLs",
     ),
-    (
+    OperatorOption(
         "--namespaces",
         "AKENEO_WATCH_NAMESPACES",
         "namespaces",
         "comma list of watched namespaces (default: all)",
+        doc="comma list of watched namespaces",
+        default_doc="all",
     ),
-    (
+    OperatorOption(
         "--peering-name",
         "AKENEO_PEERING_NAME",
         "peering_name",
         "kopf peering object shared by replicas",
+        doc="kopf peering object shared by the replicas",
+        default_doc="`akeneo-connector`",
     ),
-    (
+    OperatorOption(
         "--priority",
         "AKENEO_OPERATOR_PRIORITY",
         "priority",
         "peering priority (default: random, so one replica acts)",
+        doc="peering priority: the highest live replica acts",
+        default_doc="random",
     ),
-    (
+    OperatorOption(
         "--maintenance-interval",
         "AKENEO_OPERATOR_MAINTENANCE_INTERVAL",
         "maintenance_interval",
         "stream drift / TLS renewal check period (jittered)",
+        doc="per-connection loop (jittered): stream drift, TLS renewal, retries, counters",
+        default_doc="`60s`",
     ),
-    (
+    OperatorOption(
         "--cert-validity",
         "AKENEO_OPERATOR_CERT_VALIDITY",
         "cert_validity",
         "validity of self-signed serving certs",
+        doc="validity of self-signed serving certificates",
+        default_doc="`2160h`",
     ),
-    (
+    OperatorOption(
         "--cert-renew-before",
         "AKENEO_OPERATOR_CERT_RENEW_BEFORE",
         "cert_renew_before",
         "renew serving certs this long before expiry",
+        doc="renew self-signed serving certificates this long before they expire",
+        default_doc="`720h`",
     ),
-    (
+    OperatorOption(
         "--watch-server-timeout",
         "AKENEO_OPERATOR_WATCH_SERVER_TIMEOUT",
         "watch_server_timeout",
         "seconds before the API server ends a watch",
+        doc="seconds after which the API server ends a watch (it is reopened)",
+        default_doc="`300`",
     ),
-    (
+    OperatorOption(
         "--watch-client-timeout",
         "AKENEO_OPERATOR_WATCH_CLIENT_TIMEOUT",
         "watch_client_timeout",
         "seconds before a stalled watch is dropped and reconnected",
+        doc="seconds after which a stalled watch is dropped and reconnected",
+        default_doc="`360`",
     ),
-    ("--port", "AKENEO_PORT", "port", "port of the operator's /healthz and /metrics"),
-    (
+    OperatorOption(
+        "--port",
+        "AKENEO_PORT",
+        "port",
+        "port of the operator's /healthz and /metrics",
+        doc="`/healthz` and `/metrics` (0: none)",
+        default_doc="8080",
+    ),
+    OperatorOption(
         "--kubeconfig",
         "KUBECONFIG",
         "kubeconfig",
         "kubeconfig file (default: in-cluster service account)",
+        default_doc="in-cluster service account",
     ),
+)
+
+# A switch (``--standalone`` takes no value); in env any true word turns it on.
+STANDALONE = OperatorOption(
+    "--standalone",
+    "AKENEO_OPERATOR_STANDALONE",
+    "standalone",
+    "no peering: act even if other replicas run (tests, single replica)",
+    doc="no peering: act even if other replicas run (single replica, tests)",
+    default_doc="off",
 )
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    for flag, env, _field, help_text in _OPTIONS:
-        parser.add_argument(flag, default=None, help=f"{help_text} [env {env}]")
+    for option in OPTIONS:
+        parser.add_argument(option.flag, default=None, help=f"{option.help} [env {option.env}]")
     parser.add_argument(
-        "--standalone",
+        STANDALONE.flag,
         action="store_true",
         default=None,
-        help="no peering: act even if other replicas run (tests, single replica)",
+        help=f"{STANDALONE.help} [env {STANDALONE.env}]",
     )
 
 
@@ -558,15 +756,15 @@ def _truthy(raw: str) -> bool:
 def from_sources(args: argparse.Namespace | None, env: Mapping[str, str]) -> OperatorSettings:
     """Merge flags over env over defaults; raise ``pydantic.ValidationError`` when invalid."""
     values: dict[str, Any] = {}
-    for _flag, env_name, field, _help in _OPTIONS:
-        raw = getattr(args, field, None) if args is not None else None
+    for option in OPTIONS:
+        raw = getattr(args, option.field, None) if args is not None else None
         if raw is None:
-            raw = env.get(env_name) or None
+            raw = env.get(option.env) or None
         if raw is not None:
-            values[field] = _convert(field, str(raw))
+            values[option.field] = _convert(option.field, str(raw))
     standalone = getattr(args, "standalone", None) if args is not None else None
     if standalone is None:
-        standalone = _truthy(env.get("AKENEO_OPERATOR_STANDALONE", ""))
+        standalone = _truthy(env.get(STANDALONE.env, ""))
     values["standalone"] = bool(standalone)
     return OperatorSettings.model_validate(values)
 

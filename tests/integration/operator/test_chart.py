@@ -394,7 +394,7 @@ def test_rendered_env_is_the_operator_settings_contract() -> None:
         e["name"]: e["value"]
         for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
     }
-    known = {name for _flag, name, _field, _help in settings._OPTIONS}
+    known = {option.env for option in settings.OPTIONS}
     assert set(env) <= known, f"not operator settings: {set(env) - known}"
     ops = settings.from_sources(None, env)
     assert ops.namespaces == ("tenant-a", "tenant-b")

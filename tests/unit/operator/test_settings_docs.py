@@ -1,5 +1,6 @@
-"""docs/configuration.md: its settings tables are generated, fresh, and name every setting
-users had before the contract was generated (none may disappear)."""
+"""docs/configuration.md: its settings tables (the components' and the operator's) are
+generated, fresh, and name every setting users had before they were generated (none may
+disappear)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 
 from akeneo_connector import settings_docs
 from akeneo_connector.settings_contract import COMPONENTS, contract_fields
+from akeneo_operator import settings_docs as operator_docs
+from akeneo_operator.settings import OPTIONS, STANDALONE
 
 # Every env variable docs/configuration.md named when its tables were still typed by hand.
 DOCUMENTED_BEFORE = frozenset(
@@ -52,9 +55,8 @@ def _documented() -> set[str]:
 
 def test_the_settings_tables_are_fresh() -> None:
     text = settings_docs.DOC.read_text()
-    assert settings_docs.generate(text) == text, (
-        "stale: run `python -m akeneo_connector.settings_docs --write`"
-    )
+    wanted = settings_docs.generate(text, {"operator": operator_docs.operator_table})
+    assert wanted == text, "stale: run `python -m akeneo_operator.settings_docs --write`"
 
 
 def test_no_documented_setting_disappeared() -> None:
@@ -66,9 +68,28 @@ def test_every_component_setting_is_documented() -> None:
     assert envs - _documented() == set()
 
 
+def test_every_operator_flag_has_its_row() -> None:
+    text = settings_docs.DOC.read_text()
+    block = text[text.index("BEGIN GENERATED: operator") : text.index("END GENERATED: operator")]
+    for option in (*OPTIONS, STANDALONE):
+        assert f"| `{option.flag}` | `{option.env}` |" in block, option.flag
+
+
+def test_an_unknown_generated_section_is_refused() -> None:
+    text = "<!-- BEGIN GENERATED: nonsense -->\n<!-- END GENERATED: nonsense -->\n"
+    try:
+        settings_docs.generate(text, {"operator": operator_docs.operator_table})
+    except ValueError as exc:
+        assert "nonsense" in str(exc)
+    else:
+        raise AssertionError("an unknown section was accepted")
+
+
 def test_check_fails_on_a_stale_table(tmp_path: Path) -> None:
     doc = tmp_path / "configuration.md"
     doc.write_text(settings_docs.DOC.read_text().replace("`AKENEO_SINK`", "`AKENEO_SYNC`"))
-    assert settings_docs.main(["--check", "--path", str(doc)]) == 1
-    assert settings_docs.main(["--write", "--path", str(doc)]) == 0
-    assert settings_docs.main(["--check", "--path", str(doc)]) == 0
+    doc.write_text(doc.read_text().replace("`--host-pattern`", "`--host-patern`"))
+    assert operator_docs.main(["--check", "--path", str(doc)]) == 1
+    assert operator_docs.main(["--write", "--path", str(doc)]) == 0
+    assert operator_docs.main(["--check", "--path", str(doc)]) == 0
+    assert "`--host-pattern`" in doc.read_text()
