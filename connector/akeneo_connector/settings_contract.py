@@ -331,7 +331,7 @@ class CommonSettings:
     )  # fmt: skip
     log_level: str = setting(
         "info", "AKENEO_LOG_LEVEL", "`debug`, `info`, `warning` or `error`; logs are JSON lines "
-        "on stderr",
+        "on stderr with kopf's keys (`timestamp`, `severity`, `message`) and `logger`",
     )  # fmt: skip
 
     @property

@@ -10,8 +10,8 @@ import signal
 import sys
 
 from akeneo_connector import eventloop
+from akeneo_connector.logs import setup as setup_logging
 from akeneo_receiver import config as receiver_config
-from akeneo_receiver.logs import setup as setup_logging
 
 HELP = "run the HTTPS receiver for the PIM's events"
 

@@ -31,6 +31,7 @@ from nats.js.kv import KeyValue
 from akeneo_connector import local_layout
 from akeneo_connector.gaps import parse_since
 from akeneo_connector.manifest import ManifestError, load_manifest
+from akeneo_connector.nats_connect import connect, setup_logging
 from akeneo_connector.settings_contract import (
     MissingSetting,
     ReconcileJobSettings,
@@ -46,7 +47,6 @@ from akeneo_resync.reconcile import (
     ResyncSettings,
 )
 from akeneo_worker.budget import KvBudget
-from akeneo_worker.options import connect, setup_logging
 
 HELP = "re-synchronise from the PIM REST API into the stream"
 EXIT_OK = 0

@@ -8,10 +8,10 @@ import contextlib
 import json
 from datetime import datetime
 
+from akeneo_connector.nats_connect import connect, settings_of, setup_logging
 from akeneo_connector.normalized import ResourceKind
 from akeneo_connector.settings_contract import CommonSettings, add_arguments
 from akeneo_resync.replay import DeadLetterFilter, redeliver_stream, replay_dead_letters
-from akeneo_worker.options import connect, settings_of, setup_logging
 
 HELP = "re-publish dead letters or re-deliver the stream"
 

@@ -70,8 +70,8 @@ def crashes(output: str) -> list[str]:
         except ValueError:
             continue
         if (
-            entry.get("level") in ("error", "critical")
-            and entry.get("exc") not in HTTP_PARSE_ERRORS | CLIENT_GONE
+            entry.get("severity") in ("error", "fatal")
+            and entry.get("exception") not in HTTP_PARSE_ERRORS | CLIENT_GONE
         ):
             found.append(line)
     return found

@@ -14,6 +14,7 @@ from pathlib import Path
 from nats.aio.client import Client
 
 from akeneo_connector import eventloop
+from akeneo_connector.nats_connect import connect, read_secret, settings_of, setup_logging
 from akeneo_connector.settings_contract import SettingsError, WorkerSettings, add_arguments
 from akeneo_connector.signing_secrets import SigningSecretError, WebhookSignature
 from akeneo_connector.stopping import bounded, close_nats
@@ -22,7 +23,6 @@ from akeneo_worker.budget import KvBudget
 from akeneo_worker.health import health_app, serve
 from akeneo_worker.hydration import Hydrator, RestHydrator
 from akeneo_worker.metrics import WorkerMetrics
-from akeneo_worker.options import connect, read_secret, settings_of, setup_logging
 from akeneo_worker.sinks.base import Sink, SinkError
 from akeneo_worker.worker import Worker, WorkerConfig
 

@@ -1,4 +1,9 @@
-"""JSON lines on stderr; ``extra={...}`` fields become top-level keys.
+"""The one log schema of every component: JSON lines on stderr with kopf's field names.
+
+``timestamp``, ``severity`` (kopf's words: debug, info, warn, error, fatal) and ``message``,
+as the operator's kopf logs have them, plus ``logger`` and, for an exception, ``exception``:
+its class name only, never its text or traceback (either may hold a tenant's data or a
+secret). ``extra={...}`` fields become top-level keys.
 
 Every line is bounded: what a log field holds may come from a tenant (a reason, an id, an
 error text), so each field is cut at ``FIELD_MAX`` characters and a field that is not a
@@ -28,22 +33,35 @@ def _bounded(value: Any) -> Any:
     return value if isinstance(value, str) else text
 
 
+def severity(levelno: int) -> str:
+    """kopf's severity words (``kopf._core.actions.loggers.ObjectJsonFormatter``)."""
+    if levelno <= logging.DEBUG:
+        return "debug"
+    if levelno <= logging.INFO:
+        return "info"
+    if levelno <= logging.WARNING:
+        return "warn"
+    return "error" if levelno <= logging.ERROR else "fatal"
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
+            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "severity": severity(record.levelno),
             "logger": record.name,
-            "msg": _bounded(record.getMessage()),
+            "message": _bounded(record.getMessage()),
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key[:100]] = _bounded(value)
         if record.exc_info and record.exc_info[0] is not None:
-            entry["exc"] = record.exc_info[0].__name__
+            entry["exception"] = record.exc_info[0].__name__
         line = json.dumps(entry, default=str)
         if len(line) > LINE_MAX:  # many fields, each within bounds: keep the head only
-            head = {k: entry[k] for k in ("time", "level", "logger", "msg")}
+            head = {k: entry[k] for k in ("timestamp", "severity", "logger", "message")}
             line = json.dumps({**head, "cut": f"{len(line)} characters"})
         return line
 

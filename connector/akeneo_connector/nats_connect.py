@@ -1,22 +1,19 @@
-"""What the worker, reconcile and replay commands share: reading their settings (the
-contract in ``akeneo_connector.settings_contract``), NATS connection, logging. Secrets are
-read from files only.
+"""How a component's command starts: its settings (the contract in
+``akeneo_connector.settings_contract``), its NATS connection with the creds watch, its logs
+(``akeneo_connector.logs``). Secrets are read from files only.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import nats
 from nats.aio.client import Client
 
-from akeneo_connector import creds_watch
+from akeneo_connector import creds_watch, logs
 from akeneo_connector.nats_auth import inbox_prefix
 from akeneo_connector.nats_servers import failover_options
 from akeneo_connector.settings_contract import CommonSettings, SettingsError, resolve
@@ -60,22 +57,6 @@ async def connect(settings: CommonSettings, name: str, **overrides: Any) -> Clie
     return nc
 
 
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        line = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info and record.exc_info[0] is not None:
-            line["error"] = record.exc_info[0].__name__
-        return json.dumps(line)
-
-
 def setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    """The one JSON log schema (``akeneo_connector.logs``) at ``level``."""
+    logs.setup(level)
