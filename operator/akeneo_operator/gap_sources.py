@@ -22,6 +22,7 @@ from datetime import datetime
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from akeneo_connector import dead_letters
 from akeneo_connector.gaps import (
     GapRecord,
     GapSource,
@@ -35,7 +36,7 @@ from akeneo_connector.stream_reader import read_messages
 from akeneo_pim.formats import PayloadError
 from akeneo_pim.notifications import parse_notification, subscription_condition
 
-# Headers the worker writes on a dead letter (``akeneo_worker.dead_letters``; a unit test
+# Headers the worker writes on a dead letter (``akeneo_connector.dead_letters``; a unit test
 # keeps them equal: the operator may not import the worker).
 DEAD_CAUSE = "Akeneo-Dead-Cause"
 DEAD_AT = "Akeneo-Dead-At"
@@ -56,10 +57,10 @@ def dead_letter_window(
     count = 0
     for data, headers in letters:
         h = headers or {}
-        if h.get(DEAD_CAUSE) != CAUSE_EXHAUSTED:
+        if h.get(dead_letters.CAUSE) != dead_letters.CAUSE_EXHAUSTED:
             continue
         try:
-            dead_at = datetime.fromisoformat(h.get(DEAD_AT, ""))
+            dead_at = datetime.fromisoformat(h.get(dead_letters.DEAD_AT, ""))
         except ValueError:
             continue
         if dead_at.tzinfo is None:

@@ -30,6 +30,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from akeneo_connector.changes import resource_digest, resource_updated
 from akeneo_connector.guard_state import GuardEntry
 from akeneo_connector.normalized import (
     Action,
@@ -38,7 +39,6 @@ from akeneo_connector.normalized import (
     SourceFormat,
     utc_version,
 )
-from akeneo_worker.changes import resource_digest, resource_updated
 
 RECONCILE_AUTHOR = "reconcile"
 _TICK = timedelta(microseconds=1)

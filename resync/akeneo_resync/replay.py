@@ -13,10 +13,10 @@ from datetime import datetime
 
 from nats.js import JetStreamContext
 
+from akeneo_connector import dead_letters as dl
 from akeneo_connector.guard_state import GUARD_PREFIX, GUARD_RESET_HEADER
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.stream_reader import read_messages
-from akeneo_worker import dead_letters as dl
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ Computed once when the tests were written, in the corpus directory, with OpenSSL
     (printf '%s.' "$LEGACY_TIMESTAMP"; cat events-api/<file>) \\
         | openssl dgst -sha256 -hmac "$LEGACY_SECRET"
 
-``change_id`` (the webhook sink's idempotency key; rule: ``akeneo_worker.changes.Change``'s
+``change_id`` (the webhook sink's idempotency key; rule: ``akeneo_connector.changes.Change``'s
 docstring and the README's webhook contract): the first 32 hex digits of the SHA-256 of
 ``connection, kind, key, operation, version, digest`` joined by newlines, where version is
 UTC with microseconds (``2020-10-20T09:13:59.000000Z``) and digest the SHA-256 hex of the

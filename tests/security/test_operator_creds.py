@@ -21,6 +21,7 @@ from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from akeneo_connector import creds_watch
+from akeneo_connector import dead_letters as dl
 from akeneo_connector.jetstream import ensure_all
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.nats_auth import Role, inbox_prefix
@@ -28,7 +29,6 @@ from akeneo_connector.nats_jwt import KeyKind, Signer
 from akeneo_connector.spec import StreamSpec
 from akeneo_operator.natscreds import issue
 from akeneo_resync.replay import DeadLetterFilter, redeliver_stream, replay_dead_letters
-from akeneo_worker import dead_letters as dl
 from tests.ground.nats_auth import JwtNatsServer
 from tests.security.conftest import stream_messages
 from tests.security.reach import assert_out_of_reach

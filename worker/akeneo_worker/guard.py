@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
+from akeneo_connector.changes import Change
 from akeneo_connector.guard_state import NEVER_APPLIED, GuardEntry, guard_key
-from akeneo_worker.changes import Change
 from akeneo_worker.kv_pipeline import PipelinedKV, Read, Write, WrongRevision
 
 R = TypeVar("R")

@@ -24,13 +24,13 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
+from akeneo_connector import dead_letters as dl
+from akeneo_connector.changes import Change, resource_updated
 from akeneo_connector.guard_state import GUARD_RESET_HEADER, GuardEntry, WorkerStats, stats_key
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.normalized import NormalizedEvent, ResourceKind
 from akeneo_connector.stopping import bounded
 from akeneo_connector.trim import trim_applied
-from akeneo_worker import dead_letters as dl
-from akeneo_worker.changes import Change, resource_updated
 from akeneo_worker.consumer import consumer_config, ensure_consumer
 from akeneo_worker.guard import GuardStore, Superseded, Verdict, decide, decide_change
 from akeneo_worker.hydration import Hydrator

@@ -7,10 +7,10 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
+from akeneo_connector.dead_letters import CAUSE_EXHAUSTED, CAUSE_REJECTED, dead_letter_headers
 from akeneo_connector.gaps import GapSource, newest_gap, plan_catch_up, read_gaps
 from akeneo_connector.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
 from akeneo_operator.gap_sources import GapScanner
-from akeneo_worker.dead_letters import CAUSE_EXHAUSTED, CAUSE_REJECTED, dead_letter_headers
 from tests.integration.reconcile.streams import Connection, provisioned
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)

@@ -11,8 +11,8 @@ from dataclasses import replace
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy
 
+from akeneo_connector.changes import Change
 from akeneo_connector.names import ConnectionNames
-from akeneo_worker.changes import Change
 from tests.integration.worker.support import FAST, event, eventually, publish, running
 
 

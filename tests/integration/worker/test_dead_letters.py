@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from nats.js import JetStreamContext
 
+from akeneo_connector import dead_letters as dl
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.spec import WebhookSignature
 from akeneo_resync.replay import DeadLetterFilter, replay_dead_letters
-from akeneo_worker import dead_letters as dl
 from akeneo_worker.sinks.sqlite import SqliteSink
 from akeneo_worker.sinks.webhook import Signer, WebhookSink
 from tests.ground.tls import CertificateAuthority

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from nats.js import JetStreamContext
 
+from akeneo_connector.changes import resource_updated
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
 from akeneo_pim.rest import AkeneoRestClient
 from akeneo_pim.simulator import PimSimulator
 from akeneo_resync.reconcile_events import structure_upsert
-from akeneo_worker.changes import resource_updated
 from akeneo_worker.hydration import RestHydrator
 from akeneo_worker.sinks.sqlite import SqliteSink
 from tests.integration.worker.support import T0, eventually, publish, running, sqlite_state

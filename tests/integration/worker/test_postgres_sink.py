@@ -13,8 +13,8 @@ import psycopg
 import pytest
 from nats.js import JetStreamContext
 
+from akeneo_connector.changes import Change
 from akeneo_connector.names import ConnectionNames
-from akeneo_worker.changes import Change
 from akeneo_worker.sinks.postgres import PostgresSink
 from tests.integration.worker.support import event, eventually, publish, running, version
 from tests.unit.worker.sql_cases import (

@@ -22,6 +22,7 @@ import psycopg
 import pytest
 from nats.js import JetStreamContext
 
+from akeneo_connector.changes import resource_updated
 from akeneo_connector.guard_state import GuardEntry, guard_key
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.normalized import Action, NormalizedEvent, SourceFormat
@@ -29,7 +30,6 @@ from akeneo_connector.spec import WebhookSignature
 from akeneo_pim.event_types import PREFIX, attribute_option_key, handled
 from akeneo_pim.rest import AkeneoRestClient
 from akeneo_pim.simulator import Change, PimSimulator
-from akeneo_worker.changes import resource_updated
 from akeneo_worker.hydration import RestHydrator
 from akeneo_worker.sinks.base import Sink
 from akeneo_worker.sinks.postgres import PostgresSink

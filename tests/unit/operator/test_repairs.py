@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from cryptography import x509
 
+from akeneo_connector.dead_letters import CAUSE as DEAD_CAUSE
+from akeneo_connector.dead_letters import CAUSE_EXHAUSTED, DEAD_AT
 from akeneo_connector.gaps import CatchUpPlan, GapSource, Window
 from akeneo_connector.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
 from akeneo_connector.spec import AkeneoConnectionSpec, TLSMode, TLSSpec
@@ -24,7 +26,7 @@ from akeneo_operator.children import (
     job_name,
     sync_now_job,
 )
-from akeneo_operator.gap_sources import CAUSE_EXHAUSTED, DEAD_AT, DEAD_CAUSE, dead_letter_window
+from akeneo_operator.gap_sources import dead_letter_window
 from akeneo_operator.repairs import Repairs, RepairState, handled_value, retry_after
 from akeneo_operator.settings import from_sources
 from akeneo_operator.status import (
@@ -38,7 +40,6 @@ from akeneo_operator.status import (
 )
 from akeneo_operator.tls import certificate
 from akeneo_operator.trust import publicly_trusted
-from akeneo_worker import dead_letters
 from tests.unit.operator.builders_support import BASE_SPEC, make_input, pod_spec
 
 T0 = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
@@ -194,15 +195,6 @@ def test_dead_letters_worth_a_catch_up_span_from_the_oldest_change_to_the_last_l
     assert dead_letter_window(letters) == (T0, T0 + timedelta(minutes=9), 3)
     assert dead_letter_window(letters[1:2]) is None
     assert dead_letter_window([]) is None
-
-
-def test_dead_letter_headers_are_the_workers() -> None:
-    """The operator may not import the worker: the header names are kept equal here."""
-    assert (DEAD_CAUSE, DEAD_AT, CAUSE_EXHAUSTED) == (
-        dead_letters.CAUSE,
-        dead_letters.DEAD_AT,
-        dead_letters.CAUSE_EXHAUSTED,
-    )
 
 
 # -- conditions -----------------------------------------------------------------------------------

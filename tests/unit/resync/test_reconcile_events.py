@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from akeneo_connector.changes import Change, resource_digest
 from akeneo_connector.guard_state import NEVER_APPLIED, GuardEntry
 from akeneo_connector.normalized import NormalizedEvent, ResourceKind
 from akeneo_resync.reconcile_events import (
@@ -17,7 +18,6 @@ from akeneo_resync.reconcile_events import (
     structure_upsert,
     structure_version,
 )
-from akeneo_worker.changes import Change, resource_digest
 from akeneo_worker.guard import Verdict, decide_change, entry_for
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

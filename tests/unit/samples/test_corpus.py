@@ -11,6 +11,7 @@ from datetime import datetime
 
 import pytest
 
+from akeneo_connector.changes import Change
 from akeneo_pim import event_types
 from akeneo_pim.signatures import (
     event_platform_headers,
@@ -22,7 +23,6 @@ from akeneo_pim.signatures import (
     verify_events_api,
     verify_notification,
 )
-from akeneo_worker.changes import Change
 from tests.samples import CORPUS, Sample, all_samples, pinned, sample, samples
 
 EP = samples("event_platform")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from akeneo_worker.changes import Change
+from akeneo_connector.changes import Change
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -8,8 +8,8 @@ from typing import cast
 
 import pytest
 
+from akeneo_connector.changes import Change
 from akeneo_connector.guard_state import GuardEntry
-from akeneo_worker.changes import Change
 from akeneo_worker.guard import GuardStore, TooManyConflicts, Verdict, decide
 from akeneo_worker.kv_pipeline import PipelinedKV, Read, Write, WrongRevision
 

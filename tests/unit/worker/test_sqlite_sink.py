@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from akeneo_worker.changes import Change
+from akeneo_connector.changes import Change
 from akeneo_worker.sinks.sqlite import SqliteSink
 from akeneo_worker.sinks.tombstones import tombstone_table
 from tests.unit.worker.sql_cases import CASES, Case, Tables, apply_all, orders, rm, up

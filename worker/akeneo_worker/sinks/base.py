@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from akeneo_worker.changes import Change
+from akeneo_connector.changes import Change
 
 
 class SinkError(Exception):

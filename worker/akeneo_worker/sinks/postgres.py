@@ -28,7 +28,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from akeneo_connector import pgdsn
-from akeneo_worker.changes import Change
+from akeneo_connector.changes import Change
 from akeneo_worker.sinks.base import SinkError
 from akeneo_worker.sinks.tombstones import tombstone_table
 

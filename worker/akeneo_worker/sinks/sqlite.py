@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from akeneo_connector.changes import Change
 from akeneo_connector.normalized import utc_version
-from akeneo_worker.changes import Change
 from akeneo_worker.sinks.base import SinkError
 from akeneo_worker.sinks.tombstones import tombstone_table
 

@@ -44,8 +44,8 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from akeneo_connector.addresses import RefusedAddress, check_host, guarded_connector
+from akeneo_connector.changes import Change
 from akeneo_connector.signing_secrets import SigningSecretError, WebhookSignature, signing_keys
-from akeneo_worker.changes import Change
 from akeneo_worker.sinks.base import SinkError
 
 log = logging.getLogger("akeneo_worker.webhook")

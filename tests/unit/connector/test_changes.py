@@ -6,8 +6,8 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from akeneo_connector.changes import Change, resource_digest, resource_updated
 from akeneo_connector.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
-from akeneo_worker.changes import Change, resource_digest, resource_updated
 from akeneo_worker.sinks.webhook import encode_changes, is_retryable_status, sign
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from akeneo_connector import dead_letters as dl
 from akeneo_resync.replay import DeadLetterFilter
-from akeneo_worker import dead_letters as dl
 
 AT = datetime(2026, 5, 1, tzinfo=UTC)
 
