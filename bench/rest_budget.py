@@ -38,8 +38,8 @@ from akeneo_connector.jetstream import ensure_all
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.spec import StreamSpec
 from akeneo_pim.rest import AkeneoRestClient, LocalLimiter, PimCredentials
+from akeneo_pim.rest_budget import KvBudget
 from akeneo_pim.structure import FAMILIES_PATH
-from akeneo_worker.budget import KvBudget
 
 PATH = f"{FAMILIES_PATH}/shoes"
 ROUNDS = 10

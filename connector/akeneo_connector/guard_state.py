@@ -12,7 +12,7 @@ are encoded with unpadded URL-safe base64):
   operator keeps it in ``status.catchUp``)
 - ``stats.worker.<replica>`` -> ``WorkerStats``: counters the operator sums into status
 - ``budget.slot.<n>`` (n = 0..3) -> ``BudgetSlot``: the connection's 4 concurrent PIM calls,
-  shared by every worker replica and the reconcile job (``akeneo_worker.budget``)
+  shared by every worker replica and the reconcile job (``akeneo_pim.rest_budget``)
 """
 
 from __future__ import annotations

@@ -15,9 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel
 
 from akeneo_connector.durations import Duration, parse_duration
+from akeneo_connector.event_filters import FilterError, parse_filter
+from akeneo_connector.event_types import HANDLED, REFERENCE
 from akeneo_connector.signing_secrets import WebhookSignature as WebhookSignature  # re-exported
-from akeneo_pim.event_filters import FilterError, parse_filter
-from akeneo_pim.event_types import HANDLED, REFERENCE
 
 GROUP = "akeneo.connectors.dev"
 VERSION = "v1alpha1"
@@ -434,7 +434,7 @@ class ReconciliationSpec(SpecModel):
 
 
 # Any type of Akeneo's reference; the receiver acknowledges and ignores the ones it does not
-# handle (``akeneo_pim.event_types``).
+# handle (``akeneo_connector.event_types``).
 EventType = Literal[REFERENCE]  # type: ignore[valid-type]
 EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}$"
 NEEDS_TECHNICAL_EMAIL = "eventPlatform.technicalEmail is required when manageSubscription is true"

@@ -47,8 +47,8 @@ from typing import Any, Final
 
 import httpx
 
-from akeneo_pim.event_filters import MAX_LENGTH as FILTER_MAX
-from akeneo_pim.event_filters import FilterError, parse_filter
+from akeneo_connector.event_filters import MAX_LENGTH as FILTER_MAX
+from akeneo_connector.event_filters import FilterError, parse_filter
 from akeneo_pim.rest import AkeneoApiError, AkeneoAuthError, printable
 
 DEFAULT_BASE_URL: Final = "https://event.prd.sdk.akeneo.cloud/api/v1"

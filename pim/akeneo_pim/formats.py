@@ -132,7 +132,7 @@ class ValidLegacyDelivery(WireModel):
 class CloudEvent(WireModel):
     """The CloudEvents envelope: what makes a body a CloudEvent, whatever its type.
 
-    ``data`` is left raw: its shape depends on the type (``akeneo_pim.event_types``), and an
+    ``data`` is left raw: its shape depends on the type (``akeneo_connector.event_types``), and an
     envelope that parses is answered 2xx even when its type is not handled or its ``data``
     lacks the id (a 4xx would count against the subscription's success rate).
     """

@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
+from akeneo_connector import event_types
+from akeneo_connector.event_types import HandledType, attribute_option_key
 from akeneo_connector.normalized import (
     Action,
     EventMessage,
@@ -26,8 +28,7 @@ from akeneo_connector.normalized import (
     ResourceKind,
     SourceFormat,
 )
-from akeneo_pim import event_types, passthrough
-from akeneo_pim.event_types import HandledType, attribute_option_key
+from akeneo_pim import passthrough
 from akeneo_pim.formats import (
     CloudEvent,
     LegacyEvent,

@@ -25,7 +25,7 @@ import uuid as uuidlib
 from datetime import UTC, datetime
 from pathlib import Path
 
-from akeneo_pim.event_types import IGNORED, REFERENCE
+from akeneo_connector.event_types import IGNORED, REFERENCE
 from akeneo_pim.simulator import EventSender, PimEvent, PimSimulator, SendReport
 from akeneo_pim.simulator.catalog import Catalog
 from akeneo_pim.simulator.events import completeness_event, pim_events, reference_event

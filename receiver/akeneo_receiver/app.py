@@ -34,10 +34,10 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from akeneo_connector.event_types import REFERENCE
 from akeneo_connector.gaps import GapRecord, GapSource
 from akeneo_connector.normalized import SourceFormat
 from akeneo_connector.secret_report import SecretReport, report, report_key
-from akeneo_pim.event_types import REFERENCE
 from akeneo_pim.formats import PayloadError
 from akeneo_pim.normalize import (
     UNHANDLED_TYPE,

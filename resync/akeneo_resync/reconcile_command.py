@@ -40,13 +40,13 @@ from akeneo_connector.settings_contract import (
     resolve,
 )
 from akeneo_pim.rest import AkeneoApiError, AkeneoAuthError, AkeneoRestClient, PimCredentials
+from akeneo_pim.rest_budget import KvBudget
 from akeneo_resync.reconcile import (
     LockBusy,
     LockLost,
     Resync,
     ResyncSettings,
 )
-from akeneo_worker.budget import KvBudget
 
 HELP = "re-synchronise from the PIM REST API into the stream"
 EXIT_OK = 0

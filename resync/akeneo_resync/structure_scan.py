@@ -34,9 +34,9 @@ from typing import Any
 
 from nats.js import JetStreamContext
 
+from akeneo_connector.event_types import attribute_option_key
 from akeneo_connector.guard_state import GuardEntry, read_guard_entries
 from akeneo_connector.normalized import NormalizedEvent, ResourceKind
-from akeneo_pim.event_types import attribute_option_key
 from akeneo_pim.rest import BATCH_SIZE, AkeneoApiError, AkeneoRestClient, search_param
 from akeneo_pim.structure import (
     ATTRIBUTE_OPTIONS,

@@ -34,9 +34,9 @@ import yaml
 from aiohttp import web
 
 from akeneo_cli.local import LocalPipeline
+from akeneo_connector import event_types
+from akeneo_connector.event_types import attribute_option_key
 from akeneo_connector.manifest import load_manifest
-from akeneo_pim import event_types
-from akeneo_pim.event_types import attribute_option_key
 from akeneo_pim.simulator import PimSimulator
 from akeneo_pim.simulator.events import completeness_event, pim_events, reference_event
 from akeneo_pim.simulator.platform import PlatformSettings

@@ -87,7 +87,7 @@ def test_roles_get_only_what_they_use() -> None:
 def test_pim_callers_may_take_and_free_the_budget_slots_others_may_not() -> None:
     """Worker replicas and the reconcile job share the connection's 4 PIM calls through the
     bucket's ``budget.slot.<n>`` keys (compare-and-set writes, message-get reads, as
-    ``akeneo_worker.kv_pipeline`` sends them); the receiver and replay call no PIM."""
+    ``akeneo_connector.kv_pipeline`` sends them); the receiver and replay call no PIM."""
     names = ConnectionNames("shop-a", "main")
     bucket = names.guard_bucket
     writes = [f"$KV.{bucket}.{budget_slot_key(n)}" for n in range(BUDGET_SLOTS)]

@@ -37,8 +37,8 @@ from akeneo_connector.nats_auth import (
 from akeneo_connector.spec import StreamSpec
 from akeneo_connector.stream_reader import kv_latest
 from akeneo_pim.rest import CallSlotUnavailable
+from akeneo_pim.rest_budget import KvBudget
 from akeneo_pim.signatures import event_platform_headers, events_api_headers
-from akeneo_worker.budget import KvBudget
 from tests.ground.nats import NatsServer
 from tests.ground.processes import ServerProcess, free_port, wait_until
 from tests.ground.tls import CertificateAuthority

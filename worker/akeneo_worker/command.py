@@ -19,7 +19,7 @@ from akeneo_connector.settings_contract import SettingsError, WorkerSettings, ad
 from akeneo_connector.signing_secrets import SigningSecretError, WebhookSignature
 from akeneo_connector.stopping import bounded, close_nats
 from akeneo_pim.rest import AkeneoRestClient, PimCredentials
-from akeneo_worker.budget import KvBudget
+from akeneo_pim.rest_budget import KvBudget
 from akeneo_worker.health import health_app, serve
 from akeneo_worker.hydration import Hydrator, RestHydrator
 from akeneo_worker.metrics import WorkerMetrics

@@ -19,7 +19,7 @@ from typing import Generic, TypeVar
 
 from akeneo_connector.changes import Change
 from akeneo_connector.guard_state import NEVER_APPLIED, GuardEntry, guard_key
-from akeneo_worker.kv_pipeline import PipelinedKV, Read, Write, WrongRevision
+from akeneo_connector.kv_pipeline import PipelinedKV, Read, Write, WrongRevision
 
 R = TypeVar("R")
 Resource = tuple[str, str]  # (kind, key)

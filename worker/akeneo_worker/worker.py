@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from akeneo_connector import dead_letters as dl
 from akeneo_connector.changes import Change, resource_updated
 from akeneo_connector.guard_state import GUARD_RESET_HEADER, GuardEntry, WorkerStats, stats_key
+from akeneo_connector.kv_pipeline import PipelinedKV
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.normalized import NormalizedEvent, ResourceKind
 from akeneo_connector.stopping import bounded
@@ -34,7 +35,6 @@ from akeneo_connector.trim import trim_applied
 from akeneo_worker.consumer import consumer_config, ensure_consumer
 from akeneo_worker.guard import GuardStore, Superseded, Verdict, decide, decide_change
 from akeneo_worker.hydration import Hydrator
-from akeneo_worker.kv_pipeline import PipelinedKV
 from akeneo_worker.metrics import WorkerMetrics
 from akeneo_worker.sinks.base import Sink, SinkError
 from akeneo_worker.turns import Turns

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from akeneo_pim.event_types import attribute_option_key
+from akeneo_connector.event_types import attribute_option_key
 from akeneo_pim.simulator.structure import (
     ATTRIBUTES,
     CATEGORIES,

@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import httpx
 
-from akeneo_pim.event_types import PREFIX
+from akeneo_connector.event_types import PREFIX
 from akeneo_pim.signatures import event_platform_headers, events_api_headers
 from akeneo_pim.simulator.catalog import Change, akeneo_datetime
 

@@ -45,7 +45,7 @@ What it does, and where Akeneo says so (https://api.akeneo.com/event-platform/..
   creation: 20 subscribers per PIM, 20 subscriptions per subscriber, limitations.html; a
   deleted or revoked subscription). Payloads: ``source`` defaults to ``pim`` (the OAS),
   ``config.secret.primary`` and ``.secondary`` 16 to 256 characters (the OAS),
-  ``filter`` in the grammar of available-filters.html (``akeneo_pim.event_filters``),
+  ``filter`` in the grammar of available-filters.html (``akeneo_connector.event_filters``),
   custom headers by concepts.html's rules, bodies ``application/json``. Answers show
   secrets as ``***redacted***`` (logs.html), header values too (concepts.html),
   ``notification_webhook_secret`` never.
@@ -85,8 +85,8 @@ from typing import Any, Literal
 import aiohttp
 from aiohttp import web
 
-from akeneo_pim.event_filters import MAX_LENGTH, Expr, FilterError, matches, parse_filter
-from akeneo_pim.event_types import REFERENCE
+from akeneo_connector.event_filters import MAX_LENGTH, Expr, FilterError, matches, parse_filter
+from akeneo_connector.event_types import REFERENCE
 from akeneo_pim.signatures import (
     EVENT_PLATFORM_ALGORITHM,
     EVENT_PLATFORM_ALGORITHM_HEADER,

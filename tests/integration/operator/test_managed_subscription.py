@@ -25,9 +25,9 @@ import pytest
 import pytest_asyncio
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from akeneo_connector.event_types import HANDLED
 from akeneo_connector.names import ConnectionNames
 from akeneo_operator.kubeclient import KubeClient
-from akeneo_pim.event_types import HANDLED
 from akeneo_pim.simulator import PimSimulator
 from akeneo_pim.simulator.platform import (
     REASON_SUCCESS_RATE,

@@ -19,8 +19,8 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 from prometheus_client.parser import text_string_to_metric_families
 
+from akeneo_connector.event_types import HANDLED, IGNORED, HandledType
 from akeneo_connector.normalized import Action, ResourceKind, SourceFormat
-from akeneo_pim.event_types import HANDLED, IGNORED, HandledType
 from akeneo_pim.paths import EVENT_PLATFORM_PATH, EVENTS_API_PATH, NOTIFICATIONS_PATH
 from akeneo_pim.signatures import event_platform_headers, events_api_headers
 from tests.ground.nats import NatsServer

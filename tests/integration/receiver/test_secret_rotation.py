@@ -29,12 +29,12 @@ import pytest
 from aiohttp import web
 from nats.errors import Error as NatsError
 
+from akeneo_connector.event_types import PREFIX
 from akeneo_connector.secret_report import SecretReport, fingerprint, report_key
 from akeneo_operator.rotation import ReceiverView, RotationState, Track
 from akeneo_operator.rotation_driver import SecretView, turn
 from akeneo_operator.subscription import generate_secret
 from akeneo_pim.event_platform_api import Contact, EventPlatformApi, SubscriptionRequest
-from akeneo_pim.event_types import PREFIX
 from akeneo_pim.paths import EVENT_PLATFORM_PATH, NOTIFICATIONS_PATH
 from akeneo_pim.rest import AkeneoRestClient
 from akeneo_pim.signatures import event_platform_headers, notification_headers

@@ -17,6 +17,7 @@ from dataclasses import replace
 import pytest
 from aiohttp import web
 
+from akeneo_connector.event_types import PREFIX
 from akeneo_pim.event_platform_api import (
     LIMIT_REACHED,
     NOT_FOUND,
@@ -28,7 +29,6 @@ from akeneo_pim.event_platform_api import (
     EventPlatformError,
     SubscriptionRequest,
 )
-from akeneo_pim.event_types import PREFIX
 from akeneo_pim.rest import AkeneoApiError, AkeneoRestClient, PimCredentials, fetch_pim_token
 from akeneo_pim.simulator import EventPlatform, PimSimulator
 from tests.ground.tls import CertificateAuthority

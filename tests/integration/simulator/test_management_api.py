@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from akeneo_pim.event_types import PREFIX
+from akeneo_connector.event_types import PREFIX
 from akeneo_pim.simulator import EventPlatform, PimSimulator
 from tests.ground.tls import CertificateAuthority
 from tests.integration.samples.shapes import differences

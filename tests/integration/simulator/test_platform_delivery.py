@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from akeneo_pim.event_types import PREFIX, REFERENCE
+from akeneo_connector.event_types import PREFIX, REFERENCE
 from akeneo_pim.signatures import sign_event_platform
 from akeneo_pim.simulator import EventPlatform, PimSimulator
 from akeneo_pim.simulator.platform import Subscription

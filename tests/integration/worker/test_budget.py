@@ -29,9 +29,9 @@ from akeneo_connector.guard_state import BUDGET_SLOTS, BudgetSlot, budget_slot_k
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
 from akeneo_pim.rest import AkeneoRestClient, CallSlotUnavailable
+from akeneo_pim.rest_budget import KvBudget
 from akeneo_pim.simulator import PimSimulator
 from akeneo_resync.reconcile import Resync, ResyncSettings
-from akeneo_worker.budget import KvBudget
 from akeneo_worker.hydration import RestHydrator
 from akeneo_worker.sinks.sqlite import SqliteSink
 from tests.integration.worker.conftest import fresh_connection

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from nats.js import JetStreamContext
 
+from akeneo_connector.kv_pipeline import PipelinedKV, Read, Write, WrongRevision
 from akeneo_connector.names import ConnectionNames
-from akeneo_worker.kv_pipeline import PipelinedKV, Read, Write, WrongRevision
 
 
 async def test_batched_reads_and_compare_and_set_writes(

@@ -26,11 +26,11 @@ from nats.js.errors import KeyNotFoundError
 
 from akeneo_connector.changes import Change
 from akeneo_connector.guard_state import GuardEntry, guard_key, read_guard_entries
+from akeneo_connector.kv_pipeline import PipelinedKV
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.normalized import NormalizedEvent
 from akeneo_worker import consumer
 from akeneo_worker.guard import GuardStore, Superseded
-from akeneo_worker.kv_pipeline import PipelinedKV
 from akeneo_worker.sinks.base import Sink
 from akeneo_worker.sinks.postgres import PostgresSink
 from akeneo_worker.sinks.sqlite import SqliteSink

@@ -23,11 +23,11 @@ import pytest
 from nats.js import JetStreamContext
 
 from akeneo_connector.changes import resource_updated
+from akeneo_connector.event_types import PREFIX, attribute_option_key, handled
 from akeneo_connector.guard_state import GuardEntry, guard_key
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.normalized import Action, NormalizedEvent, SourceFormat
 from akeneo_connector.spec import WebhookSignature
-from akeneo_pim.event_types import PREFIX, attribute_option_key, handled
 from akeneo_pim.rest import AkeneoRestClient
 from akeneo_pim.simulator import Change, PimSimulator
 from akeneo_worker.hydration import RestHydrator

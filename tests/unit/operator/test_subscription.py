@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from akeneo_connector.event_types import HANDLED
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.spec import AkeneoConnectionSpec
 from akeneo_operator import subscription as sub
 from akeneo_operator.crd import build_crd
 from akeneo_operator.status import Cond
-from akeneo_pim.event_types import HANDLED
 
 NAMES = ConnectionNames("shop-ns", "shop")
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

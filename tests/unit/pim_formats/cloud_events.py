@@ -11,8 +11,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from akeneo_connector.event_types import HANDLED, attribute_option_key
 from akeneo_connector.normalized import ResourceKind
-from akeneo_pim.event_types import HANDLED, attribute_option_key
 
 SUBSCRIPTION = "019256aa-7f77-7f58-bc8c-770f7e369c5b"
 AUTHOR = {"identifier": "b238e9f7-fcec-45bd-9431-d43cd624b244", "type": "user"}

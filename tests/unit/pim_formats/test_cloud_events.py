@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from akeneo_connector.event_types import HANDLED, IGNORED
 from akeneo_connector.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
-from akeneo_pim.event_types import HANDLED, IGNORED
 from akeneo_pim.normalize import (
     INVALID_ID,
     MISSING_ID,

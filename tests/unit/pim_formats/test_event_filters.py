@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from akeneo_pim.event_filters import Bool, FilterError, Match, Not, matches, parse_filter
+from akeneo_connector.event_filters import Bool, FilterError, Match, Not, matches, parse_filter
 from tests.samples import sample
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from akeneo_pim import event_types
+from akeneo_connector import event_types
 
 README = Path(__file__).resolve().parents[3] / "README.md"
 

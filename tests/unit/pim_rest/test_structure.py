@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from akeneo_pim.event_types import attribute_option_key
+from akeneo_connector.event_types import attribute_option_key
 from akeneo_pim.structure import (
     attribute_option_path,
     attribute_options_path,

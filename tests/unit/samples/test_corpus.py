@@ -11,8 +11,8 @@ from datetime import datetime
 
 import pytest
 
+from akeneo_connector import event_types
 from akeneo_connector.changes import Change
-from akeneo_pim import event_types
 from akeneo_pim.signatures import (
     event_platform_headers,
     events_api_headers,

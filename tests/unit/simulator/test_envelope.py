@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from akeneo_pim.event_types import PREFIX, REFERENCE
+from akeneo_connector.event_types import PREFIX, REFERENCE
 from akeneo_pim.simulator.catalog import Catalog
 from akeneo_pim.simulator.events import PimEvent, completeness_event, pim_events, reference_event
 
@@ -129,7 +129,7 @@ def test_every_reference_type_can_be_emitted(event_type: str) -> None:
 
 
 def test_the_catalog_models_every_handled_type() -> None:
-    from akeneo_pim.event_types import HANDLED
+    from akeneo_connector.event_types import HANDLED
 
     assert set(HANDLED) <= set(CATALOG_EVENTS)
 

@@ -153,7 +153,7 @@ async def test_event_platform_sends_every_reference_type_one_per_request(
 ) -> None:
     import random
 
-    from akeneo_pim.event_types import REFERENCE
+    from akeneo_connector.event_types import REFERENCE
     from akeneo_pim.simulator.events import reference_event
 
     recorder, url = receiver

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from akeneo_pim.event_types import attribute_option_key
+from akeneo_connector.event_types import attribute_option_key
 from akeneo_pim.simulator import PimSimulator
 
 TOKEN = "/api/oauth/v1/token"

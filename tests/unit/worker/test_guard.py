@@ -10,8 +10,8 @@ import pytest
 
 from akeneo_connector.changes import Change
 from akeneo_connector.guard_state import GuardEntry
+from akeneo_connector.kv_pipeline import PipelinedKV, Read, Write, WrongRevision
 from akeneo_worker.guard import GuardStore, TooManyConflicts, Verdict, decide
-from akeneo_worker.kv_pipeline import PipelinedKV, Read, Write, WrongRevision
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 EARLIER, LATER = T - timedelta(seconds=1), T + timedelta(seconds=1)

@@ -42,8 +42,8 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from akeneo_connector.guard_state import BUDGET_SLOTS, BudgetSlot, budget_slot_key
+from akeneo_connector.kv_pipeline import PipelinedKV, Read, Write, WrongRevision
 from akeneo_pim.rest import CallSlotUnavailable
-from akeneo_worker.kv_pipeline import PipelinedKV, Read, Write, WrongRevision
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,9 @@ filters may be rejected if they: Have deeply nested conditions" (the page gives 
 most ``MAX_DEPTH`` here). A filter this module refuses is one the simulated platform answers
 400 and the operator refuses before calling the real one; ``matches`` is how the simulated
 platform evaluates one on each event.
+
+Kept in the shared kernel: the CRD's spec models validate ``spec.eventPlatform.filters``
+with it, and the Event Platform client and the simulator apply it.
 """
 
 from __future__ import annotations

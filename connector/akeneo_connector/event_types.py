@@ -9,6 +9,9 @@ under a key named for the resource (``product``, ``product_model``, ``category``
 
 A type not in ``HANDLED`` is acknowledged and ignored by the receiver, never refused: a 4xx
 counts against the subscription's success rate, and Akeneo adds types over time.
+
+Kept in the shared kernel: the CRD's spec models validate ``spec.eventPlatform.events``
+against it, and the receiver, the PIM formats and the simulator read it.
 """
 
 from __future__ import annotations
