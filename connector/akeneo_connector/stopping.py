@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import Awaitable
 from typing import Any
 
@@ -47,3 +48,13 @@ async def close_nats(nc: Client | None) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(nc.flush(), FLUSH_TIMEOUT)
     await bounded(nc.close(), CLOSE_TIMEOUT, "NATS close")
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM (the kubelet's stop, local mode's) or SIGINT (a terminal's):
+    the one way a component learns it must stop. Call it from the running loop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop

@@ -6,10 +6,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
+
+from akeneo_connector.health import health_app, serve, sync_check
 
 CONDITION_VALUES = {"True": 1.0, "False": 0.0}  # Unknown: -1
 
@@ -102,21 +103,7 @@ class OperatorMetrics:
 async def start_server(
     port: int, metrics: OperatorMetrics, healthy: Callable[[], bool], refresh: Callable[[], None]
 ) -> web.AppRunner:
-    async def healthz(_: web.Request) -> web.Response:
-        return web.Response(
-            text="ok" if healthy() else "starting", status=200 if healthy() else 503
-        )
-
-    async def metrics_view(_: web.Request) -> web.Response:
-        refresh()
-        return web.Response(
-            body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
-
-    app = web.Application()
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics_view)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "0.0.0.0", port).start()
-    return runner
+    """``/healthz`` (``503 starting`` until kopf is up) and ``/metrics`` on ``port``."""
+    live = sync_check(lambda: None if healthy() else "starting")
+    app = health_app(live=live, registry=metrics.registry, before_scrape=refresh)
+    return await serve(app, "0.0.0.0", port)

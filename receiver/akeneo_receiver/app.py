@@ -32,10 +32,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from akeneo_connector.event_types import REFERENCE
 from akeneo_connector.gaps import GapRecord, GapSource
+from akeneo_connector.health import health_app, serve
 from akeneo_connector.normalized import SourceFormat
 from akeneo_connector.secret_report import SecretReport, report, report_key
 from akeneo_pim.formats import PayloadError
@@ -228,11 +228,7 @@ class Receiver:
 
     def admin_app(self) -> web.Application:
         """Probes and metrics, for the admin port."""
-        app = web.Application()
-        app.router.add_get("/healthz", self.healthz)
-        app.router.add_get("/readyz", self.readyz)
-        app.router.add_get("/metrics", self.metrics)
-        return app
+        return health_app(ready=self.not_ready)
 
     async def _background(self, _app: web.Application) -> AsyncIterator[None]:
         tasks = [
@@ -371,15 +367,13 @@ class Receiver:
         )
         await site.start()
         if self.config.admin_port:
-            self._admin_runner = web.AppRunner(
+            self._admin_runner = await serve(
                 self.admin_app(),
-                access_log=None,
+                self.config.host,
+                self.config.admin_port,
                 handle_signals=False,
                 shutdown_timeout=ADMIN_STOP_GRACE,
             )
-            await self._admin_runner.setup()
-            admin = web.TCPSite(self._admin_runner, self.config.host, self.config.admin_port)
-            await admin.start()
         log.info(
             "receiver listening",
             extra={
@@ -406,15 +400,13 @@ class Receiver:
     async def reachable(self, _request: web.Request) -> web.Response:
         return web.Response()
 
-    async def healthz(self, _request: web.Request) -> web.Response:
-        return web.Response(text="ok\n")
-
-    async def readyz(self, _request: web.Request) -> web.Response:
+    async def not_ready(self) -> str | None:
+        """Why ``/readyz`` answers 503: no NATS, or no stream to store into."""
         if not self.publisher.connected:
-            return web.Response(status=503, text="NATS not connected\n")
+            return "NATS not connected"
         if not await self.stream_exists():
-            return web.Response(status=503, text=f"stream {self.publisher.stream} missing\n")
-        return web.Response(text="ready\n")
+            return f"stream {self.publisher.stream} missing"
+        return None
 
     async def stream_exists(self) -> bool:
         """The stream lookup, at most once per ``READINESS_CACHE_SECONDS`` however many
@@ -426,9 +418,6 @@ class Receiver:
             exists = await self.publisher.stream_exists()
             self._stream_checked = (time.monotonic(), exists)
             return exists
-
-    async def metrics(self, _request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     # --- events ---------------------------------------------------------------------------
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import logging
-import signal
 import sys
 
 from akeneo_connector import eventloop
 from akeneo_connector.logs import setup as setup_logging
+from akeneo_connector.stopping import stop_on_signals
 from akeneo_receiver import config as receiver_config
 
 HELP = "run the HTTPS receiver for the PIM's events"
@@ -26,10 +25,7 @@ async def serve(cfg: receiver_config.ReceiverConfig) -> None:
     from akeneo_receiver.app import Receiver
 
     receiver = Receiver(cfg)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     await receiver.start()
     # long-lived objects (modules, schemas, app) leave the GC's working set: every request
     # allocates many short-lived dicts, and full collections would rescan all of them

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import gc
 import logging
-import signal
 import sys
 import uuid
 from pathlib import Path
@@ -14,13 +13,13 @@ from pathlib import Path
 from nats.aio.client import Client
 
 from akeneo_connector import eventloop
+from akeneo_connector.health import health_app, serve, sync_check
 from akeneo_connector.nats_connect import connect, read_secret, settings_of, setup_logging
 from akeneo_connector.settings_contract import SettingsError, WorkerSettings, add_arguments
 from akeneo_connector.signing_secrets import SigningSecretError, WebhookSignature
-from akeneo_connector.stopping import bounded, close_nats
+from akeneo_connector.stopping import bounded, close_nats, stop_on_signals
 from akeneo_pim.rest import AkeneoRestClient, PimCredentials
 from akeneo_pim.rest_budget import KvBudget
-from akeneo_worker.health import health_app, serve
 from akeneo_worker.hydration import Hydrator, RestHydrator
 from akeneo_worker.metrics import WorkerMetrics
 from akeneo_worker.sinks.base import Sink, SinkError
@@ -89,10 +88,7 @@ def build_rest_client(
 
 async def main(settings: WorkerSettings) -> int:
     """Run until SIGTERM/SIGINT; then stop within ``STOP_BUDGET`` whatever NATS does."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     sink = build_sink(settings)
     if settings.pim_url and settings.pim_credentials_dir:  # bad files fail before connecting
         PimCredentials.from_dir(Path(settings.pim_credentials_dir))
@@ -120,8 +116,9 @@ async def main(settings: WorkerSettings) -> int:
         worker = Worker(
             nc.jetstream(), settings.names, sink, config, hydrator=hydrator, metrics=metrics
         )
+        ready = sync_check(lambda: None if worker.ready and nc.is_connected else "not ready")
         runner = await serve(
-            health_app(metrics.registry, lambda: worker.ready and nc.is_connected), settings.port
+            health_app(ready=ready, registry=metrics.registry), "0.0.0.0", settings.port
         )
         log.info("worker of %s started (sink %s)", settings.names.ref, sink.name)
         running = asyncio.create_task(worker.run(stop))

@@ -59,7 +59,7 @@ async def test_worker_process_serves_health_and_metrics_and_replay_rebuilds_a_si
     try:
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: _get(f"{base}/readyz")[0] == 200, timeout=30, what="readyz", proc=proc)
-        assert _get(f"{base}/healthz") == (200, "ok")
+        assert _get(f"{base}/healthz") == (200, "ok\n")
         await eventually(lambda: set(sqlite_state(db)) == {"p1", "p2"}, what="applied")
 
         def metric(line: str) -> bool:
