@@ -51,11 +51,6 @@ import nats
 import psycopg
 from aiohttp import web
 from nats.aio.client import Client
-from tests.ground.nats import NatsServer
-from tests.ground.nats_cluster import NatsCluster, stream_leader
-from tests.ground.postgres import PostgresServer
-from tests.ground.processes import free_port
-from tests.ground.tls import CertificateAuthority
 
 from akeneo_connector.jetstream import ensure_all
 from akeneo_connector.names import ConnectionNames
@@ -64,6 +59,11 @@ from akeneo_connector.spec import StreamSpec
 from akeneo_pim.rest import AkeneoRestClient
 from akeneo_pim.simulator import Change, EventSender, PimSimulator
 from akeneo_resync.reconcile import Resync, ResyncSettings, ResyncSummary
+from akeneo_testing.ground.nats import NatsServer
+from akeneo_testing.ground.nats_cluster import NatsCluster, stream_leader
+from akeneo_testing.ground.postgres import PostgresServer
+from akeneo_testing.ground.processes import free_port
+from akeneo_testing.ground.tls import CertificateAuthority
 from akeneo_worker.sinks.postgres import PostgresSink
 from bench import report
 

@@ -1,7 +1,7 @@
 """Footprint per tenant: the idle memory of a receiver and a worker, next to a bare Python.
 
 Both components run as real processes, planned from the pod specs the operator renders
-(``tests/e2e/podrunner``: the containers' exact command and env, their Secret volumes written
+(``akeneo_testing.podrunner``: the containers' exact command and env, their Secret volumes written
 to files; only mount paths and ports are moved) against a real nats-server and the PIM
 simulator (REST for hydration). The stream and the KV bucket exist first, as the operator
 makes them. Before measuring, every path an idle pod has taken once is warmed: legacy batches and
@@ -38,10 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import nats
-from tests.e2e.podrunner import ContainerPlan, plan_container
-from tests.ground.nats import NatsServer
-from tests.ground.processes import ServerProcess, free_port, wait_until
-from tests.ground.tls import CertificateAuthority
 
 from akeneo_connector.jetstream import ensure_all
 from akeneo_connector.names import ConnectionNames
@@ -50,6 +46,10 @@ from akeneo_operator.children import receiver_deployment, worker_deployment
 from akeneo_operator.pods import BuildInput
 from akeneo_operator.settings import OperatorSettings
 from akeneo_pim.simulator import EventSender, PimSimulator
+from akeneo_testing.ground.nats import NatsServer
+from akeneo_testing.ground.processes import ServerProcess, free_port, wait_until
+from akeneo_testing.ground.tls import CertificateAuthority
+from akeneo_testing.podrunner import ContainerPlan, plan_container
 from akeneo_worker.sinks.sqlite import DEFAULT_TABLE
 
 RECEIVER_CEILING_MB = 40.0

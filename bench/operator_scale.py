@@ -47,13 +47,18 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes_asyncio import client as k8s_client
-from tests.ground.binaries import REPO
-from tests.ground.helm import apply, crd_manifests, crds_established, install_chart_identity
-from tests.ground.kube import NODE_NAME, KubeCluster
-from tests.ground.nats import NatsServer
-from tests.ground.processes import ServerProcess, wait_until
 
 from akeneo_connector.spec import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from akeneo_testing.ground.binaries import REPO
+from akeneo_testing.ground.helm import (
+    apply,
+    crd_manifests,
+    crds_established,
+    install_chart_identity,
+)
+from akeneo_testing.ground.kube import NODE_NAME, KubeCluster
+from akeneo_testing.ground.nats import NatsServer
+from akeneo_testing.ground.processes import ServerProcess, wait_until
 from bench import report as report_docs
 
 CHILD_LABEL = "app.kubernetes.io/name=akeneo-connector"

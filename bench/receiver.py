@@ -34,9 +34,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import nats as nats_py  # noqa: E402
-from tests.ground.nats import NatsServer  # noqa: E402
-from tests.ground.processes import ServerProcess, free_port, wait_until  # noqa: E402
-from tests.unit.pim_formats.payloads import legacy_batch  # noqa: E402
 
 from akeneo_connector import eventloop  # noqa: E402
 from akeneo_connector.jetstream import ensure_all  # noqa: E402
@@ -46,6 +43,9 @@ from akeneo_pim.normalize import encode_events_api  # noqa: E402
 from akeneo_pim.signatures import events_api_headers  # noqa: E402
 from akeneo_receiver.natsclient import AckClient  # noqa: E402
 from akeneo_receiver.publisher import AckPipeline  # noqa: E402
+from akeneo_testing.ground.nats import NatsServer  # noqa: E402
+from akeneo_testing.ground.processes import ServerProcess, free_port, wait_until  # noqa: E402
+from akeneo_testing.payloads import legacy_batch  # noqa: E402
 from bench import report as docs  # noqa: E402
 
 SECRET = "bench-secret"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.ground.kube import KubeCluster
-from tests.ground.nats import NatsServer
-from tests.ground.nats_auth import JwtNatsServer
-from tests.ground.nats_cluster import NatsCluster
-from tests.ground.postgres import PostgresServer
+from akeneo_testing.ground.kube import KubeCluster
+from akeneo_testing.ground.nats import NatsServer
+from akeneo_testing.ground.nats_auth import JwtNatsServer
+from akeneo_testing.ground.nats_cluster import NatsCluster
+from akeneo_testing.ground.postgres import PostgresServer
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from akeneo_operator.kubeclient import KubeClient
-from tests.ground.helm import ChartIdentity
+from akeneo_testing.ground.helm import ChartIdentity
 from tests.integration.operator.running import (
     API,
     OperatorProcess,

@@ -36,9 +36,9 @@ from akeneo_connector.nats_jwt import decode, parse_creds
 from akeneo_operator.kubeclient import KubeClient, resource_path
 from akeneo_operator.natscreds import creds_key
 from akeneo_operator.settings import OperatorSettings
-from tests.ground.helm import ChartIdentity
-from tests.ground.kube import KubeCluster
-from tests.ground.nats_auth import JwtNatsServer
+from akeneo_testing.ground.helm import ChartIdentity
+from akeneo_testing.ground.kube import KubeCluster
+from akeneo_testing.ground.nats_auth import JwtNatsServer
 from tests.integration.operator.conftest import (  # noqa: F401  (fixtures used here)
     chart_identity,
     crd_installed,

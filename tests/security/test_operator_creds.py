@@ -28,8 +28,8 @@ from akeneo_connector.nats_jwt import KeyKind, Signer
 from akeneo_connector.spec import StreamSpec
 from akeneo_operator.natscreds import issue
 from akeneo_resync.replay import DeadLetterFilter, redeliver_stream, replay_dead_letters
+from akeneo_testing.ground.nats_auth import JwtNatsServer
 from akeneo_worker import dead_letters as dl
-from tests.ground.nats_auth import JwtNatsServer
 from tests.security.conftest import stream_messages
 from tests.security.reach import assert_out_of_reach
 

@@ -19,8 +19,8 @@ from akeneo_connector.names import ConnectionNames
 from akeneo_connector.quotas import QUOTA_EXCEEDS_PLATFORM_LIMIT
 from akeneo_connector.spec import GROUP, PLURAL, VERSION, MiB
 from akeneo_operator.kubeclient import KubeClient
-from tests.ground.helm import ChartIdentity
-from tests.ground.kube import KubeCluster
+from akeneo_testing.ground.helm import ChartIdentity
+from akeneo_testing.ground.kube import KubeCluster
 from tests.integration.operator.running import (
     API,
     OperatorProcess,

@@ -20,8 +20,8 @@ import pytest
 import pytest_asyncio
 
 from akeneo_operator.kubeclient import KubeClient
-from tests.ground.helm import ChartIdentity
-from tests.ground.kube import KubeCluster
+from akeneo_testing.ground.helm import ChartIdentity
+from akeneo_testing.ground.kube import KubeCluster
 from tests.integration.operator.conftest import (  # noqa: F401  (fixtures used here)
     chart_identity,
     crd_installed,

@@ -14,16 +14,16 @@ import pytest
 import pytest_asyncio
 from kubernetes_asyncio import client as k8s_client
 
-from tests.ground.helm import (
+from akeneo_testing.ground.helm import (
     ChartIdentity,
     apply,
     crd_manifests,
     crds_established,
     install_chart_identity,
 )
-from tests.ground.kube import KubeCluster
-from tests.ground.nats import NatsServer
-from tests.ground.processes import wait_until
+from akeneo_testing.ground.kube import KubeCluster
+from akeneo_testing.ground.nats import NatsServer
+from akeneo_testing.ground.processes import wait_until
 
 OPERATOR_NAMESPACE = "akeneo-operator"
 

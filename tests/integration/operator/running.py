@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 import pytest
 
 from akeneo_operator.kubeclient import Credentials, KubeClient
-from tests.ground.helm import ChartIdentity
-from tests.ground.kube import KubeCluster
-from tests.ground.processes import ServerProcess
+from akeneo_testing.ground.helm import ChartIdentity
+from akeneo_testing.ground.kube import KubeCluster
+from akeneo_testing.ground.processes import ServerProcess
 
 T = TypeVar("T")
 SCRIPT = Path(sys.executable).parent / "akeneo-connector"

@@ -35,13 +35,13 @@ from akeneo_pim.simulator.platform import (
     PlatformSettings,
     Subscription,
 )
+from akeneo_testing.ground.helm import ChartIdentity
+from akeneo_testing.ground.kube import KubeCluster
+from akeneo_testing.ground.nats import NatsServer
+from akeneo_testing.ground.processes import free_port
+from akeneo_testing.ground.tls import CertificateAuthority
 from tests.e2e.test_cluster import LocalPods, pod_spec
 from tests.e2e.test_local_mode import catalog_rows, sink_rows
-from tests.ground.helm import ChartIdentity
-from tests.ground.kube import KubeCluster
-from tests.ground.nats import NatsServer
-from tests.ground.processes import free_port
-from tests.ground.tls import CertificateAuthority
 from tests.integration.operator.running import (
     API,
     OperatorProcess,

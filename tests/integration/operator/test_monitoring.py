@@ -31,12 +31,13 @@ from akeneo_operator.kubeclient import ApiError, KubeClient
 from akeneo_pim.paths import NOTIFICATIONS_PATH
 from akeneo_pim.signatures import events_api_headers, notification_headers
 from akeneo_receiver.app import Receiver
-from tests.ground import crds
-from tests.ground.binaries import k8s_binary
-from tests.ground.helm import ChartIdentity, render
-from tests.ground.kube import KubeCluster
-from tests.ground.processes import ServerProcess, free_port, wait_until
-from tests.ground.tls import CertificateAuthority
+from akeneo_testing.ground import crds
+from akeneo_testing.ground.binaries import k8s_binary
+from akeneo_testing.ground.helm import ChartIdentity, render
+from akeneo_testing.ground.kube import KubeCluster
+from akeneo_testing.ground.processes import ServerProcess, free_port, wait_until
+from akeneo_testing.ground.tls import CertificateAuthority
+from akeneo_testing.payloads import legacy_batch
 from tests.integration.operator.running import (
     API,
     OperatorProcess,
@@ -55,7 +56,6 @@ from tests.integration.receiver.conftest import (
     make_config,
     write_files,
 )
-from tests.unit.pim_formats.payloads import legacy_batch
 from tests.unit.pim_formats.test_notifications import DOC_SAMPLE
 
 pytestmark = pytest.mark.kube

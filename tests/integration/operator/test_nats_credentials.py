@@ -26,10 +26,10 @@ from akeneo_connector.nats_jwt import decode, parse_creds
 from akeneo_connector.signing_secrets import generate
 from akeneo_operator.kubeclient import KubeClient
 from akeneo_operator.natscreds import ROLES, creds_key
-from tests.ground.helm import ChartIdentity
-from tests.ground.kube import KubeCluster
-from tests.ground.nats_auth import JwtNatsServer
-from tests.ground.processes import free_port
+from akeneo_testing.ground.helm import ChartIdentity
+from akeneo_testing.ground.kube import KubeCluster
+from akeneo_testing.ground.nats_auth import JwtNatsServer
+from akeneo_testing.ground.processes import free_port
 from tests.integration.operator.running import (
     API,
     OperatorProcess,

@@ -13,9 +13,9 @@ import pytest_asyncio
 
 from akeneo_operator.kubeclient import ApiError, KubeClient
 from akeneo_operator.tls import certificate
-from tests.ground import crds
-from tests.ground.helm import ChartIdentity
-from tests.ground.kube import KubeCluster
+from akeneo_testing.ground import crds
+from akeneo_testing.ground.helm import ChartIdentity
+from akeneo_testing.ground.kube import KubeCluster
 from tests.integration.operator.running import (
     API,
     OperatorProcess,

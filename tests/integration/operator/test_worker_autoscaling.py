@@ -16,9 +16,9 @@ from akeneo_connector.names import ConnectionNames
 from akeneo_operator.children import worker_scaled_object
 from akeneo_operator.kubeclient import ApiError, KubeClient
 from akeneo_operator.settings import MANAGED_BY
-from tests.ground import crds
-from tests.ground.helm import ChartIdentity
-from tests.ground.kube import KubeCluster
+from akeneo_testing.ground import crds
+from akeneo_testing.ground.helm import ChartIdentity
+from akeneo_testing.ground.kube import KubeCluster
 from tests.integration.operator.running import (
     API,
     OperatorProcess,

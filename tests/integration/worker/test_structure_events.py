@@ -29,6 +29,7 @@ from akeneo_connector.spec import WebhookSignature
 from akeneo_pim.event_types import PREFIX, attribute_option_key, handled
 from akeneo_pim.rest import AkeneoRestClient
 from akeneo_pim.simulator import Change, PimSimulator
+from akeneo_testing.ground.tls import CertificateAuthority
 from akeneo_worker.changes import resource_updated
 from akeneo_worker.hydration import RestHydrator
 from akeneo_worker.sinks.base import Sink
@@ -36,7 +37,6 @@ from akeneo_worker.sinks.postgres import PostgresSink
 from akeneo_worker.sinks.sqlite import SqliteSink
 from akeneo_worker.sinks.webhook import Signer, WebhookSink
 from akeneo_worker.worker import Worker
-from tests.ground.tls import CertificateAuthority
 from tests.integration.worker.support import WebhookReceiver, eventually, publish, running
 
 _VERB = {"created": "created", "updated": "updated", "removed": "deleted"}

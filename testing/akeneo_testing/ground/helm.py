@@ -16,8 +16,8 @@ from typing import Any
 import yaml
 from kubernetes_asyncio import client as k8s_client
 
-from tests.ground.binaries import REPO, k8s_binary, versions
-from tests.ground.kube import KubeCluster
+from akeneo_testing.ground.binaries import REPO, k8s_binary, versions
+from akeneo_testing.ground.kube import KubeCluster
 
 CHART = REPO / "charts" / "akeneo-connector-operator"
 CHART_NAME = "akeneo-connector-operator"
