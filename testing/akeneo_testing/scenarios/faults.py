@@ -30,7 +30,6 @@ slow answers are measured (and counted against the 0.5 s) instead of being dropp
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -39,7 +38,6 @@ import random
 import signal
 import ssl
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -65,7 +63,6 @@ from akeneo_testing.ground.postgres import PostgresServer
 from akeneo_testing.ground.processes import free_port
 from akeneo_testing.ground.tls import CertificateAuthority
 from akeneo_worker.sinks.postgres import PostgresSink
-from bench import report
 
 LEGACY_SECRET = "faults-legacy-secret"
 LEGACY_DEADLINE = 0.5  # the legacy PIM gives up on an answer after this
@@ -958,30 +955,3 @@ def print_table(rows: list[Row]) -> None:
         print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
         if i == 0:
             print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short runs (CI)")
-    parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS))
-    parser.add_argument("--rate", type=float, default=None, help="events/s offered")
-    parser.add_argument("--write-docs", action="store_true",
-                        help="put this run's output in docs/benchmarks.md")  # fmt: skip
-    args = parser.parse_args()
-    seconds = 8.0 if args.quick else 30.0
-    rate = args.rate or (150.0 if args.quick else 300.0)
-    command = report.command(".venv/bin/python -m bench.faults")
-    with report.published("faults", "Faults", command, write=args.write_docs):
-        with tempfile.TemporaryDirectory(prefix="faults-") as tmp:
-            rows = asyncio.run(
-                run_scenarios(args.scenario or list(SCENARIOS), seconds, rate, Path(tmp))
-            )
-        print(f"load: {rate:.0f} events/s offered for {seconds:.0f} s per scenario, "
-              f"mixed formats")  # fmt: skip
-        print_table(rows)
-    ok = all(r.lost == 0 and r.backwards == 0 and r.duplicates_applied == 0 for r in rows)
-    return 0 if ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

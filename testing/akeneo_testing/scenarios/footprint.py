@@ -18,22 +18,18 @@ Targets: receiver at most 40 MB, worker at most 50 MB (checked against RSS and U
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import contextlib
 import functools
-import json
 import os
 import platform
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -336,30 +332,3 @@ def markdown(lines: list[Line], when: str) -> str:
         "| process | RSS MB | PSS MB | USS MB | RSS minus bare Python MB |\n"
         f"|---|---|---|---|---|\n{rows}\n\n{verdict(lines)}\n"
     )
-
-
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--markdown", action="store_true", help="also print a markdown section")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-footprint-") as tmp:
-        lines = await measure(Path(tmp))
-    for line in lines:
-        print(line.text(), flush=True)
-    print(
-        json.dumps(
-            {
-                ln.component: {"rss": round(ln.memory.rss, 1), "uss": round(ln.memory.uss, 1)}
-                for ln in lines
-            }
-        )
-    )
-    print(verdict(lines))
-    if args.markdown:
-        when = datetime.now(UTC).strftime("%Y-%m-%d")
-        print()
-        print(markdown(lines, f"{when}, load average {os.getloadavg()[0]:.2f}"))
-
-
-if __name__ == "__main__":
-    asyncio.run(main())

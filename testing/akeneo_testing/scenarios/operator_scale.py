@@ -28,15 +28,12 @@ Deployments, ReplicaSets and Pods. kwok's node holds as many pods as the size ne
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
 import os
 import re
-import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -49,7 +46,6 @@ from typing import Any
 from kubernetes_asyncio import client as k8s_client
 
 from akeneo_connector.spec import API_VERSION, GROUP, KIND, PLURAL, VERSION
-from akeneo_testing.ground.binaries import REPO
 from akeneo_testing.ground.helm import (
     apply,
     crd_manifests,
@@ -59,7 +55,6 @@ from akeneo_testing.ground.helm import (
 from akeneo_testing.ground.kube import NODE_NAME, KubeCluster
 from akeneo_testing.ground.nats import NatsServer
 from akeneo_testing.ground.processes import ServerProcess, wait_until
-from bench import report as report_docs
 
 CHILD_LABEL = "app.kubernetes.io/name=akeneo-connector"
 OPERATOR_NAMESPACE = "akeneo-operator"
@@ -634,49 +629,3 @@ def report(results: list[SizeResult], steady_seconds: float) -> bool:
     for what, met in checks:
         print(f"{'met   ' if met else 'MISSED'}  {what}")
     return all(met for _, met in checks)
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--sizes",
-        type=lambda s: [int(x) for x in s.split(",")],
-        default=[100, 500, 1000],
-        help="connection counts, comma-separated (each on a fresh control plane)",
-    )
-    parser.add_argument("--namespaces", type=int, default=100)
-    parser.add_argument("--timeout", type=float, default=900)
-    parser.add_argument("--idle-seconds", type=float, default=20)
-    parser.add_argument("--steady-seconds", type=float, default=60)
-    parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
-    parser.add_argument("--write-docs", action="store_true",
-                        help="write the output into docs/benchmarks.md")  # fmt: skip
-    args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="akeneo-operator-bench-"))
-    os.chdir(REPO)
-    command = report_docs.command(".venv/bin/python -m bench.operator_scale")
-    try:
-        with report_docs.published(
-            "operator-scale", "Operator at scale", command, write=args.write_docs
-        ):
-            results = asyncio.run(
-                run_sizes(
-                    args.sizes,
-                    args.namespaces,
-                    root,
-                    idle_seconds=args.idle_seconds,
-                    steady_seconds=args.steady_seconds,
-                    timeout=args.timeout,
-                )
-            )
-            met = report(results, args.steady_seconds)
-        return 0 if met else 1
-    finally:
-        if args.keep:
-            print(f"logs kept in {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
