@@ -50,7 +50,6 @@ from akeneo_testing.ground.nats_auth import JwtNatsServer
 from akeneo_testing.ground.processes import ServerProcess, free_port
 from akeneo_testing.podrunner import ContainerPlan, plan_container
 from tests.e2e.cluster_harness import Key, WebhookRecorder, pinned_name_context
-from tests.integration.operator.conftest import crd_installed, kube_api
 from tests.integration.operator.running import (
     API,
     OperatorProcess,
@@ -61,8 +60,6 @@ from tests.integration.operator.running import (
     poll,
     secret,
 )
-
-__all__ = ["crd_installed", "kube_api"]  # fixtures shared with the operator's tests
 
 pytestmark = pytest.mark.kube
 

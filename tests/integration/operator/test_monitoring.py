@@ -15,7 +15,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from akeneo_pim.signatures import events_api_headers, notification_headers
 from akeneo_receiver.app import Receiver
 from akeneo_testing.ground import crds
 from akeneo_testing.ground.binaries import k8s_binary
-from akeneo_testing.ground.helm import ChartIdentity, render
+from akeneo_testing.ground.helm import render
 from akeneo_testing.ground.kube import KubeCluster
 from akeneo_testing.ground.processes import ServerProcess, free_port, wait_until
 from akeneo_testing.ground.tls import CertificateAuthority
@@ -41,9 +41,9 @@ from akeneo_testing.payloads import legacy_batch
 from tests.integration.operator.running import (
     API,
     OperatorProcess,
+    OperatorSetup,
     admin_client,
     basic_spec,
-    chart_operator,
     condition,
     connection,
     make_namespace,
@@ -371,18 +371,13 @@ async def test_monitoring_objects_validate_against_the_real_crds(schemas: KubeCl
 
 
 @pytest.fixture(scope="module")
-def operator(
-    nats: str, chart_identity: ChartIdentity, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    with chart_operator(
-        tmp_path_factory,
-        chart_identity,
-        nats,
-        "op-mon",
-        AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
-        AKENEO_PORT=str(free_port()),
-    ) as op:
-        yield op
+def operator_setup() -> OperatorSetup:
+    return OperatorSetup(
+        env=dict(
+            AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
+            AKENEO_PORT=str(free_port()),
+        ),
+    )
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -31,14 +31,14 @@ from tests.integration.operator.test_managed_subscription import (
     client,
     ep_status,
     management,
-    operator,
+    operator_setup,
     secret_values,
     simulator,
     spec,
     with_condition,
 )
 
-__all__ = ["client", "management", "operator", "simulator"]  # fixtures, shared
+__all__ = ["client", "management", "operator_setup", "simulator"]  # fixtures, shared
 
 pytestmark = pytest.mark.kube
 NAME = "turn"
