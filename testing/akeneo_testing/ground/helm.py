@@ -1,7 +1,7 @@
 """The operator's Helm chart against a ``KubeCluster``: render, apply, and act as its identity.
 
 Used by the operator tests (so they run with exactly the chart's RBAC, no hidden
-cluster-admin) and by ``bench/operator_scale.py``.
+cluster-admin) and by the operator-at-scale scenario (``scenarios.operator_scale``).
 """
 
 from __future__ import annotations
