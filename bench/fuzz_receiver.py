@@ -1,4 +1,4 @@
-"""Long fuzzing run of the receiver: ``python bench/fuzz_receiver.py [examples] [--write-docs]``.
+"""Long fuzzing run of the receiver: ``python -m bench.fuzz_receiver [examples] [--write-docs]``.
 
 Runs ``tests/security/test_fuzz.py`` (live receiver subprocess, real TLS, real nats-server)
 with ``FUZZ_EXAMPLES`` per strategy (default 5000) and prints the totals it reports: distinct
@@ -16,10 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # run as a file: the repository's packages
+from bench import report
 
-from bench import report  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:
@@ -28,7 +27,7 @@ def main() -> int:
     parser.add_argument("--write-docs", action="store_true",
                         help="put this run's output in docs/benchmarks.md")  # fmt: skip
     args = parser.parse_args()
-    command = report.command(".venv/bin/python bench/fuzz_receiver.py")
+    command = report.command(".venv/bin/python -m bench.fuzz_receiver")
     with report.published("fuzzing", "Fuzzing", command, write=args.write_docs):
         return run(args.examples)
 

@@ -9,7 +9,7 @@ that both meet the same machine load), p50/p99 latency at a fixed open-loop 200 
 as a reference, the receiver's publish path alone (its own JetStream client and ack pipeline
 into the same stream, no HTTP): the bound that nats-server's acks put on the receiver.
 
-    .venv/bin/python bench/receiver.py [--seconds 5] [--rounds 3] [--write-docs]
+    .venv/bin/python -m bench.receiver [--seconds 5] [--rounds 3] [--write-docs]
 """
 
 from __future__ import annotations
@@ -30,23 +30,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import nats as nats_py
 
-import nats as nats_py  # noqa: E402
-from tests.ground.nats import NatsServer  # noqa: E402
-from tests.ground.processes import ServerProcess, free_port, wait_until  # noqa: E402
-from tests.unit.pim_formats.payloads import legacy_batch  # noqa: E402
-
-from akeneo_connector import eventloop  # noqa: E402
-from akeneo_connector.jetstream import ensure_all  # noqa: E402
-from akeneo_connector.names import ConnectionNames  # noqa: E402
-from akeneo_connector.spec import GiB, StreamSpec  # noqa: E402
-from akeneo_pim.normalize import encode_events_api  # noqa: E402
-from akeneo_pim.signatures import events_api_headers  # noqa: E402
-from akeneo_receiver.natsclient import AckClient  # noqa: E402
-from akeneo_receiver.publisher import AckPipeline  # noqa: E402
-from bench import report as docs  # noqa: E402
+from akeneo_connector import eventloop
+from akeneo_connector.jetstream import ensure_all
+from akeneo_connector.names import ConnectionNames
+from akeneo_connector.spec import GiB, StreamSpec
+from akeneo_pim.normalize import encode_events_api
+from akeneo_pim.signatures import events_api_headers
+from akeneo_receiver.natsclient import AckClient
+from akeneo_receiver.publisher import AckPipeline
+from akeneo_testing.ground.nats import NatsServer
+from akeneo_testing.ground.processes import ServerProcess, free_port, wait_until
+from akeneo_testing.payloads import legacy_batch
+from bench import report as docs
 
 SECRET = "bench-secret"
 CONNECTION = "bench/acme"
@@ -339,7 +336,7 @@ async def main() -> None:
     parser.add_argument("--write-docs", action="store_true",
                         help="put this run's output in docs/benchmarks.md")  # fmt: skip
     args = parser.parse_args()
-    command = docs.command(".venv/bin/python bench/receiver.py")
+    command = docs.command(".venv/bin/python -m bench.receiver")
     with docs.published("receiver", "Receiver", command, write=args.write_docs):
         await run(args)
 

@@ -30,7 +30,6 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import nats
-from tests.ground.nats import NatsServer
 
 from akeneo_connector.jetstream import ensure_all
 from akeneo_connector.names import ConnectionNames
@@ -38,6 +37,7 @@ from akeneo_connector.spec import StreamSpec
 from akeneo_pim.rest import PRODUCTS_UUID_PATH, AkeneoRestClient, PimCredentials
 from akeneo_pim.structure import STRUCTURE
 from akeneo_resync.reconcile import Resync, ResyncSettings
+from akeneo_testing.ground.nats import NatsServer
 from bench import report
 
 MAX_CALLS = 4

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import nats
-from tests.ground.nats import NatsServer
 
 from akeneo_connector import eventloop
 from akeneo_connector.jetstream import ensure_all
@@ -40,6 +39,7 @@ from akeneo_connector.spec import StreamSpec
 from akeneo_pim.rest import AkeneoRestClient, LocalLimiter, PimCredentials
 from akeneo_pim.rest_budget import KvBudget
 from akeneo_pim.structure import FAMILIES_PATH
+from akeneo_testing.ground.nats import NatsServer
 
 PATH = f"{FAMILIES_PATH}/shoes"
 ROUNDS = 10

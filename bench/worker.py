@@ -49,8 +49,6 @@ import nats
 from aiohttp import web
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
-from tests.ground.nats import NatsServer
-from tests.ground.processes import ServerProcess, free_port
 
 from akeneo_connector import eventloop
 from akeneo_connector.guard_state import GUARD_PREFIX
@@ -58,6 +56,8 @@ from akeneo_connector.jetstream import ensure_all
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
 from akeneo_connector.spec import StreamSpec, WebhookSignature
+from akeneo_testing.ground.nats import NatsServer
+from akeneo_testing.ground.processes import ServerProcess, free_port
 from akeneo_worker.metrics import WorkerMetrics
 from akeneo_worker.sinks.base import Sink
 from akeneo_worker.sinks.sqlite import SqliteSink

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from tests.ground.processes import free_port
+from akeneo_testing.ground.processes import free_port
 
 Key = tuple[str, str]
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from akeneo_pim.simulator import PimSimulator
-from tests.ground.processes import free_port
+from akeneo_testing.ground.processes import free_port
 
 
 def pim_secret(sim: PimSimulator, name: str, namespace: str) -> dict[str, Any]:

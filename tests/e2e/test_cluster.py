@@ -7,7 +7,7 @@ signing key: nats-server runs in operator mode, JWT auth). A connection (self-si
 webhook sink, PIM simulator credentials) becomes Ready; then the receiver and worker Deployments'
 containers and a Job made from the reconcile CronJob are run here as local processes, with
 exactly the command, args, env and mounted Secret files of their pod specs
-(``tests/e2e/podrunner.py``), so each connects to NATS with the user the operator issued
+(``akeneo_testing.podrunner``), so each connects to NATS with the user the operator issued
 for its role and nothing else. The simulator posts both delivery formats, duplicated and
 reordered, over TLS to the endpoint in the connection's status, verifying the certificate
 the operator issued; the webhook recorder must receive signed, ordered, de-duplicated
@@ -38,13 +38,18 @@ from akeneo_operator.kubeclient import KubeClient
 from akeneo_operator.natscreds import creds_key
 from akeneo_pim.signatures import notification_headers
 from akeneo_pim.simulator import Change, EventSender, PimSimulator
+from akeneo_testing.ground.helm import (
+    CHART,
+    apply,
+    helm,
+    service_account_token,
+    write_token_kubeconfig,
+)
+from akeneo_testing.ground.kube import KubeCluster
+from akeneo_testing.ground.nats_auth import JwtNatsServer
+from akeneo_testing.ground.processes import ServerProcess, free_port
+from akeneo_testing.podrunner import ContainerPlan, plan_container
 from tests.e2e.cluster_harness import Key, WebhookRecorder, pinned_name_context
-from tests.e2e.podrunner import ContainerPlan, plan_container
-from tests.ground.helm import CHART, apply, helm, service_account_token, write_token_kubeconfig
-from tests.ground.kube import KubeCluster
-from tests.ground.nats_auth import JwtNatsServer
-from tests.ground.processes import ServerProcess, free_port
-from tests.integration.operator.conftest import crd_installed, kube_api
 from tests.integration.operator.running import (
     API,
     OperatorProcess,
@@ -55,8 +60,6 @@ from tests.integration.operator.running import (
     poll,
     secret,
 )
-
-__all__ = ["crd_installed", "kube_api"]  # fixtures shared with the operator's tests
 
 pytestmark = pytest.mark.kube
 

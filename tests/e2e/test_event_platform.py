@@ -40,9 +40,9 @@ from akeneo_connector.manifest import load_manifest
 from akeneo_pim.simulator import PimSimulator
 from akeneo_pim.simulator.events import completeness_event, pim_events, reference_event
 from akeneo_pim.simulator.platform import PlatformSettings
+from akeneo_testing.ground.processes import free_port
 from akeneo_worker.sinks.sqlite import SqliteSink
 from tests.e2e.local_harness import LocalMode, eventually, nats_url, pim_secret
-from tests.ground.processes import free_port
 
 PRIMARY, SECONDARY = "ep-e2e-primary-secret", "ep-e2e-secondary-secret"
 NOTIFICATION_SECRET = "ep-e2e-notification-secret"

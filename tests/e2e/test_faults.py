@@ -15,7 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from bench.faults import KILL_WINDOW, SCENARIOS, print_table, run_scenarios
+
+from akeneo_testing.scenarios.faults import KILL_WINDOW, SCENARIOS, print_table, run_scenarios
 
 # Legacy answers must come within 0.5 s (the PIM's deadline; the benchmark reports it: 0.35 s
 # at worst on a quiet run). An overloaded 2-core machine stalls the processes for seconds,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.footprint import RECEIVER_CEILING_MB, WORKER_CEILING_MB, Line, measure
+from akeneo_testing.scenarios.footprint import RECEIVER_CEILING_MB, WORKER_CEILING_MB, Line, measure
 
 # Measured on the 2-core test machine (2026-12-04, 4 runs, load average 4 to 14): receiver
 # RSS 54.3-55.0 MB, USS 34.6-35.3 MB; worker (sqlite sink, PIM hydration) RSS 59.4-59.5 MB,

@@ -29,9 +29,9 @@ import yaml
 from akeneo_cli.local import LocalPipeline
 from akeneo_connector.manifest import load_manifest
 from akeneo_pim.simulator import Change, EventSender, PimSimulator
+from akeneo_testing.ground.nats_cluster import NatsCluster
+from akeneo_testing.ground.processes import free_port
 from tests.e2e.local_harness import LocalMode, descendants, eventually, nats_url, pim_secret
-from tests.ground.nats_cluster import NatsCluster
-from tests.ground.processes import free_port
 
 # A correctness test, not a timing one: on a loaded 2-core CI machine an answer may take
 # longer than the PIM's 0.5 s, which the simulator would count as lost. The 0.5 s budget is

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.podrunner import PodSpecError, plan_container
+from akeneo_testing.podrunner import PodSpecError, plan_container
 
 
 def b64(text: str) -> str:

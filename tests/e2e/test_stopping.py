@@ -38,11 +38,11 @@ from akeneo_connector.normalized import NormalizedEvent
 from akeneo_connector.spec import StreamSpec
 from akeneo_connector.stream_reader import read_messages
 from akeneo_pim.signatures import event_platform_headers, events_api_headers
-from tests.ground.nats import NatsServer
-from tests.ground.processes import ServerProcess, free_port
-from tests.ground.tls import CertificateAuthority
+from akeneo_testing.ground.nats import NatsServer
+from akeneo_testing.ground.processes import ServerProcess, free_port
+from akeneo_testing.ground.tls import CertificateAuthority
+from akeneo_testing.payloads import cloud_event, legacy_body, legacy_event
 from tests.integration.worker.support import event, publish
-from tests.unit.pim_formats.payloads import cloud_event, legacy_body, legacy_event
 
 STOP_LIMIT = 2.0  # seconds from SIGTERM to exit: the requirement itself
 REPEATS = 3

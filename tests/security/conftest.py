@@ -15,14 +15,9 @@ import httpx
 import pytest
 
 from akeneo_connector.names import ConnectionNames
-from tests.ground.nats import NatsServer
-from tests.ground.processes import ServerProcess, free_port, wait_until
-from tests.ground.tls import CertificateAuthority, KeyPair
-from tests.integration.operator.conftest import (  # noqa: F401  (fixtures of the kube tests)
-    chart_identity,
-    crd_installed,
-    kube_api,
-)
+from akeneo_testing.ground.nats import NatsServer
+from akeneo_testing.ground.processes import ServerProcess, free_port, wait_until
+from akeneo_testing.ground.tls import CertificateAuthority, KeyPair
 from tests.integration.receiver.conftest import (  # noqa: F401  (fixtures reused here)
     EVENT_PLATFORM_SECRETS,
     EVENTS_API_SECRET,

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from akeneo_operator.kubeclient import KubeClient
-from tests.ground.helm import ChartIdentity
+from akeneo_testing.ground.helm import ChartIdentity
 from tests.integration.operator.running import (
     API,
     OperatorProcess,
@@ -58,10 +58,7 @@ def operator_in(
         identity,
         nats_url,
         f"op-{namespaces[0]}",
-        AKENEO_WATCH_NAMESPACES=",".join(namespaces),
-        # the chart identity is the cluster-wide one (ClusterKopfPeering): a namespaced
-        # operator would need KopfPeering objects; one operator at a time runs here anyway
-        AKENEO_OPERATOR_STANDALONE="true",
+        namespaces=namespaces,
         AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
         **env,
     ) as op:

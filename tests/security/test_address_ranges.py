@@ -19,10 +19,10 @@ from aiohttp import web
 
 from akeneo_connector.addresses import RefusedAddress
 from akeneo_pim.rest import AkeneoApiError, AkeneoRestClient, PimCredentials
+from akeneo_testing.ground.postgres import PostgresServer
 from akeneo_worker.sinks.base import SinkError
 from akeneo_worker.sinks.postgres import PostgresSink
 from akeneo_worker.sinks.webhook import WebhookSink
-from tests.ground.postgres import PostgresServer
 
 # (range, an address in it). Loopback forms reach the listeners below if not refused.
 RANGES = [

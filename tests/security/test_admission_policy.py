@@ -21,7 +21,7 @@ from kubernetes_asyncio import client as k8s_client
 
 from akeneo_operator.kubeclient import ApiError, Credentials, KubeClient
 from akeneo_operator.meta import managed_selector
-from tests.ground.helm import (
+from akeneo_testing.ground.helm import (
     CHART,
     VAP_API,
     helm,
@@ -29,7 +29,7 @@ from tests.ground.helm import (
     service_account_token,
     write_token_kubeconfig,
 )
-from tests.ground.kube import KubeCluster
+from akeneo_testing.ground.kube import KubeCluster
 from tests.integration.operator.running import (
     OperatorProcess,
     admin_client,

@@ -35,11 +35,11 @@ from akeneo_pim.signatures import event_platform_headers, events_api_headers
 from akeneo_pim.simulator import PimSimulator
 from akeneo_pim.simulator.rest_app import Handler
 from akeneo_pim.structure import FAMILIES_PATH
-from tests.ground.nats import NatsServer
-from tests.ground.tls import CertificateAuthority
+from akeneo_testing.ground.nats import NatsServer
+from akeneo_testing.ground.tls import CertificateAuthority
+from akeneo_testing.payloads import cloud_event, legacy_event
 from tests.integration.receiver.conftest import EVENT_PLATFORM_SECRETS, EVENTS_API_SECRET
 from tests.security.conftest import ReceiverProcess, unique_names
-from tests.unit.pim_formats.payloads import cloud_event, legacy_event
 
 MAX_BODY = 1_048_576  # the spec's default receiver.maxBodyBytes
 BUDGET = 0.5  # the legacy PIM's deadline for the whole request

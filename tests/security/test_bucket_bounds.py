@@ -25,7 +25,7 @@ from akeneo_connector.names import ConnectionNames
 from akeneo_connector.spec import StreamSpec
 from akeneo_operator.settings import OperatorSettings
 from akeneo_operator.streams import NatsLink
-from tests.ground.nats import NatsServer
+from akeneo_testing.ground.nats import NatsServer
 
 _names = itertools.count()
 BIG = 64 * 1024

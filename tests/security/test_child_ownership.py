@@ -9,18 +9,18 @@ carries that uid, and says which object clashes (``Ready=False``, ``ChildNameCon
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
 
 from akeneo_operator.kubeclient import KubeClient
-from tests.ground.helm import ChartIdentity
-from tests.ground.kube import KubeCluster
+from akeneo_testing.ground.kube import KubeCluster
 from tests.integration.operator.running import (
     API,
     OperatorProcess,
+    OperatorSetup,
     admin_client,
     basic_spec,
     condition,
@@ -34,7 +34,6 @@ from tests.security.kube_support import (
     OUR_LABEL_KEYS,
     delete_connections,
     managers,
-    operator_in,
     ready_with,
     written_for,
 )
@@ -45,11 +44,13 @@ CONFLICT = "ChildNameConflict"
 
 
 @pytest.fixture(scope="module")
-def operator(
-    nats: str, chart_identity: ChartIdentity, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    with operator_in(tmp_path_factory, chart_identity, nats, [NS]) as op:
-        yield op
+def operator_setup() -> OperatorSetup:
+    return OperatorSetup(
+        env=dict(
+            AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
+        ),
+        namespaces=[NS],
+    )
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -12,24 +12,24 @@ for addresses a compromised pod would want.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
 
 from akeneo_operator.kubeclient import KubeClient
-from tests.ground.helm import ChartIdentity
-from tests.ground.kube import KubeCluster
+from akeneo_testing.ground.kube import KubeCluster
 from tests.integration.operator.running import (
     OperatorProcess,
+    OperatorSetup,
     admin_client,
     basic_spec,
     connection,
     make_namespace,
     tenant_secrets,
 )
-from tests.security.kube_support import delete_connections, operator_in, ready_with
+from tests.security.kube_support import delete_connections, ready_with
 
 pytestmark = pytest.mark.kube
 NS = "tenant-egress"
@@ -122,18 +122,15 @@ def namespace_rule(policy: dict[str, Any], namespace: str) -> list[dict[str, Any
 
 
 @pytest.fixture(scope="module")
-def operator(
-    nats: str, chart_identity: ChartIdentity, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    with operator_in(
-        tmp_path_factory,
-        chart_identity,
-        nats,
-        [NS],
-        AKENEO_OPERATOR_POD_NATS_URL=POD_NATS_URL,
-        AKENEO_OPERATOR_ALLOWED_EGRESS_CIDRS=PLATFORM_CIDRS,
-    ) as op:
-        yield op
+def operator_setup() -> OperatorSetup:
+    return OperatorSetup(
+        env=dict(
+            AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
+            AKENEO_OPERATOR_POD_NATS_URL=POD_NATS_URL,
+            AKENEO_OPERATOR_ALLOWED_EGRESS_CIDRS=PLATFORM_CIDRS,
+        ),
+        namespaces=[NS],
+    )
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -38,10 +38,10 @@ from akeneo_pim.signatures import (
     sign_event_platform,
     sign_events_api,
 )
-from tests.ground.nats import NatsServer
+from akeneo_testing.ground.nats import NatsServer
+from akeneo_testing.payloads import cloud_event, legacy_body, legacy_event
 from tests.integration.receiver.conftest import EVENT_PLATFORM_SECRETS, EVENTS_API_SECRET
 from tests.security.conftest import MAX_BODY, ReceiverProcess, stream_messages
-from tests.unit.pim_formats.payloads import cloud_event, legacy_body, legacy_event
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "800"))
 FUZZ = settings(

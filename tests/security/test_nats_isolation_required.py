@@ -17,9 +17,9 @@ import pytest_asyncio
 import yaml
 
 from akeneo_operator.kubeclient import KubeClient
-from tests.ground.binaries import k8s_binary, versions
-from tests.ground.helm import CHART, ChartIdentity, helm, render
-from tests.ground.kube import KubeCluster
+from akeneo_testing.ground.binaries import k8s_binary, versions
+from akeneo_testing.ground.helm import CHART, ChartIdentity, helm, render
+from akeneo_testing.ground.kube import KubeCluster
 from tests.integration.operator.running import (
     admin_client,
     basic_spec,

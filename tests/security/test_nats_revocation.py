@@ -18,7 +18,7 @@ import asyncio
 import base64
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -36,20 +36,14 @@ from akeneo_connector.nats_jwt import decode, parse_creds
 from akeneo_operator.kubeclient import KubeClient, resource_path
 from akeneo_operator.natscreds import creds_key
 from akeneo_operator.settings import OperatorSettings
-from tests.ground.helm import ChartIdentity
-from tests.ground.kube import KubeCluster
-from tests.ground.nats_auth import JwtNatsServer
-from tests.integration.operator.conftest import (  # noqa: F401  (fixtures used here)
-    chart_identity,
-    crd_installed,
-    kube_api,
-)
+from akeneo_testing.ground.kube import KubeCluster
+from akeneo_testing.ground.nats_auth import JwtNatsServer
 from tests.integration.operator.running import (
     API,
     OperatorProcess,
+    OperatorSetup,
     admin_client,
     basic_spec,
-    chart_operator,
     condition,
     connection,
     make_namespace,
@@ -83,24 +77,20 @@ def signing_key(jwt_nats_server: JwtNatsServer, tmp_path_factory: pytest.TempPat
 
 
 @pytest.fixture(scope="module")
-def operator(
+def operator_setup(
     jwt_nats_server: JwtNatsServer,
     signing_key: Path,
-    chart_identity: ChartIdentity,  # noqa: F811  (the fixture imported above)
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[OperatorProcess]:
-    with chart_operator(
-        tmp_path_factory,
-        chart_identity,
-        jwt_nats_server.url,
-        "op-revoke",
-        AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
-        AKENEO_OPERATOR_NATS_SIGNING_KEY_FILE=str(signing_key),
-        AKENEO_OPERATOR_NATS_ACCOUNT=jwt_nats_server.authority.account.public,
-        AKENEO_OPERATOR_NATS_CREDS_VALIDITY=f"{VALIDITY:.0f}s",
-        AKENEO_OPERATOR_NATS_CREDS_RENEW_BEFORE="15s",
-    ) as op:
-        yield op
+) -> OperatorSetup:
+    return OperatorSetup(
+        env=dict(
+            AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
+            AKENEO_OPERATOR_NATS_SIGNING_KEY_FILE=str(signing_key),
+            AKENEO_OPERATOR_NATS_ACCOUNT=jwt_nats_server.authority.account.public,
+            AKENEO_OPERATOR_NATS_CREDS_VALIDITY=f"{VALIDITY:.0f}s",
+            AKENEO_OPERATOR_NATS_CREDS_RENEW_BEFORE="15s",
+        ),
+        nats_url=jwt_nats_server.url,
+    )
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -32,9 +32,9 @@ from akeneo_pim.signatures import (
     events_api_headers,
     notification_headers,
 )
-from tests.ground.binaries import REPO
-from tests.ground.nats import NatsServer
-from tests.ground.tls import CertificateAuthority
+from akeneo_testing.ground.binaries import REPO
+from akeneo_testing.ground.nats import NatsServer
+from akeneo_testing.ground.tls import CertificateAuthority
 from tests.integration.receiver.conftest import (
     EVENT_PLATFORM_SECRETS,
     EVENTS_API_SECRET,

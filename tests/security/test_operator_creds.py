@@ -29,7 +29,7 @@ from akeneo_connector.nats_jwt import KeyKind, Signer
 from akeneo_connector.spec import StreamSpec
 from akeneo_operator.natscreds import issue
 from akeneo_resync.replay import DeadLetterFilter, redeliver_stream, replay_dead_letters
-from tests.ground.nats_auth import JwtNatsServer
+from akeneo_testing.ground.nats_auth import JwtNatsServer
 from tests.security.conftest import stream_messages
 from tests.security.reach import assert_out_of_reach
 

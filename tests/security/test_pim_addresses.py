@@ -28,8 +28,8 @@ from aiohttp import web
 
 from akeneo_pim.rest import AkeneoApiError, AkeneoRestClient, PimCredentials
 from akeneo_pim.simulator import PimSimulator
-from tests.ground.nats import NatsServer
-from tests.ground.tls import CertificateAuthority
+from akeneo_testing.ground.nats import NatsServer
+from akeneo_testing.ground.tls import CertificateAuthority
 from tests.integration.reconcile.streams import provisioned
 
 PRODUCTS = "/api/rest/v1/products"

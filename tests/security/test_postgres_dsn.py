@@ -21,9 +21,9 @@ import psycopg
 import pytest
 
 from akeneo_connector import pgdsn
+from akeneo_testing.ground.postgres import PostgresServer
 from akeneo_worker.sinks.base import SinkError
 from akeneo_worker.sinks.postgres import PostgresSink
-from tests.ground.postgres import PostgresServer
 
 _tables = itertools.count()
 

@@ -5,7 +5,7 @@ precise reason, and what is accepted is what the connection's stream on nats-ser
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,14 +19,13 @@ from akeneo_connector.names import ConnectionNames
 from akeneo_connector.quotas import QUOTA_EXCEEDS_PLATFORM_LIMIT
 from akeneo_connector.spec import GROUP, PLURAL, VERSION, MiB
 from akeneo_operator.kubeclient import KubeClient
-from tests.ground.helm import ChartIdentity
-from tests.ground.kube import KubeCluster
+from akeneo_testing.ground.kube import KubeCluster
 from tests.integration.operator.running import (
     API,
     OperatorProcess,
+    OperatorSetup,
     admin_client,
     basic_spec,
-    chart_operator,
     condition,
     connection,
     make_namespace,
@@ -43,18 +42,13 @@ QUOTAS = {
 
 
 @pytest.fixture(scope="module")
-def operator(
-    nats: str, chart_identity: ChartIdentity, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    with chart_operator(
-        tmp_path_factory,
-        chart_identity,
-        nats,
-        "op-quota",
-        AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
-        AKENEO_OPERATOR_STREAM_QUOTAS=json.dumps(QUOTAS),
-    ) as op:
-        yield op
+def operator_setup() -> OperatorSetup:
+    return OperatorSetup(
+        env=dict(
+            AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
+            AKENEO_OPERATOR_STREAM_QUOTAS=json.dumps(QUOTAS),
+        ),
+    )
 
 
 @pytest_asyncio.fixture(scope="module")

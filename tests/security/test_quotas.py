@@ -55,13 +55,13 @@ from akeneo_connector.nats_auth import (
 )
 from akeneo_connector.spec import MiB, StreamSpec
 from akeneo_pim.signatures import event_platform_headers, events_api_headers
-from tests.ground.binaries import REPO
-from tests.ground.nats import NatsServer
-from tests.ground.processes import ServerProcess, free_port, wait_until
-from tests.ground.tls import CertificateAuthority
+from akeneo_testing.ground.binaries import REPO
+from akeneo_testing.ground.nats import NatsServer
+from akeneo_testing.ground.processes import ServerProcess, free_port, wait_until
+from akeneo_testing.ground.tls import CertificateAuthority
+from akeneo_testing.payloads import cloud_event, legacy_event
 from tests.security import flood
 from tests.security.conftest import ReceiverProcess
-from tests.unit.pim_formats.payloads import cloud_event, legacy_event
 
 STORE = 64 * MiB  # the shared JetStream store: A alone could fill it without a quota
 A_QUOTA = 8 * MiB

@@ -24,9 +24,9 @@ from akeneo_operator.pods import ADMIN_PORT, RECEIVER_PORT, BuildInput
 from akeneo_operator.settings import OperatorSettings
 from akeneo_pim.paths import PATHS
 from akeneo_receiver.app import READINESS_CACHE_SECONDS
-from tests.ground.nats import NatsServer
-from tests.ground.processes import free_port
-from tests.ground.tls import CertificateAuthority
+from akeneo_testing.ground.nats import NatsServer
+from akeneo_testing.ground.processes import free_port
+from akeneo_testing.ground.tls import CertificateAuthority
 from tests.security.conftest import ReceiverProcess, unique_names
 
 FLOOD = 200

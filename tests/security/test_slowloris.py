@@ -14,12 +14,12 @@ import pytest
 
 from akeneo_pim.signatures import events_api_headers
 from akeneo_receiver import app as receiver_app
-from tests.ground.binaries import REPO
-from tests.ground.nats import NatsServer
-from tests.ground.tls import CertificateAuthority
+from akeneo_testing.ground.binaries import REPO
+from akeneo_testing.ground.nats import NatsServer
+from akeneo_testing.ground.tls import CertificateAuthority
+from akeneo_testing.payloads import legacy_batch
 from tests.integration.receiver.conftest import EVENTS_API_SECRET, StartReceiver
 from tests.security.conftest import ReceiverProcess, unique_names
-from tests.unit.pim_formats.payloads import legacy_batch
 
 PIM_TIMEOUT = 0.5  # the PIM gives up on a delivery after this long
 # Valid requests under attack are answered well within it on a quiet machine (the test

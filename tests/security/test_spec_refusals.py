@@ -13,26 +13,20 @@ nothing, on the real API server with the operator as a process (default platform
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
 
 from akeneo_operator.kubeclient import KubeClient
-from tests.ground.helm import ChartIdentity
-from tests.ground.kube import KubeCluster
-from tests.integration.operator.conftest import (  # noqa: F401  (fixtures used here)
-    chart_identity,
-    crd_installed,
-    kube_api,
-)
+from akeneo_testing.ground.kube import KubeCluster
 from tests.integration.operator.running import (
     API,
     OperatorProcess,
+    OperatorSetup,
     admin_client,
     basic_spec,
-    chart_operator,
     condition,
     connection,
     make_namespace,
@@ -54,16 +48,13 @@ DSNS = {
 
 
 @pytest.fixture(scope="module")
-def operator(
-    nats: str,
-    chart_identity: ChartIdentity,  # noqa: F811  (the fixture imported above)
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[OperatorProcess]:
-    with chart_operator(
-        tmp_path_factory, chart_identity, nats, "op-inward",
-        AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s", AKENEO_LOG_LEVEL="debug",
-    ) as op:  # fmt: skip
-        yield op
+def operator_setup() -> OperatorSetup:
+    return OperatorSetup(
+        env=dict(
+            AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
+            AKENEO_LOG_LEVEL="debug",
+        ),
+    )
 
 
 @pytest_asyncio.fixture(scope="module")

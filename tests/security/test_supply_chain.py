@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ground.binaries import REPO
+from akeneo_testing.ground.binaries import REPO
 
 DOCKERFILE = REPO / "Dockerfile"
 LOCK = REPO / "requirements.lock"

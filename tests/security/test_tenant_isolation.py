@@ -39,12 +39,12 @@ from akeneo_connector.stream_reader import kv_latest
 from akeneo_pim.rest import CallSlotUnavailable
 from akeneo_pim.rest_budget import KvBudget
 from akeneo_pim.signatures import event_platform_headers, events_api_headers
-from tests.ground.nats import NatsServer
-from tests.ground.processes import ServerProcess, free_port, wait_until
-from tests.ground.tls import CertificateAuthority
+from akeneo_testing.ground.nats import NatsServer
+from akeneo_testing.ground.processes import ServerProcess, free_port, wait_until
+from akeneo_testing.ground.tls import CertificateAuthority
+from akeneo_testing.payloads import cloud_event, legacy_batch
 from tests.security.conftest import ReceiverProcess, stream_messages
 from tests.security.reach import assert_out_of_reach
-from tests.unit.pim_formats.payloads import cloud_event, legacy_batch
 
 
 @dataclass

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.ground.nats import NatsServer
-from tests.ground.tls import CertificateAuthority
+from akeneo_testing.ground.nats import NatsServer
+from akeneo_testing.ground.tls import CertificateAuthority
 from tests.security.conftest import ReceiverProcess, unique_names
 from tests.security.tls_probe import (
     AEAD_ECDHE,

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.ground.tls import CertificateAuthority, KeyPair
+from akeneo_testing.ground.tls import CertificateAuthority, KeyPair
 
 TLS1_0, TLS1_1, TLS1_2 = 0x0301, 0x0302, 0x0303
 

@@ -15,7 +15,7 @@ from kopf.testing import KopfRunner
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from tests.ground.kube import KubeCluster
+from akeneo_testing.ground.kube import KubeCluster
 
 pytestmark = pytest.mark.kube
 
@@ -108,7 +108,7 @@ async def widget_crd(api: client.ApiClient) -> str:
 
 
 async def test_apiserver_reports_the_pinned_version(kube: KubeCluster) -> None:
-    from tests.ground.binaries import versions
+    from akeneo_testing.ground.binaries import versions
 
     assert kube.request("/version")["gitVersion"] == versions()["K8S_VERSION"]
 

@@ -14,7 +14,7 @@ from akeneo_connector.jetstream import Outcome, ensure_all
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.nats_servers import failover_options
 from akeneo_connector.spec import StreamSpec
-from tests.ground.nats_cluster import NatsCluster, stream_leader
+from akeneo_testing.ground.nats_cluster import NatsCluster, stream_leader
 
 
 async def connect(cluster: NatsCluster) -> Client:

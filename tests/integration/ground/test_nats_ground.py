@@ -10,7 +10,7 @@ import nats as nats_client
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 
-from tests.ground.nats import NatsServer
+from akeneo_testing.ground.nats import NatsServer
 
 
 @pytest.fixture

@@ -12,16 +12,17 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
 from akeneo_operator.kubeclient import Credentials, KubeClient
-from tests.ground.helm import ChartIdentity
-from tests.ground.kube import KubeCluster
-from tests.ground.processes import ServerProcess
+from akeneo_testing.ground.helm import ChartIdentity
+from akeneo_testing.ground.kube import KubeCluster
+from akeneo_testing.ground.processes import ServerProcess
 
 T = TypeVar("T")
 SCRIPT = Path(sys.executable).parent / "akeneo-connector"
@@ -63,15 +64,38 @@ class OperatorProcess:
         assert self.process.alive, f"operator exited:\n{self.process.log_tail(60)}"
 
 
+@dataclass(frozen=True)
+class OperatorSetup:
+    """What a test module's operator differs in: the module's ``operator_setup`` fixture
+    returns one, and the one ``operator`` fixture (tests/conftest.py) starts it."""
+
+    env: dict[str, str] = field(default_factory=dict)  # AKENEO_* settings, as the chart's env
+    nats_url: str | None = None  # default: the session's nats-server
+    namespaces: Sequence[str] = ()  # watch only these (standalone); default: cluster-wide
+
+
 @contextlib.contextmanager
 def chart_operator(
     tmp_path_factory: pytest.TempPathFactory,
     identity: ChartIdentity,
     nats_url: str,
     label: str,
+    *,
+    namespaces: Sequence[str] = (),
     **env: str,
 ) -> Iterator[OperatorProcess]:
-    """The operator as a process with the chart's identity and peering; stopped on exit."""
+    """The operator as a process with the chart's identity and peering; stopped on exit.
+
+    With ``namespaces`` it watches only those, standalone: the chart identity is the
+    cluster-wide one (ClusterKopfPeering), a namespaced operator would need KopfPeering
+    objects, and one such operator at a time runs anyway.
+    """
+    if namespaces:
+        env = {
+            "AKENEO_WATCH_NAMESPACES": ",".join(namespaces),
+            "AKENEO_OPERATOR_STANDALONE": "true",
+            **env,
+        }
     op = OperatorProcess(
         tmp_path_factory.mktemp(label),
         "operator",

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from kubernetes_asyncio import client as k8s_client
 
-from tests.ground.binaries import k8s_binary
-from tests.ground.helm import (
+from akeneo_testing.ground.binaries import k8s_binary
+from akeneo_testing.ground.helm import (
     CHART,
     ChartIdentity,
     apply,
@@ -21,7 +21,7 @@ from tests.ground.helm import (
     service_account_token,
     write_token_kubeconfig,
 )
-from tests.ground.kube import KubeCluster
+from akeneo_testing.ground.kube import KubeCluster
 from tests.integration.operator.running import (
     API,
     OperatorProcess,

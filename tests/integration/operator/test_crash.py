@@ -20,8 +20,8 @@ from nats.js.errors import NotFoundError
 
 from akeneo_connector.names import ConnectionNames
 from akeneo_operator.kubeclient import KubeClient
-from tests.ground.helm import ChartIdentity
-from tests.ground.kube import KubeCluster
+from akeneo_testing.ground.helm import ChartIdentity
+from akeneo_testing.ground.kube import KubeCluster
 from tests.integration.operator.running import (
     ACME_CHILDREN as CHILDREN,
 )

@@ -21,8 +21,8 @@ from akeneo_connector.spec import (
     StreamSpec,
 )
 from akeneo_operator.status_model import CatchUpStatus
-from tests.ground.helm import apply, kubectl
-from tests.ground.kube import KubeCluster
+from akeneo_testing.ground.helm import apply, kubectl
+from akeneo_testing.ground.kube import KubeCluster
 
 pytestmark = pytest.mark.kube
 

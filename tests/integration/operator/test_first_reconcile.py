@@ -21,8 +21,8 @@ from akeneo_operator.meta import FINALIZER, adopt
 from akeneo_operator.reconciler import Reconciler
 from akeneo_operator.settings import MANAGED_BY, OperatorSettings
 from akeneo_operator.streams import NatsLink
-from tests.ground.helm import ChartIdentity
-from tests.ground.kube import KubeCluster
+from akeneo_testing.ground.helm import ChartIdentity
+from akeneo_testing.ground.kube import KubeCluster
 from tests.integration.operator.running import (
     API,
     admin_client,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,18 +18,17 @@ from nats.js.errors import NotFoundError
 from akeneo_connector.guard_state import WorkerStats, stats_key
 from akeneo_connector.names import ConnectionNames
 from akeneo_operator.kubeclient import KubeClient
-from tests.ground.helm import ChartIdentity
-from tests.ground.kube import KubeCluster
-from tests.ground.processes import free_port
+from akeneo_testing.ground.kube import KubeCluster
+from akeneo_testing.ground.processes import free_port
 from tests.integration.operator.running import (
     ACME_CHILDREN as CHILDREN,
 )
 from tests.integration.operator.running import (
     API,
     OperatorProcess,
+    OperatorSetup,
     admin_client,
     basic_spec,
-    chart_operator,
     condition,
     connection,
     make_namespace,
@@ -42,17 +41,12 @@ NS = "tenant-life"
 
 
 @pytest.fixture(scope="module")
-def operator(
-    nats: str, chart_identity: ChartIdentity, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    with chart_operator(
-        tmp_path_factory,
-        chart_identity,
-        nats,
-        "op-life",
-        AKENEO_PORT=str(free_port()),
-    ) as op:
-        yield op
+def operator_setup() -> OperatorSetup:
+    return OperatorSetup(
+        env=dict(
+            AKENEO_PORT=str(free_port()),
+        ),
+    )
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -14,7 +14,7 @@ import hashlib
 import json
 import socket
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,18 +35,17 @@ from akeneo_pim.simulator.platform import (
     PlatformSettings,
     Subscription,
 )
+from akeneo_testing.ground.kube import KubeCluster
+from akeneo_testing.ground.nats import NatsServer
+from akeneo_testing.ground.processes import free_port
+from akeneo_testing.ground.tls import CertificateAuthority
 from tests.e2e.test_cluster import LocalPods, pod_spec
 from tests.e2e.test_local_mode import catalog_rows, sink_rows
-from tests.ground.helm import ChartIdentity
-from tests.ground.kube import KubeCluster
-from tests.ground.nats import NatsServer
-from tests.ground.processes import free_port
-from tests.ground.tls import CertificateAuthority
 from tests.integration.operator.running import (
     API,
     OperatorProcess,
+    OperatorSetup,
     admin_client,
-    chart_operator,
     condition,
     connection,
     make_namespace,
@@ -123,24 +122,20 @@ async def management(
 
 
 @pytest.fixture(scope="module")
-def operator(
+def operator_setup(
     own_nats: NatsServer,
-    chart_identity: ChartIdentity,
     management: ManagementApi,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[OperatorProcess]:
-    with chart_operator(
-        tmp_path_factory,
-        chart_identity,
-        own_nats.url,
-        "op-ep",
-        AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
-        AKENEO_OPERATOR_ALLOW_PRIVATE_PIM="true",  # the simulator runs on 127.0.0.1
-        AKENEO_OPERATOR_EVENT_PLATFORM_URL=management.url,
-        AKENEO_OPERATOR_EVENT_PLATFORM_CA_FILE=str(management.ca_file),
-        AKENEO_TEST_OPERATOR_LOG_LEVEL="debug",
-    ) as op:
-        yield op
+) -> OperatorSetup:
+    return OperatorSetup(
+        env=dict(
+            AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
+            AKENEO_OPERATOR_ALLOW_PRIVATE_PIM="true",  # the simulator runs on 127.0.0.1
+            AKENEO_OPERATOR_EVENT_PLATFORM_URL=management.url,
+            AKENEO_OPERATOR_EVENT_PLATFORM_CA_FILE=str(management.ca_file),
+            AKENEO_TEST_OPERATOR_LOG_LEVEL="debug",
+        ),
+        nats_url=own_nats.url,
+    )
 
 
 @pytest_asyncio.fixture(scope="module")

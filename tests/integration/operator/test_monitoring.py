@@ -15,7 +15,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +31,19 @@ from akeneo_operator.kubeclient import ApiError, KubeClient
 from akeneo_pim.paths import NOTIFICATIONS_PATH
 from akeneo_pim.signatures import events_api_headers, notification_headers
 from akeneo_receiver.app import Receiver
-from tests.ground import crds
-from tests.ground.binaries import k8s_binary
-from tests.ground.helm import ChartIdentity, render
-from tests.ground.kube import KubeCluster
-from tests.ground.processes import ServerProcess, free_port, wait_until
-from tests.ground.tls import CertificateAuthority
+from akeneo_testing.ground import crds
+from akeneo_testing.ground.binaries import k8s_binary
+from akeneo_testing.ground.helm import render
+from akeneo_testing.ground.kube import KubeCluster
+from akeneo_testing.ground.processes import ServerProcess, free_port, wait_until
+from akeneo_testing.ground.tls import CertificateAuthority
+from akeneo_testing.payloads import legacy_batch
 from tests.integration.operator.running import (
     API,
     OperatorProcess,
+    OperatorSetup,
     admin_client,
     basic_spec,
-    chart_operator,
     condition,
     connection,
     make_namespace,
@@ -55,7 +56,6 @@ from tests.integration.receiver.conftest import (
     make_config,
     write_files,
 )
-from tests.unit.pim_formats.payloads import legacy_batch
 from tests.unit.pim_formats.test_notifications import DOC_SAMPLE
 
 pytestmark = pytest.mark.kube
@@ -371,18 +371,13 @@ async def test_monitoring_objects_validate_against_the_real_crds(schemas: KubeCl
 
 
 @pytest.fixture(scope="module")
-def operator(
-    nats: str, chart_identity: ChartIdentity, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    with chart_operator(
-        tmp_path_factory,
-        chart_identity,
-        nats,
-        "op-mon",
-        AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
-        AKENEO_PORT=str(free_port()),
-    ) as op:
-        yield op
+def operator_setup() -> OperatorSetup:
+    return OperatorSetup(
+        env=dict(
+            AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
+            AKENEO_PORT=str(free_port()),
+        ),
+    )
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -10,7 +10,7 @@ import asyncio
 import base64
 import json
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +26,14 @@ from akeneo_connector.nats_jwt import decode, parse_creds
 from akeneo_connector.signing_secrets import generate
 from akeneo_operator.kubeclient import KubeClient
 from akeneo_operator.natscreds import ROLES, creds_key
-from tests.ground.helm import ChartIdentity
-from tests.ground.kube import KubeCluster
-from tests.ground.nats_auth import JwtNatsServer
-from tests.ground.processes import free_port
+from akeneo_testing.ground.kube import KubeCluster
+from akeneo_testing.ground.nats_auth import JwtNatsServer
+from akeneo_testing.ground.processes import free_port
 from tests.integration.operator.running import (
     API,
     OperatorProcess,
+    OperatorSetup,
     admin_client,
-    chart_operator,
     condition,
     connection,
     make_namespace,
@@ -103,27 +102,23 @@ def signing_key(jwt_nats_server: JwtNatsServer, tmp_path_factory: pytest.TempPat
 
 
 @pytest.fixture(scope="module")
-def operator(
+def operator_setup(
     jwt_nats_server: JwtNatsServer,
     signing_key: Path,
-    chart_identity: ChartIdentity,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[OperatorProcess]:
+) -> OperatorSetup:
     # No operator credentials: it issues its own user with the signing key.
-    with chart_operator(
-        tmp_path_factory,
-        chart_identity,
-        jwt_nats_server.url,
-        "op-natsauth",
-        AKENEO_PORT=str(free_port()),
-        AKENEO_LOG_LEVEL="debug",
-        AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
-        AKENEO_OPERATOR_NATS_SIGNING_KEY_FILE=str(signing_key),
-        AKENEO_OPERATOR_NATS_ACCOUNT=jwt_nats_server.authority.account.public,
-        AKENEO_OPERATOR_NATS_CREDS_VALIDITY="90s",
-        AKENEO_OPERATOR_NATS_CREDS_RENEW_BEFORE="70s",
-    ) as op:
-        yield op
+    return OperatorSetup(
+        env=dict(
+            AKENEO_PORT=str(free_port()),
+            AKENEO_LOG_LEVEL="debug",
+            AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
+            AKENEO_OPERATOR_NATS_SIGNING_KEY_FILE=str(signing_key),
+            AKENEO_OPERATOR_NATS_ACCOUNT=jwt_nats_server.authority.account.public,
+            AKENEO_OPERATOR_NATS_CREDS_VALIDITY="90s",
+            AKENEO_OPERATOR_NATS_CREDS_RENEW_BEFORE="70s",
+        ),
+        nats_url=jwt_nats_server.url,
+    )
 
 
 @pytest_asyncio.fixture(scope="module")

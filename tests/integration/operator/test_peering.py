@@ -10,8 +10,8 @@ import pytest
 import pytest_asyncio
 
 from akeneo_operator.kubeclient import KubeClient
-from tests.ground.helm import ChartIdentity
-from tests.ground.kube import KubeCluster
+from akeneo_testing.ground.helm import ChartIdentity
+from akeneo_testing.ground.kube import KubeCluster
 from tests.integration.operator.running import (
     API,
     OperatorProcess,

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from bench.operator_scale import Bench, report
+
+from akeneo_testing.scenarios.operator_scale import Bench, report
 
 pytestmark = [pytest.mark.kube, pytest.mark.slow]
 

@@ -22,7 +22,7 @@ from akeneo_connector.secret_report import fingerprint, report, report_key
 from akeneo_operator.kubeclient import KubeClient
 from akeneo_pim.simulator import PimSimulator
 from akeneo_pim.simulator.platform import Subscription
-from tests.ground.nats import NatsServer
+from akeneo_testing.ground.nats import NatsServer
 from tests.integration.operator.running import API, OperatorProcess, connection, poll
 from tests.integration.operator.test_managed_subscription import (
     NS,
@@ -31,14 +31,14 @@ from tests.integration.operator.test_managed_subscription import (
     client,
     ep_status,
     management,
-    operator,
+    operator_setup,
     secret_values,
     simulator,
     spec,
     with_condition,
 )
 
-__all__ = ["client", "management", "operator", "simulator"]  # fixtures, shared
+__all__ = ["client", "management", "operator_setup", "simulator"]  # fixtures, shared
 
 pytestmark = pytest.mark.kube
 NAME = "turn"

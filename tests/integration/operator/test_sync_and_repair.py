@@ -4,7 +4,7 @@ connection, syncs on demand, the catch-up of gap windows; and TLS the senders tr
 The operator runs as a process with the chart's identity and its own nats-server (one test
 stops it). kwok fakes the Jobs' pods (they "succeed" at once), so where the data matters
 the test runs the Job's container as a local process from its pod spec
-(``tests/e2e/podrunner.py``), with the worker's and receiver's containers beside it, against
+(``akeneo_testing.podrunner``), with the worker's and receiver's containers beside it, against
 the PIM simulator: what reaches the sqlite sink is what the Jobs really read.
 """
 
@@ -27,19 +27,18 @@ from akeneo_connector.gaps import GapRecord, GapSource
 from akeneo_connector.names import ConnectionNames
 from akeneo_operator.kubeclient import ApiError, KubeClient
 from akeneo_pim.simulator import EventSender, PimSimulator
+from akeneo_testing.ground import crds
+from akeneo_testing.ground.kube import KubeCluster
+from akeneo_testing.ground.nats import NatsServer
+from akeneo_testing.ground.processes import free_port
 from tests.e2e.cluster_harness import pinned_name_context
 from tests.e2e.test_cluster import LocalPods, pod_spec
 from tests.e2e.test_local_mode import catalog_rows, sink_rows
-from tests.ground import crds
-from tests.ground.helm import ChartIdentity
-from tests.ground.kube import KubeCluster
-from tests.ground.nats import NatsServer
-from tests.ground.processes import free_port
 from tests.integration.operator.running import (
     API,
     OperatorProcess,
+    OperatorSetup,
     admin_client,
-    chart_operator,
     condition,
     connection,
     make_namespace,
@@ -57,20 +56,18 @@ MARGIN = timedelta(minutes=5)  # reconciliation.safetyMargin's default
 
 
 @pytest.fixture(scope="module")
-def operator(
-    own_nats: NatsServer, chart_identity: ChartIdentity, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
+def operator_setup(
+    own_nats: NatsServer,
+) -> OperatorSetup:
     default_tls = {"mode": "certManager", "issuerRef": {"kind": "ClusterIssuer", "name": ISSUER}}
-    with chart_operator(
-        tmp_path_factory,
-        chart_identity,
-        own_nats.url,
-        "op-sync",
-        AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
-        AKENEO_OPERATOR_DEFAULT_TLS=json.dumps(default_tls),
-        AKENEO_OPERATOR_ALLOW_PRIVATE_PIM="true",  # the simulator runs on 127.0.0.1
-    ) as op:
-        yield op
+    return OperatorSetup(
+        env=dict(
+            AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
+            AKENEO_OPERATOR_DEFAULT_TLS=json.dumps(default_tls),
+            AKENEO_OPERATOR_ALLOW_PRIVATE_PIM="true",  # the simulator runs on 127.0.0.1
+        ),
+        nats_url=own_nats.url,
+    )
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -5,7 +5,7 @@ the test plays its part by setting the Certificate's status."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,15 +13,14 @@ import pytest_asyncio
 
 from akeneo_operator.kubeclient import ApiError, KubeClient
 from akeneo_operator.tls import certificate
-from tests.ground import crds
-from tests.ground.helm import ChartIdentity
-from tests.ground.kube import KubeCluster
+from akeneo_testing.ground import crds
+from akeneo_testing.ground.kube import KubeCluster
 from tests.integration.operator.running import (
     API,
     OperatorProcess,
+    OperatorSetup,
     admin_client,
     basic_spec,
-    chart_operator,
     condition,
     connection,
     make_namespace,
@@ -37,18 +36,13 @@ CRD_NAME = "certificates.cert-manager.io"
 
 
 @pytest.fixture(scope="module")
-def operator(
-    nats: str, chart_identity: ChartIdentity, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    with chart_operator(
-        tmp_path_factory,
-        chart_identity,
-        nats,
-        "op-cm",
-        AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
-        AKENEO_OPERATOR_ALLOWED_ISSUERS="ClusterIssuer/le",  # the platform's, listed
-    ) as op:
-        yield op
+def operator_setup() -> OperatorSetup:
+    return OperatorSetup(
+        env=dict(
+            AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
+            AKENEO_OPERATOR_ALLOWED_ISSUERS="ClusterIssuer/le",  # the platform's, listed
+        ),
+    )
 
 
 @pytest_asyncio.fixture(scope="module")

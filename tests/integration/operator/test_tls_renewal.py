@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
 
 from akeneo_operator.certs import inspect
 from akeneo_operator.kubeclient import KubeClient
-from tests.ground.helm import ChartIdentity
-from tests.ground.kube import KubeCluster
+from akeneo_testing.ground.kube import KubeCluster
 from tests.integration.operator.running import (
     API,
     OperatorProcess,
+    OperatorSetup,
     admin_client,
     basic_spec,
-    chart_operator,
     connection,
     make_namespace,
     poll,
@@ -29,19 +28,14 @@ NS = "tenant-tls"
 
 
 @pytest.fixture(scope="module")
-def operator(
-    nats: str, chart_identity: ChartIdentity, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    with chart_operator(
-        tmp_path_factory,
-        chart_identity,
-        nats,
-        "op-tls",
-        AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
-        AKENEO_OPERATOR_CERT_VALIDITY="40s",
-        AKENEO_OPERATOR_CERT_RENEW_BEFORE="32s",
-    ) as op:
-        yield op
+def operator_setup() -> OperatorSetup:
+    return OperatorSetup(
+        env=dict(
+            AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
+            AKENEO_OPERATOR_CERT_VALIDITY="40s",
+            AKENEO_OPERATOR_CERT_RENEW_BEFORE="32s",
+        ),
+    )
 
 
 @pytest_asyncio.fixture(scope="module")

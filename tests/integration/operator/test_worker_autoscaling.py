@@ -6,7 +6,7 @@ part by scaling the Deployment."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,15 +16,14 @@ from akeneo_connector.names import ConnectionNames
 from akeneo_operator.children import worker_scaled_object
 from akeneo_operator.kubeclient import ApiError, KubeClient
 from akeneo_operator.settings import MANAGED_BY
-from tests.ground import crds
-from tests.ground.helm import ChartIdentity
-from tests.ground.kube import KubeCluster
+from akeneo_testing.ground import crds
+from akeneo_testing.ground.kube import KubeCluster
 from tests.integration.operator.running import (
     API,
     OperatorProcess,
+    OperatorSetup,
     admin_client,
     basic_spec,
-    chart_operator,
     condition,
     connection,
     make_namespace,
@@ -40,18 +39,13 @@ CRD_NAME = "scaledobjects.keda.sh"
 
 
 @pytest.fixture(scope="module")
-def operator(
-    nats: str, chart_identity: ChartIdentity, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    with chart_operator(
-        tmp_path_factory,
-        chart_identity,
-        nats,
-        "op-keda",
-        AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
-        AKENEO_OPERATOR_KEDA_NATS_MONITORING="nats-mon.nats:8222",
-    ) as op:
-        yield op
+def operator_setup() -> OperatorSetup:
+    return OperatorSetup(
+        env=dict(
+            AKENEO_OPERATOR_MAINTENANCE_INTERVAL="1s",
+            AKENEO_OPERATOR_KEDA_NATS_MONITORING="nats-mon.nats:8222",
+        ),
+    )
 
 
 async def scaled_objects_served(c: KubeClient) -> bool:

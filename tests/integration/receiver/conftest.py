@@ -21,9 +21,9 @@ from akeneo_connector.names import ConnectionNames
 from akeneo_connector.normalized import NormalizedEvent
 from akeneo_receiver.app import Receiver
 from akeneo_receiver.config import ReceiverConfig
-from tests.ground.nats import NatsServer
-from tests.ground.processes import free_port
-from tests.ground.tls import CertificateAuthority
+from akeneo_testing.ground.nats import NatsServer
+from akeneo_testing.ground.processes import free_port
+from akeneo_testing.ground.tls import CertificateAuthority
 
 EVENTS_API_SECRET = "legacy-secret-d41d8cd9"
 EVENT_PLATFORM_SECRETS = ("ep-primary-8f14e45f", "ep-secondary-c9f0f895")

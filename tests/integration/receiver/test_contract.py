@@ -18,13 +18,13 @@ from akeneo_pim.signatures import (
     event_platform_headers,
     events_api_headers,
 )
+from akeneo_testing.payloads import cloud_event, legacy_batch, legacy_body, legacy_event
 from tests.integration.receiver.conftest import (
     EVENT_PLATFORM_SECRETS,
     EVENTS_API_SECRET,
     Running,
     StartReceiver,
 )
-from tests.unit.pim_formats.payloads import cloud_event, legacy_batch, legacy_body, legacy_event
 
 
 async def test_valid_legacy_batch_is_stored_then_200(start_receiver: StartReceiver) -> None:

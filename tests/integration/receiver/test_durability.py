@@ -12,11 +12,11 @@ import aiohttp
 from nats import connect as nats_connect
 
 from akeneo_pim.signatures import events_api_headers
-from tests.ground.nats import NatsServer
-from tests.ground.processes import ServerProcess, free_port
-from tests.ground.tls import CertificateAuthority
+from akeneo_testing.ground.nats import NatsServer
+from akeneo_testing.ground.processes import ServerProcess, free_port
+from akeneo_testing.ground.tls import CertificateAuthority
+from akeneo_testing.payloads import legacy_batch
 from tests.integration.receiver.conftest import EVENTS_API_SECRET, poll, write_files
-from tests.unit.pim_formats.payloads import legacy_batch
 
 CONNECTION = "tenant-durable/acme"
 STREAM = "AKENEO_tenant-durable__acme"

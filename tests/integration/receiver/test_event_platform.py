@@ -23,7 +23,8 @@ from akeneo_connector.event_types import HANDLED, IGNORED, HandledType
 from akeneo_connector.normalized import Action, ResourceKind, SourceFormat
 from akeneo_pim.paths import EVENT_PLATFORM_PATH, EVENTS_API_PATH, NOTIFICATIONS_PATH
 from akeneo_pim.signatures import event_platform_headers, events_api_headers
-from tests.ground.nats import NatsServer
+from akeneo_testing.ground.nats import NatsServer
+from akeneo_testing.payloads import legacy_batch
 from tests.integration.receiver.conftest import (
     EVENT_PLATFORM_SECRETS,
     EVENTS_API_SECRET,
@@ -39,7 +40,6 @@ from tests.unit.pim_formats.cloud_events import (
     handled_event,
     ignored_event,
 )
-from tests.unit.pim_formats.payloads import legacy_batch
 
 PRIMARY, SECONDARY = EVENT_PLATFORM_SECRETS
 BOTH_URLS = pytest.mark.parametrize("path", [EVENT_PLATFORM_PATH, EVENTS_API_PATH])

@@ -27,9 +27,9 @@ from akeneo_pim.notifications import parse_notification
 from akeneo_pim.paths import NOTIFICATIONS_PATH
 from akeneo_pim.signatures import notification_headers
 from akeneo_receiver.notification_spool import MAX_SPOOLED
-from tests.ground.nats import NatsServer
-from tests.ground.processes import free_port
-from tests.ground.tls import CertificateAuthority
+from akeneo_testing.ground.nats import NatsServer
+from akeneo_testing.ground.processes import free_port
+from akeneo_testing.ground.tls import CertificateAuthority
 from tests.integration.receiver.conftest import (
     NOTIFICATION_SECRET,
     Running,

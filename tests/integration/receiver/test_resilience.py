@@ -15,15 +15,15 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from akeneo_connector.gaps import GapRecord, GapSource
 from akeneo_pim.signatures import event_platform_headers, events_api_headers
-from tests.ground.nats import NatsServer
-from tests.ground.tls import CertificateAuthority
+from akeneo_testing.ground.nats import NatsServer
+from akeneo_testing.ground.tls import CertificateAuthority
+from akeneo_testing.payloads import cloud_event, legacy_batch
 from tests.integration.receiver.conftest import (
     EVENT_PLATFORM_SECRETS,
     EVENTS_API_SECRET,
     StartReceiver,
     poll,
 )
-from tests.unit.pim_formats.payloads import cloud_event, legacy_batch
 
 PIM_DEADLINE = 0.5  # the legacy PIM gives up on an answer after this
 # The answer itself may take longer on a loaded 2-core CI (processes stalled for seconds);

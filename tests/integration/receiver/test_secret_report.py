@@ -30,8 +30,9 @@ from akeneo_connector.secret_report import SecretReport, fingerprint, report_key
 from akeneo_connector.spec import StreamSpec
 from akeneo_pim.signatures import event_platform_headers
 from akeneo_receiver.app import Receiver
-from tests.ground.nats import NatsServer
-from tests.ground.tls import CertificateAuthority
+from akeneo_testing.ground.nats import NatsServer
+from akeneo_testing.ground.tls import CertificateAuthority
+from akeneo_testing.payloads import cloud_event
 from tests.integration.receiver.conftest import (
     EVENT_PLATFORM_SECRETS,
     NOTIFICATION_SECRET,
@@ -40,7 +41,6 @@ from tests.integration.receiver.conftest import (
     poll,
     write_files,
 )
-from tests.unit.pim_formats.payloads import cloud_event
 
 
 def _swap(path: Path, data: bytes) -> None:

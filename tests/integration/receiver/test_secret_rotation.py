@@ -40,7 +40,7 @@ from akeneo_pim.rest import AkeneoRestClient
 from akeneo_pim.signatures import event_platform_headers, notification_headers
 from akeneo_pim.simulator import PimSimulator
 from akeneo_pim.simulator.platform import PlatformSettings
-from tests.ground.tls import CertificateAuthority
+from akeneo_testing.ground.tls import CertificateAuthority
 from tests.integration.receiver.conftest import Running, StartReceiver, poll
 
 SUB, NOTE = Track.SUBSCRIPTION, Track.NOTIFICATION

@@ -5,7 +5,7 @@ from __future__ import annotations
 from akeneo_connector.normalized import SourceFormat
 from akeneo_pim.simulator.catalog import Catalog
 from akeneo_pim.simulator.events import EventSender
-from tests.ground.tls import CertificateAuthority
+from akeneo_testing.ground.tls import CertificateAuthority
 from tests.integration.receiver.conftest import (
     EVENT_PLATFORM_SECRETS,
     EVENTS_API_SECRET,

@@ -13,7 +13,7 @@ from pathlib import Path
 from akeneo_pim.rest import AkeneoRestClient
 from akeneo_pim.simulator import EventSender, PimSimulator
 from akeneo_resync.reconcile import Resync, ResyncSettings
-from tests.ground.processes import free_port
+from akeneo_testing.ground.processes import free_port
 from tests.integration.reconcile.streams import Connection, provisioned
 from tests.unit.simulator.receiver import Recorder, start
 

@@ -18,7 +18,7 @@ import httpx
 
 from akeneo_pim.paths import NOTIFICATIONS_PATH
 from akeneo_pim.simulator import EventPlatform, PimSimulator
-from tests.ground.tls import CertificateAuthority
+from akeneo_testing.ground.tls import CertificateAuthority
 from tests.integration.receiver.conftest import StartReceiver, poll
 from tests.integration.samples.shapes import differences
 from tests.integration.simulator.conftest import MakePlatform, make_platform, pim, server_tls

@@ -15,8 +15,8 @@ from akeneo_connector.changes import resource_updated
 from akeneo_connector.normalized import ResourceKind
 from akeneo_pim.rest import PRODUCT_MODELS_PATH, PRODUCTS_UUID_PATH, TOKEN_PATH, AkeneoApiError
 from akeneo_pim.structure import ATTRIBUTES_PATH, CATEGORIES_PATH, FAMILIES_PATH
+from akeneo_testing.ground.tls import CertificateAuthority
 from akeneo_worker.hydration import RestHydrator
-from tests.ground.tls import CertificateAuthority
 from tests.integration.samples.verbatim_pim import Answer, VerbatimPim
 from tests.samples import sample
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from akeneo_pim.simulator import PimSimulator
-from tests.ground.tls import CertificateAuthority
+from akeneo_testing.ground.tls import CertificateAuthority
 from tests.integration.samples.shapes import differences
 from tests.samples import sample
 

@@ -28,11 +28,11 @@ from akeneo_pim.paths import EVENT_PLATFORM_PATH, EVENTS_API_PATH
 from akeneo_pim.rest import AkeneoRestClient
 from akeneo_pim.simulator import PimSimulator
 from akeneo_pim.simulator.structure import CatalogStructure, StructureName
+from akeneo_testing.ground.tls import CertificateAuthority
 from akeneo_worker.hydration import RestHydrator
 from akeneo_worker.sinks.sqlite import DEFAULT_TABLE, SqliteSink
 from akeneo_worker.sinks.tombstones import tombstone_table
 from akeneo_worker.sinks.webhook import Signer, WebhookSink
-from tests.ground.tls import CertificateAuthority
 from tests.integration.receiver.conftest import Running, StartReceiver
 from tests.integration.samples.test_replay import ep_headers, legacy_headers
 from tests.integration.worker.support import WebhookReceiver, eventually, running

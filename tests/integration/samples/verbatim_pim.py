@@ -11,7 +11,7 @@ from types import TracebackType
 from aiohttp import web
 
 from akeneo_pim.rest import AkeneoRestClient, PimCredentials
-from tests.ground.tls import CertificateAuthority
+from akeneo_testing.ground.tls import CertificateAuthority
 from tests.samples import Sample
 
 CREDENTIALS = PimCredentials.model_validate(

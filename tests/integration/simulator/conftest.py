@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from akeneo_pim.simulator import EventPlatform, PimSimulator, PlatformSettings
-from tests.ground.tls import CertificateAuthority
+from akeneo_testing.ground.tls import CertificateAuthority
 
 PRIMARY, SECONDARY = "ep-primary-secret-0001", "ep-secondary-secret-0002"
 NOTIFICATION_SECRET = "notification-secret-0123456789"

@@ -31,7 +31,7 @@ from akeneo_pim.event_platform_api import (
 )
 from akeneo_pim.rest import AkeneoApiError, AkeneoRestClient, PimCredentials, fetch_pim_token
 from akeneo_pim.simulator import EventPlatform, PimSimulator
-from tests.ground.tls import CertificateAuthority
+from akeneo_testing.ground.tls import CertificateAuthority
 from tests.integration.simulator.conftest import (
     NOTIFICATION_SECRET,
     PRIMARY,

@@ -25,7 +25,7 @@ import pytest
 
 from akeneo_connector.event_types import PREFIX
 from akeneo_pim.simulator import EventPlatform, PimSimulator
-from tests.ground.tls import CertificateAuthority
+from akeneo_testing.ground.tls import CertificateAuthority
 from tests.integration.samples.shapes import differences
 from tests.integration.simulator.conftest import (
     NOTIFICATION_SECRET,

@@ -24,9 +24,9 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
 from akeneo_connector.stream_reader import read_messages
+from akeneo_testing.ground.tls import CertificateAuthority
 from akeneo_worker.sinks.base import Sink
 from akeneo_worker.worker import Worker, WorkerConfig
-from tests.ground.tls import CertificateAuthority
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

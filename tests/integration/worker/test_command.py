@@ -12,7 +12,7 @@ from pathlib import Path
 from nats.js import JetStreamContext
 
 from akeneo_connector.names import ConnectionNames
-from tests.ground.processes import ServerProcess, free_port, wait_until
+from akeneo_testing.ground.processes import ServerProcess, free_port, wait_until
 from tests.integration.worker.support import event, eventually, publish, sqlite_state
 
 

@@ -12,9 +12,9 @@ from akeneo_connector import dead_letters as dl
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.spec import WebhookSignature
 from akeneo_resync.replay import DeadLetterFilter, replay_dead_letters
+from akeneo_testing.ground.tls import CertificateAuthority
 from akeneo_worker.sinks.sqlite import SqliteSink
 from akeneo_worker.sinks.webhook import Signer, WebhookSink
-from tests.ground.tls import CertificateAuthority
 from tests.integration.worker.support import (
     WebhookReceiver,
     dead_letters,

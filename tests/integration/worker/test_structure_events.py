@@ -30,13 +30,13 @@ from akeneo_connector.normalized import Action, NormalizedEvent, SourceFormat
 from akeneo_connector.spec import WebhookSignature
 from akeneo_pim.rest import AkeneoRestClient
 from akeneo_pim.simulator import Change, PimSimulator
+from akeneo_testing.ground.tls import CertificateAuthority
 from akeneo_worker.hydration import RestHydrator
 from akeneo_worker.sinks.base import Sink
 from akeneo_worker.sinks.postgres import PostgresSink
 from akeneo_worker.sinks.sqlite import SqliteSink
 from akeneo_worker.sinks.webhook import Signer, WebhookSink
 from akeneo_worker.worker import Worker
-from tests.ground.tls import CertificateAuthority
 from tests.integration.worker.support import WebhookReceiver, eventually, publish, running
 
 _VERB = {"created": "created", "updated": "updated", "removed": "deleted"}

@@ -39,9 +39,9 @@ from nats.js import JetStreamContext
 
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.spec import WebhookSignature
+from akeneo_testing.ground.tls import CertificateAuthority
 from akeneo_worker.sinks import webhook as webhook_module
 from akeneo_worker.sinks.webhook import Signer, WebhookSink
-from tests.ground.tls import CertificateAuthority
 from tests.integration.worker.support import (
     LEGACY_SECRET,
     STANDARD_SECRETS,

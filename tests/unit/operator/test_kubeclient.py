@@ -16,7 +16,7 @@ from akeneo_operator.kubeclient import (
     credentials_from,
     resource_path,
 )
-from tests.ground.processes import free_port
+from akeneo_testing.ground.processes import free_port
 
 
 def test_resource_paths():

@@ -9,7 +9,7 @@ import pytest
 from akeneo_connector.normalized import Action, NormalizedEvent, ResourceKind, SourceFormat
 from akeneo_pim.formats import PayloadError
 from akeneo_pim.normalize import normalize_event_platform, normalize_events_api
-from tests.unit.pim_formats.payloads import cloud_event, legacy_body, legacy_event
+from akeneo_testing.payloads import cloud_event, legacy_body, legacy_event
 
 CONN = "tenant-acme/acme"
 

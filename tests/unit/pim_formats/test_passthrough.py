@@ -19,7 +19,7 @@ from akeneo_connector.normalized import NormalizedEvent
 from akeneo_pim.formats import PayloadError
 from akeneo_pim.normalize import encode_events_api, normalize_events_api
 from akeneo_pim.passthrough import legacy_messages
-from tests.unit.pim_formats.payloads import legacy_batch, legacy_body, legacy_event
+from akeneo_testing.payloads import legacy_batch, legacy_body, legacy_event
 
 CONN = "tenant-acme/acme"
 RECEIVED = datetime(2026, 11, 27, 10, 0, 9, 250000, tzinfo=UTC)

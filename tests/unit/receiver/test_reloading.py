@@ -10,7 +10,7 @@ import pytest
 from cryptography import x509
 
 from akeneo_receiver.reloading import SecretFile, TLSKeyPair
-from tests.ground.tls import CertificateAuthority
+from akeneo_testing.ground.tls import CertificateAuthority
 
 
 def test_secret_file_lines_and_reload(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -23,7 +23,7 @@ from akeneo_connector.nats_jwt import (
     user_claims,
 )
 from akeneo_operator.natscreds import Issuer
-from tests.ground.nats import NatsServer
+from akeneo_testing.ground.nats import NatsServer
 
 
 def _signer(kind: KeyKind) -> Signer:

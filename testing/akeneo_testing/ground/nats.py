@@ -5,8 +5,8 @@ from __future__ import annotations
 import urllib.request
 from pathlib import Path
 
-from tests.ground.binaries import nats_server
-from tests.ground.processes import ServerProcess, free_port, wait_until
+from akeneo_testing.ground.binaries import nats_server
+from akeneo_testing.ground.processes import ServerProcess, free_port, wait_until
 
 # JetStream reserves every stream's max_bytes (the connections' quotas) in the store, whose
 # default size is 75 % of the free disk: a session creating hundreds of streams would be

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from akeneo_operator.kubeclient import ApiError, KubeClient
-from tests.ground.binaries import crd_file
+from akeneo_testing.ground.binaries import crd_file
 
 SCALED_OBJECTS = ("keda", "keda.sh_scaledobjects.yaml")
 CERTIFICATES = ("cert-manager", "cert-manager.io_certificates.yaml")

@@ -13,8 +13,8 @@ from typing import Any
 
 from nats.js import JetStreamContext
 
-from tests.ground.binaries import nats_server
-from tests.ground.processes import ServerProcess, free_port, wait_until
+from akeneo_testing.ground.binaries import nats_server
+from akeneo_testing.ground.processes import ServerProcess, free_port, wait_until
 
 CLUSTER_NAME = "akeneo-ground"
 

@@ -1,7 +1,7 @@
 """The operator's Helm chart against a ``KubeCluster``: render, apply, and act as its identity.
 
 Used by the operator tests (so they run with exactly the chart's RBAC, no hidden
-cluster-admin) and by ``bench/operator_scale.py``.
+cluster-admin) and by the operator-at-scale scenario (``scenarios.operator_scale``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 import yaml
 from kubernetes_asyncio import client as k8s_client
 
-from tests.ground.binaries import REPO, k8s_binary, versions
-from tests.ground.kube import KubeCluster
+from akeneo_testing.ground.binaries import REPO, k8s_binary, versions
+from akeneo_testing.ground.kube import KubeCluster
 
 CHART = REPO / "charts" / "akeneo-connector-operator"
 CHART_NAME = "akeneo-connector-operator"

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import psycopg
 
-from tests.ground.binaries import MissingBinary
-from tests.ground.processes import ServerProcess, free_port, wait_until
+from akeneo_testing.ground.binaries import MissingBinary
+from akeneo_testing.ground.processes import ServerProcess, free_port, wait_until
 
 _BIN_DIRS = ("/usr/local/bin", "/usr/lib/postgresql/15/bin")
 

@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 
-from tests.ground.binaries import k8s_binary
-from tests.ground.processes import ServerProcess, free_port, wait_until
+from akeneo_testing.ground.binaries import k8s_binary
+from akeneo_testing.ground.processes import ServerProcess, free_port, wait_until
 
 NODE_NAME = "kwok-node-0"
 ADMIN_USER = "akeneo-test-admin"
