@@ -8,9 +8,10 @@ so the reference says exactly what the API server enforces and cannot go stale.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-from akeneo_operator.status_model import BLOCKERS, CONDITIONS
+from akeneo_operator.status_model import BLOCKERS, CONDITIONS, PENDING, REMEDIES
 
 Schema = dict[str, Any]
 
@@ -150,3 +151,36 @@ def render(crd: Schema) -> str:
         lines += ["| Reason | Status | Meaning |", "|---|---|---|"]
         lines += [f"| `{r.name}` | {r.status} | {_cell(r.meaning)} |" for r in cond.reasons]
     return "\n".join(lines) + "\n"
+
+
+TROUBLESHOOTING = re.compile(
+    r"(<!-- BEGIN GENERATED: troubleshooting -->\n).*?(<!-- END GENERATED: troubleshooting -->)",
+    re.DOTALL,
+)
+
+
+def troubleshooting() -> str:
+    """README's table "Troubleshooting by condition": one row per reason (the condition types
+    that share it in one cell), its meaning and what to do, from the condition catalogue."""
+    rows: dict[tuple[str, str, str], list[str]] = {}
+    for cond in CONDITIONS:
+        for reason in cond.reasons:
+            if reason is PENDING:
+                continue
+            remedy = REMEDIES[(cond.type, reason.name)] or "—"
+            rows.setdefault((reason.name, reason.meaning, remedy), []).append(cond.type)
+    lines = [
+        "| condition | reason | what it means | what to do |",
+        "|---|---|---|---|",
+    ]
+    for (name, meaning, remedy), types in rows.items():
+        kinds = ", ".join(f"`{t}`" for t in types)
+        lines.append(f"| {kinds} | `{name}` | {_cell(meaning)} | {_cell(remedy)} |")
+    return "\n".join(lines) + "\n"
+
+
+def with_troubleshooting(readme: str) -> str:
+    """``readme`` with its generated troubleshooting table rewritten."""
+    if not TROUBLESHOOTING.search(readme):
+        raise ValueError("README.md lacks the generated troubleshooting block")
+    return TROUBLESHOOTING.sub(lambda m: m.group(1) + troubleshooting() + m.group(2), readme)

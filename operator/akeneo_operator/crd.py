@@ -60,6 +60,7 @@ CRD_PATHS = (
     REPO / "charts" / "akeneo-connector-operator" / "crds" / f"{PLURAL}.yaml",
 )
 API_DOC = REPO / "docs" / "api.md"
+README = REPO / "README.md"
 SINGULAR = KIND.lower()
 SHORT_NAMES = ["akc"]
 CATEGORIES = ["akeneo"]
@@ -391,10 +392,11 @@ def render() -> str:
 
 
 def generated() -> dict[Path, str]:
-    """Every checked-in file this module writes, with its content: the CRD copies and the API
-    reference."""
+    """Every checked-in file this module writes, with its content: the CRD copies, the API
+    reference and README's troubleshooting table (the rest of README is by hand)."""
     text = render()
-    return {**dict.fromkeys(CRD_PATHS, text), API_DOC: apidoc.render(build_crd())}
+    readme = apidoc.with_troubleshooting(README.read_text())
+    return {**dict.fromkeys(CRD_PATHS, text), API_DOC: apidoc.render(build_crd()), README: readme}
 
 
 def stale_outputs() -> list[Path]:

@@ -535,3 +535,149 @@ CONDITIONS: tuple[ConditionType, ...] = (
         ),
     ),
 )
+
+
+# What to do about each reason, by (condition type, reason); empty: nothing to do. README's
+# troubleshooting table is generated from it and the meanings above (``apidoc.troubleshooting``).
+REMEDIES: dict[tuple[str, str], str] = {
+    ("Ready", "AllComponentsReady"): "",
+    ("Ready", "InvalidSpec"): "fix the spec; nothing is built until then",
+    ("Ready", "SecretMissing"): "create it (retried)",
+    ("Ready", "SecretKeyMissing"): "add the key",
+    ("Ready", "SecretInvalid"): '`echo "whsec_$(openssl rand -base64 32)"`, or `signature: legacy`',
+    ("Ready", "PrivateAddressesNotAllowed"): (
+        "use a public address, or (platform) "
+        "`allowPrivatePim`/`allowPrivateWebhooks`/`allowPrivatePostgres` and "
+        "`allowedEgressCIDRs`"
+    ),
+    ("Ready", "DsnNotAllowed"): "a plain `postgresql://user:password@host:port/db` DSN",
+    ("Ready", "QuotaExceedsPlatformLimit"): "lower it, or (platform) raise the limit",
+    (
+        "Ready",
+        "IssuerNotAllowed",
+    ): "an Issuer of the namespace, no `tls` (then `defaultTLS`), or (platform) list it",
+    ("Ready", "HostNotAllowed"): "choose a host the pattern allows",
+    ("Ready", "HostConflict"): "another host (retried: a freed host is picked up)",
+    ("Ready", "ChildNameConflict"): "remove it, or rename the connection",
+    ("Ready", "KubernetesApiError"): "the message, the operator's log; retried",
+    ("Ready", "ReconcileFailed"): "the operator's log; retried",
+    ("TLSReady", "CertificateValid"): "",
+    ("TLSReady", "CertificateIssued"): "",
+    ("TLSReady", "SecretValid"): "",
+    ("TLSReady", "CertificatePending"): "`kubectl describe certificate NAME`",
+    ("TLSReady", "CertManagerNotInstalled"): "install cert-manager",
+    ("TLSReady", "SecretKeyMissing"): "add the key",
+    ("TLSReady", "InvalidCertificate"): "a valid pair for the host",
+    ("TLSReady", "KeyMismatch"): "a valid pair for the host",
+    ("TLSReady", "CertificateNotYetValid"): "a valid pair for the host",
+    ("TLSReady", "CertificateExpired"): "a valid pair for the host",
+    ("TLSReady", "HostNotCovered"): "a valid pair for the host",
+    ("StreamReady", "StreamProvisioned"): "",
+    ("StreamReady", "NatsUnavailable"): "`nats.url`, the servers, the operator's NATS credentials",
+    (
+        "StreamReady",
+        "ImmutableFieldChanged",
+    ): "restore them, or delete the stream (then `full-scan-now`)",
+    ("StreamReady", "InsufficientStorage"): "lower `spec.stream.maxBytes`, or add storage",
+    ("NatsCredentialsReady", "CredentialsIssued"): "",
+    (
+        "NatsCredentialsReady",
+        "SharedCredentials",
+    ): "[NATS tenant isolation](#nats-tenant-isolation)",
+    ("NatsCredentialsReady", "NoCredentials"): "[NATS tenant isolation](#nats-tenant-isolation)",
+    (
+        "NatsCredentialsReady",
+        "SigningKeyInvalid",
+    ): "fix the `nats.accountSigningKey.existingSecret` Secret",
+    ("ReceiverReady", "PodsAvailable"): "",
+    ("ReceiverReady", "PartiallyAvailable"): "",
+    ("ReceiverReady", "ScaledToZero"): "",
+    (
+        "ReceiverReady",
+        "NoPodsAvailable",
+    ): "`kubectl get pods -l app.kubernetes.io/instance=NAME`, their events and logs",
+    ("ReceiverReady", "ProgressDeadlineExceeded"): "as above",
+    ("ReceiverReady", "DeploymentMissing"): "repaired at once; else see the Events",
+    ("WorkerReady", "PodsAvailable"): "",
+    ("WorkerReady", "PartiallyAvailable"): "",
+    ("WorkerReady", "ScaledToZero"): "",
+    (
+        "WorkerReady",
+        "NoPodsAvailable",
+    ): "`kubectl get pods -l app.kubernetes.io/instance=NAME`, their events and logs",
+    ("WorkerReady", "ProgressDeadlineExceeded"): "as above",
+    ("WorkerReady", "DeploymentMissing"): "repaired at once; else see the Events",
+    ("ReconcileScheduled", "Scheduled"): "",
+    ("ReconcileScheduled", "Suspended"): "unset it",
+    ("ReconcileScheduled", "NoPimCredentials"): "add them: Event Platform events need them too",
+    ("EventSubscriptionActive", "Resumed"): "",
+    (
+        "EventSubscriptionActive",
+        "SuspendedBySystem",
+    ): "fix the cause, resume it in Akeneo; the window is caught up",
+    ("EventSubscriptionActive", "SuspendedByUser"): "resume or recreate it in Akeneo",
+    ("EventSubscriptionActive", "Revoked"): "resume or recreate it in Akeneo",
+    ("CatchUp", "CaughtUp"): "",
+    ("CatchUp", "Running"): "wait",
+    ("CatchUp", "JobFailed"): "`kubectl logs job/NAME`",
+    ("CatchUp", "CannotReconcile"): "add them, or unsuspend",
+    ("CatchUp", "KubernetesApiError"): "the message; retried",
+    ("PubliclyTrusted", "PubliclyTrusted"): "",
+    (
+        "PubliclyTrusted",
+        "SelfSignedCertificate",
+    ): "`defaultTLS` or `certManager` with a public ACME issuer",
+    (
+        "PubliclyTrusted",
+        "UntrustedCertificate",
+    ): "`defaultTLS` or `certManager` with a public ACME issuer",
+    ("PubliclyTrusted", "CertificatePending"): "see `TLSReady`",
+    ("PubliclyTrusted", "CertificateUnreadable"): "see `TLSReady`",
+    ("NatsIsolated", "PerConnectionUsers"): "",
+    ("NatsIsolated", "SharedCredentials"): "[NATS tenant isolation](#nats-tenant-isolation)",
+    ("NatsIsolated", "NoCredentials"): "[NATS tenant isolation](#nats-tenant-isolation)",
+    ("WorkerAutoscalerReady", "ScaledObjectApplied"): "",
+    ("WorkerAutoscalerReady", "KedaNotInstalled"): "install KEDA, or remove `autoscaling`",
+    ("SecretRotation", "Idle"): "",
+    ("SecretRotation", "InProgress"): "",
+    (
+        "SecretRotation",
+        "SecretNotManaged",
+    ): "rotate by hand: new secret as second line, subscription, then drop the old",
+    ("SecretRotation", "WaitingForReceivers"): (
+        "the pod's log (`secrets loaded`); a Secret mounted with `subPath` is never "
+        "updated; delete the pod to have it read the Secret anew"
+    ),
+    ("SecretRotation", "RetiringOldSecret"): "",
+    ("EventSubscriptionActive", "Suspended"): (
+        "`autoResume` resumes a system suspension once the receiver is ready; otherwise "
+        "look at the subscription in Akeneo and resume it"
+    ),
+    ("EventSubscriptionActive", "Active"): "",
+    (
+        "EventSubscriptionActive",
+        "EventPlatformNeedsHost",
+    ): "set `receiver.host`, with a publicly trusted certificate",
+    ("EventSubscriptionActive", "EventPlatformSecretMissing"): (
+        "add `eventPlatformSecrets` to the Secret, or delete it and the operator generates its own"
+    ),
+    (
+        "EventSubscriptionActive",
+        "EventPlatformUnauthorized",
+    ): "the `pim.credentialsSecret` values, and the connection's permissions in Akeneo",
+    (
+        "EventSubscriptionActive",
+        "EventPlatformNotFound",
+    ): "the operator creates them again on its next pass; if it stays, its log",
+    (
+        "EventSubscriptionActive",
+        "EventPlatformLimitReached",
+    ): "remove unused subscribers or subscriptions in Akeneo",
+    (
+        "EventSubscriptionActive",
+        "EventPlatformRejected",
+    ): "the condition's message says why; fix `spec.eventPlatform`",
+    ("EventSubscriptionActive", "EventPlatformUnavailable"): (
+        "nothing: retried with backoff; if it lasts, the operator's `eventPlatform.url` and egress"
+    ),
+}

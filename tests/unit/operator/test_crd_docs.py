@@ -214,6 +214,9 @@ def test_check_fails_on_a_stale_reference_and_write_repairs_it(
     monkeypatch.setattr(crd, "CRD_PATHS", copies)
     monkeypatch.setattr(crd, "API_DOC", doc)
     monkeypatch.setattr(crd, "REPO", tmp_path)
+    readme = tmp_path / "README.md"
+    readme.write_text(crd.README.read_text())
+    monkeypatch.setattr(crd, "README", readme)
     printed: list[str] = []
     assert crd.main(["--write"], out=printed.append) == 0
     assert crd.main(["--check"], out=printed.append) == 0
@@ -222,3 +225,31 @@ def test_check_fails_on_a_stale_reference_and_write_repairs_it(
     assert crd.main(["--check"], out=printed.append) == 1
     assert printed == ["stale: docs/api.md (run: python -m akeneo_operator.crd --write)"]
     assert doc.read_text() != apidoc.render(crd.build_crd())
+    readme.write_text(readme.read_text().replace("| `Ready` | `HostConflict` |", "| x |"))
+    printed.clear()
+    assert crd.main(["--check"], out=printed.append) == 1
+    assert "stale: README.md (run: python -m akeneo_operator.crd --write)" in printed
+    assert crd.main(["--write"], out=printed.append) == 0
+    assert "| `Ready` | `HostConflict` |" in readme.read_text()
+
+
+def test_every_reason_says_what_to_do_and_no_remedy_is_orphaned() -> None:
+    """README's troubleshooting table is generated from these: a new reason without a remedy,
+    or a remedy for a reason that no longer exists, fails here before it reaches users."""
+    from akeneo_operator.status_model import CONDITIONS, PENDING, REMEDIES
+
+    pairs = {(c.type, r.name) for c in CONDITIONS for r in c.reasons if r is not PENDING}
+    assert pairs - set(REMEDIES) == set()
+    assert set(REMEDIES) - pairs == set()
+
+
+def test_the_readme_troubleshooting_table_is_generated_and_fresh() -> None:
+    from akeneo_operator import apidoc, crd
+
+    readme = crd.README.read_text()
+    assert apidoc.with_troubleshooting(readme) == readme, (
+        "run python -m akeneo_operator.crd --write"
+    )
+    table = apidoc.troubleshooting()
+    assert "| `EventSubscriptionActive` | `SuspendedBySystem` |" in table
+    assert "| `ReceiverReady`, `WorkerReady` | `NoPodsAvailable` |" in table
