@@ -87,6 +87,8 @@ class Placement(Protocol):
 
     def notification_spool_file(self) -> str: ...
 
+    def event_spool_file(self) -> str: ...
+
     def data_dir(self) -> str:
         """Where a relative sqlite path lives."""
 
@@ -149,6 +151,7 @@ def receiver(
     values["timestamp_tolerance"] = Seconds(r.timestamp_tolerance)
     values["gap_spool_file"] = Path(place.gap_spool_file())
     values["notification_spool_file"] = Path(place.notification_spool_file())
+    values["event_spool_file"] = Path(place.event_spool_file())
     settings, env = written(ReceiverSettings, **values)
     return Rendered(settings, env, files.mounts)
 

@@ -113,6 +113,9 @@ class LocalPlacement:
     def notification_spool_file(self) -> str:
         return str(self.root / "receiver-notifications.json")
 
+    def event_spool_file(self) -> str:
+        return str(self.root / "receiver-events.spool")
+
     def data_dir(self) -> str:
         return str(self.root)
 

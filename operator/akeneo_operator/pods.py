@@ -19,6 +19,7 @@ from akeneo_connector.names import ConnectionNames
 from akeneo_connector.nats_auth import Role
 from akeneo_connector.settings_contract import (
     POD_DATA_DIR,
+    POD_EVENT_SPOOL_FILE,
     POD_GAP_SPOOL_FILE,
     POD_NATS_CREDS_FILE,
     POD_NATS_DIR,
@@ -146,6 +147,10 @@ class PodPlacement:
         # notifications NATS could not take (a queue outage's suspension among them), kept
         # across container restarts until JetStream stores them
         return POD_NOTIFICATION_SPOOL_FILE
+
+    def event_spool_file(self) -> str:
+        # events NATS could not acknowledge in time (an outage, a stream leader election)
+        return POD_EVENT_SPOOL_FILE
 
     def data_dir(self) -> str:
         return POD_DATA_DIR  # a relative sqlite path: in the data dir, as in local mode

@@ -14,7 +14,8 @@ once on a 404 or a redirect (https://api.akeneo.com/event-platform/key-platform-
 
 Order of checks for events: size and read time (413, 408) -> signature (401) -> shape (400)
 -> back-pressure (429, Event Platform only, when something is to be stored) -> durable
-enqueue (503 unless every ack arrived) -> answer. A signed CloudEvent is answered 2xx
+enqueue (every ack within the budget; NATS unavailable: the on-disk spool, ``spool``; else
+503) -> answer. A signed CloudEvent is answered 2xx
 whatever its type: what the connector does not handle is acknowledged and counted, never
 stored, because every 4xx counts against the subscription's success rate.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import socket
@@ -36,7 +38,7 @@ from aiohttp import web
 from akeneo_connector.event_types import REFERENCE
 from akeneo_connector.gaps import GapRecord, GapSource
 from akeneo_connector.health import health_app, serve
-from akeneo_connector.normalized import SourceFormat
+from akeneo_connector.normalized import EventMessage, SourceFormat
 from akeneo_connector.secret_report import SecretReport, report, report_key
 from akeneo_pim.formats import PayloadError
 from akeneo_pim.normalize import (
@@ -60,22 +62,23 @@ from akeneo_pim.signatures import (
 from akeneo_receiver.config import ReceiverConfig
 from akeneo_receiver.metrics import (
     NOTIFICATIONS,
-    NOTIFICATIONS_SPOOLED,
     REJECTED,
     events,
     ignored,
     latency,
     requests,
 )
-from akeneo_receiver.notification_spool import Dropped, NotificationSpool, Spooled, message_id
 from akeneo_receiver.outages import OutageRecorder
 from akeneo_receiver.publisher import (
     EVENT_TOO_LARGE,
+    NO_STREAM,
     QUOTA_EXCEEDED,
+    BatchResult,
     EventPublisher,
     PublishError,
 )
 from akeneo_receiver.reloading import Reloader, SecretFile, TLSKeyPair
+from akeneo_receiver.spool import Dropped, Message, Publish, Spool
 
 log = logging.getLogger("akeneo_receiver")
 
@@ -94,15 +97,26 @@ NOTIFICATION_MAX_BYTES = 64 * 1024
 # by the sender, so the memory of what was logged is bounded.
 LOGGED_IGNORED_MAX = 256
 NOTIFICATION = "notification"  # the format label of notification webhooks
-# Publish failures that mean NATS itself is unavailable: a verified notification is then
-# spooled to disk and answered 200 (``notification_spool``); any other refusal stays a 503.
+# Publish failures that mean NATS itself is unavailable (down, unreachable, a clustered
+# stream without a leader, this process stopping): a verified delivery is then spooled to
+# disk and answered 200 (``spool``); any other refusal (quota, size, a stream refusing the
+# subject) stays what it was.
 NATS_UNAVAILABLE = frozenset(
-    {"jetstream_unavailable", "nats_disconnected", "ack_timeout", "shutting_down"}
+    {"jetstream_unavailable", "nats_disconnected", "ack_timeout", "shutting_down", NO_STREAM}
 )
 SPOOL_CHECK_INTERVAL = 0.5
+SPOOL_PUBLISH_BUDGET = 2.0  # a batch of spooled deliveries waits this long for its acks
+# A stop waits this long for JetStream to take what is spooled (a pod deleted during an
+# outage loses its emptyDir): within the pods' 30 s termination grace period.
+SPOOL_STOP_WAIT = 10.0
+NOTIFICATION_SPOOL_MAX = 64  # notifications; a real one is about 500 bytes
+SPOOLED_DETAIL = (
+    "the queue is unavailable: kept on the receiver's disk and stored on the stream once it is back"
+)
 _SPOOLED = (
-    b'{"status": "spooled", "accepted": 1, "duplicates": %d, "detail": "the queue is '
-    b"unavailable: kept on the receiver's disk and stored on the stream once it is back\"}"
+    b'{"status": "spooled", "accepted": 1, "duplicates": %d, "detail": "'
+    + SPOOLED_DETAIL.encode()
+    + b'"}'
 )
 # Rejected events named in a 400 (the rest are counted): the answer and its log line stay
 # small whatever the body holds (at most formats.MAX_EVENTS_PER_REQUEST events).
@@ -143,6 +157,11 @@ def _unstored(reason: str, cloud: bool, count: int) -> Rejection:
         )
     detail = "not all events were stored durably; the reconcile will catch up"
     return Rejection(503, reason, detail, events=count)
+
+
+def notification_id(body: bytes) -> str:
+    """The ``Nats-Msg-Id`` of a notification: a retried one is stored once."""
+    return hashlib.sha256(body).hexdigest()
 
 
 class Rejection(Exception):
@@ -199,12 +218,21 @@ class Receiver:
         self.outages = OutageRecorder(
             config.gap_spool_file, detail=f"receiver {socket.gethostname()}"[:200]
         )
-        self.notification_spool = NotificationSpool(
+        self.notification_spool = Spool(
             config.notification_spool_file,
-            max_bytes=min(config.max_body_bytes, NOTIFICATION_MAX_BYTES),
+            kind="notifications",
+            max_messages=NOTIFICATION_SPOOL_MAX,
+            max_bytes=NOTIFICATION_SPOOL_MAX * NOTIFICATION_MAX_BYTES,
+            drain_records=1,  # each counted and logged as stored, or not, on its own
         )
-        NOTIFICATIONS_SPOOLED.set(self.notification_spool.pending)
+        self.event_spool = Spool(
+            config.event_spool_file,
+            kind="events",
+            max_messages=config.event_spool_max_events,
+            max_bytes=config.event_spool_max_bytes,
+        )
         self._spool_wake = asyncio.Event()
+        self._event_spool_wake = asyncio.Event()
         self._stream_checked: tuple[float, bool] | None = None  # (monotonic time, exists)
         self._stream_lock = asyncio.Lock()
 
@@ -238,7 +266,14 @@ class Receiver:
             ),
             asyncio.create_task(self.reloader.run(), name="reload"),
             asyncio.create_task(self._record_outages(), name="outages"),
-            asyncio.create_task(self._flush_notifications(), name="notification-spool"),
+            asyncio.create_task(
+                self._drain(self.notification_spool, self._publish_notifications, self._spool_wake),
+                name="notification-spool",
+            ),
+            asyncio.create_task(
+                self._drain(self.event_spool, self._publish_spooled, self._event_spool_wake),
+                name="event-spool",
+            ),
             asyncio.create_task(self._report_secrets(), name="secret-report"),
         ]
         yield
@@ -247,6 +282,7 @@ class Receiver:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self._drain_on_stop()
         await self.publisher.close()
 
     async def _record_outages(self) -> None:
@@ -257,28 +293,52 @@ class Receiver:
             if self.outages.pending and self.publisher.connected:
                 await self.outages.flush(self._publish_gap)
 
-    async def _flush_notifications(self) -> None:
-        """Store spooled notifications (also a previous process's) once NATS is back."""
-        spool = self.notification_spool
+    async def _drain(self, spool: Spool, publish: Publish, wake: asyncio.Event) -> None:
+        """Store what a spool holds (also a previous process's) once JetStream takes it."""
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._spool_wake.wait(), SPOOL_CHECK_INTERVAL)
-            self._spool_wake.clear()
+                await asyncio.wait_for(wake.wait(), SPOOL_CHECK_INTERVAL)
+            wake.clear()
             if spool.pending and self.publisher.connected:
-                await spool.flush(self._publish_spooled)
-            NOTIFICATIONS_SPOOLED.set(spool.pending)
+                await spool.flush(publish)
+                if spool.pending:  # not taken: no new try at every delivery spooled meanwhile
+                    await asyncio.sleep(SPOOL_CHECK_INTERVAL)
 
-    async def _publish_spooled(self, item: Spooled) -> None:
+    async def _drain_on_stop(self) -> None:
+        """A stop stores what is spooled first, for at most ``SPOOL_STOP_WAIT`` seconds: a
+        pod deleted while NATS is down loses its emptyDir, a restarted container does not."""
+        deadline = time.monotonic() + SPOOL_STOP_WAIT
+        spools = (
+            (self.event_spool, self._publish_spooled),
+            (self.notification_spool, self._publish_notifications),
+        )
+        for spool, publish in spools:
+            while spool.pending and time.monotonic() < deadline:
+                if self.publisher.connected:
+                    await spool.flush(publish)
+                if spool.pending:
+                    await asyncio.sleep(0.2)
+            if spool.pending:
+                log.warning(
+                    "stopping with spooled messages not stored: the next process on this "
+                    "file stores them",
+                    extra={"spool": spool.kind, "count": spool.pending},
+                )
+
+    async def _publish_spooled(self, messages: list[Message]) -> BatchResult:
         try:
-            result = await self.publisher.publish_one(
-                self.config.notifications_subject, item.msg_id, item.body, GAP_PUBLISH_BUDGET
-            )
+            return await self.publisher.publish_messages(messages, SPOOL_PUBLISH_BUDGET)
         except PublishError as exc:
             if exc.reason == EVENT_TOO_LARGE:  # above the stream's maxMsgSize: never stored
                 raise Dropped(exc.reason) from None
             raise
+
+    async def _publish_notifications(self, messages: list[Message]) -> BatchResult:
+        result = await self._publish_spooled(messages)
         if result.stored:
-            self._stored_notification(item.body, spooled=True)
+            for message in messages:
+                self._stored_notification(message.payload, spooled=True)
+        return result
 
     def _stored_notification(self, body: bytes, spooled: bool = False) -> None:
         """Count and log a notification JetStream stored (its type and subscription only)."""
@@ -539,16 +599,24 @@ class Receiver:
             {"index": r.index, "event_id": r.event_id, "reason": r.reason[:REASON_MAX]}
             for r in delivery.rejected[:REJECTED_SHOWN]
         ]
-        total = self.config.event_platform_ack_budget if cloud else self.config.ack_budget
-        budget = total - (time.monotonic() - started)
-        try:
-            result = await self.publisher.publish(delivery.messages, budget)
-        except PublishError as exc:
-            rejection = _unstored(exc.reason, cloud, len(delivery.messages))
-            if rejection.status == 503:
-                self.outages.hit()  # these events are lost unless a catch-up reconcile reads them
-            raise rejection from None
-        events(fmt.value, "accepted").inc(result.stored)
+        spooled = bool(delivery.messages) and self.event_spool.pending > 0
+        if spooled:  # stored in arrival order, behind what is spooled
+            result = await self._spool_events(delivery.messages, "spool_not_empty", cloud)
+        else:
+            total = self.config.event_platform_ack_budget if cloud else self.config.ack_budget
+            budget = total - (time.monotonic() - started)
+            try:
+                result = await self.publisher.publish(delivery.messages, budget)
+            except PublishError as exc:
+                if exc.reason in NATS_UNAVAILABLE and self.config.event_spool_file is not None:
+                    result = await self._spool_events(delivery.messages, exc.reason, cloud)
+                    spooled = True
+                else:
+                    rejection = _unstored(exc.reason, cloud, len(delivery.messages))
+                    if rejection.status == 503:
+                        self.outages.hit()  # lost unless a catch-up reconcile reads them
+                    raise rejection from None
+        events(fmt.value, "spooled" if spooled else "accepted").inc(result.stored)
         if result.duplicates:
             events(fmt.value, "duplicate").inc(result.duplicates)
         if delivery.ignored:
@@ -570,11 +638,43 @@ class Receiver:
             )
         if log.isEnabledFor(logging.DEBUG):
             log.debug("events accepted", extra={"format": fmt.value, "accepted": accepted})
+        if spooled:
+            payload: dict[str, Any] = {
+                "status": "spooled",
+                "accepted": accepted,
+                "duplicates": result.duplicates,
+            }
+            if cloud:
+                payload["ignored"] = len(delivery.ignored)
+            return _json(200, {**payload, "detail": SPOOLED_DETAIL})
         if cloud:
             answer = _ACCEPTED_CLOUD_EVENTS % (accepted, result.duplicates, len(delivery.ignored))
         else:
             answer = _ACCEPTED % (accepted, result.duplicates)
         return web.Response(body=answer, content_type="application/json")
+
+    async def _spool_events(
+        self, messages: list[EventMessage], reason: str, cloud: bool
+    ) -> BatchResult:
+        """Keep events JetStream cannot take now on disk (answered 200), or refuse them:
+        ``503`` as without a spool (no file, full, unwritable)."""
+        kept, duplicates = await self.event_spool.add(self.publisher.messages(messages))
+        if not kept:
+            rejection = _unstored(reason, cloud, len(messages))
+            if self.config.event_spool_file is not None:
+                rejection = Rejection(
+                    503,
+                    "spool_full",
+                    "the queue is unavailable and the event spool is full; "
+                    + ("send again" if cloud else "the reconcile will catch up"),
+                    events=len(messages),
+                )
+            self.outages.hit()  # lost unless a catch-up reconcile reads them
+            raise rejection
+        self._event_spool_wake.set()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("events spooled", extra={"reason": reason, "events": len(messages)})
+        return BatchResult(len(messages) - duplicates, duplicates)
 
     def _count_ignored(self, items: list[IgnoredEvent]) -> None:
         """Count acknowledged-and-ignored CloudEvents; log each (type, reason) once."""
@@ -624,9 +724,9 @@ class Receiver:
         except PayloadError as exc:
             raise Rejection(400, exc.reason, exc.detail) from None
         if self.notification_spool.pending:  # stored in arrival order, behind the spooled
-            return self._spool(body, notification.notification_type, "spool_not_empty")
+            return await self._spool(body, notification.notification_type, "spool_not_empty")
         # Akeneo retries a notification it got no 2xx for: the same body is stored once
-        msg_id = message_id(body)
+        msg_id = notification_id(body)
         budget = self.config.event_platform_ack_budget - (time.monotonic() - started)
         try:
             result = await self.publisher.publish_one(
@@ -634,7 +734,7 @@ class Receiver:
             )
         except PublishError as exc:
             if exc.reason in NATS_UNAVAILABLE:
-                return self._spool(body, notification.notification_type, exc.reason)
+                return await self._spool(body, notification.notification_type, exc.reason)
             detail = "the notification was not stored durably; send again"
             if exc.reason == QUOTA_EXCEEDED:
                 detail = f"this connection's stream is at its quota; {detail} later"
@@ -645,10 +745,10 @@ class Receiver:
             body=_ACCEPTED % (1, result.duplicates), content_type="application/json"
         )
 
-    def _spool(self, body: bytes, notification_type: str, reason: str) -> web.Response:
+    async def _spool(self, body: bytes, notification_type: str, reason: str) -> web.Response:
         """Keep a notification NATS cannot take now on disk (200), or refuse it (503)."""
-        kept, duplicate = self.notification_spool.add(body)
-        NOTIFICATIONS_SPOOLED.set(self.notification_spool.pending)
+        message = Message(self.config.notifications_subject, notification_id(body), body)
+        kept, duplicate = await self.notification_spool.add([message])
         if not kept:
             if self.config.notification_spool_file is None:
                 raise Rejection(503, reason, "the notification was not stored durably; send again")

@@ -32,9 +32,18 @@ NOTIFICATIONS = Counter(
     "Event Platform notifications stored, by notification_type (undocumented types: other)",
     ["type"],
 )
-NOTIFICATIONS_SPOOLED = Gauge(
-    "akeneo_receiver_notifications_spooled",
-    "Verified notifications kept on disk while NATS is unavailable, not yet stored",
+SPOOLED = Gauge(
+    "akeneo_receiver_spooled",
+    "Messages kept on disk while JetStream cannot take them, not yet stored, by spool "
+    "(events, notifications)",
+    ["spool"],
+)
+SPOOL_ITEMS = Counter(
+    "akeneo_receiver_spool_messages_total",
+    "Messages by spool (events, notifications) and outcome: spooled (kept on disk, answered "
+    "200), drained (stored on the stream later), dropped (never storable, or unreadable lines "
+    "of the file)",
+    ["spool", "outcome"],
 )
 LATENCY = Histogram(
     "akeneo_receiver_request_seconds",

@@ -30,6 +30,7 @@ from akeneo_connector.stopping import close_nats
 from akeneo_receiver.config import ReceiverConfig
 from akeneo_receiver.metrics import CONSUMER_PENDING
 from akeneo_receiver.natsclient import AckClient
+from akeneo_receiver.spool import Message
 
 log = logging.getLogger("akeneo_receiver.jetstream")
 
@@ -39,6 +40,10 @@ API_TIMEOUT = 2.0
 MSG_ID = Header.MSG_ID.value
 EXPECTED_STREAM = Header.EXPECTED_STREAM.value
 NO_RESPONDERS = "503"
+# No server took the publish: the stream does not exist, or (clustered) its leader died and
+# no other is elected yet, or the subject is served by nothing. Told apart from a refusal
+# (``stream_error``) because it passes: the event spool waits it out.
+NO_STREAM = "no_responders"
 QUOTA_EXCEEDED = "quota_exceeded"
 EVENT_TOO_LARGE = "event_too_large"
 # JetStream's refusals of a store (err_code 10077 carries the store's own error text) that
@@ -219,7 +224,7 @@ class AckPipeline:
         if batch is None or batch.done.done():
             return
         if no_responders:
-            batch.error = "stream_error"  # no stream listens on the subject
+            batch.error = NO_STREAM  # no stream listens on the subject (yet)
         # plain acks ({"stream":..,"seq":..}) are told apart without parsing
         elif not data.startswith(b'{"stream":') or b'"error"' in data or b'"duplicate"' in data:
             self._special_ack(batch, data)
@@ -404,14 +409,24 @@ class EventPublisher:
                 self._full_until = time.monotonic() + QUOTA_HOLD
             raise
 
+    def messages(self, events: Sequence[EventMessage]) -> list[Message]:
+        """The JetStream messages of ``events``: what ``publish`` sends, for the spool."""
+        subjects = self._subjects
+        return [Message(subjects[e.kind], e.event_id, e.data) for e in events]
+
     async def publish_one(
         self, subject: str, msg_id: str, payload: bytes, budget: float
     ) -> BatchResult:
         """Publish one message as is (a notification), await its ack; raise PublishError."""
+        return await self.publish_messages([Message(subject, msg_id, payload)], budget)
+
+    async def publish_messages(self, messages: Sequence[Message], budget: float) -> BatchResult:
+        """Publish messages as they are (spooled ones too: also while stopping, when the
+        spool is drained), await all acks; raise PublishError."""
         acks = self.acks
         if acks is None or not self.connected:
             raise PublishError("jetstream_unavailable")
-        batch = await acks.publish([(subject, msg_id, payload)])
+        batch = await acks.publish(messages)
         return await acks.wait(batch, budget)
 
     async def stream_exists(self) -> bool:

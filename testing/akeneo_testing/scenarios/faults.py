@@ -22,10 +22,16 @@ For these two the table is the merchant: row triggers record every write that to
 re-deliveries the table's guard refused leave no trace, so "duplicate deliveries" shows "-".
 Every row also says how many of the load's POSTs were not answered 200, and why (status,
 timeout, connection error).
+The receiver runs with its event spool (``--event-spool-file``, as in pods and local mode):
+while JetStream cannot acknowledge, verified events are kept on its disk, answered ``200``
+and stored once JetStream is back (the sink then shows whether any was lost).
 ``cluster-kill`` runs on three nats-servers as one JetStream cluster (stream and bucket with 3
 replicas, every component given the three URLs) and SIGKILLs a node that does not lead the
 stream, then the stream's leader; its legacy sender waits 5 s, not the PIM's 0.5 s, so that
-slow answers are measured (and counted against the 0.5 s) instead of being dropped.
+slow answers are measured (and counted against the 0.5 s) instead of being dropped. Its
+targets (issue 16): nothing lost, applied twice or backwards, non-200 answers only within
+``KILL_WINDOW`` of a kill, every legacy answer within ``LEGACY_DEADLINE``; a run that misses
+one says so and exits 1.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ import nats
 import psycopg
 from aiohttp import web
 from nats.aio.client import Client
+from prometheus_client.parser import text_string_to_metric_families
 
 from akeneo_connector.jetstream import ensure_all
 from akeneo_connector.names import ConnectionNames
@@ -67,7 +74,11 @@ from akeneo_worker.sinks.postgres import PostgresSink
 LEGACY_SECRET = "faults-legacy-secret"
 LEGACY_DEADLINE = 0.5  # the legacy PIM gives up on an answer after this
 KILL_WINDOW = 2.0  # non-200 answers are allowed only this long after a NATS node is killed
+# CI's margin on LEGACY_DEADLINE: a loaded 2-core machine stalls the processes for a second
+# or two now and then, kills or not (reported as the slow answers before the first kill)
+LEGACY_CI_MARGIN = 2.0
 PLATFORM_SECRET = "faults-platform-secret"
+SPOOL_METRIC = "akeneo_receiver_spool_messages_total"
 
 
 # --- the sink: a webhook that records what it is sent ------------------------------------
@@ -146,12 +157,13 @@ class Load:
     first_200_after: float | None = None  # monotonic time of the first 200 after a mark
     _mark: float | None = None
     outage_since: float | None = None  # monotonic time nats-server was dead, while it is
-    ok_during_outage: int = 0
+    ok_during_outage: int = 0  # deliveries sent while nats-server was down, answered 200
     slow_during_outage: int = 0
-    unavailable_during_outage: int = 0  # deliveries answered 503 while nats-server was down
+    unavailable_during_outage: int = 0  # of those sent while nats-server was down, 503s
     refused_at: list[float] = field(default_factory=list)  # answers not 200 (monotonic time)
     refused_why: list[str] = field(default_factory=list)  # "503", "timeout", ... for each
     legacy_latencies: list[float] = field(default_factory=list)
+    legacy_slow_at: list[float] = field(default_factory=list)  # started (monotonic), > 0.5 s
     legacy_timeouts: int = 0  # no answer within the legacy sender's deadline
 
     def mark(self) -> None:
@@ -160,20 +172,20 @@ class Load:
 
     async def _deliver(self, sender: EventSender, changes: list[Change]) -> None:
         started = time.monotonic()
+        # a delivery sent while nats-server is dead (it may be answered after the restart)
+        during_outage = self.outage_since is not None
         report = await sender.send(changes)
         elapsed = time.monotonic() - started
         self.deliveries += report.deliveries
-        # Only a delivery sent after nats-server died and answered before it came back had no
-        # queue behind it; one acked just before the kill may still be answered 200 after it,
-        # and an Event Platform one may wait (its budget is 4 s) and be stored after the restart.
-        since = self.outage_since
-        if since is not None and started >= since:
+        if during_outage:
             self.ok_during_outage += report.accepted
             self.unavailable_during_outage += report.statuses[503]
             if sender.format == "events_api":  # the legacy PIM gives up after 0.5 s
                 self.slow_during_outage += int(elapsed > 0.5)
         if sender.format == "events_api":
             self.legacy_latencies.extend(report.latencies)
+            slow = sum(1 for t in report.latencies if t > LEGACY_DEADLINE) + report.timed_out
+            self.legacy_slow_at.extend([started] * slow)
             self.legacy_timeouts += report.timed_out
         if report.deliveries > report.accepted:
             self.refused_at.append(time.monotonic())
@@ -277,6 +289,9 @@ class Pipeline:
             "--tls-cert-file", str(r / "tls.crt"), "--tls-key-file", str(r / "tls.key"),
             "--events-api-secret-file", str(r / "legacy"),
             "--event-platform-secrets-file", str(r / "platform"),
+            # the pods' /tmp emptyDir: the same file for the next process after a kill
+            "--event-spool-file", str(r / "events.spool"),
+            "--notification-spool-file", str(r / "notifications.json"),
         )  # fmt: skip
 
     async def start_worker(self, index: int) -> None:
@@ -316,6 +331,19 @@ class Pipeline:
                         return
                 await asyncio.sleep(0.05)
         raise TimeoutError("receiver did not become ready")
+
+    async def spooled(self) -> dict[str, int]:
+        """The receiver's event spool counters (spooled, drained, dropped) since it started."""
+        import httpx
+
+        async with httpx.AsyncClient(timeout=5) as http:
+            text = (await http.get(f"http://127.0.0.1:{self.admin_port}/metrics")).text
+        counts = dict.fromkeys(("spooled", "drained", "dropped"), 0)
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == SPOOL_METRIC and sample.labels.get("spool") == "events":
+                    counts[sample.labels["outcome"]] = int(sample.value)
+        return counts
 
     async def stop(self) -> None:
         for proc in [self.receiver, *self.workers]:
@@ -397,6 +425,7 @@ class Row:
     notes: str = ""
     dead_letters: int | None = None  # sink outages: dead letters written, then replayed
     facts: dict[str, int] = field(default_factory=dict)  # what the scenario must have caused
+    missed: list[str] = field(default_factory=list)  # the scenario's own targets not met
     deliveries: int = 0  # POSTs of the load
     not_200: Counter[str] = field(default_factory=Counter)  # of them, not answered 200: why
 
@@ -512,12 +541,21 @@ async def nats_restart(g: Ground) -> Row:
 
         await during(load, g.seconds, g.rate, fault)
         await pipe.drained()
-        note = (f"2 s outage: {load.ok_during_outage} answered 200 during it, "
-                f"{load.unavailable_during_outage} answered 503, "
-                f"{load.slow_during_outage} legacy answers slower than 0.5 s")  # fmt: skip
+        spooled = await pipe.spooled()
+        # A 200 while the queue is down is a promise kept by the receiver's disk: the events
+        # are spooled and stored once nats-server is back, which the sink's figures check.
+        note = (f"2 s outage: of what was sent during it, {load.ok_during_outage} deliveries "
+                f"answered 200, {load.unavailable_during_outage} "
+                f"deliveries answered 503, {load.slow_during_outage} legacy answers slower "
+                f"than 0.5 s; {spooled['spooled']} events spooled, {spooled['drained']} stored "
+                f"from the spool, {spooled['dropped']} dropped; recovery = restart to the "
+                f"first 200")  # fmt: skip
         row = g.row("nats-server SIGKILL + restart", load, recovery[0], note)
         row.facts["answered_503_during_outage"] = load.unavailable_during_outage
-        row.lost += load.ok_during_outage  # a 200 while the queue is down is a broken promise
+        row.facts["answered_200_during_outage"] = load.ok_during_outage
+        row.facts["spooled"] = spooled["spooled"]
+        row.facts["spool_drained"] = spooled["drained"]
+        row.facts["spool_dropped"] = spooled["dropped"]
         return row
 
 
@@ -576,6 +614,7 @@ async def cluster_kill(g: Ground) -> Row:
 
             await asyncio.gather(load.run(seconds, g.rate), fault())
             await pipe.drained()
+            spooled = await pipe.spooled()
     finally:
         await asyncio.to_thread(cluster.stop)
     windows, by_cause = refusal_windows(load.refused_at, load.refused_why, kills)
@@ -583,10 +622,19 @@ async def cluster_kill(g: Ground) -> Row:
     causes = ", ".join(f"{n} {w}" for w, n in by_cause.most_common()) or "none"
     slow = sum(1 for t in load.legacy_latencies if t > LEGACY_DEADLINE) + load.legacy_timeouts
     slowest = max(load.legacy_latencies, default=0.0)
+    # the machine's own share of slow answers (a loaded 2-core host stalls the processes,
+    # kills or not), from the answers started before the first kill, and that of the rest
+    answers = len(load.legacy_latencies) + load.legacy_timeouts
+    before = sum(1 for t in load.legacy_slow_at if t < kills[0])
+    near = sum(1 for t in load.legacy_slow_at if any(0 <= t - k <= KILL_WINDOW for k in kills))
     spans = ", ".join(f"{w:.1f} s after the {k}" for w, k in zip(windows, killed, strict=True))
     notes = (f"non-200 answers for {spans}; {outside} refused > {KILL_WINDOW:.0f} s after "
              f"a kill ({causes}); slowest legacy answer {slowest:.2f} s, {slow} over "
-             f"{LEGACY_DEADLINE} s; recovery = longest non-200 burst after a kill")  # fmt: skip
+             f"{LEGACY_DEADLINE} s ({before} of them before the first kill, {near} within "
+             f"{KILL_WINDOW:.0f} s of a kill, of {answers} legacy answers); "
+             f"{spooled['spooled']} events spooled, "
+             f"{spooled['drained']} stored from the spool; "
+             f"recovery = longest non-200 burst after a kill")  # fmt: skip
     row = g.row("NATS cluster node SIGKILL (replicas 3)", load, max(windows), notes)
     row.facts = {
         "refused": len(load.refused_at),
@@ -594,10 +642,20 @@ async def cluster_kill(g: Ground) -> Row:
         "legacy_over_deadline": slow,
         "legacy_slowest_ms": round(slowest * 1000),
         "legacy_timeouts": load.legacy_timeouts,
-        "legacy_answers": len(load.legacy_latencies) + load.legacy_timeouts,
+        "legacy_answers": answers,
+        "legacy_slow_before_kills": before,
+        "legacy_over_ci_margin": sum(1 for t in load.legacy_latencies if t > LEGACY_CI_MARGIN),
+        "legacy_slow_near_kills": near,
         "non_leader_window_ms": round(windows[0] * 1000),
         "leader_window_ms": round(windows[1] * 1000),
+        "spooled": spooled["spooled"],
+        "spool_drained": spooled["drained"],
+        "spool_dropped": spooled["dropped"],
     }
+    if outside:
+        row.missed.append(f"{outside} non-200 answers more than {KILL_WINDOW:g} s after a kill")
+    if slow:
+        row.missed.append(f"{slow} legacy answers slower than {LEGACY_DEADLINE} s")
     return row
 
 

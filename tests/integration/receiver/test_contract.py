@@ -277,7 +277,7 @@ async def test_probes_and_metrics(start_receiver: StartReceiver) -> None:
     async with r2.http.get(r2.admin_url + "/readyz") as resp:
         assert resp.status == 503
     status, answer = await r2.post(body, events_api_headers(EVENTS_API_SECRET, body))
-    assert (status, answer["error"]) == (503, "stream_error")
+    assert (status, answer["error"]) == (503, "no_responders")
 
 
 async def test_ack_error_from_jetstream_is_503(start_receiver: StartReceiver) -> None:

@@ -26,7 +26,7 @@ from akeneo_connector.names import ConnectionNames
 from akeneo_pim.notifications import parse_notification
 from akeneo_pim.paths import NOTIFICATIONS_PATH
 from akeneo_pim.signatures import notification_headers
-from akeneo_receiver.notification_spool import MAX_SPOOLED
+from akeneo_receiver.app import NOTIFICATION_SPOOL_MAX as MAX_SPOOLED
 from akeneo_testing.ground.nats import NatsServer
 from akeneo_testing.ground.processes import free_port
 from akeneo_testing.ground.tls import CertificateAuthority
@@ -105,7 +105,7 @@ async def spooled_gauge(r: Running) -> float:
         s.value
         for family in text_string_to_metric_families(text)
         for s in family.samples
-        if s.name == "akeneo_receiver_notifications_spooled"
+        if s.name == "akeneo_receiver_spooled" and s.labels["spool"] == "notifications"
     ]
     return value
 
@@ -178,4 +178,4 @@ async def test_a_notification_spooled_by_a_killed_receiver_is_stored_by_the_next
     assert parse_notification(msgs[0]).notification_type == "subscription.suspended.system"
     log = proc.log_path.read_text()
     assert NOTIFICATION_SECRET not in log and "Success rate dropped" not in log
-    assert "notifications of a previous run to store" in log
+    assert "spooled messages of a previous run to store" in log

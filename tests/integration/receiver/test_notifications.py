@@ -167,7 +167,7 @@ async def test_queue_down_is_503(start_receiver: StartReceiver) -> None:
     """A 5xx is retried by the platform (1 s and 2 s later), a 4xx is not."""
     r = await start_receiver(ensure_stream=False, wait_ready=False)
     status, answer = await post(r, DOC_SAMPLE)
-    assert (status, answer["error"]) == (503, "stream_error")
+    assert (status, answer["error"]) == (503, "no_responders")
 
 
 async def test_subject_prefix_override_is_honoured(start_receiver: StartReceiver) -> None:

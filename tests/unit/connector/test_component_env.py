@@ -71,7 +71,7 @@ def test_mounts_are_the_secret_keys_the_settings_point_to() -> None:
 
 
 def test_the_receiver_spools_where_a_restart_keeps_it(tmp_path: Path) -> None:
-    """The outage's gap window and the notifications NATS could not take: in pods in the
+    """The outage's gap window, the notifications and events NATS could not take: in pods in the
     /tmp emptyDir (kept across container restarts), in local mode in the data dir."""
     inp = make_input(SPEC)
     pod = component_env.receiver(
@@ -82,4 +82,8 @@ def test_the_receiver_spools_where_a_restart_keeps_it(tmp_path: Path) -> None:
     )
     assert dict(pod.env)["AKENEO_NOTIFICATION_SPOOL_FILE"] == "/tmp/akeneo-notifications.json"
     assert local.settings.notification_spool_file == tmp_path / "receiver-notifications.json"
-    assert local.settings.gap_spool_file != local.settings.notification_spool_file
+    assert dict(pod.env)["AKENEO_EVENT_SPOOL_FILE"] == "/tmp/akeneo-events.spool"
+    assert local.settings.event_spool_file == tmp_path / "receiver-events.spool"
+    spools = {"gap", "notification", "event"}
+    files = {getattr(local.settings, f"{kind}_spool_file") for kind in spools}
+    assert len(files) == len(spools)  # one file each

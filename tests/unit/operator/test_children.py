@@ -94,6 +94,7 @@ def test_receiver_pod_matches_the_configuration_contract():
         "AKENEO_TIMESTAMP_TOLERANCE": "300s",
         "AKENEO_GAP_SPOOL_FILE": "/tmp/akeneo-gaps.json",  # in the /tmp emptyDir
         "AKENEO_NOTIFICATION_SPOOL_FILE": "/tmp/akeneo-notifications.json",  # likewise
+        "AKENEO_EVENT_SPOOL_FILE": "/tmp/akeneo-events.spool",  # likewise
         "AKENEO_POD_NAME": "fieldRef:metadata.name",  # names its report of loaded secrets
     }
     assert mounts_of(spec) == {
