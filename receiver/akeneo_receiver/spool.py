@@ -34,6 +34,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from itertools import islice
@@ -45,8 +46,13 @@ from akeneo_receiver.metrics import SPOOL_ITEMS, SPOOLED
 log = logging.getLogger("akeneo_receiver.spool")
 
 # Records (deliveries) published as one pipelined batch when draining: a few hundred
-# events per round trip, one file rewrite per batch.
+# events per round trip.
 DRAIN_RECORDS = 64
+# While draining, the file is rewritten without what is stored at most this often (and when
+# the drain ends): a rewrite holds up the appends, and a process that dies in between only
+# leaves stored messages in the file, which the next one sends again and the stream drops as
+# duplicates (same Nats-Msg-Id).
+REWRITE_EVERY = 1.0
 
 
 class Message(NamedTuple):
@@ -158,6 +164,7 @@ class Spool:
         stop at the first failure (the rest waits for the next try). Returns how many left."""
         done = 0
         batch = self.drain_records
+        dirty, rewritten = False, time.monotonic()
         while self.records:
             chunk = list(islice(self.records, batch))
             messages = [m for record in chunk for m in record]
@@ -181,6 +188,11 @@ class Spool:
                 done += len(messages)
                 batch = self.drain_records
             self._forget(len(chunk))
+            dirty = True
+            if not self.records or time.monotonic() - rewritten >= REWRITE_EVERY:
+                await self._rewrite()
+                dirty, rewritten = False, time.monotonic()
+        if dirty:  # stopped at a failure: the file follows
             await self._rewrite()
         self._gauge.set(len(self.ids))
         if done:

@@ -164,6 +164,7 @@ class Load:
     refused_why: list[str] = field(default_factory=list)  # "503", "timeout", ... for each
     legacy_latencies: list[float] = field(default_factory=list)
     legacy_slow_at: list[float] = field(default_factory=list)  # started (monotonic), > 0.5 s
+    legacy_started_at: list[float] = field(default_factory=list)  # every legacy answer's
     legacy_timeouts: int = 0  # no answer within the legacy sender's deadline
 
     def mark(self) -> None:
@@ -186,6 +187,7 @@ class Load:
             self.legacy_latencies.extend(report.latencies)
             slow = sum(1 for t in report.latencies if t > LEGACY_DEADLINE) + report.timed_out
             self.legacy_slow_at.extend([started] * slow)
+            self.legacy_started_at.extend([started] * (len(report.latencies) + report.timed_out))
             self.legacy_timeouts += report.timed_out
         if report.deliveries > report.accepted:
             self.refused_at.append(time.monotonic())
@@ -625,13 +627,20 @@ async def cluster_kill(g: Ground) -> Row:
     # the machine's own share of slow answers (a loaded 2-core host stalls the processes,
     # kills or not), from the answers started before the first kill, and that of the rest
     answers = len(load.legacy_latencies) + load.legacy_timeouts
+
+    def near_kill(t: float) -> bool:
+        return any(0 <= t - k <= KILL_WINDOW for k in kills)
+
     before = sum(1 for t in load.legacy_slow_at if t < kills[0])
-    near = sum(1 for t in load.legacy_slow_at if any(0 <= t - k <= KILL_WINDOW for k in kills))
+    before_all = sum(1 for t in load.legacy_started_at if t < kills[0])
+    near = sum(1 for t in load.legacy_slow_at if near_kill(t))
+    near_all = sum(1 for t in load.legacy_started_at if near_kill(t))
     spans = ", ".join(f"{w:.1f} s after the {k}" for w, k in zip(windows, killed, strict=True))
     notes = (f"non-200 answers for {spans}; {outside} refused > {KILL_WINDOW:.0f} s after "
              f"a kill ({causes}); slowest legacy answer {slowest:.2f} s, {slow} over "
-             f"{LEGACY_DEADLINE} s ({before} of them before the first kill, {near} within "
-             f"{KILL_WINDOW:.0f} s of a kill, of {answers} legacy answers); "
+             f"{LEGACY_DEADLINE} s of {answers} legacy answers ({before} of {before_all} "
+             f"before the first kill, {near} of {near_all} within {KILL_WINDOW:.0f} s of a "
+             f"kill); "
              f"{spooled['spooled']} events spooled, "
              f"{spooled['drained']} stored from the spool; "
              f"recovery = longest non-200 burst after a kill")  # fmt: skip
