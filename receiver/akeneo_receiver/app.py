@@ -600,6 +600,13 @@ class Receiver:
             for r in delivery.rejected[:REJECTED_SHOWN]
         ]
         spooled = bool(delivery.messages) and self.event_spool.pending > 0
+        if spooled and self.publisher.at_quota:
+            # the spool's drain met a full stream: back-pressure as without a spool (429 to
+            # the Event Platform), not 200s until the spool is full
+            rejection = _unstored(QUOTA_EXCEEDED, cloud, len(delivery.messages))
+            if rejection.status == 503:
+                self.outages.hit()  # the legacy PIM's: lost unless a catch-up reads them
+            raise rejection
         if spooled:  # stored in arrival order, behind what is spooled
             result = await self._spool_events(delivery.messages, "spool_not_empty", cloud)
         else:

@@ -427,7 +427,17 @@ class EventPublisher:
         if acks is None or not self.connected:
             raise PublishError("jetstream_unavailable")
         batch = await acks.publish(messages)
-        return await acks.wait(batch, budget)
+        try:
+            return await acks.wait(batch, budget)
+        except PublishError as exc:
+            if exc.reason == QUOTA_EXCEEDED:  # the spool's drain too: deliveries see it
+                self._full_until = time.monotonic() + QUOTA_HOLD
+            raise
+
+    @property
+    def at_quota(self) -> bool:
+        """The stream refused a message for its quota within the last ``QUOTA_HOLD``."""
+        return time.monotonic() < self._full_until
 
     async def stream_exists(self) -> bool:
         if self.js is None or not self.connected:

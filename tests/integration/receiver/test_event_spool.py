@@ -226,3 +226,36 @@ async def test_a_stopping_receiver_stores_its_spool_before_it_exits(
         await nc.close()
     assert info.state.messages == 3
     assert "stopping with spooled messages not stored" not in proc.log_path.read_text()
+
+
+async def test_a_full_stream_still_pushes_back_while_events_are_spooled(
+    own_nats: NatsServer, start_receiver: StartReceiver, tmp_path: Path
+) -> None:
+    """The spool waits out an unavailable queue, not a full stream: when its drain meets the
+    stream's quota, deliveries get the quota answer (429 to the Event Platform, which slows
+    down) instead of 200s until the spool is full."""
+    spool = tmp_path / "events.spool"
+    r = await start_receiver(nats_url=own_nats.url, event_spool_file=spool)
+    js = r.nc.jetstream()
+    config = (await js.stream_info(r.stream)).config
+    config.max_msgs = 3
+    await js.update_stream(config)
+    assert (await r.post(*legacy(3, "fills")))[0] == 200
+    own_nats.kill()
+    assert (await r.post(*legacy(1, "spooled")))[0] == 200
+    own_nats.start()
+
+    async def pushed_back() -> bool:
+        cloud, _ = handled_event("com.akeneo.pim.v1.product.updated", "u-2")
+        status, answer = await r.post(*as_sent(cloud), path="/event-platform")
+        return (status, answer.get("error")) == (429, "quota_exceeded")
+
+    await poll(pushed_back, timeout=30, what="429 once the drain meets the full stream")
+    status, answer = await r.post(*legacy(1, "legacy"))
+    assert (status, answer["error"]) == (503, "quota_exceeded")
+    # room again: the spool is stored
+    config.max_msgs = -1
+    await js.update_stream(config)
+    await poll(lambda: _gone(spool), timeout=30, what="spool stored once there is room")
+    keys = [(event.resource or {}).get("identifier") for _, _, event in await r.stored()]
+    assert keys[:4] == ["fills-0", "fills-1", "fills-2", "spooled-0"]
