@@ -7,7 +7,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from nats.js.errors import NotFoundError
 
+from akeneo_connector import jetstream
+from akeneo_connector.names import ConnectionNames
 from akeneo_connector.quotas import QUOTA_EXCEEDS_PLATFORM_LIMIT
 from akeneo_operator import reconciler as reconciler_module
 from akeneo_operator.children import build_children
@@ -321,3 +324,37 @@ async def test_keda_not_installed_is_a_condition(world: World) -> None:
     cond = condition(body, "WorkerAutoscalerReady")
     assert (cond["status"], cond["reason"]) == ("False", "KedaNotInstalled")
     assert condition(body, "Ready")["reason"] == "KedaNotInstalled"
+
+
+async def test_a_stream_deleted_by_hand_is_recreated_by_the_maintenance_tick(
+    world: World,
+) -> None:
+    await ready_world(world)
+    names = ConnectionNames(world.namespace, NAME)
+    js = await world.rec.nats.js()
+    await jetstream.delete_all(js, names)
+    await world.rec.maintain(world.namespace, NAME)
+    await js.stream_info(names.stream)  # raises when it is still gone
+    assert ("Warning", "StreamRepaired") in {(t, r) for t, r, _ in world.events}
+    assert world.kube.writes == [], "nothing else changed: no status write"
+
+
+async def test_deletion_removes_the_stream_unless_preserved(world: World) -> None:
+    await ready_world(world)
+    names = ConnectionNames(world.namespace, NAME)
+    js = await world.rec.nats.js()
+    await world.rec.finalize(world.body())
+    with pytest.raises(NotFoundError):
+        await js.stream_info(names.stream)
+    assert (world.namespace, NAME) not in world.rec.states
+
+
+async def test_a_preserved_stream_outlives_its_connection(world: World) -> None:
+    world.connection(spec_of(stream={"preserveOnDelete": True}))
+    await world.reconcile()
+    names = ConnectionNames(world.namespace, NAME)
+    await world.rec.finalize(world.body())
+    js = await world.rec.nats.js()
+    info = await js.stream_info(names.stream)
+    assert info.config.name == names.stream
+    await jetstream.delete_all(js, names)
