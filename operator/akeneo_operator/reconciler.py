@@ -31,9 +31,9 @@ from akeneo_operator.children import (
     SCALED_OBJECT_API,
     ChildRef,
     build_children,
+    child_names,
     endpoint,
     endpoints,
-    names_of,
     possible_children,
     ref_of,
     worker_scaled_object,
@@ -277,7 +277,7 @@ class Reconciler:
         if blocker is not None:
             st.needs_retry = True  # the maintenance loop retries: the Secret may appear
             return
-        base = BuildInput(names, spec, self.settings, names_of(name)["tls_secret"])
+        base = BuildInput(names, spec, self.settings, child_names(name).tls_secret)
         live = await self._read_children(st, base)  # a name clash stops before any write
         tls = await ensure_tls(self.client, base, self._adopter(st), self.clock())
         st.obs.conditions[TLS_READY] = tls.cond
@@ -376,7 +376,7 @@ class Reconciler:
                       *st.key, host, winner.namespace, winner.name)  # fmt: skip
         namespace, name = st.key
         ingress = await self.client.get(
-            "networking.k8s.io/v1", "Ingress", namespace, names_of(name)["ingress"]
+            "networking.k8s.io/v1", "Ingress", namespace, child_names(name).ingress
         )
         if ingress is not None and await prune_child(
             self.client, "networking.k8s.io/v1", "Ingress", ingress, st.uid
@@ -448,7 +448,7 @@ class Reconciler:
     async def _drop_certificate(self, namespace: str, name: str) -> None:
         try:
             await self.client.delete(
-                "cert-manager.io/v1", "Certificate", namespace, names_of(name)["certificate"]
+                "cert-manager.io/v1", "Certificate", namespace, child_names(name).certificate
             )
         except ApiError as exc:
             if not exc.kind_missing:
@@ -500,7 +500,7 @@ class Reconciler:
         KEDA's CRDs may be absent: that is a condition (``KedaNotInstalled``) that keeps
         ``Ready`` False, since the user asked for a scaler that cannot exist."""
         wanted = worker_scaled_object(inp)
-        namespace, name = inp.names.namespace, names_of(inp.names.name)["worker"]
+        namespace, name = inp.names.namespace, child_names(inp.names.name).worker
         if wanted is None:
             st.obs.conditions.pop(WORKER_AUTOSCALER, None)
             if not st.scaled_object_maybe:
@@ -630,7 +630,7 @@ class Reconciler:
         now = self.clock()
         io = KubeRotationIO(
             self.client, self.nats, names, spec.receiver.signature_secret,
-            names_of(names.name)["receiver"], push, now,
+            child_names(names.name).receiver, push, now,
         )  # fmt: skip
         try:
             planned = await rotation_turn(io, state, now=now, annotation=annotation, period=period)
