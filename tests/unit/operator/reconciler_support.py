@@ -8,7 +8,7 @@ import asyncio
 import base64
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from akeneo_connector.spec import API_VERSION, KIND
@@ -47,6 +47,10 @@ class World:
     rec: Reconciler
     namespace: str
     events: list[tuple[str, str, str]] = field(default_factory=list)
+    now: list[datetime] = field(default_factory=lambda: [NOW])  # the reconciler's clock
+
+    def advance(self, by: timedelta) -> None:
+        self.now[0] += by
 
     def connection(
         self, spec: dict[str, Any], name: str = NAME, created: str = "2026-01-02T00:00:00Z"
@@ -122,15 +126,16 @@ def make_world(nats_url: str, **settings: Any) -> World:
     kube = FakeKube()
     ops = OperatorSettings(nats_url=nats_url, priority=1, port=0, **settings)
     events: list[tuple[str, str, str]] = []
+    now = [NOW]
     rec = Reconciler(
         ops,
         cast(KubeClient, kube),
         NatsLink(ops),
         adopt=adopt,
         emit=lambda _body, kind, reason, message: events.append((kind, reason, message)),
-        clock=lambda: NOW,
+        clock=lambda: now[0],
     )
-    world = World(kube, rec, namespace, events)
+    world = World(kube, rec, namespace, events, now)
     kube.put(secret(namespace, "acme-events", {"eventsApiSecret": "s3cr3t-events"}))
     kube.put(
         secret(

@@ -12,6 +12,7 @@ from nats.js.errors import NotFoundError
 from akeneo_connector import jetstream
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.quotas import QUOTA_EXCEEDS_PLATFORM_LIMIT
+from akeneo_connector.spec import KIND
 from akeneo_operator import reconciler as reconciler_module
 from akeneo_operator.children import build_children
 from akeneo_operator.meta import HASH_ANNOTATION
@@ -358,3 +359,39 @@ async def test_a_preserved_stream_outlives_its_connection(world: World) -> None:
     info = await js.stream_info(names.stream)
     assert info.config.name == names.stream
     await jetstream.delete_all(js, names)
+
+
+async def test_a_self_signed_certificate_near_expiry_is_renewed_by_the_maintenance_tick(
+    world: World,
+) -> None:
+    await ready_world(world)
+    before = world.kube.find("Secret", world.namespace, "acme-tls")
+    assert before is not None
+    await world.rec.maintain(world.namespace, NAME)
+    assert world.kube.find("Secret", world.namespace, "acme-tls") == before, "not due yet"
+    settings = world.rec.settings
+    world.advance(settings.cert_validity_delta - settings.cert_renew_before_delta)
+    await world.rec.maintain(world.namespace, NAME)
+    after = world.kube.find("Secret", world.namespace, "acme-tls")
+    assert after is not None and after["data"]["tls.crt"] != before["data"]["tls.crt"]
+    reasons = [r for _, r, _ in world.events]
+    assert "CertificateRenewal" in reasons and "CertificateIssued" in reasons
+
+
+async def test_the_maintenance_loop_reconciles_a_connection_no_handler_ran_for(
+    world: World,
+) -> None:
+    world.connection(spec_of())
+    await world.rec.maintain(world.namespace, NAME)
+    assert condition(world.body(), "TLSReady")["status"] == "True"
+    assert ("Deployment", "acme-receiver") in world.children()
+
+
+async def test_the_maintenance_loop_waits_for_kopfs_finalizer(world: World) -> None:
+    """Without it a deletion could skip the cleanup of the stream."""
+    world.connection(spec_of())
+    key = (KIND, world.namespace, NAME)
+    world.kube.objects[key]["metadata"]["finalizers"] = []
+    await world.rec.maintain(world.namespace, NAME)
+    assert world.kube.writes == []
+    assert "status" not in world.body()
