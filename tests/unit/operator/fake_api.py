@@ -1,18 +1,22 @@
 """An in-process stand-in for the Kubernetes API, the subset of ``KubeClient`` the
-``Reconciler`` and its collaborators call, with the API server's answers they rely on:
+``Reconciler`` and its collaborators call, with the API server's answers they rely on
+(``tests/integration/operator/test_fake_api.py`` checks each against a real one):
 
-- server-side apply creates or updates, records its field manager, and without ``force``
-  refuses (409) an object another manager wrote; a ``metadata.uid`` in the applied object
-  makes it refuse (409) any other object under that name; a write that changes nothing
-  keeps the ``resourceVersion``; a changed spec bumps ``generation``;
+- server-side apply creates or updates and records its field manager; without ``force`` it
+  refuses (409) an object another manager wrote (stricter than the server, which refuses
+  only a field set to another value: both end in ``ChildConflict``);
+- a ``metadata.uid`` in an applied object refuses any other object under that name (422;
+  409 when there is none);
+- an apply that changes nothing keeps the ``resourceVersion``; a changed spec bumps
+  ``generation``;
 - an immutable field (a Deployment's selector, a Job's template) is a 422;
 - a kind whose CRD is not installed (KEDA, cert-manager by default) is a 404 whose reason
   is not ``NotFound``, a missing object a 404 ``NotFound``;
 - a delete with a uid precondition refuses (409) another object.
 
-The real-control-plane tests (``tests/integration/operator``) check the same code against a
+The real-control-plane tests (``tests/integration/operator``) run the same code against a
 real kube-apiserver; this one lets unit tests reach each branch of the reconciler in
-milliseconds and count its writes.
+milliseconds and count its requests.
 """
 
 from __future__ import annotations
@@ -125,13 +129,23 @@ class FakeKube:
         uid = manifest["metadata"].get("uid")
         if live is None:
             if uid is not None:
-                raise self._precondition(key, uid, None)
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    f'Operation cannot be fulfilled on {key[0]} "{key[2]}": uid mismatch: the '
+                    f"provided object specified uid {uid}, and no existing object was found",
+                )
             obj = self._new(copy.deepcopy(manifest), self.field_manager, "Apply")
             self.objects[key] = obj
             self.writes.append(Write("apply", key[0], key[2]))
             return copy.deepcopy(obj)
         if uid is not None and uid != live["metadata"]["uid"]:
-            raise self._precondition(key, uid, live["metadata"]["uid"])
+            raise ApiError(
+                422,
+                "Invalid",
+                f'{key[0]} "{key[2]}" is invalid: metadata.uid: Invalid value: "{uid}": '
+                "field is immutable",
+            )
         managers = {m.get("manager") for m in live["metadata"].get("managedFields") or []}
         if not force and managers - {self.field_manager}:
             others = ", ".join(sorted(str(m) for m in managers - {self.field_manager}))
@@ -246,12 +260,13 @@ class FakeKube:
         return obj
 
     @staticmethod
-    def _precondition(key: Key, wanted: str, actual: str | None) -> ApiError:
+    def _precondition(key: Key, wanted: str, actual: str) -> ApiError:
         return ApiError(
             409,
             "Conflict",
-            f'Operation cannot be fulfilled on {key[0]} "{key[2]}": Precondition failed: '
-            f"UID in precondition: {wanted}, UID in object meta: {actual or ''}",
+            f'Operation cannot be fulfilled on {key[0]} "{key[2]}": the UID in the '
+            f"precondition ({wanted}) does not match the UID in record ({actual}). The object "
+            "might have been deleted and then recreated",
         )
 
     @staticmethod
