@@ -395,3 +395,22 @@ async def test_the_maintenance_loop_waits_for_kopfs_finalizer(world: World) -> N
     await world.rec.maintain(world.namespace, NAME)
     assert world.kube.writes == []
     assert "status" not in world.body()
+
+
+async def test_a_freed_child_name_is_built_by_the_maintenance_tick(world: World) -> None:
+    """The conflict message says: remove that object; nothing else is needed."""
+    world.kube.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "acme-receiver", "namespace": world.namespace},
+            "spec": {"ports": [{"port": 80}]},
+        }
+    )
+    world.connection(spec_of())
+    body = await world.reconcile()
+    assert condition(body, "Ready")["reason"] == CHILD_CONFLICT
+    world.kube.remove("Service", world.namespace, "acme-receiver")
+    await world.rec.maintain(world.namespace, NAME)
+    assert set(world.children()) >= CHILDREN
+    assert condition(world.body(), "Ready")["reason"] == "NoPodsAvailable"
