@@ -414,3 +414,45 @@ async def test_a_freed_child_name_is_built_by_the_maintenance_tick(world: World)
     await world.rec.maintain(world.namespace, NAME)
     assert set(world.children()) >= CHILDREN
     assert condition(world.body(), "Ready")["reason"] == "NoPodsAvailable"
+
+
+async def test_cert_manager_not_installed_is_a_condition(world: World) -> None:
+    tls = {"mode": "certManager", "issuerRef": {"kind": "Issuer", "name": "ca"}}
+    world.connection(spec_of(tls=tls))
+    body = await world.reconcile()
+    cond = condition(body, "TLSReady")
+    assert (cond["status"], cond["reason"]) == ("False", "CertManagerNotInstalled")
+    assert ("Secret", "acme-ca") not in world.children(), "no self-signed CA instead"
+
+
+async def test_a_certificate_is_asked_of_cert_manager_and_its_secret_awaited(
+    nats: str,
+) -> None:
+    world = make_world(nats)
+    world.kube.not_installed = frozenset({"ScaledObject"})  # cert-manager is installed
+    try:
+        tls = {"mode": "certManager", "issuerRef": {"kind": "Issuer", "name": "ca"}}
+        world.connection(spec_of(tls=tls))
+        body = await world.reconcile()
+        cert = world.kube.find("Certificate", world.namespace, NAME)
+        assert cert is not None
+        assert cert["spec"]["secretName"] == "acme-tls"
+        issuer = {"group": "cert-manager.io", "kind": "Issuer", "name": "ca"}
+        assert cert["spec"]["issuerRef"] == issuer
+        pending = condition(body, "TLSReady")
+        assert (pending["status"], pending["reason"]) == ("False", "CertificatePending")
+        # cert-manager issued it: the receiver rolls out with the new revision
+        issued = {
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "notAfter": "2026-09-01T00:00:00Z",
+            "revision": 1,
+        }
+        world.kube.set_status("Certificate", world.namespace, NAME, issued)
+        world.kube.writes.clear()
+        body = await world.reconcile()
+    finally:
+        await world.rec.nats.close()
+    ready = condition(body, "TLSReady")
+    assert (ready["status"], ready["reason"]) == ("True", "CertificateIssued")
+    assert "2026-09-01" in ready["message"]
+    assert Write("apply", "Deployment", "acme-receiver") in world.applied()
