@@ -49,28 +49,66 @@ class ChildRef:
     name: str
 
 
-def names_of(name: str) -> dict[str, str]:
-    """Object names of one connection (kind-local; different kinds may share a name)."""
-    return {
-        "service_account": name,
-        "receiver": f"{name}-receiver",
-        "worker": f"{name}-worker",
-        "reconcile": f"{name}-reconcile",
-        "full_scan": f"{name}-full-scan",
-        "ingress": name,
-        "tls_secret": f"{name}-tls",
-        "ca_secret": f"{name}-ca",
-        "certificate": name,
-        "nats_secret": nats_secret_name(name),
-    }
+@dataclass(frozen=True)
+class ChildNames:
+    """Object names of one connection's children (kind-local: different kinds may share a
+    name), from the connection's name."""
+
+    connection: str
+
+    @property
+    def service_account(self) -> str:
+        return self.connection
+
+    @property
+    def receiver(self) -> str:
+        """Deployment, Service, PodDisruptionBudget, NetworkPolicy, HPA of the receiver."""
+        return f"{self.connection}-receiver"
+
+    @property
+    def worker(self) -> str:
+        """Deployment, NetworkPolicy and KEDA ScaledObject of the worker."""
+        return f"{self.connection}-worker"
+
+    @property
+    def reconcile(self) -> str:
+        return f"{self.connection}-reconcile"
+
+    @property
+    def full_scan(self) -> str:
+        return f"{self.connection}-full-scan"
+
+    @property
+    def ingress(self) -> str:
+        return self.connection
+
+    @property
+    def tls_secret(self) -> str:
+        return f"{self.connection}-tls"
+
+    @property
+    def ca_secret(self) -> str:
+        return f"{self.connection}-ca"
+
+    @property
+    def certificate(self) -> str:
+        return self.connection
+
+    @property
+    def nats_secret(self) -> str:
+        return nats_secret_name(self.connection)
+
+
+def child_names(name: str) -> ChildNames:
+    return ChildNames(name)
 
 
 def receiver_base(inp: BuildInput) -> str:
     """Where the receiver is reached: the public host, else the in-cluster Service."""
     if inp.spec.receiver.host:
         return f"https://{inp.spec.receiver.host}"
-    n = names_of(inp.names.name)
-    return f"https://{n['receiver']}.{inp.names.namespace}.svc:{SERVICE_PORT}"
+    n = child_names(inp.names.name)
+    return f"https://{n.receiver}.{inp.names.namespace}.svc:{SERVICE_PORT}"
 
 
 def endpoints(inp: BuildInput) -> dict[str, str]:
@@ -85,7 +123,7 @@ def endpoint(inp: BuildInput) -> str:
 
 
 def service_dns_names(name: str, namespace: str) -> list[str]:
-    svc = names_of(name)["receiver"]
+    svc = child_names(name).receiver
     return [
         f"{svc}.{namespace}.svc",
         svc,
@@ -108,7 +146,7 @@ def service_account(inp: BuildInput) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": _meta(inp, names_of(inp.names.name)["service_account"], CONNECTION),
+        "metadata": _meta(inp, child_names(inp.names.name).service_account, CONNECTION),
         "automountServiceAccountToken": False,
     }
 
@@ -131,7 +169,7 @@ def receiver_deployment(inp: BuildInput) -> Manifest:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(inp, names_of(inp.names.name)["receiver"], RECEIVER),
+        "metadata": _meta(inp, child_names(inp.names.name).receiver, RECEIVER),
         "spec": spec,
     }
 
@@ -154,7 +192,7 @@ def worker_deployment(inp: BuildInput) -> Manifest:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(inp, names_of(inp.names.name)["worker"], WORKER),
+        "metadata": _meta(inp, child_names(inp.names.name).worker, WORKER),
         "spec": spec,
     }
 
@@ -170,7 +208,7 @@ def worker_scaled_object(inp: BuildInput) -> Manifest | None:
     auto = inp.spec.worker.autoscaling
     if auto is None:
         return None
-    name = names_of(inp.names.name)["worker"]
+    name = child_names(inp.names.name).worker
     return with_hash(
         {
             "apiVersion": SCALED_OBJECT_API,
@@ -201,7 +239,7 @@ def receiver_service(inp: BuildInput) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _meta(inp, names_of(inp.names.name)["receiver"], RECEIVER),
+        "metadata": _meta(inp, child_names(inp.names.name).receiver, RECEIVER),
         "spec": {
             "type": "ClusterIP",
             "selector": selector(inp.names.name, RECEIVER),
@@ -216,7 +254,7 @@ def ingress(inp: BuildInput) -> Manifest | None:
     host = inp.spec.receiver.host
     if host is None:
         return None
-    n = names_of(inp.names.name)
+    n = child_names(inp.names.name)
     annotations = {
         "external-dns.alpha.kubernetes.io/hostname": host,
         "nginx.ingress.kubernetes.io/backend-protocol": "HTTPS",
@@ -238,7 +276,7 @@ def ingress(inp: BuildInput) -> Manifest | None:
                             "pathType": "Prefix",
                             "backend": {
                                 "service": {
-                                    "name": n["receiver"],
+                                    "name": n.receiver,
                                     "port": {"number": SERVICE_PORT},
                                 }
                             },
@@ -253,7 +291,7 @@ def ingress(inp: BuildInput) -> Manifest | None:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
-        "metadata": _meta(inp, n["ingress"], RECEIVER, **annotations),
+        "metadata": _meta(inp, n.ingress, RECEIVER, **annotations),
         "spec": spec,
     }
 
@@ -262,7 +300,7 @@ def receiver_pdb(inp: BuildInput) -> Manifest:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": _meta(inp, names_of(inp.names.name)["receiver"], RECEIVER),
+        "metadata": _meta(inp, child_names(inp.names.name).receiver, RECEIVER),
         "spec": {
             "maxUnavailable": 1,
             "selector": {"matchLabels": selector(inp.names.name, RECEIVER)},
@@ -274,7 +312,7 @@ def receiver_hpa(inp: BuildInput) -> Manifest | None:
     auto = inp.spec.receiver.autoscaling
     if auto is None:
         return None
-    name = names_of(inp.names.name)["receiver"]
+    name = child_names(inp.names.name).receiver
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
@@ -315,7 +353,7 @@ def receiver_network_policy(inp: BuildInput) -> Manifest:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": _meta(inp, names_of(inp.names.name)["receiver"], RECEIVER),
+        "metadata": _meta(inp, child_names(inp.names.name).receiver, RECEIVER),
         "spec": {
             "podSelector": {"matchLabels": selector(inp.names.name, RECEIVER)},
             "policyTypes": ["Ingress", "Egress"],
@@ -353,7 +391,7 @@ def worker_network_policy(inp: BuildInput) -> Manifest:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": _meta(inp, names_of(inp.names.name)["worker"], WORKER),
+        "metadata": _meta(inp, child_names(inp.names.name).worker, WORKER),
         "spec": spec,
     }
 
@@ -470,10 +508,10 @@ def reconcile_cronjobs(inp: BuildInput) -> list[Manifest]:
     if inp.spec.pim.credentials_secret is None:
         return []
     rec = inp.spec.reconciliation
-    n = names_of(inp.names.name)
-    jobs = [_cronjob(inp, n["reconcile"], rec.schedule, ["reconcile"])]
+    n = child_names(inp.names.name)
+    jobs = [_cronjob(inp, n.reconcile, rec.schedule, ["reconcile"])]
     if rec.full_scan_schedule:
-        jobs.append(_cronjob(inp, n["full_scan"], rec.full_scan_schedule, ["reconcile", "--full"]))
+        jobs.append(_cronjob(inp, n.full_scan, rec.full_scan_schedule, ["reconcile", "--full"]))
     return jobs
 
 
@@ -496,19 +534,19 @@ def build_children(inp: BuildInput) -> list[Manifest]:
 
 def possible_children(name: str) -> list[ChildRef]:
     """Every child a connection may have (optional ones included), for pruning."""
-    n = names_of(name)
+    n = child_names(name)
     return [
-        ChildRef("v1", "ServiceAccount", n["service_account"]),
-        ChildRef("apps/v1", "Deployment", n["receiver"]),
-        ChildRef("v1", "Service", n["receiver"]),
-        ChildRef("policy/v1", "PodDisruptionBudget", n["receiver"]),
-        ChildRef("networking.k8s.io/v1", "NetworkPolicy", n["receiver"]),
-        ChildRef("apps/v1", "Deployment", n["worker"]),
-        ChildRef("networking.k8s.io/v1", "NetworkPolicy", n["worker"]),
-        ChildRef("batch/v1", "CronJob", n["reconcile"]),
-        ChildRef("batch/v1", "CronJob", n["full_scan"]),
-        ChildRef("networking.k8s.io/v1", "Ingress", n["ingress"]),
-        ChildRef("autoscaling/v2", "HorizontalPodAutoscaler", n["receiver"]),
+        ChildRef("v1", "ServiceAccount", n.service_account),
+        ChildRef("apps/v1", "Deployment", n.receiver),
+        ChildRef("v1", "Service", n.receiver),
+        ChildRef("policy/v1", "PodDisruptionBudget", n.receiver),
+        ChildRef("networking.k8s.io/v1", "NetworkPolicy", n.receiver),
+        ChildRef("apps/v1", "Deployment", n.worker),
+        ChildRef("networking.k8s.io/v1", "NetworkPolicy", n.worker),
+        ChildRef("batch/v1", "CronJob", n.reconcile),
+        ChildRef("batch/v1", "CronJob", n.full_scan),
+        ChildRef("networking.k8s.io/v1", "Ingress", n.ingress),
+        ChildRef("autoscaling/v2", "HorizontalPodAutoscaler", n.receiver),
     ]
 
 

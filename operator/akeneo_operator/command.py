@@ -60,11 +60,12 @@ def run(args: argparse.Namespace) -> int:
             "isolated from each other on NATS"
         )
 
-    from akeneo_operator.handlers import build_registry
+    from akeneo_operator.handlers import build_registry, memo_of
 
-    registry, _runtime = build_registry(ops)
+    registry, runtime = build_registry(ops)
     coro = kopf.operator(
         registry=registry,
+        memo=memo_of(runtime),
         standalone=ops.standalone,
         priority=ops.priority,
         peering_name=None if ops.standalone else ops.peering_name,

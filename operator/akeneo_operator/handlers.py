@@ -74,112 +74,142 @@ def _login(settings: kopf.OperatorSettings, **kwargs: Any) -> Any:
     ) or kopf.login_with_kubeconfig(settings=settings, **kwargs)
 
 
+MEMO_KEY = "runtime"  # where the ``Runtime`` sits in kopf's memo (shared by every copy)
+log = logging.getLogger("akeneo_operator")
+
+
+def runtime_of(memo: kopf.Memo) -> Runtime:
+    """The operator's ``Runtime``: kopf hands each handler a shallow copy of the memo given
+    to ``kopf.operator`` (``memo_of``), so every copy holds the same one."""
+    rt = memo.get(MEMO_KEY)
+    if not isinstance(rt, Runtime):
+        raise kopf.PermanentError("no operator runtime in kopf's memo (see handlers.memo_of)")
+    return rt
+
+
+def memo_of(rt: Runtime) -> kopf.Memo:
+    """The memo to start ``kopf.operator`` with."""
+    return kopf.Memo({MEMO_KEY: rt})
+
+
+def login(settings: kopf.OperatorSettings, **kwargs: Any) -> Any:
+    return _login(settings, **kwargs)
+
+
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
+    rt = runtime_of(memo)
+    ops = rt.settings
+    configure_kopf(settings, ops)
+    info = _login(settings, **kwargs)
+    if info is None:
+        raise kopf.PermanentError("no Kubernetes credentials (service account or kubeconfig)")
+
+    def relogin() -> Credentials:
+        fresh = _login(settings, **kwargs)
+        if fresh is None:
+            raise kopf.PermanentError("Kubernetes credentials disappeared")
+        return credentials_from(fresh)
+
+    client = KubeClient(
+        credentials_from(info), MANAGED_BY, timeout=ops.request_timeout, refresh=relogin
+    )
+    rt.reconciler = Reconciler(ops, client, NatsLink(ops), adopt=adopt, emit=_emit, logger=log)
+    rt.metrics.per_connection.source = rt.reconciler.samples
+    if ops.port:
+        rt.server = await start_server(
+            ops.port, rt.metrics, lambda: rt.reconciler is not None, lambda: _refresh(rt)
+        )
+
+
+def _refresh(rt: Runtime) -> None:
+    if rt.reconciler is not None:
+        rt.metrics.connections.set(len(rt.reconciler.states))
+        rt.metrics.api_calls.set(rt.reconciler.client.calls)
+
+
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    rt = runtime_of(memo)
+    if rt.server is not None:
+        await rt.server.cleanup()
+    if rt.reconciler is not None:
+        await rt.reconciler.nats.close()
+        await rt.reconciler.client.close()
+
+
+async def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    rt = runtime_of(memo)
+    try:
+        await rt.r.reconcile(_plain(body))
+    except Exception:
+        rt.metrics.reconciles.labels("error").inc()
+        raise
+    rt.metrics.reconciles.labels("ok").inc()
+
+
+async def delete(body: kopf.Body, retry: int, memo: kopf.Memo, **_: Any) -> None:
+    rt = runtime_of(memo)
+    plain = _plain(body)
+    try:
+        try:
+            await rt.r.finalize(plain, event_platform=retry < EP_DELETE_TRIES)
+        except EventPlatformError as exc:
+            # a refusal will not change, an outage may end: retried with backoff; then
+            # the deletion goes on and leaves the subscription in place (the Event says)
+            give_up = not exc.retryable or retry + 1 >= EP_DELETE_TRIES
+            then = "; the subscription is left in place" if give_up else "; retrying"
+            kopf.event(body, type="Warning", reason="SubscriptionNotDeleted",
+                       message=f"{exc.reason}: {exc.message}{then}"[:1000])  # fmt: skip
+            if not give_up:
+                raise kopf.TemporaryError(exc.reason, delay=min(10 * 2**retry, 120)) from None
+            await rt.r.finalize(plain, event_platform=False)
+    except (OSError, TimeoutError, nats.errors.Error) as exc:
+        raise kopf.TemporaryError(f"NATS not reachable: {type(exc).__name__}", delay=10) from exc
+
+
+async def maintain(
+    stopped: kopf.DaemonStopped, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
+) -> None:
+    rt = runtime_of(memo)
+    interval = rt.settings.maintenance_seconds
+    await stopped.wait(first_delay(interval))
+    while not stopped:
+        try:
+            await rt.r.maintain(namespace or "", name)
+        except Exception:
+            log.exception("maintenance of %s/%s failed", namespace, name)
+        await stopped.wait(jittered(interval))
+
+
+async def child_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    rt = runtime_of(memo)
+    obj = event.get("object")
+    if obj is not None and rt.reconciler is not None:
+        rt.reconciler.on_child_event(event.get("type") or "MODIFIED", dict(obj))
+
+
 def build_registry(ops: OperatorSettings) -> tuple[kopf.OperatorRegistry, Runtime]:
+    """The handlers above on a registry of their own; kopf must be started with
+    ``memo=memo_of(runtime)``."""
     registry = kopf.OperatorRegistry()
     rt = Runtime(ops)
-    log = logging.getLogger("akeneo_operator")
-
-    @kopf.on.login(registry=registry)
-    def login(settings: kopf.OperatorSettings, **kwargs: Any) -> Any:
-        return _login(settings, **kwargs)
-
-    @kopf.on.startup(registry=registry)
-    async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
-        configure_kopf(settings, ops)
-        info = _login(settings, **kwargs)
-        if info is None:
-            raise kopf.PermanentError("no Kubernetes credentials (service account or kubeconfig)")
-
-        def relogin() -> Credentials:
-            fresh = _login(settings, **kwargs)
-            if fresh is None:
-                raise kopf.PermanentError("Kubernetes credentials disappeared")
-            return credentials_from(fresh)
-
-        client = KubeClient(
-            credentials_from(info), MANAGED_BY, timeout=ops.request_timeout, refresh=relogin
-        )
-        rt.reconciler = Reconciler(ops, client, NatsLink(ops), adopt=adopt, emit=_emit, logger=log)
-        rt.metrics.per_connection.source = rt.reconciler.samples
-        if ops.port:
-            rt.server = await start_server(
-                ops.port, rt.metrics, lambda: rt.reconciler is not None, _refresh
-            )
-
-    def _refresh() -> None:
-        if rt.reconciler is not None:
-            rt.metrics.connections.set(len(rt.reconciler.states))
-            rt.metrics.api_calls.set(rt.reconciler.client.calls)
-
-    @kopf.on.cleanup(registry=registry)
-    async def cleanup(**_: Any) -> None:
-        if rt.server is not None:
-            await rt.server.cleanup()
-        if rt.reconciler is not None:
-            await rt.reconciler.nats.close()
-            await rt.reconciler.client.close()
-
-    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry, id="reconcile", **RETRIES)
-    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry, id="reconcile", **RETRIES)
-    @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry, id="reconcile", **RETRIES)
-    async def reconcile(body: kopf.Body, **_: Any) -> None:
-        try:
-            await rt.r.reconcile(_plain(body))
-        except Exception:
-            rt.metrics.reconciles.labels("error").inc()
-            raise
-        rt.metrics.reconciles.labels("ok").inc()
-
-    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, id="finalize")
-    async def delete(body: kopf.Body, retry: int, **_: Any) -> None:
-        plain = _plain(body)
-        try:
-            try:
-                await rt.r.finalize(plain, event_platform=retry < EP_DELETE_TRIES)
-            except EventPlatformError as exc:
-                # a refusal will not change, an outage may end: retried with backoff; then
-                # the deletion goes on and leaves the subscription in place (the Event says)
-                give_up = not exc.retryable or retry + 1 >= EP_DELETE_TRIES
-                then = "; the subscription is left in place" if give_up else "; retrying"
-                kopf.event(body, type="Warning", reason="SubscriptionNotDeleted",
-                           message=f"{exc.reason}: {exc.message}{then}"[:1000])  # fmt: skip
-                if not give_up:
-                    raise kopf.TemporaryError(exc.reason, delay=min(10 * 2**retry, 120)) from None
-                await rt.r.finalize(plain, event_platform=False)
-        except (OSError, TimeoutError, nats.errors.Error) as exc:
-            raise kopf.TemporaryError(
-                f"NATS not reachable: {type(exc).__name__}", delay=10
-            ) from exc
-
-    @kopf.daemon(GROUP, VERSION, PLURAL, registry=registry, cancellation_timeout=5, id="maintain")
-    async def maintain(
-        stopped: kopf.DaemonStopped, namespace: str | None, name: str, **_: Any
-    ) -> None:
-        interval = ops.maintenance_seconds
-        await stopped.wait(first_delay(interval))
-        while not stopped:
-            try:
-                await rt.r.maintain(namespace or "", name)
-            except Exception:
-                log.exception("maintenance of %s/%s failed", namespace, name)
-            await stopped.wait(jittered(interval))
-
+    kopf.on.login(registry=registry)(login)
+    kopf.on.startup(registry=registry)(startup)
+    kopf.on.cleanup(registry=registry)(cleanup)
+    for on in (kopf.on.update, kopf.on.create, kopf.on.resume):  # as the decorators stacked
+        on(GROUP, VERSION, PLURAL, registry=registry, id="reconcile", **RETRIES)(reconcile)
+    kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, id="finalize")(delete)
+    kopf.daemon(GROUP, VERSION, PLURAL, registry=registry, cancellation_timeout=5,
+                id="maintain")(maintain)  # fmt: skip
     for api_version, plural in WATCHED_CHILDREN:
         group, _, version = api_version.rpartition("/")
-
-        @kopf.on.event(
+        kopf.on.event(
             group,
             version,
             plural,
             labels=managed_selector(),
             registry=registry,
             id=f"child-{plural}",
-        )
-        async def child_event(event: kopf.RawEvent, **_: Any) -> None:
-            obj = event.get("object")
-            if obj is not None and rt.reconciler is not None:
-                rt.reconciler.on_child_event(event.get("type") or "MODIFIED", dict(obj))
-
+        )(child_event)
     return registry, rt
 
 

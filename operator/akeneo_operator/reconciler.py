@@ -31,9 +31,9 @@ from akeneo_operator.children import (
     SCALED_OBJECT_API,
     ChildRef,
     build_children,
+    child_names,
     endpoint,
     endpoints,
-    names_of,
     possible_children,
     ref_of,
     worker_scaled_object,
@@ -127,6 +127,32 @@ def spec_error(exc: ValidationError) -> Cond:
 
 
 @dataclass
+class TlsState:
+    """The receiver's serving certificate as the last reconcile left it (``tls``)."""
+
+    mode: TLSMode | None = None
+    cert_not_after: datetime | None = None  # selfSigned: when the operator must renew
+    not_after: datetime | None = None  # any mode, when known (metrics)
+
+
+@dataclass
+class CredsState:
+    """The connection's own NATS users as last issued (``natscreds``)."""
+
+    not_after: datetime | None = None  # earliest expiry of the issued users
+    issuer: str | None = None  # signing key (public) they were issued with
+
+
+@dataclass
+class PlatformState:
+    """The managed Event Platform subscription and its secret rotation, as in status; None
+    until read from the connection's stored status."""
+
+    status: dict[str, Any] | None = None  # status.eventPlatform (``ep_manager``)
+    rotation: RotationState | None = None  # status.secretRotation (``rotation``)
+
+
+@dataclass
 class ConnState:
     key: Key
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -135,13 +161,10 @@ class ConnState:
     desired: dict[ChildRef, bytes] = field(default_factory=dict)  # packed (``childwatch``)
     spec: AkeneoConnectionSpec | None = None
     names: ConnectionNames | None = None
-    tls_mode: TLSMode | None = None
-    cert_not_after: datetime | None = None  # selfSigned: when the operator must renew
-    tls_not_after: datetime | None = None  # any mode, when known (metrics)
+    tls: TlsState = field(default_factory=TlsState)
     # a KEDA ScaledObject may exist (unknown after a restart): prune it once, not each time
     scaled_object_maybe: bool = True
-    creds_not_after: datetime | None = None  # earliest expiry of the issued NATS users
-    creds_issuer: str | None = None  # signing key (public) those users were issued with
+    creds: CredsState = field(default_factory=CredsState)
     needs_retry: bool = False
     deleting: bool = False
     last_status: dict[str, Any] = field(default_factory=dict)
@@ -153,8 +176,7 @@ class ConnState:
     inp: BuildInput | None = None  # what the last full reconcile built from
     annotations: dict[str, str] = field(default_factory=dict)  # ours (``repairs.ANNOTATIONS``)
     repair: RepairState = field(default_factory=RepairState)  # one-off Jobs, gap windows
-    ep: dict[str, Any] | None = None  # status.eventPlatform (managed subscription)
-    rotation: RotationState | None = None  # status.secretRotation (``rotation``)
+    platform: PlatformState = field(default_factory=PlatformState)
 
     def fresh(self, ref: ChildRef, child: Manifest | None) -> bool:
         return self.fresh_version(ref, resource_version(child))
@@ -216,10 +238,10 @@ class Reconciler:
             annotations = meta.get("annotations") or {}
             st.annotations = {k: str(annotations[k]) for k in ANNOTATIONS if k in annotations}
             st.repair.load(st.body.get("status") or {})
-            if st.ep is None:
-                st.ep = dict((st.body.get("status") or {}).get("eventPlatform") or {})
-            if st.rotation is None:
-                st.rotation = RotationState.from_status(
+            if st.platform.status is None:
+                st.platform.status = dict((st.body.get("status") or {}).get("eventPlatform") or {})
+            if st.platform.rotation is None:
+                st.platform.rotation = RotationState.from_status(
                     (st.body.get("status") or {}).get("secretRotation")
                 )
             try:
@@ -266,9 +288,9 @@ class Reconciler:
             return
         names = ConnectionNames(namespace, name)
         tls_mode = spec.effective_tls.mode
-        if st.tls_mode is TLSMode.CERT_MANAGER and tls_mode is not TLSMode.CERT_MANAGER:
+        if st.tls.mode is TLSMode.CERT_MANAGER and tls_mode is not TLSMode.CERT_MANAGER:
             await self._drop_certificate(namespace, name)
-        st.spec, st.names, st.tls_mode = spec, names, tls_mode
+        st.spec, st.names, st.tls.mode = spec, names, tls_mode
         generated = await self.subscriptions.ensure_secrets(names, spec, self._adopter(st))
         if generated:
             self._event(st, "Normal", "SecretsGenerated", generated)
@@ -277,19 +299,19 @@ class Reconciler:
         if blocker is not None:
             st.needs_retry = True  # the maintenance loop retries: the Secret may appear
             return
-        base = BuildInput(names, spec, self.settings, names_of(name)["tls_secret"])
+        base = BuildInput(names, spec, self.settings, child_names(name).tls_secret)
         live = await self._read_children(st, base)  # a name clash stops before any write
         tls = await ensure_tls(self.client, base, self._adopter(st), self.clock())
         st.obs.conditions[TLS_READY] = tls.cond
-        st.cert_not_after = tls.not_after if not tls.renews_itself else None
-        st.tls_not_after = tls.not_after
+        st.tls.cert_not_after = tls.not_after if not tls.renews_itself else None
+        st.tls.not_after = tls.not_after
         if tls.issued:
             self._event(st, "Normal", "CertificateIssued", "serving certificate replaced")
         await self._observe_trust(st, base, tls)
         creds = await self._nats_creds(st, names)
         st.obs.conditions[NATS_CREDENTIALS] = creds.cond
         st.obs.conditions[NATS_ISOLATED] = isolation(self.settings)
-        st.creds_not_after, st.creds_issuer = creds.not_after, creds.issuer
+        st.creds.not_after, st.creds.issuer = creds.not_after, creds.issuer
         inp = BuildInput(
             names, spec, self.settings, tls.secret_name, tls.revision, frozenset(signature_keys)
         )
@@ -376,7 +398,7 @@ class Reconciler:
                       *st.key, host, winner.namespace, winner.name)  # fmt: skip
         namespace, name = st.key
         ingress = await self.client.get(
-            "networking.k8s.io/v1", "Ingress", namespace, names_of(name)["ingress"]
+            "networking.k8s.io/v1", "Ingress", namespace, child_names(name).ingress
         )
         if ingress is not None and await prune_child(
             self.client, "networking.k8s.io/v1", "Ingress", ingress, st.uid
@@ -404,17 +426,17 @@ class Reconciler:
 
     def _creds_due(self, st: ConnState) -> str | None:
         """Why the maintenance tick must reissue NATS users (near expiry, key rotated)."""
-        if st.creds_not_after is None:
+        if st.creds.not_after is None:
             return None
         if needs_renewal_at(
-            st.creds_not_after, self.settings.nats_creds_renew_before_delta, self.clock()
+            st.creds.not_after, self.settings.nats_creds_renew_before_delta, self.clock()
         ):
             return "NATS credentials near expiry"
         try:
             issuer = self.issuers.current()
         except ValueError:
             return None  # the next reconcile reports it; keep the working credentials
-        if issuer is not None and issuer.signer.public != st.creds_issuer:
+        if issuer is not None and issuer.signer.public != st.creds.issuer:
             return "NATS account signing key changed"
         return None
 
@@ -448,7 +470,7 @@ class Reconciler:
     async def _drop_certificate(self, namespace: str, name: str) -> None:
         try:
             await self.client.delete(
-                "cert-manager.io/v1", "Certificate", namespace, names_of(name)["certificate"]
+                "cert-manager.io/v1", "Certificate", namespace, child_names(name).certificate
             )
         except ApiError as exc:
             if not exc.kind_missing:
@@ -500,7 +522,7 @@ class Reconciler:
         KEDA's CRDs may be absent: that is a condition (``KedaNotInstalled``) that keeps
         ``Ready`` False, since the user asked for a scaler that cannot exist."""
         wanted = worker_scaled_object(inp)
-        namespace, name = inp.names.namespace, names_of(inp.names.name)["worker"]
+        namespace, name = inp.names.namespace, child_names(inp.names.name).worker
         if wanted is None:
             st.obs.conditions.pop(WORKER_AUTOSCALER, None)
             if not st.scaled_object_maybe:
@@ -583,7 +605,7 @@ class Reconciler:
         ready = st.obs.conditions.get(RECEIVER_READY, UNKNOWN).status == "True"
         try:
             out = await self.subscriptions.sync(
-                names, spec, st.ep or {}, receiver_ready=ready,
+                names, spec, st.platform.status or {}, receiver_ready=ready,
                 note_raw=await self.nats.last_notification(names),
                 event=self._events_of(st), force=force,
             )  # fmt: skip
@@ -593,7 +615,7 @@ class Reconciler:
                 "Unknown", "KubernetesApiError", str(exc)[:300]
             )
             return
-        st.ep = out.status
+        st.platform.status = out.status
         st.obs.event_platform = dict(out.status) or None
         if out.cond is not None:
             st.obs.conditions[EVENT_SUBSCRIPTION] = out.cond
@@ -611,7 +633,7 @@ class Reconciler:
         its state kept in ``status.secretRotation`` once every write of it succeeded."""
         spec, names = st.spec, st.names
         ep = spec.event_platform if spec is not None else None
-        state = st.rotation or RotationState()
+        state = st.platform.rotation or RotationState()
         annotation = st.annotations.get(ROTATE_SECRETS_ANNOTATION)
         period = None
         if ep is not None and ep.secret_rotation_period:
@@ -620,24 +642,25 @@ class Reconciler:
         if spec is None or names is None or ep is None or not ep.manage_subscription or not wanted:
             st.obs.conditions.pop(SECRET_ROTATION, None)
             return
-        if not (st.ep or {}).get("subscriptionId") or (st.ep or {}).get("error"):
+        current = st.platform.status or {}
+        if not current.get("subscriptionId") or current.get("error"):
             return  # no subscription to rotate yet (its own condition says why)
 
         async def push() -> bool:
             await self._event_platform(st, force=True)
-            return bool(st.ep) and not (st.ep or {}).get("error")
+            return bool(st.platform.status) and not (st.platform.status or {}).get("error")
 
         now = self.clock()
         io = KubeRotationIO(
             self.client, self.nats, names, spec.receiver.signature_secret,
-            names_of(names.name)["receiver"], push, now,
+            child_names(names.name).receiver, push, now,
         )  # fmt: skip
         try:
             planned = await rotation_turn(io, state, now=now, annotation=annotation, period=period)
         except (ApiError, RemoteNotUpdated) as exc:
             self.log.warning("secret rotation of %s: %s", names.ref, str(exc)[:300])
             return  # the same step again on the next turn
-        st.rotation = planned.state
+        st.platform.rotation = planned.state
         st.obs.secret_rotation = planned.state.to_status()
         if planned.condition is None:
             st.obs.conditions.pop(SECRET_ROTATION, None)
@@ -755,8 +778,8 @@ class Reconciler:
             return
         if st.deleting:
             return
-        due = st.cert_not_after is not None and needs_renewal_at(
-            st.cert_not_after, self.settings.cert_renew_before_delta, self.clock()
+        due = st.tls.cert_not_after is not None and needs_renewal_at(
+            st.tls.cert_not_after, self.settings.cert_renew_before_delta, self.clock()
         )
         creds_due = self._creds_due(st)
         if st.needs_retry or due or creds_due:
@@ -882,7 +905,7 @@ class Reconciler:
                 when,
                 None if not result else result == "Succeeded",
                 period,
-                st.tls_not_after.timestamp() if st.tls_not_after is not None else None,
+                st.tls.not_after.timestamp() if st.tls.not_after is not None else None,
             )
 
     # -- status and events ---------------------------------------------------------------------

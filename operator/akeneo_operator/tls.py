@@ -30,7 +30,7 @@ from akeneo_operator.certs import (
     signed_by,
     validate_pair,
 )
-from akeneo_operator.children import names_of, tls_dns_names
+from akeneo_operator.children import child_names, tls_dns_names
 from akeneo_operator.kubeclient import ApiError, KubeClient
 from akeneo_operator.meta import TLS, Manifest, object_meta, with_hash
 from akeneo_operator.pods import BuildInput
@@ -61,22 +61,22 @@ def _b64(raw: bytes) -> str:
 
 
 def ca_secret(inp: BuildInput, ca: KeyPair) -> Manifest:
-    n = names_of(inp.names.name)
+    n = child_names(inp.names.name)
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": object_meta(n["ca_secret"], inp.names.namespace, inp.names.name, TLS),
+        "metadata": object_meta(n.ca_secret, inp.names.namespace, inp.names.name, TLS),
         "type": "Opaque",
         "data": {"ca.crt": _b64(ca.cert_pem), "ca.key": _b64(ca.key_pem)},
     }
 
 
 def serving_secret(inp: BuildInput, ca: KeyPair, serving: KeyPair) -> Manifest:
-    n = names_of(inp.names.name)
+    n = child_names(inp.names.name)
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": object_meta(n["tls_secret"], inp.names.namespace, inp.names.name, TLS),
+        "metadata": object_meta(n.tls_secret, inp.names.namespace, inp.names.name, TLS),
         "type": "kubernetes.io/tls",
         "data": {
             "tls.crt": _b64(serving.cert_pem),
@@ -97,14 +97,14 @@ def certificate_dns_names(inp: BuildInput) -> list[str]:
 def certificate(inp: BuildInput) -> Manifest:
     issuer = inp.spec.effective_tls.issuer_ref
     assert issuer is not None
-    n = names_of(inp.names.name)
+    n = child_names(inp.names.name)
     return with_hash(
         {
             "apiVersion": "cert-manager.io/v1",
             "kind": "Certificate",
-            "metadata": object_meta(n["certificate"], inp.names.namespace, inp.names.name, TLS),
+            "metadata": object_meta(n.certificate, inp.names.namespace, inp.names.name, TLS),
             "spec": {
-                "secretName": n["tls_secret"],
+                "secretName": n.tls_secret,
                 "dnsNames": certificate_dns_names(inp),
                 "issuerRef": {"group": "cert-manager.io", "kind": issuer.kind, "name": issuer.name},
                 "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
@@ -154,8 +154,8 @@ async def _self_signed(
     client: KubeClient, inp: BuildInput, adopt: Adopt, now: datetime
 ) -> TLSOutcome:
     s = inp.settings
-    n = names_of(inp.names.name)
-    ca_live = await _own_secret(client, inp, adopt, n["ca_secret"])
+    n = child_names(inp.names.name)
+    ca_live = await _own_secret(client, inp, adopt, n.ca_secret)
     ca_cert, ca_key = secret_data(ca_live, "ca.crt"), secret_data(ca_live, "ca.key")
     ca: KeyPair | None = None
     if ca_cert is not None and ca_key is not None:
@@ -171,7 +171,7 @@ async def _self_signed(
         ca = issue_ca(f"akeneo-connector CA {inp.names.ref}", s.ca_validity_delta, now)
         await write_child(client, adopt(ca_secret(inp, ca)), _uid(ca_live))
     names = tls_dns_names(inp)
-    live = await _own_secret(client, inp, adopt, n["tls_secret"])
+    live = await _own_secret(client, inp, adopt, n.tls_secret)
     current = serving_cert_ok(
         live, ca, names, lambda f: not needs_renewal(f, s.cert_renew_before_delta, now)
     )
@@ -186,7 +186,7 @@ async def _self_signed(
             "CertificateValid",
             f"self-signed certificate valid until {facts.not_after:%Y-%m-%dT%H:%M:%SZ}",
         ),
-        n["tls_secret"],
+        n.tls_secret,
         facts.serial,
         facts.not_after,
         issued=issued,
@@ -194,7 +194,7 @@ async def _self_signed(
 
 
 async def _cert_manager(client: KubeClient, inp: BuildInput, adopt: Adopt) -> TLSOutcome:
-    n = names_of(inp.names.name)
+    n = child_names(inp.names.name)
     try:
         _outcome, live = await ensure_child(client, adopt(certificate(inp)))
     except ApiError as exc:
@@ -203,7 +203,7 @@ async def _cert_manager(client: KubeClient, inp: BuildInput, adopt: Adopt) -> TL
                 Cond.fail(
                     "CertManagerNotInstalled", "cert-manager.io/v1 Certificate is not served"
                 ),
-                n["tls_secret"],
+                n.tls_secret,
                 renews_itself=True,
             )
         raise
@@ -215,7 +215,7 @@ async def _cert_manager(client: KubeClient, inp: BuildInput, adopt: Adopt) -> TL
                 "CertificateIssued",
                 f"cert-manager certificate valid until {status.get('notAfter')}",
             ),
-            n["tls_secret"],
+            n.tls_secret,
             str(status.get("revision") or ""),
             not_after=_time(status.get("notAfter")),
             renews_itself=True,
@@ -223,7 +223,7 @@ async def _cert_manager(client: KubeClient, inp: BuildInput, adopt: Adopt) -> TL
     why = (ready or {}).get("reason") or "Issuing"
     return TLSOutcome(
         Cond.fail("CertificatePending", f"cert-manager certificate not ready ({why})"),
-        n["tls_secret"],
+        n.tls_secret,
         renews_itself=True,
     )
 
