@@ -38,6 +38,12 @@ STATS_READ_SECONDS = 10.0
 MAX_COUNTER = 2**53  # what a status integer can hold exactly
 REPORT_KEPT = timedelta(hours=1)  # a receiver report older than this is a dead pod's
 
+# The first connect: nats-py retries it for ever with the failover options (reconnects are
+# unbounded, which is right once connected). Bounded here so a reconcile says NatsUnavailable
+# instead of holding its slot until NATS is back; after a failure, callers fail fast for a
+# while rather than each waiting the full bound in turn behind the lock.
+FIRST_CONNECT_SECONDS = 10.0
+CONNECT_RETRY_AFTER = 5.0
 NO_STORAGE_TO_RESERVE = 10047  # JetStream: "insufficient storage resources available"
 COUNTER_FIELDS = {
     "applied": "applied",
@@ -59,21 +65,39 @@ class NatsLink:
     def __init__(self, settings: OperatorSettings):
         self.settings = settings
         self._nc: Client | None = None
+        self._failed_at: float | None = None
         self._lock = asyncio.Lock()
         self._issuers = IssuerFile(settings)
 
     async def js(self) -> JetStreamContext:
         async with self._lock:
             if self._nc is None or self._nc.is_closed:
-                s = self.settings
-                self._nc = await nats.connect(
-                    **failover_options(s.nats_url),
+                self._nc = await self._connect()
+            return self._nc.jetstream(timeout=5)
+
+    async def _connect(self) -> Client:
+        loop = asyncio.get_running_loop()
+        if self._failed_at is not None and loop.time() - self._failed_at < CONNECT_RETRY_AFTER:
+            raise TimeoutError("NATS unreachable at the last attempt")
+        nc = Client()
+        try:
+            await asyncio.wait_for(
+                nc.connect(
+                    **failover_options(self.settings.nats_url),
                     **self._auth(),
                     connect_timeout=5,
                     name="akeneo-connector-operator",
                     error_cb=_nats_error,
-                )
-            return self._nc.jetstream(timeout=5)
+                ),
+                FIRST_CONNECT_SECONDS,
+            )
+        except BaseException:
+            self._failed_at = loop.time()
+            with contextlib.suppress(Exception):
+                await nc.close()
+            raise
+        self._failed_at = None
+        return nc
 
     def _auth(self) -> dict[str, Any]:
         s = self.settings
