@@ -3,7 +3,7 @@
 The command line; the measurement is ``akeneo_testing.scenarios.footprint`` (which
 tests/e2e/test_footprint.py runs against its ceilings).
 
-    .venv/bin/python -m bench.footprint [--markdown]
+    .venv/bin/python -m bench.footprint [--markdown] [--env NAME=VALUE ...]
 """
 
 from __future__ import annotations
@@ -22,9 +22,14 @@ from akeneo_testing.scenarios.footprint import markdown, measure, verdict
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markdown", action="store_true", help="also print a markdown section")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE",
+        help="add to every process's env (to try a runtime knob); repeatable",
+    )  # fmt: skip
     args = parser.parse_args()
+    extra = dict(item.split("=", 1) for item in args.env)
     with tempfile.TemporaryDirectory(prefix="bench-footprint-") as tmp:
-        lines = await measure(Path(tmp))
+        lines = await measure(Path(tmp), extra_env=extra)
     for line in lines:
         print(line.text(), flush=True)
     print(

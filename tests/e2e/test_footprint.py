@@ -19,6 +19,24 @@ from akeneo_testing.scenarios.footprint import RECEIVER_CEILING_MB, WORKER_CEILI
 # USS 39.4 MB. Loading psycopg for a sqlite sink again (+9 MB) would cross these.
 RECEIVER_RSS_MB = 58.0
 WORKER_RSS_MB = 63.0
+# Modules an idle pod must not have imported (PYTHONPROFILEIMPORTTIME, read from each
+# process's log): each is megabytes for nothing, loaded by a shared module importing more
+# than the component uses. None of the operator's stack (kopf, the Kubernetes client, YAML),
+# no CRD models (the operator makes the stream), no other component, no unused sink driver.
+ANY_COMPONENT = (
+    "kopf", "kubernetes_asyncio", "yaml", "cryptography", "psycopg",
+    "akeneo_operator", "akeneo_resync", "akeneo_connector.spec", "akeneo_connector.jetstream",
+    "akeneo_connector.local", "akeneo_connector.quotas", "akeneo_pim.simulator",
+)  # fmt: skip
+NOT_IMPORTED = {
+    # its HTTP client is aiohttp's; hydration and sinks are the worker's
+    "receiver": (*ANY_COMPONENT, "httpx", "httpcore", "sqlite3", "akeneo_worker"),
+    # it reads the stream's messages, never a PIM delivery (the sink here: sqlite)
+    "worker": (
+        *ANY_COMPONENT, "msgspec", "akeneo_receiver", "akeneo_pim.formats",
+        "akeneo_pim.normalize", "akeneo_pim.passthrough", "akeneo_pim.notifications",
+    ),
+}  # fmt: skip
 
 
 async def test_idle_receiver_and_worker_stay_within_their_ceilings(tmp_path: Path) -> None:
@@ -32,6 +50,12 @@ async def test_idle_receiver_and_worker_stay_within_their_ceilings(tmp_path: Pat
     assert worker.memory.uss <= WORKER_CEILING_MB, _why(worker)
     assert receiver.memory.rss <= RECEIVER_RSS_MB, _why(receiver)
     assert worker.memory.rss <= WORKER_RSS_MB, _why(worker)
+    for component, forbidden in NOT_IMPORTED.items():
+        modules = lines[component].modules
+        # the log was read: the process's own imports are there
+        assert f"akeneo_{component}.metrics" in modules, sorted(modules)
+        loaded = sorted(name for name in modules if name in forbidden)
+        assert not loaded, f"{component} imported {loaded} (python -X importtime)"
 
 
 def _why(line: Line) -> str:
