@@ -33,7 +33,7 @@ import re
 import ssl
 import sys
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,9 +50,9 @@ sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 import httpcore  # noqa: E402
 import httpx  # noqa: E402
-from pydantic import BaseModel, ConfigDict, SecretStr  # noqa: E402
 
 from akeneo_connector.addresses import RefusedAddress, resolve_allowed  # noqa: E402
+from akeneo_connector.records import SecretStr  # noqa: E402
 from akeneo_pim.structure import attribute_option_path  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -86,15 +86,60 @@ def search_param(filters: Mapping[str, Any]) -> str:
     return json.dumps(filters, separators=(",", ":"))
 
 
-class PimCredentials(BaseModel):
+class PimCredentials:
     """OAuth credentials of one Akeneo connection; reprs never show the values."""
 
-    model_config = ConfigDict(frozen=True)
-
+    __slots__ = FIELDS = ("client_id", "client_secret", "username", "password")
     client_id: SecretStr
     client_secret: SecretStr
     username: SecretStr
     password: SecretStr
+
+    def __init__(
+        self,
+        *,
+        client_id: str | SecretStr,
+        client_secret: str | SecretStr,
+        username: str | SecretStr,
+        password: str | SecretStr,
+    ) -> None:
+        given = {
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "username": username,
+            "password": password,
+        }
+        for name, value in given.items():
+            if not isinstance(value, str | SecretStr):
+                raise ValueError(f"{name}: expected a string")
+            secret = value if isinstance(value, SecretStr) else SecretStr(value)
+            object.__setattr__(self, name, secret)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("PimCredentials is frozen")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PimCredentials) and all(
+            getattr(self, f) == getattr(other, f) for f in self.FIELDS
+        )
+
+    def __hash__(self) -> int:
+        return hash(tuple(getattr(self, f) for f in self.FIELDS))
+
+    def __repr__(self) -> str:
+        return "PimCredentials(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in self.FIELDS) + ")"
+
+    def __iter__(self) -> Iterator[tuple[str, SecretStr]]:
+        """``(name, secret)`` pairs, as a pydantic model iterates."""
+        return iter([(f, getattr(self, f)) for f in self.FIELDS])
+
+    @classmethod
+    def model_validate(cls, data: Mapping[str, Any]) -> PimCredentials:
+        """From a mapping of the four fields (strings), as read from a Secret."""
+        missing = [f for f in cls.FIELDS if f not in data]
+        if missing:
+            raise ValueError(f"PIM credentials lack {', '.join(missing)}")
+        return cls(**{f: data[f] for f in cls.FIELDS})
 
     @classmethod
     def from_dir(cls, path: Path) -> PimCredentials:
@@ -115,7 +160,7 @@ class PimCredentials(BaseModel):
             values[field] = file.read_text().strip()
         if missing:
             raise ValueError(f"PIM credentials directory {path} lacks {', '.join(missing)}")
-        return cls.model_validate(values)
+        return cls(**values)
 
 
 class AkeneoApiError(Exception):
