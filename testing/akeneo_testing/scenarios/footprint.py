@@ -69,7 +69,7 @@ REFERENCES = {
     # what no component can go below: its HTTP server, NATS client, metrics and TLS
     "libraries-floor": LIBRARIES_FLOOR,
     "receiver-libraries": RECEIVER_LIBRARIES,
-    "worker-libraries": f"{RECEIVER_LIBRARIES}; import httpx, sqlite3",
+    "worker-libraries": f"{LIBRARIES_FLOOR}; import argparse, uvloop, sqlite3",
 }
 IDLE_SECONDS = 5.0  # after the last event and scrape, before the first sample
 SAMPLES = 3  # one a second; the median is reported
@@ -358,7 +358,7 @@ def markdown(lines: list[Line], when: str) -> str:
         "(asyncio and ssl, aiohttp's server, nats-py, prometheus-client): no trimming of the "
         "components' own imports goes below it; the other `-libraries` lines import the "
         "third-party libraries each component runs on today (receiver: the floor plus uvloop, "
-        "msgspec, pydantic; worker: the same plus httpx and sqlite3). "
+        "msgspec, pydantic; worker: the floor plus uvloop and sqlite3). "
         "RSS counts the shared libraries' pages (libpython, OpenSSL, pydantic-core, ...), "
         "which every pod of the image shares on a node; USS is the memory only this process "
         "holds: what one more tenant adds.\n\n"
