@@ -48,6 +48,8 @@ class _Field:
     required: bool
     min_length: int | None
     max_length: int | None
+    exact: frozenset[type]  # a value of one of these types is taken as it is (fast path)
+    parses: bool  # a JSON value may need converting (datetime, tuple, nested record)
 
 
 class Record:
@@ -57,8 +59,10 @@ class Record:
 
     def __post_init__(self) -> None:
         for f in _fields(type(self)):
-            value = _check(f, getattr(self, f.name), f.name)
-            object.__setattr__(self, f.name, value)
+            given = getattr(self, f.name)
+            value = _check(f, given, f.name)
+            if value is not given:
+                object.__setattr__(self, f.name, value)
 
     @classmethod
     def model_validate(cls, data: Any) -> Self:
@@ -139,23 +143,27 @@ def _read_fields(cls: type) -> tuple[_Field, ...]:
     for dc in dataclasses.fields(cls):
         m = dc.metadata
         required = dc.default is _MISSING and dc.default_factory is _MISSING
-        out.append(
-            _Field(
-                dc.name,
-                m.get("alias") or dc.name,
-                _options(hints[dc.name]),
-                required,
-                m.get("min_length"),
-                m.get("max_length"),
-            )
+        options = _options(hints[dc.name])
+        exact = frozenset(
+            o
+            for o in options
+            if o in (str, int, bool, float, dict, list)
+            or (isinstance(o, type) and issubclass(o, enum.Enum))
         )
+        parses = any(
+            o in (datetime, tuple) or (isinstance(o, type) and issubclass(o, Record))
+            for o in options
+        )
+        alias = m.get("alias") or dc.name
+        lengths = m.get("min_length"), m.get("max_length")
+        out.append(_Field(dc.name, alias, options, required, *lengths, exact, parses))
     return tuple(out)
 
 
 def _parse(f: _Field, value: Any) -> Any:
     """A JSON value into the field's type (a datetime from its text); ``_check`` follows."""
-    if value is None:
-        return None
+    if value is None or not f.parses:
+        return value
     for option in f.options:
         if option is datetime and isinstance(value, str):
             return _datetime(value, f.key)
@@ -187,7 +195,8 @@ def _check(f: _Field, value: Any, where: str) -> Any:
         if type(None) in options:
             return None
         raise RecordError(where, "must not be null")
-    value = _typed(options, value, where)
+    if type(value) not in f.exact:
+        value = _typed(options, value, where)
     if f.min_length is not None or f.max_length is not None:
         size = len(value)
         if f.min_length is not None and size < f.min_length:
