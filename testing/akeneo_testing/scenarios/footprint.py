@@ -16,7 +16,7 @@ Targets: receiver at most 40 MB, worker at most 50 MB (checked against RSS and U
 The components run with ``PYTHONPROFILEIMPORTTIME=1``: every module they import (or try to),
 whenever, is in their log, and ``Line.modules`` (``tests/e2e/test_footprint.py`` checks it).
 
-    .venv/bin/python -m bench.footprint [--markdown] [--env NAME=VALUE ...]
+    .venv/bin/python -m bench.footprint [--write-docs] [--env NAME=VALUE ...]
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import base64
 import contextlib
 import functools
 import os
-import platform
 import sqlite3
 import statistics
 import sys
@@ -337,31 +336,3 @@ def verdict(lines: list[Line]) -> str:
             state = "ok" if value <= ceiling else "MISSED"
             parts.append(f"{component} {label} {value:.1f} <= {ceiling:.0f} MB: {state}")
     return "targets: " + "; ".join(parts)
-
-
-def markdown(lines: list[Line], when: str) -> str:
-    rows = "\n".join(
-        f"| {ln.component} | {ln.memory.rss:.1f} | {ln.memory.pss:.1f} | {ln.memory.uss:.1f} | "
-        f"{ln.over_baseline:.1f} |"
-        for ln in lines
-    )
-    return (
-        "## Footprint per tenant\n\n"
-        f"`.venv/bin/python -m bench.footprint --markdown`, {when}, Python "
-        f"{platform.python_version()}, {os.cpu_count()} CPUs.\n\n"
-        "Receiver and worker run as the operator's pod specs say (command, env, Secret files; "
-        "defaults: sqlite sink, PIM credentials for hydration) against a real nats-server and "
-        "the PIM simulator, and are measured idle, after legacy and Event Platform deliveries, "
-        "their hydration and sqlite writes, probes and a metrics scrape: median of "
-        f"{SAMPLES} samples, MB = 2^20 bytes. `bare` is `python -c 'import time; ...'` "
-        "started the same way; `libraries-floor` imports only what every component runs on "
-        "(asyncio and ssl, aiohttp's server, nats-py, prometheus-client): no trimming of the "
-        "components' own imports goes below it; the other `-libraries` lines import the "
-        "third-party libraries each component runs on today (receiver: the floor plus uvloop, "
-        "msgspec, pydantic; worker: the floor plus uvloop and sqlite3). "
-        "RSS counts the shared libraries' pages (libpython, OpenSSL, pydantic-core, ...), "
-        "which every pod of the image shares on a node; USS is the memory only this process "
-        "holds: what one more tenant adds.\n\n"
-        "| process | RSS MB | PSS MB | USS MB | RSS minus bare Python MB |\n"
-        f"|---|---|---|---|---|\n{rows}\n\n{verdict(lines)}\n"
-    )
