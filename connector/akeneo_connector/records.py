@@ -28,6 +28,9 @@ class RecordError(ValueError):
     """A value does not fit its record; the message says where (``field: why``)."""
 
     def __init__(self, where: str, why: str) -> None:
+        # ``where`` may be a key of the input: bounded and on one line (it ends up in logs
+        # and dead-letter headers)
+        where = "".join(c if c.isprintable() else "?" for c in where[:100])
         super().__init__(f"{where}: {why}")
         self.where = where
         self.why = why

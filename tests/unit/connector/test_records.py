@@ -117,3 +117,12 @@ def test_credentials_never_show_their_values() -> None:
         creds.username = SecretStr("other")
     with pytest.raises(ValueError, match="lack password"):
         PimCredentials.model_validate({"client_id": "a", "client_secret": "b", "username": "c"})
+
+
+def test_an_input_key_named_in_an_error_stays_short_and_on_one_line() -> None:
+    good = event().model_dump(mode="json")
+    with pytest.raises(RecordError) as caught:
+        NormalizedEvent.model_validate({**good, "x\r\nNats-Msg-Id: forged" + "y" * 500: 1})
+    message = str(caught.value)
+    assert "\r" not in message and "\n" not in message
+    assert len(message) < 150
