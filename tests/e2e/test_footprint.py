@@ -26,7 +26,8 @@ RECEIVER_RSS_MB = 58.0
 ANY_COMPONENT = (
     "kopf", "kubernetes_asyncio", "yaml", "cryptography", "psycopg",
     "akeneo_operator", "akeneo_resync", "akeneo_connector.spec", "akeneo_connector.jetstream",
-    "akeneo_connector.local", "akeneo_connector.quotas", "akeneo_pim.simulator",
+    "akeneo_connector.quotas", "akeneo_cli.local", "akeneo_cli.supervisor", "akeneo_pim.simulator",
+    "akeneo_testing",
 )  # fmt: skip
 NOT_IMPORTED = {
     # its HTTP client is aiohttp's; hydration and sinks are the worker's
@@ -56,6 +57,7 @@ async def test_idle_receiver_and_worker_stay_within_their_ceilings(tmp_path: Pat
         modules = lines[component].modules
         # the log was read: the process's own imports are there
         assert f"akeneo_{component}.metrics" in modules, sorted(modules)
+        assert "akeneo_cli.main" in modules, sorted(modules)  # the console script's
         loaded = sorted(name for name in modules if name in forbidden)
         assert not loaded, f"{component} imported {loaded} (python -X importtime)"
 
