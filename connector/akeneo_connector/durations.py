@@ -1,12 +1,12 @@
-"""Go-style durations (``300s``, ``2h``, ``1h30m``) as used in the AkeneoConnection spec."""
+"""Go-style durations (``300s``, ``2h``, ``1h30m``) as used in the AkeneoConnection spec.
+
+Plain functions: the components parse their duration flags with them and must not import
+pydantic for it (the CRD's ``Duration`` field type is ``akeneo_connector.spec.Duration``)."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated
-
-from pydantic import AfterValidator, Field
 
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$"
 _PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
@@ -19,12 +19,3 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"invalid duration {text!r}: use e.g. 300s, 15m, 2h, 7d or 1h30m")
     seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(text))
     return timedelta(seconds=seconds)
-
-
-def _check(text: str) -> str:
-    parse_duration(text)
-    return text
-
-
-Duration = Annotated[str, Field(pattern=DURATION_PATTERN), AfterValidator(_check)]
-"""A duration kept as the user wrote it (so the CRD round-trips), validated on input."""

@@ -17,15 +17,15 @@ twice (a retry, two replicas) is stored once within the stream's duplicate windo
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from akeneo_connector.names import ConnectionNames
+from akeneo_connector.records import Record, meta
 from akeneo_connector.stream_reader import read_messages
 
 DETAIL_MAX = 300
@@ -39,18 +39,17 @@ class GapSource(StrEnum):
     DEAD_LETTERS = "dead-letters"  # changes dead-lettered after maxDeliver tries
 
 
-class GapRecord(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class GapRecord(Record):
     """One window, as stored on ``<prefix>.gaps.<source>`` (JSON)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
     source: GapSource
-    start: AwareDatetime
-    end: AwareDatetime
+    start: datetime
+    end: datetime
     # The source's last stream sequence this record accounts for (notifications, dead
     # letters): where the next scan of that source starts.
     cursor: int | None = None
-    detail: str = Field(default="", max_length=DETAIL_MAX)
+    detail: str = field(default="", metadata=meta(max_length=DETAIL_MAX))
 
     @property
     def msg_id(self) -> str:

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
-from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+from akeneo_connector.records import Record
 from akeneo_connector.stream_reader import kv_latest
 
 MAX_VALUE_BYTES = 4096
@@ -76,19 +77,18 @@ def stats_key(replica: str) -> str:
     return f"{STATS_PREFIX}.{_b64(replica)}"
 
 
-class _State(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class _State(Record):
     def to_bytes(self) -> bytes:
-        return self.__pydantic_serializer__.to_json(self)  # = model_dump_json(), as bytes
+        return self.model_dump_json().encode()
 
 
 NEVER_APPLIED = datetime(1970, 1, 1, tzinfo=UTC)
 """Version of an entry that only holds a claim: no change of the resource was applied yet."""
 
 
+@dataclass(frozen=True, kw_only=True)
 class GuardEntry(_State):
-    version: AwareDatetime
+    version: datetime
     deleted: bool = False
     digest: str | None = None  # sha256 of the applied resource JSON (tie detection)
     event_id: str | None = None
@@ -96,7 +96,7 @@ class GuardEntry(_State):
     # so two replicas never send two versions of one resource to the sink at once. Only for
     # sinks that cannot guard themselves (the webhook): the SQL sinks refuse older writes.
     claimed_by: str | None = None
-    claimed_until: AwareDatetime | None = None
+    claimed_until: datetime | None = None
 
     @property
     def applied(self) -> bool:
@@ -111,16 +111,19 @@ class GuardEntry(_State):
         )
 
 
+@dataclass(frozen=True, kw_only=True)
 class Watermark(_State):
-    updated_since: AwareDatetime
-    run_finished_at: AwareDatetime
+    updated_since: datetime
+    run_finished_at: datetime
 
 
+@dataclass(frozen=True, kw_only=True)
 class ReconcileLock(_State):
     holder: str
-    expires_at: AwareDatetime
+    expires_at: datetime
 
 
+@dataclass(frozen=True, kw_only=True)
 class BudgetSlot(_State):
     """One of the connection's PIM call slots: free, or held by ``holder`` until ``until``.
 
@@ -131,9 +134,9 @@ class BudgetSlot(_State):
 
     holder: str | None = None
     ticket: str | None = None
-    until: AwareDatetime | None = None
+    until: datetime | None = None
     next: str | None = None
-    next_until: AwareDatetime | None = None
+    next_until: datetime | None = None
 
     def held(self, now: datetime) -> bool:
         return self.holder is not None and self.until is not None and self.until > now
@@ -147,23 +150,26 @@ class BudgetSlot(_State):
         )
 
 
+@dataclass(frozen=True, kw_only=True)
 class LastRun(_State):
-    finished_at: AwareDatetime
+    finished_at: datetime
     full: bool = False
-    since: AwareDatetime | None = None  # --since of a catch-up run
+    since: datetime | None = None  # --since of a catch-up run
 
 
+@dataclass(frozen=True, kw_only=True)
 class CatchUpCursor(_State):
     through: int  # stream sequence of the newest gap record a catch-up repaired
-    at: AwareDatetime
+    at: datetime
 
 
+@dataclass(frozen=True, kw_only=True)
 class WorkerStats(_State):
     applied: int = 0
     skipped_outdated: int = 0
     skipped_duplicate: int = 0
     dead_lettered: int = 0
-    updated_at: AwareDatetime
+    updated_at: datetime
 
 
 async def never_synced(kv: KeyValue, kinds: Iterable[str]) -> bool:

@@ -8,11 +8,12 @@ JSON of this model (``to_message`` / ``from_message``); the JetStream message id
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from akeneo_connector.records import Record, meta
 
 
 class SourceFormat(StrEnum):
@@ -37,26 +38,22 @@ class Action(StrEnum):
     DELETE = "delete"  # removed / deleted
 
 
-class NormalizedEvent(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+@dataclass(frozen=True, kw_only=True)
+class NormalizedEvent(Record):
+    FORBID_EXTRA = True
 
-    connection: str = Field(description="namespace/name of the AkeneoConnection")
+    connection: str  # namespace/name of the AkeneoConnection
     source: SourceFormat
-    event_id: str = Field(min_length=1, max_length=200)
+    event_id: str = field(metadata=meta(min_length=1, max_length=200))
     action: Action
     kind: ResourceKind
-    key: str = Field(
-        min_length=1,
-        description="Guard key: product uuid (else identifier); code of the other kinds",
-    )
-    version: AwareDatetime = Field(
-        description="data.resource.updated when present, else event_datetime / CloudEvents time"
-    )
+    # guard key: product uuid (else identifier); code of the other kinds
+    key: str = field(metadata=meta(min_length=1))
+    # data.resource.updated when present, else event_datetime / CloudEvents time (aware)
+    version: datetime
     author: str | None = None
-    resource: dict[str, Any] | None = Field(
-        default=None, description="Full REST representation, or None when it must be hydrated"
-    )
-    received_at: AwareDatetime | None = None
+    resource: dict[str, Any] | None = None  # full REST representation; None: to hydrate
+    received_at: datetime | None = None
 
     @property
     def needs_hydration(self) -> bool:

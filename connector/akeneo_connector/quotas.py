@@ -18,8 +18,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from akeneo_connector.durations import Duration, parse_duration
-from akeneo_connector.spec import BucketSpec, GiB, KiB, MiB, StreamSpec
+from akeneo_connector.durations import parse_duration
+from akeneo_connector.spec import BucketSpec, Duration, GiB, KiB, MiB, StreamSpec
 
 QUOTA_EXCEEDS_PLATFORM_LIMIT = "QuotaExceedsPlatformLimit"
 _FIELDS = ("max_bytes", "max_msgs", "max_msg_size")

@@ -16,9 +16,10 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from akeneo_connector.records import Record, meta
 
 REPORT_PREFIX = "receiver.secrets"
 REPORT_EVERY = 30.0  # seconds; also at once on every change
@@ -41,18 +42,17 @@ def report_key(pod: str) -> str:
     return f"{REPORT_PREFIX}.{encoded}"
 
 
-class SecretReport(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class SecretReport(Record):
     """One receiver pod's loaded secrets, by fingerprint (``eventPlatform`` = the
     ``eventPlatformSecrets`` file, ``notification`` = ``eventPlatformNotificationSecret``)."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-    pod: str = Field(max_length=253)
-    at: AwareDatetime
-    event_platform: tuple[str, ...] = Field(
-        default=(), alias="eventPlatform", max_length=MAX_FINGERPRINTS
+    pod: str = field(metadata=meta(max_length=253))
+    at: datetime
+    event_platform: tuple[str, ...] = field(
+        default=(), metadata=meta(alias="eventPlatform", max_length=MAX_FINGERPRINTS)
     )
-    notification: tuple[str, ...] = Field(default=(), max_length=MAX_FINGERPRINTS)
+    notification: tuple[str, ...] = field(default=(), metadata=meta(max_length=MAX_FINGERPRINTS))
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json(by_alias=True).encode()

@@ -11,10 +11,10 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from akeneo_connector.durations import Duration, parse_duration
+from akeneo_connector.durations import DURATION_PATTERN, parse_duration
 from akeneo_connector.event_filters import FilterError, parse_filter
 from akeneo_connector.event_types import HANDLED, REFERENCE
 from akeneo_connector.signing_secrets import WebhookSignature as WebhookSignature  # re-exported
@@ -24,6 +24,15 @@ VERSION = "v1alpha1"
 KIND = "AkeneoConnection"
 PLURAL = "akeneoconnections"
 API_VERSION = f"{GROUP}/{VERSION}"
+
+
+def _duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN), AfterValidator(_duration)]
+"""A duration kept as the user wrote it (so the CRD round-trips), validated on input."""
 
 K8sName = Annotated[
     str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")

@@ -28,6 +28,7 @@ from akeneo_connector.normalized import (
     ResourceKind,
     SourceFormat,
 )
+from akeneo_connector.records import RecordError
 from akeneo_pim import passthrough
 from akeneo_pim.formats import (
     CloudEvent,
@@ -264,7 +265,7 @@ def _normalize_all(
         except ValidationError as exc:
             reason = _validation_reason(exc)
             delivery.rejected.append(RejectedEvent(index, raw_event_id(raw, id_field), reason))
-        except EventError as exc:
+        except (EventError, RecordError) as exc:  # RecordError: no NormalizedEvent of it
             delivery.rejected.append(RejectedEvent(index, raw_event_id(raw, id_field), str(exc)))
     return delivery
 

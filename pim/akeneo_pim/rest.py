@@ -31,9 +31,8 @@ import logging
 import random
 import re
 import ssl
-import sys
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,17 +42,14 @@ from types import TracebackType
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
-# httpx imports its command-line client (click, and rich and pygments where installed) unless
-# that import fails, which it handles: a None in sys.modules makes it fail. Some 3 MB of every
-# worker's memory (bench/footprint.py) for a CLI no process here runs.
-sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+# aiohttp, not httpx: every component already runs aiohttp (its servers, and nats-py imports
+# it), while httpx and httpcore cost an idle worker some 6 MB more (bench/footprint.py).
+import aiohttp
+from yarl import URL
 
-import httpcore  # noqa: E402
-import httpx  # noqa: E402
-from pydantic import BaseModel, ConfigDict, SecretStr  # noqa: E402
-
-from akeneo_connector.addresses import RefusedAddress, resolve_allowed  # noqa: E402
-from akeneo_pim.structure import attribute_option_path  # noqa: E402
+from akeneo_connector.addresses import RefusedAddress, guarded_connector
+from akeneo_connector.records import SecretStr
+from akeneo_pim.structure import attribute_option_path
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +82,60 @@ def search_param(filters: Mapping[str, Any]) -> str:
     return json.dumps(filters, separators=(",", ":"))
 
 
-class PimCredentials(BaseModel):
+class PimCredentials:
     """OAuth credentials of one Akeneo connection; reprs never show the values."""
 
-    model_config = ConfigDict(frozen=True)
-
+    __slots__ = FIELDS = ("client_id", "client_secret", "username", "password")
     client_id: SecretStr
     client_secret: SecretStr
     username: SecretStr
     password: SecretStr
+
+    def __init__(
+        self,
+        *,
+        client_id: str | SecretStr,
+        client_secret: str | SecretStr,
+        username: str | SecretStr,
+        password: str | SecretStr,
+    ) -> None:
+        given = {
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "username": username,
+            "password": password,
+        }
+        for name, value in given.items():
+            if not isinstance(value, str | SecretStr):
+                raise ValueError(f"{name}: expected a string")
+            secret = value if isinstance(value, SecretStr) else SecretStr(value)
+            object.__setattr__(self, name, secret)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("PimCredentials is frozen")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PimCredentials) and all(
+            getattr(self, f) == getattr(other, f) for f in self.FIELDS
+        )
+
+    def __hash__(self) -> int:
+        return hash(tuple(getattr(self, f) for f in self.FIELDS))
+
+    def __repr__(self) -> str:
+        return "PimCredentials(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in self.FIELDS) + ")"
+
+    def __iter__(self) -> Iterator[tuple[str, SecretStr]]:
+        """``(name, secret)`` pairs, as a pydantic model iterates."""
+        return iter([(f, getattr(self, f)) for f in self.FIELDS])
+
+    @classmethod
+    def model_validate(cls, data: Mapping[str, Any]) -> PimCredentials:
+        """From a mapping of the four fields (strings), as read from a Secret."""
+        missing = [f for f in cls.FIELDS if f not in data]
+        if missing:
+            raise ValueError(f"PIM credentials lack {', '.join(missing)}")
+        return cls(**{f: data[f] for f in cls.FIELDS})
 
     @classmethod
     def from_dir(cls, path: Path) -> PimCredentials:
@@ -115,7 +156,7 @@ class PimCredentials(BaseModel):
             values[field] = file.read_text().strip()
         if missing:
             raise ValueError(f"PIM credentials directory {path} lacks {', '.join(missing)}")
-        return cls.model_validate(values)
+        return cls(**values)
 
 
 class AkeneoApiError(Exception):
@@ -174,6 +215,32 @@ class ClientStats:
     max_in_flight: int = 0
 
 
+@dataclass(frozen=True)
+class _Request:
+    method: str
+    url: str  # a path on the PIM URL, or an absolute (same-origin) href; query encoded
+    headers: dict[str, str]
+    json: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """An HTTP answer, its body read whole (an Akeneo page is at most 100 items)."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
+    path: str
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body decoded; ``ValueError`` when it is not JSON."""
+        return json.loads(self.content)
+
+
 @dataclass
 class _Token:
     access: str
@@ -181,7 +248,7 @@ class _Token:
     expires_at: float  # monotonic
 
 
-def _retry_after(response: httpx.Response) -> float:
+def _retry_after(response: _Answer) -> float:
     raw = response.headers.get("Retry-After")
     if raw is None:
         return 1.0
@@ -207,7 +274,7 @@ def printable(text: str, limit: int = _MAX_MESSAGE) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "\u2026"
 
 
-def _error_message(response: httpx.Response) -> str:
+def _error_message(response: _Answer) -> str:
     """Akeneo's own message from a JSON error body; for any other body only its status,
     content type and length (an HTML error page or a hostile PIM's answer is not logged)."""
     try:
@@ -255,76 +322,27 @@ def _next_href(page: Any) -> str | None:
     return href if isinstance(href, str) else None
 
 
-def _decode(response: httpx.Response) -> Any:
+def _decode(response: _Answer) -> Any:
     try:
         return response.json()
     except ValueError:
         raise AkeneoApiError(
-            response.status_code, "answer is not JSON", path=response.url.path
+            response.status_code, "answer is not JSON", path=response.path
         ) from None
 
 
-class _GuardedBackend(httpcore.AsyncNetworkBackend):
-    """Connects only to addresses the platform's policy allows, re-checked at every
-    connection, and to the very address that was checked (no second DNS lookup to rebind).
-    TLS still verifies the PIM's host name: httpcore takes it from the request URL."""
+def _ssl_context(verify: bool | str | ssl.SSLContext) -> ssl.SSLContext | bool:
+    """``verify`` as aiohttp takes it: the given context or CA bundle, else the same trust
+    roots as before (certifi's bundle, which httpx used), or no verification (``False``)."""
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    if verify is False:
+        return False
+    if isinstance(verify, str):  # a CA bundle path
+        return ssl.create_default_context(cafile=verify)
+    import certifi
 
-    def __init__(self) -> None:
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.AsyncNetworkStream:
-        try:
-            addresses = await asyncio.wait_for(resolve_allowed("PIM", host, port), timeout)
-        except TimeoutError:
-            raise httpcore.ConnectTimeout("resolving the PIM host timed out") from None
-        failure: Exception | None = None
-        for _family, address in addresses:
-            try:
-                return await self._inner.connect_tcp(
-                    address, port, timeout, local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc
-        assert failure is not None
-        raise failure
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Any = None
-    ) -> httpcore.AsyncNetworkStream:
-        raise RefusedAddress("PIM", path)
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-def _transport(
-    verify: bool | ssl.SSLContext, limits: httpx.Limits, allow_private: bool
-) -> httpx.AsyncHTTPTransport:
-    """httpx's transport, its connection pool on ``_GuardedBackend`` unless private addresses
-    are allowed."""
-    if allow_private:
-        return httpx.AsyncHTTPTransport(verify=verify, limits=limits)
-    # one context for both: each loads the whole CA bundle (about 0.7 MB, bench/footprint.py)
-    context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify)
-    transport = httpx.AsyncHTTPTransport(verify=context, limits=limits)
-    pool = httpcore.AsyncConnectionPool(
-        ssl_context=context,
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        network_backend=_GuardedBackend(),
-    )
-    if not isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
-        raise RuntimeError("httpx changed its transport: the PIM address guard cannot be set")
-    transport._pool = pool
-    return transport
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 class AkeneoRestClient:
@@ -352,20 +370,34 @@ class AkeneoRestClient:
         self._limiter: CallLimiter = limiter or LocalLimiter(max_concurrency)
         self._token: _Token | None = None
         self._token_lock = asyncio.Lock()
-        if isinstance(verify, str):  # a CA bundle path
-            verify = ssl.create_default_context(cafile=verify)
-        limits = httpx.Limits(max_connections=max_concurrency + 1)
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            timeout=timeout,
-            transport=_transport(verify, limits, allow_private),
-            # No proxy (nor .netrc) from the environment: a proxy would connect in our stead
-            # and hide what the PIM's name resolves to (tests/security/test_address_ranges).
-            trust_env=allow_private,
-            follow_redirects=False,
-            headers={"Accept": "application/json"},
+        self._ssl = _ssl_context(verify)
+        self._limit = max_concurrency + 1
+        self._allow_private = allow_private
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=timeout, sock_connect=timeout, sock_read=timeout
         )
+        self._session: aiohttp.ClientSession | None = None
         self.stats = ClientStats()
+
+    @property
+    def _http(self) -> aiohttp.ClientSession:
+        """The connection pool, made at first use (aiohttp wants a running loop): every
+        connection on the address guard's resolver and socket checks unless private
+        addresses are allowed."""
+        if self._session is None:
+            if self._allow_private:
+                connector = aiohttp.TCPConnector(limit=self._limit, ssl=self._ssl)
+            else:
+                connector = guarded_connector("PIM", limit=self._limit, ssl=self._ssl)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._timeout,
+                # No proxy (nor .netrc) from the environment: a proxy would connect in our
+                # stead and hide what the PIM's name resolves to (tests/security).
+                trust_env=self._allow_private,
+                headers={"Accept": "application/json"},
+            )
+        return self._session
 
     async def __aenter__(self) -> AkeneoRestClient:
         return self
@@ -379,30 +411,48 @@ class AkeneoRestClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     # -- transport ------------------------------------------------------------------------
 
     def _backoff(self, attempt: int) -> float:
         return random.uniform(0, min(self._backoff_max, self._backoff_base * 2**attempt))
 
-    async def _send(self, request: httpx.Request) -> httpx.Response:
+    def _url(self, url: str) -> URL:
+        """Absolute, its query sent as encoded (``urlencode``'s ``+`` stays a space)."""
+        target = URL(url, encoded=True)
+        return target if target.is_absolute() else URL(self.base_url + url, encoded=True)
+
+    async def _exchange(self, request: _Request) -> _Answer:
+        async with self._http.request(
+            request.method,
+            self._url(request.url),
+            headers=request.headers,
+            json=request.json,
+            allow_redirects=False,
+        ) as resp:
+            return _Answer(resp.status, resp.headers, await resp.read(), resp.url.path)
+
+    async def _send(self, request: _Request) -> _Answer:
         """Send one request within the concurrency cap; retry what Akeneo says to retry."""
         attempt = 0
         throttled = 0
         failure = ""
-        path = request.url.path
+        path = self._url(request.url).path
         while True:
             async with self._limiter.slot():
                 self.stats.calls += 1
                 self.stats.in_flight += 1
                 self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
                 try:
-                    response = await self._http.send(request)
-                    await response.aread()
+                    response: _Answer | None = await self._exchange(request)
                 except RefusedAddress as exc:
                     raise AkeneoApiError(0, str(exc), path=path) from None
-                except (httpx.TimeoutException, httpx.TransportError) as exc:
+                except aiohttp.InvalidURL:  # a host aiohttp cannot parse (2130706433)
+                    host = self._url(request.url).raw_host or ""
+                    raise AkeneoApiError(0, str(RefusedAddress("PIM", host)), path=path) from None
+                except (TimeoutError, aiohttp.ClientError) as exc:
                     response = None
                     failure = f"{type(exc).__name__}"
                 finally:
@@ -430,17 +480,16 @@ class AkeneoRestClient:
 
     # -- authentication ---------------------------------------------------------------------
 
-    async def _token_call(self, body: dict[str, str]) -> httpx.Response:
+    async def _token_call(self, body: dict[str, str]) -> _Answer:
         self.stats.token_requests += 1
         pair = (
             f"{self._credentials.client_id.get_secret_value()}:"
             f"{self._credentials.client_secret.get_secret_value()}"
         )
-        request = self._http.build_request("POST", TOKEN_PATH, json=body)
-        request.headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-        return await self._send(request)
+        basic = "Basic " + base64.b64encode(pair.encode()).decode()
+        return await self._send(_Request("POST", TOKEN_PATH, {"Authorization": basic}, body))
 
-    def _store_token(self, response: httpx.Response) -> _Token:
+    def _store_token(self, response: _Answer) -> _Token:
         body = response.json()
         try:
             expires_in = float(body.get("expires_in", 3600))
@@ -503,36 +552,33 @@ class AkeneoRestClient:
     def _same_origin(self, url: str) -> None:
         """Refuse an absolute URL (a ``_links`` href) off the configured PIM's origin: it
         would be sent the access token. Akeneo's own samples link to demo.akeneo.com."""
-        target = httpx.URL(url)
-        if target.is_relative_url:
+        target = URL(url, encoded=True)
+        if not target.is_absolute():
             return
-        base = httpx.URL(self.base_url)
+        base = URL(self.base_url)
         if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
             raise AkeneoApiError(
                 0,
-                f"link to {printable(target.scheme, 10)}://{printable(target.host, 100)} is "
+                f"link to {printable(target.scheme, 10)}://{printable(target.host or '', 100)} is "
                 f"outside the configured PIM URL {base.scheme}://{base.host}; not followed",
                 path=printable(target.path, 100),
             )
 
-    async def _authorized(self, method: str, url: str) -> httpx.Response:
+    async def _authorized(self, method: str, url: str) -> _Answer:
         self._same_origin(url)
         access = await self._access_token()
         for _ in range(2):
-            request = self._http.build_request(method, url)
-            request.headers["Authorization"] = f"Bearer {access}"
+            request = _Request(method, url, {"Authorization": f"Bearer {access}"})
             response = await self._send(request)
             if response.status_code != 401:
                 return response
             access = await self._access_token(stale=access)
         return response
 
-    async def _get_ok(self, url: str) -> httpx.Response:
+    async def _get_ok(self, url: str) -> _Answer:
         response = await self._authorized("GET", url)
         if response.status_code >= 400:
-            raise AkeneoApiError(
-                response.status_code, _error_message(response), path=response.url.path
-            )
+            raise AkeneoApiError(response.status_code, _error_message(response), path=response.path)
         return response
 
     async def get_json(self, url: str) -> Any:
@@ -545,9 +591,7 @@ class AkeneoRestClient:
         if response.status_code == 404:
             return None
         if response.status_code >= 400:
-            raise AkeneoApiError(
-                response.status_code, _error_message(response), path=response.url.path
-            )
+            raise AkeneoApiError(response.status_code, _error_message(response), path=response.path)
         item = _decode(response)
         if not isinstance(item, dict):
             raise AkeneoApiError(response.status_code, "answer is not an object", path=path)
@@ -569,7 +613,7 @@ class AkeneoRestClient:
         """Yield each page's items, following ``_links.next.href`` (``search_after``)."""
         query = {"pagination_type": "search_after", "limit": str(MAX_LIMIT), **params}
         url: str | None = f"{path}?{urlencode(query)}"
-        ahead: asyncio.Task[httpx.Response] | None = None
+        ahead: asyncio.Task[_Answer] | None = None
         try:
             while url is not None:
                 response = await (ahead or self._get_ok(url))

@@ -39,8 +39,6 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
-
 from akeneo_connector.guard_state import BUDGET_SLOTS, BudgetSlot, budget_slot_key
 from akeneo_connector.kv_pipeline import PipelinedKV, Read, Write, WrongRevision
 from akeneo_pim.rest import CallSlotUnavailable
@@ -89,7 +87,7 @@ def _parse(value: bytes | None) -> BudgetSlot | None:
         return None
     try:
         return BudgetSlot.model_validate_json(value)
-    except ValidationError:
+    except ValueError:
         return None  # not ours: overwritten by the next compare-and-set
 
 

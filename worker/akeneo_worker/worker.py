@@ -22,7 +22,6 @@ from typing import Any
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
-from pydantic import ValidationError
 
 from akeneo_connector import dead_letters as dl
 from akeneo_connector.changes import Change, resource_updated
@@ -30,6 +29,7 @@ from akeneo_connector.guard_state import GUARD_RESET_HEADER, GuardEntry, WorkerS
 from akeneo_connector.kv_pipeline import PipelinedKV
 from akeneo_connector.names import ConnectionNames
 from akeneo_connector.normalized import NormalizedEvent, ResourceKind
+from akeneo_connector.records import RecordError
 from akeneo_connector.stopping import bounded
 from akeneo_connector.trim import trim_applied
 from akeneo_worker.consumer import consumer_config, ensure_consumer
@@ -292,7 +292,7 @@ class Worker:
                 self._reset_pending = True
             try:
                 event = NormalizedEvent.from_message(msg.data)
-            except (ValidationError, ValueError) as exc:
+            except ValueError as exc:  # RecordError, or not JSON
                 reason = f"malformed message: {_validation_summary(exc)}"
                 await self._dead_letter(msg, None, dl.CAUSE_MALFORMED, reason)
                 continue
@@ -661,10 +661,6 @@ async def _nak(msg: Any, delay: float) -> None:
 
 
 def _validation_summary(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        parts = [
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors()[:3]
-        ]
-        return "; ".join(parts)
+    if isinstance(exc, RecordError):  # field names and the rule broken: never a value
+        return str(exc)
     return type(exc).__name__

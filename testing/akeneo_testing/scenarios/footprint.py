@@ -9,11 +9,14 @@ Event Platform deliveries through the receiver over TLS, their hydration and the
 in the worker (the default sink), probes and a metrics scrape on each. Then the pipeline
 idles and each process's memory is read from ``/proc``: VmRSS, PSS and USS (private pages,
 ``smaps_rollup``), with a ``python -c 'import time; time.sleep(...)'`` started the same way
-as the baseline (what any Python process costs), and interpreters importing only each
-component's third-party libraries (the floor no trimming of its own imports goes below).
+as the baseline (what any Python process costs), an interpreter importing only the libraries
+every component runs on (``libraries-floor``: asyncio and ssl, aiohttp's server, nats-py,
+prometheus-client), and interpreters importing each component's third-party libraries.
 Targets: receiver at most 40 MB, worker at most 50 MB (checked against RSS and USS).
+The components run with ``PYTHONPROFILEIMPORTTIME=1``: every module they import (or try to),
+whenever, is in their log, and ``Line.modules`` (``tests/e2e/test_footprint.py`` checks it).
 
-    .venv/bin/python -m bench.footprint [--markdown]
+    .venv/bin/python -m bench.footprint [--write-docs] [--env NAME=VALUE ...]
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ import base64
 import contextlib
 import functools
 import os
-import platform
 import sqlite3
 import statistics
 import sys
@@ -57,14 +59,16 @@ NAMES = ConnectionNames("tenant-shop", "shop")
 # Reference processes, started like the components: a bare interpreter (the baseline), and
 # interpreters that only import the third-party libraries each component runs on: the floor
 # that no trimming of the components' own imports can go below.
+LIBRARIES_FLOOR = "import asyncio, ssl, aiohttp.web, nats.js, prometheus_client"
 RECEIVER_LIBRARIES = (
-    "import argparse, asyncio, ssl, uvloop, aiohttp.web, nats.js, prometheus_client, msgspec; "
-    "from pydantic import BaseModel"
+    f"{LIBRARIES_FLOOR}; import argparse, uvloop, msgspec; from pydantic import BaseModel"
 )
 REFERENCES = {
     "bare": "pass",
+    # what no component can go below: its HTTP server, NATS client, metrics and TLS
+    "libraries-floor": LIBRARIES_FLOOR,
     "receiver-libraries": RECEIVER_LIBRARIES,
-    "worker-libraries": f"{RECEIVER_LIBRARIES}; import httpx, sqlite3",
+    "worker-libraries": f"{LIBRARIES_FLOOR}; import argparse, uvloop, sqlite3",
 }
 IDLE_SECONDS = 5.0  # after the last event and scrape, before the first sample
 SAMPLES = 3  # one a second; the median is reported
@@ -84,6 +88,8 @@ class Line:
     component: str
     memory: Memory
     baseline: Memory
+    # every module the process imported, up to the sample (receiver and worker only)
+    modules: frozenset[str] = frozenset()
 
     @property
     def over_baseline(self) -> float:
@@ -192,14 +198,19 @@ async def drained(nats_url: str, timeout: float = 60) -> None:
         await asyncio.sleep(0.2)
 
 
-async def measure(root: Path, *, rounds: int = 3) -> list[Line]:
-    """Start everything under ``root``, warm, idle, sample: one line per process."""
+async def measure(
+    root: Path, *, rounds: int = 3, extra_env: dict[str, str] | None = None
+) -> list[Line]:
+    """Start everything under ``root``, warm, idle, sample: one line per process.
+
+    ``extra_env`` (``--env``) is added to every process's env: to try a runtime knob before
+    putting it in the pod spec."""
     (root / "nats").mkdir()
     nats_server = NatsServer(root / "nats").start()
     processes: list[ServerProcess] = []
     try:
         async with PimSimulator(products=50, product_models=5) as sim:
-            return await _measure(root, nats_server, sim, processes, rounds)
+            return await _measure(root, nats_server, sim, processes, rounds, extra_env or {})
     finally:
         for proc in reversed(processes):
             proc.stop(timeout=15)
@@ -212,6 +223,7 @@ async def _measure(
     sim: PimSimulator,
     processes: list[ServerProcess],
     rounds: int,
+    extra_env: dict[str, str],
 ) -> list[Line]:
     inp = build_input(sim.url)
     nc = await nats.connect(nats_server.url)
@@ -250,9 +262,13 @@ async def _measure(
     }  # fmt: skip
     for name, code in REFERENCES.items():  # same env as the worker's: only the code differs
         argv = [sys.executable, "-c", f"{code}; import time; time.sleep(3600)"]
-        processes.append(ServerProcess(name, argv, root).start(env=plans["worker"].env))
+        env = {**plans["worker"].env, **extra_env}
+        processes.append(ServerProcess(name, argv, root).start(env=env))
     for name, planned in plans.items():
-        processes.append(ServerProcess(name, planned.argv, root).start(env=planned.env))
+        # every import, whenever it happens, is written to the process's log: what it loaded
+        # at run time, not what a static reading of its modules suggests
+        env = {**planned.env, **extra_env, "PYTHONPROFILEIMPORTTIME": "1"}
+        processes.append(ServerProcess(name, planned.argv, root).start(env=env))
     receiver, worker = processes[-2], processes[-1]
     admin = f"http://127.0.0.1:{admin_port}"
     health = f"http://127.0.0.1:{worker_port}"
@@ -292,7 +308,21 @@ async def _measure(
         for proc in processes:
             samples[proc.name].append(memory(proc.pid))
     base = median(samples["bare"])
-    return [Line(p.name, median(samples[p.name]), base) for p in processes]
+    return [
+        Line(p.name, median(samples[p.name]), base, imported(p) if p.name in plans else frozenset())
+        for p in processes
+    ]
+
+
+def imported(proc: ServerProcess) -> frozenset[str]:
+    """The modules ``PYTHONPROFILEIMPORTTIME`` reported in the process's log so far."""
+    names = set()
+    for line in proc.log_path.read_text(errors="replace").splitlines():
+        if line.startswith("import time:") and "|" in line:
+            name = line.rsplit("|", 1)[1].strip()
+            if name != "imported package":  # the header line
+                names.add(name)
+    return frozenset(names)
 
 
 def verdict(lines: list[Line]) -> str:
@@ -306,29 +336,3 @@ def verdict(lines: list[Line]) -> str:
             state = "ok" if value <= ceiling else "MISSED"
             parts.append(f"{component} {label} {value:.1f} <= {ceiling:.0f} MB: {state}")
     return "targets: " + "; ".join(parts)
-
-
-def markdown(lines: list[Line], when: str) -> str:
-    rows = "\n".join(
-        f"| {ln.component} | {ln.memory.rss:.1f} | {ln.memory.pss:.1f} | {ln.memory.uss:.1f} | "
-        f"{ln.over_baseline:.1f} |"
-        for ln in lines
-    )
-    return (
-        "## Footprint per tenant\n\n"
-        f"`.venv/bin/python -m bench.footprint --markdown`, {when}, Python "
-        f"{platform.python_version()}, {os.cpu_count()} CPUs.\n\n"
-        "Receiver and worker run as the operator's pod specs say (command, env, Secret files; "
-        "defaults: sqlite sink, PIM credentials for hydration) against a real nats-server and "
-        "the PIM simulator, and are measured idle, after legacy and Event Platform deliveries, "
-        "their hydration and sqlite writes, probes and a metrics scrape: median of "
-        f"{SAMPLES} samples, MB = 2^20 bytes. `bare` is `python -c 'import time; ...'` "
-        "started the same way; the `-libraries` lines import only the third-party libraries "
-        "each component runs on (receiver: asyncio and ssl, uvloop, aiohttp, nats-py, "
-        "prometheus-client, msgspec, pydantic; worker: the same plus httpx and sqlite3). "
-        "RSS counts the shared libraries' pages (libpython, OpenSSL, pydantic-core, ...), "
-        "which every pod of the image shares on a node; USS is the memory only this process "
-        "holds: what one more tenant adds.\n\n"
-        "| process | RSS MB | PSS MB | USS MB | RSS minus bare Python MB |\n"
-        f"|---|---|---|---|---|\n{rows}\n\n{verdict(lines)}\n"
-    )
