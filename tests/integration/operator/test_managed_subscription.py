@@ -430,8 +430,9 @@ async def test_one_apply_events_flow_a_suspension_is_repaired_and_delete_cleans_
     own_nats: NatsServer,
 ) -> None:
     """The done-when flow: apply -> subscription to the receiver's URL, events delivered and
-    applied -> the queue stops: deliveries answered 503 until the platform suspends the
-    subscription on its success rate -> its notification, spooled by the receiver while the
+    applied -> the queue stops for longer than the receiver's event spool holds: deliveries
+    answered 503 once it is full, until the platform suspends the subscription on its
+    success rate -> its notification, spooled by the receiver while the
     queue is down, stored once it is back -> auto-resumed -> catch-up Jobs -> the sink equals
     the catalog, the outage's and the suspended window's edits included -> delete ->
     subscription deleted."""
@@ -458,8 +459,11 @@ async def test_one_apply_events_flow_a_suspension_is_repaired_and_delete_cleans_
                                         AKENEO_PORT=str(free_port())))  # fmt: skip
     port = free_port()
     receiver = pod_spec(await client.get("apps/v1", "Deployment", NS, "flow-receiver"))
+    # an event spool of 2: the outage below outlasts it (the default 5,000 would hold this
+    # test's few events, answered 200, and the platform would never suspend)
     pods.start("flow-receiver", pods.plan("flow-receiver", receiver, "receiver",
-                                          AKENEO_PORT=str(port)))  # fmt: skip
+                                          AKENEO_PORT=str(port),
+                                          AKENEO_EVENT_SPOOL_MAX_EVENTS="2"))  # fmt: skip
     db = pods.root / "flow-worker" / "data" / "catalog.db"
     await run_job(pods, initial, "initial-sync")
 
@@ -477,9 +481,9 @@ async def test_one_apply_events_flow_a_suspension_is_repaired_and_delete_cleans_
     await poll(synced, timeout=90, what="events applied")
     assert sub.stats.delivered > 0 and set(sub.stats.statuses) == {200}, sub.stats.as_dict()
 
-    # The queue stops: every delivery is answered 503 until the success rate over the
-    # platform's rolling window falls below 90% (20 attempts at least) and it suspends the
-    # subscription; its notification comes while the queue is still down.
+    # The queue stops: past the 2 the spool takes, every delivery is answered 503 until the
+    # success rate over the platform's rolling window falls below 90% (20 attempts at least)
+    # and it suspends the subscription; its notification comes while the queue is down.
     own_nats.kill()
     try:
         for change in [sim.edit_product() for _ in range(30)] + [sim.create_product()]:
