@@ -33,9 +33,9 @@ NOT_IMPORTED = {
     # its HTTP client is aiohttp's; hydration and sinks are the worker's
     "receiver": (*ANY_COMPONENT, "httpx", "httpcore", "sqlite3", "akeneo_worker"),
     # it reads the stream's messages, never a PIM delivery (the sink here: sqlite); its
-    # records are dataclasses (akeneo_connector.records), its PIM client runs on aiohttp
+    # records are msgspec Structs (akeneo_connector.records), its PIM client runs on aiohttp
     "worker": (
-        *ANY_COMPONENT, "pydantic", "pydantic_core", "httpx", "httpcore", "msgspec",
+        *ANY_COMPONENT, "pydantic", "pydantic_core", "httpx", "httpcore",
         "akeneo_receiver", "akeneo_pim.formats", "akeneo_pim.normalize",
         "akeneo_pim.passthrough", "akeneo_pim.notifications",
     ),
