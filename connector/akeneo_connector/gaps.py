@@ -17,15 +17,17 @@ twice (a retry, two replicas) is stored once within the stream's duplicate windo
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Annotated
 
+from msgspec import Meta
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from akeneo_connector.names import ConnectionNames
-from akeneo_connector.records import Record, meta
+from akeneo_connector.records import AwareDatetime, Record
 from akeneo_connector.stream_reader import read_messages
 
 DETAIL_MAX = 300
@@ -39,17 +41,16 @@ class GapSource(StrEnum):
     DEAD_LETTERS = "dead-letters"  # changes dead-lettered after maxDeliver tries
 
 
-@dataclass(frozen=True, kw_only=True)
-class GapRecord(Record):
-    """One window, as stored on ``<prefix>.gaps.<source>`` (JSON)."""
+class GapRecord(Record, frozen=True, kw_only=True, omit_defaults=True):
+    """One window, as stored on ``<prefix>.gaps.<source>`` (JSON; defaults left out)."""
 
     source: GapSource
-    start: datetime
-    end: datetime
+    start: AwareDatetime
+    end: AwareDatetime
     # The source's last stream sequence this record accounts for (notifications, dead
     # letters): where the next scan of that source starts.
     cursor: int | None = None
-    detail: str = field(default="", metadata=meta(max_length=DETAIL_MAX))
+    detail: Annotated[str, Meta(max_length=DETAIL_MAX)] = ""
 
     @property
     def msg_id(self) -> str:
@@ -60,9 +61,6 @@ class GapRecord(Record):
 
     def window(self) -> Window:
         return Window(self.start, max(self.start, self.end), frozenset({self.source.value}))
-
-    def to_bytes(self) -> bytes:
-        return self.model_dump_json(exclude_defaults=True).encode()
 
 
 @dataclass(frozen=True)

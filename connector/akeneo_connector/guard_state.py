@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from akeneo_connector.records import Record
+from akeneo_connector.records import AwareDatetime, Record
 from akeneo_connector.stream_reader import kv_latest
 
 MAX_VALUE_BYTES = 4096
@@ -77,18 +76,12 @@ def stats_key(replica: str) -> str:
     return f"{STATS_PREFIX}.{_b64(replica)}"
 
 
-class _State(Record):
-    def to_bytes(self) -> bytes:
-        return self.model_dump_json().encode()
-
-
 NEVER_APPLIED = datetime(1970, 1, 1, tzinfo=UTC)
 """Version of an entry that only holds a claim: no change of the resource was applied yet."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class GuardEntry(_State):
-    version: datetime
+class GuardEntry(Record, frozen=True, kw_only=True):
+    version: AwareDatetime
     deleted: bool = False
     digest: str | None = None  # sha256 of the applied resource JSON (tie detection)
     event_id: str | None = None
@@ -96,7 +89,7 @@ class GuardEntry(_State):
     # so two replicas never send two versions of one resource to the sink at once. Only for
     # sinks that cannot guard themselves (the webhook): the SQL sinks refuse older writes.
     claimed_by: str | None = None
-    claimed_until: datetime | None = None
+    claimed_until: AwareDatetime | None = None
 
     @property
     def applied(self) -> bool:
@@ -111,20 +104,17 @@ class GuardEntry(_State):
         )
 
 
-@dataclass(frozen=True, kw_only=True)
-class Watermark(_State):
-    updated_since: datetime
-    run_finished_at: datetime
+class Watermark(Record, frozen=True, kw_only=True):
+    updated_since: AwareDatetime
+    run_finished_at: AwareDatetime
 
 
-@dataclass(frozen=True, kw_only=True)
-class ReconcileLock(_State):
+class ReconcileLock(Record, frozen=True, kw_only=True):
     holder: str
-    expires_at: datetime
+    expires_at: AwareDatetime
 
 
-@dataclass(frozen=True, kw_only=True)
-class BudgetSlot(_State):
+class BudgetSlot(Record, frozen=True, kw_only=True):
     """One of the connection's PIM call slots: free, or held by ``holder`` until ``until``.
 
     ``ticket`` tells one holding from the next of the same process. ``next`` is a process
@@ -134,9 +124,9 @@ class BudgetSlot(_State):
 
     holder: str | None = None
     ticket: str | None = None
-    until: datetime | None = None
+    until: AwareDatetime | None = None
     next: str | None = None
-    next_until: datetime | None = None
+    next_until: AwareDatetime | None = None
 
     def held(self, now: datetime) -> bool:
         return self.holder is not None and self.until is not None and self.until > now
@@ -150,26 +140,23 @@ class BudgetSlot(_State):
         )
 
 
-@dataclass(frozen=True, kw_only=True)
-class LastRun(_State):
-    finished_at: datetime
+class LastRun(Record, frozen=True, kw_only=True):
+    finished_at: AwareDatetime
     full: bool = False
-    since: datetime | None = None  # --since of a catch-up run
+    since: AwareDatetime | None = None  # --since of a catch-up run
 
 
-@dataclass(frozen=True, kw_only=True)
-class CatchUpCursor(_State):
+class CatchUpCursor(Record, frozen=True, kw_only=True):
     through: int  # stream sequence of the newest gap record a catch-up repaired
-    at: datetime
+    at: AwareDatetime
 
 
-@dataclass(frozen=True, kw_only=True)
-class WorkerStats(_State):
+class WorkerStats(Record, frozen=True, kw_only=True):
     applied: int = 0
     skipped_outdated: int = 0
     skipped_duplicate: int = 0
     dead_lettered: int = 0
-    updated_at: datetime
+    updated_at: AwareDatetime
 
 
 async def never_synced(kv: KeyValue, kinds: Iterable[str]) -> bool:

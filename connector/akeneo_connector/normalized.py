@@ -8,12 +8,13 @@ JSON of this model (``to_message`` / ``from_message``); the JetStream message id
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
-from akeneo_connector.records import Record, meta
+from msgspec import Meta
+
+from akeneo_connector.records import AwareDatetime, Record
 
 
 class SourceFormat(StrEnum):
@@ -38,29 +39,30 @@ class Action(StrEnum):
     DELETE = "delete"  # removed / deleted
 
 
-@dataclass(frozen=True, kw_only=True)
-class NormalizedEvent(Record):
-    FORBID_EXTRA = True
+class NormalizedEvent(
+    Record, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
+    """Omitted defaults: the fields that are None are left out of the message."""
 
     connection: str  # namespace/name of the AkeneoConnection
     source: SourceFormat
-    event_id: str = field(metadata=meta(min_length=1, max_length=200))
+    event_id: Annotated[str, Meta(min_length=1, max_length=200)]
     action: Action
     kind: ResourceKind
     # guard key: product uuid (else identifier); code of the other kinds
-    key: str = field(metadata=meta(min_length=1))
+    key: Annotated[str, Meta(min_length=1)]
     # data.resource.updated when present, else event_datetime / CloudEvents time (aware)
-    version: datetime
+    version: AwareDatetime
     author: str | None = None
     resource: dict[str, Any] | None = None  # full REST representation; None: to hydrate
-    received_at: datetime | None = None
+    received_at: AwareDatetime | None = None
 
     @property
     def needs_hydration(self) -> bool:
         return self.action is Action.UPSERT and self.resource is None
 
     def to_message(self) -> bytes:
-        return self.model_dump_json(exclude_none=True).encode()
+        return self.to_bytes()
 
     def to_event_message(self) -> EventMessage:
         return EventMessage(self.kind, self.event_id, self.to_message())

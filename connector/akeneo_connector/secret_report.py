@@ -16,15 +16,20 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Annotated
 
-from akeneo_connector.records import Record, meta
+import msgspec
+
+from akeneo_connector.records import AwareDatetime, Record
 
 REPORT_PREFIX = "receiver.secrets"
 REPORT_EVERY = 30.0  # seconds; also at once on every change
 FINGERPRINT_HEX = 12
 MAX_FINGERPRINTS = 8  # per file: rotation needs two; a hostile file must stay small here
+
+
+Fingerprints = Annotated[tuple[str, ...], msgspec.Meta(max_length=MAX_FINGERPRINTS)]
 
 
 def fingerprint(secret: str) -> str:
@@ -42,20 +47,14 @@ def report_key(pod: str) -> str:
     return f"{REPORT_PREFIX}.{encoded}"
 
 
-@dataclass(frozen=True, kw_only=True)
-class SecretReport(Record):
+class SecretReport(Record, frozen=True, kw_only=True):
     """One receiver pod's loaded secrets, by fingerprint (``eventPlatform`` = the
     ``eventPlatformSecrets`` file, ``notification`` = ``eventPlatformNotificationSecret``)."""
 
-    pod: str = field(metadata=meta(max_length=253))
-    at: datetime
-    event_platform: tuple[str, ...] = field(
-        default=(), metadata=meta(alias="eventPlatform", max_length=MAX_FINGERPRINTS)
-    )
-    notification: tuple[str, ...] = field(default=(), metadata=meta(max_length=MAX_FINGERPRINTS))
-
-    def to_bytes(self) -> bytes:
-        return self.model_dump_json(by_alias=True).encode()
+    pod: Annotated[str, msgspec.Meta(max_length=253)]
+    at: AwareDatetime
+    event_platform: Fingerprints = msgspec.field(default=(), name="eventPlatform")
+    notification: Fingerprints = ()
 
 
 def report(

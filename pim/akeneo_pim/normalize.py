@@ -110,17 +110,19 @@ def normalize_legacy(
         want = "code" if event.is_product_model else "uuid or identifier"
         raise EventError(f"data.resource: missing {want}")
     removed = event.action.endswith(".removed")
-    return NormalizedEvent(
-        connection=connection,
-        source=SourceFormat.EVENTS_API,
-        event_id=event.event_id,
-        action=Action.DELETE if removed else Action.UPSERT,
-        kind=kind,
-        key=key,
-        version=ref.updated or event.event_datetime,
-        author=event.author,
-        resource=None if removed else resource,
-        received_at=received_at,
+    return NormalizedEvent.model_validate(  # checked: the values come from the wire
+        {
+            "connection": connection,
+            "source": SourceFormat.EVENTS_API,
+            "event_id": event.event_id,
+            "action": Action.DELETE if removed else Action.UPSERT,
+            "kind": kind,
+            "key": key,
+            "version": ref.updated or event.event_datetime,
+            "author": event.author,
+            "resource": None if removed else resource,
+            "received_at": received_at,
+        }
     )
 
 
@@ -239,17 +241,19 @@ def normalize_cloud_event(
             version = own
     author = data.get("author")
     identifier = author.get("identifier") if isinstance(author, dict) else None
-    return NormalizedEvent(
-        connection=connection,
-        source=SourceFormat.EVENT_PLATFORM,
-        event_id=event.id,
-        action=handled.action,
-        kind=handled.kind,
-        key=key,
-        version=version,
-        author=identifier if isinstance(identifier, str) else None,
-        resource=None,  # Event Platform data is light: the worker hydrates
-        received_at=received_at,
+    return NormalizedEvent.model_validate(  # checked: the values come from the wire
+        {
+            "connection": connection,
+            "source": SourceFormat.EVENT_PLATFORM,
+            "event_id": event.id,
+            "action": handled.action,
+            "kind": handled.kind,
+            "key": key,
+            "version": version,
+            "author": identifier if isinstance(identifier, str) else None,
+            "resource": None,  # Event Platform data is light: the worker hydrates
+            "received_at": received_at,
+        }
     )
 
 

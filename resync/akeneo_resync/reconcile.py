@@ -193,17 +193,19 @@ def upsert_event(
     resource = {k: v for k, v in item.items() if k != "_links"}
     key = str(resource[spec.key_field])
     version = parse_updated(resource.get("updated"))
-    return NormalizedEvent(
-        connection=connection,
-        source=SourceFormat.RECONCILE,
-        event_id=event_id(spec.kind, key, version),
-        action=Action.UPSERT,
-        kind=spec.kind,
-        key=key,
-        version=version,
-        author=RECONCILE_AUTHOR,
-        resource=resource,
-        received_at=now,
+    return NormalizedEvent.model_validate(  # checked: key and resource are the PIM's
+        {
+            "connection": connection,
+            "source": SourceFormat.RECONCILE,
+            "event_id": event_id(spec.kind, key, version),
+            "action": Action.UPSERT,
+            "kind": spec.kind,
+            "key": key,
+            "version": version,
+            "author": RECONCILE_AUTHOR,
+            "resource": resource,
+            "received_at": now,
+        }
     )
 
 

@@ -62,16 +62,18 @@ def removal_event(
 ) -> NormalizedEvent:
     """A removal newer than what the guard applied (the PIM gives no removal time)."""
     version = max(started, entry.version + _TICK)
-    return NormalizedEvent(
-        connection=connection,
-        source=SourceFormat.RECONCILE,
-        event_id=event_id(kind, key, entry.version, removed=True),
-        action=Action.DELETE,
-        kind=kind,
-        key=key,
-        version=version,
-        author=RECONCILE_AUTHOR,
-        received_at=started,
+    return NormalizedEvent.model_validate(  # checked: key and resource are the PIM's
+        {
+            "connection": connection,
+            "source": SourceFormat.RECONCILE,
+            "event_id": event_id(kind, key, entry.version, removed=True),
+            "action": Action.DELETE,
+            "kind": kind,
+            "key": key,
+            "version": version,
+            "author": RECONCILE_AUTHOR,
+            "received_at": started,
+        }
     )
 
 
@@ -108,15 +110,17 @@ def structure_upsert(
     code = key if key is not None else str(resource["code"])
     digest = resource_digest(resource) or ""
     version = structure_version(resource_updated(resource), digest, stored, started)
-    return NormalizedEvent(
-        connection=connection,
-        source=SourceFormat.RECONCILE,
-        event_id=structure_event_id(kind, code, version, digest),
-        action=Action.UPSERT,
-        kind=kind,
-        key=code,
-        version=version,
-        author=RECONCILE_AUTHOR,
-        resource=resource,
-        received_at=started,
+    return NormalizedEvent.model_validate(  # checked: key and resource are the PIM's
+        {
+            "connection": connection,
+            "source": SourceFormat.RECONCILE,
+            "event_id": structure_event_id(kind, code, version, digest),
+            "action": Action.UPSERT,
+            "kind": kind,
+            "key": code,
+            "version": version,
+            "author": RECONCILE_AUTHOR,
+            "resource": resource,
+            "received_at": started,
+        }
     )

@@ -68,7 +68,7 @@ REFERENCES = {
     # what no component can go below: its HTTP server, NATS client, metrics and TLS
     "libraries-floor": LIBRARIES_FLOOR,
     "receiver-libraries": RECEIVER_LIBRARIES,
-    "worker-libraries": f"{LIBRARIES_FLOOR}; import argparse, uvloop, sqlite3",
+    "worker-libraries": f"{LIBRARIES_FLOOR}; import argparse, uvloop, msgspec, sqlite3",
 }
 IDLE_SECONDS = 5.0  # after the last event and scrape, before the first sample
 SAMPLES = 3  # one a second; the median is reported
