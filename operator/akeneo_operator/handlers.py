@@ -12,8 +12,9 @@ import kopf
 import nats.errors
 from aiohttp import web
 
-from akeneo_connector.spec import GROUP, PLURAL, VERSION
+from akeneo_connector.spec import GROUP, KIND, PLURAL, VERSION
 from akeneo_operator.health import OperatorMetrics, start_server
+from akeneo_operator.kopfstore import LeanDiffBaseStorage
 from akeneo_operator.kubeclient import Credentials, KubeClient, credentials_from
 from akeneo_operator.meta import FINALIZER, Manifest, adopt, managed_selector
 from akeneo_operator.reconciler import Reconciler
@@ -222,6 +223,7 @@ def configure_kopf(settings: kopf.OperatorSettings, ops: OperatorSettings) -> No
     ``server_timeout``, and a watch that stalls silently (a dead proxy or connection) is
     dropped and reconnected after ``client_timeout``, so no change goes unseen for long."""
     settings.persistence.finalizer = FINALIZER
+    settings.persistence.diffbase_storage = LeanDiffBaseStorage({KIND})
     settings.watching.server_timeout = ops.watch_server_timeout
     settings.watching.client_timeout = ops.watch_client_timeout
     settings.watching.connect_timeout = 10
