@@ -532,6 +532,20 @@ def build_children(inp: BuildInput) -> list[Manifest]:
     return [with_hash(m) for m in manifests]
 
 
+# Kinds whose objects make pods or point at what does: written after the rest of a
+# connection's children (a pod of a Deployment created before its ServiceAccount is refused,
+# and the ReplicaSet controller backs off before it tries again).
+SECOND_WAVE_KINDS = frozenset({"Deployment", "CronJob", "Job", "HorizontalPodAutoscaler"})
+
+
+def apply_waves(manifests: list[Manifest]) -> list[list[Manifest]]:
+    """The children in the order they can be written: what the pods need first, then what
+    makes pods; the manifests of one wave are independent and can be written at once."""
+    first = [m for m in manifests if m["kind"] not in SECOND_WAVE_KINDS]
+    second = [m for m in manifests if m["kind"] in SECOND_WAVE_KINDS]
+    return [wave for wave in (first, second) if wave]
+
+
 def possible_children(name: str) -> list[ChildRef]:
     """Every child a connection may have (optional ones included), for pruning."""
     n = child_names(name)

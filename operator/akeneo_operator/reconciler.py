@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from itertools import pairwise
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from croniter import croniter
 from pydantic import ValidationError
@@ -30,6 +30,7 @@ from akeneo_operator.certs import utcnow
 from akeneo_operator.children import (
     SCALED_OBJECT_API,
     ChildRef,
+    apply_waves,
     build_children,
     child_names,
     endpoint,
@@ -95,6 +96,7 @@ from akeneo_operator.tls import TLSOutcome, ensure_tls, secret_data
 from akeneo_operator.trust import publicly_trusted
 
 Key = tuple[str, str]
+T = TypeVar("T")
 CHILD_CONFLICT = "ChildNameConflict"
 # Full reconciles in flight at once. Each holds its built manifests and the live children it
 # read (~150 KB); at 200 connections after a restart, unbounded, that alone was ~30 MB. The
@@ -485,10 +487,11 @@ class Reconciler:
         """Every possible child as it is now; ``ChildConflict`` when one the spec needs is
         held by an object without this connection's owner uid."""
         namespace = inp.names.namespace
-        live = {
-            ref: await self.client.get(ref.api_version, ref.kind, namespace, ref.name)
-            for ref in possible_children(inp.names.name)
-        }
+        refs = possible_children(inp.names.name)
+        found = await gather_in_order(
+            [self.client.get(ref.api_version, ref.kind, namespace, ref.name) for ref in refs]
+        )
+        live = dict(zip(refs, found, strict=True))
         for manifest in build_children(inp):
             ref = ref_of(manifest)
             obj = live.get(ref)
@@ -502,13 +505,17 @@ class Reconciler:
         desired = {ref_of(m): self.adopt(m, st.body) for m in build_children(inp)}
         st.desired = {ref: pack(m) for ref, m in desired.items()}
         namespace = inp.names.namespace
-        for ref, manifest in desired.items():
-            outcome, written = await ensure_child(self.client, manifest, live.get(ref))
-            st.fresh(ref, written)
-            if outcome is not Outcome.UNCHANGED:
-                self.log.info("%s %s/%s %s", outcome.value, ref.kind, namespace, ref.name)
-            if ref.kind == "Deployment":
-                self._observe_deployment(st, written)
+        for wave in apply_waves(list(desired.values())):
+            refs = [ref_of(m) for m in wave]
+            results = await gather_in_order(
+                [ensure_child(self.client, m, live.get(ref_of(m))) for m in wave]
+            )
+            for ref, (outcome, written) in zip(refs, results, strict=True):
+                st.fresh(ref, written)
+                if outcome is not Outcome.UNCHANGED:
+                    self.log.info("%s %s/%s %s", outcome.value, ref.kind, namespace, ref.name)
+                if ref.kind == "Deployment":
+                    self._observe_deployment(st, written)
         for ref, obj in live.items():  # only what carries our owner uid
             if ref in desired or obj is None:
                 continue
@@ -935,6 +942,17 @@ class Reconciler:
             self.emit(st.body, event_type, reason, message[:1000])
         except Exception:  # events are best effort
             self.log.debug("event %s not posted", reason, exc_info=True)
+
+
+async def gather_in_order(calls: list[Awaitable[T]]) -> list[T]:
+    """Await independent API calls at once (a reconcile waits for one round trip, not one
+    per child); every call runs to its end, then the first failure in ``calls`` order is
+    raised as itself, as the calls one after another would have raised it."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return cast(list[T], results)
 
 
 @lru_cache(maxsize=256)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from akeneo_operator.children import (
+    apply_waves,
     build_children,
     endpoint,
     possible_children,
@@ -402,3 +403,19 @@ def test_settings_change_image_nats_and_resources():
 def test_ref_of():
     m = build_children(make_input())[0]
     assert ref_of(m).kind == m["kind"]
+
+
+def test_children_are_written_in_two_waves_pods_last():
+    """What a pod needs (its ServiceAccount, Service, policies) is written before what makes
+    pods: a Deployment's pod created before its ServiceAccount is refused."""
+    spec = copy.deepcopy(BASE_SPEC)
+    spec["receiver"] = {**spec["receiver"], "autoscaling": {"minReplicas": 2, "maxReplicas": 6}}
+    children = build_children(make_input(spec))
+    waves = apply_waves(children)
+    assert [sorted({m["kind"] for m in wave}) for wave in waves] == [
+        ["NetworkPolicy", "PodDisruptionBudget", "Service", "ServiceAccount"],
+        ["CronJob", "Deployment", "HorizontalPodAutoscaler"],
+    ]
+    written = [ref_of(m) for wave in waves for m in wave]
+    assert len(written) == len(children) and set(written) == set(map(ref_of, children))
+    assert apply_waves([]) == []
