@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any, TypeVar
 
-import nats
 from nats.aio.client import Client
 
 from akeneo_connector import creds_watch, logs
@@ -37,8 +36,9 @@ def settings_of(cls: type[S], args: argparse.Namespace, **fixed: Any) -> S:
         raise SystemExit(2) from None
 
 
-async def connect(settings: CommonSettings, name: str, **overrides: Any) -> Client:
-    """Connect with the common settings; ``overrides`` adjust nats.connect (e.g. reconnects)."""
+def connect_options(settings: CommonSettings, name: str, **overrides: Any) -> dict[str, Any]:
+    """``nats.connect`` options from the common settings; ``overrides`` adjust them (e.g.
+    reconnects, callbacks)."""
     options: dict[str, Any] = {
         **failover_options(settings.nats_url),  # every server: a dead one is left at once
         "name": f"akeneo-{name} {settings.names.ref}",
@@ -51,9 +51,18 @@ async def connect(settings: CommonSettings, name: str, **overrides: Any) -> Clie
         options["password"] = read_secret(settings.nats_password_file)
     if settings.nats_creds_file:
         options["user_credentials"] = str(settings.nats_creds_file)
-    nc = await nats.connect(**options)
+    return options
+
+
+async def connect(
+    settings: CommonSettings, name: str, *, client: Client | None = None, **overrides: Any
+) -> Client:
+    """Connect (``client``: a ``Client`` subclass to use, e.g. the receiver's) and, with a
+    creds file, watch it so renewed JWTs are picked up in time."""
+    nc = client if client is not None else Client()
+    await nc.connect(**connect_options(settings, name, **overrides))
     if settings.nats_creds_file:
-        creds_watch.start(nc, settings.nats_creds_file)  # renewed JWTs are picked up in time
+        creds_watch.start(nc, settings.nats_creds_file)
     return nc
 
 

@@ -22,9 +22,7 @@ from nats.js import JetStreamContext
 from nats.js.api import Header
 from nats.js.errors import NotFoundError
 
-from akeneo_connector import creds_watch
-from akeneo_connector.nats_auth import inbox_prefix
-from akeneo_connector.nats_servers import failover_options
+from akeneo_connector.nats_connect import connect
 from akeneo_connector.normalized import EventMessage, ResourceKind
 from akeneo_connector.stopping import close_nats
 from akeneo_receiver.config import ReceiverConfig
@@ -263,13 +261,6 @@ def _expire(done: asyncio.Future[None]) -> None:
         done.set_exception(TimeoutError())
 
 
-async def _connect(options: dict[str, Any]) -> NATS:
-    """``nats.connect``, with the client that takes plain acks directly."""
-    nc = AckClient()
-    await nc.connect(**options)
-    return nc
-
-
 class EventPublisher:
     """Owns the NATS connection; connects in the background so HTTP starts at once."""
 
@@ -290,25 +281,6 @@ class EventPublisher:
     def connected(self) -> bool:
         return self.nc is not None and self.nc.is_connected
 
-    def _connect_options(self) -> dict[str, Any]:
-        cfg = self.config
-        options: dict[str, Any] = {
-            **failover_options(cfg.nats_url),  # every server: a dead one is left at once
-            "name": f"akeneo-receiver {cfg.connection}",
-            "inbox_prefix": inbox_prefix(cfg.names),  # replies readable by this tenant only
-            "connect_timeout": CONNECT_TIMEOUT,
-            "disconnected_cb": self._on_disconnected,
-            "reconnected_cb": self._on_reconnected,
-            "error_cb": self._on_error,
-        }
-        if cfg.nats_user:
-            options["user"] = cfg.nats_user
-        if cfg.nats_password_file is not None:
-            options["password"] = cfg.nats_password_file.read_text().strip()
-        if cfg.nats_creds_file is not None:
-            options["user_credentials"] = str(cfg.nats_creds_file)
-        return options
-
     async def _on_disconnected(self) -> None:
         # Acks for what went to the lost server will never come: answer 503 now rather than
         # at the end of the budget (4 s for the Event Platform), and let the PIM retry.
@@ -326,14 +298,20 @@ class EventPublisher:
         delay = RECONNECT_WAIT
         while True:
             try:
-                self.nc = await _connect(self._connect_options())
+                self.nc = await connect(
+                    self.config,
+                    "receiver",
+                    client=AckClient(),  # takes the plain acks directly
+                    connect_timeout=CONNECT_TIMEOUT,
+                    disconnected_cb=self._on_disconnected,
+                    reconnected_cb=self._on_reconnected,
+                    error_cb=self._on_error,
+                )
                 break
             except Exception as exc:  # any failure: keep serving 503s and retry
                 log.warning("NATS not reachable yet", extra={"error": exc.__class__.__name__})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        if self.config.nats_creds_file is not None:
-            creds_watch.start(self.nc, self.config.nats_creds_file)  # renewed JWTs in time
         self.js = self.nc.jetstream(timeout=API_TIMEOUT)
         self.acks = await AckPipeline.start(self.nc, self.stream)
         log.info("NATS connected")

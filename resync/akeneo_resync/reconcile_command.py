@@ -21,6 +21,7 @@ import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import nats
 from nats.aio.client import Client
@@ -97,7 +98,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 async def _connect(settings: ReconcileJobSettings) -> Client:
     """Fail fast: a job that cannot reach NATS exits non-zero instead of waiting forever."""
-    job_options = {"connect_timeout": 5, "max_reconnect_attempts": 3, "allow_reconnect": True}
+    job_options: dict[str, Any] = {
+        "connect_timeout": 5,
+        "max_reconnect_attempts": 3,
+        "allow_reconnect": True,
+    }
     return await asyncio.wait_for(connect(settings, "reconcile", **job_options), timeout=30)
 
 
