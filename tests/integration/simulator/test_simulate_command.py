@@ -38,10 +38,13 @@ async def test_legacy_traffic_over_tls_is_accepted(tmp_path: Path) -> None:
         code, out, err = await _simulate(
             "--target", url, "--secret-file", str(secret), "--ca-file", str(pki.ca_file),
             "--rate", "40", "--duration", "2",
+            # what is checked is that TLS legacy traffic is accepted; the PIM's 0.5 s deadline
+            # (the default) is a benchmark's figure, which a stall of the loaded CI can miss
+            "--timeout", "2",
         )  # fmt: skip
     finally:
         await runner.cleanup()
-    assert code == 0, err
+    assert code == 0, (out, err)
     assert "test request: 200" in out
     report = _report(out)
     assert report["events"] == 80
