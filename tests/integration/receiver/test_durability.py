@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -20,6 +22,25 @@ from tests.integration.receiver.conftest import EVENTS_API_SECRET, poll, write_f
 
 CONNECTION = "tenant-durable/acme"
 STREAM = "AKENEO_tenant-durable__acme"
+
+
+@contextlib.asynccontextmanager
+async def ready_session(
+    ca: CertificateAuthority, admin_port: int, *, total: float
+) -> AsyncIterator[aiohttp.ClientSession]:
+    """A TLS client session (``total`` s per request) to a receiver subprocess, opened once
+    its ``/readyz`` answers 200."""
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=ca.client_context()),
+        timeout=aiohttp.ClientTimeout(total=total),
+    ) as http:
+
+        async def ready() -> bool:
+            async with http.get(f"http://127.0.0.1:{admin_port}/readyz") as resp:
+                return resp.status == 200
+
+        await poll(ready, timeout=30, what="receiver subprocess ready")
+        yield http
 
 
 def receiver_process(
@@ -63,17 +84,7 @@ async def test_no_event_lost_after_200(
     acked: list[str] = []
     answers: dict[int, int] = {}
     try:
-        async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=ca.client_context()),
-            timeout=aiohttp.ClientTimeout(total=5),
-        ) as http:
-
-            async def ready() -> bool:
-                async with http.get(f"http://127.0.0.1:{admin_port}/readyz") as resp:
-                    return resp.status == 200
-
-            await poll(ready, timeout=30, what="receiver subprocess ready")
-
+        async with ready_session(ca, admin_port, total=5) as http:
             bad = legacy_batch(1)
             async with http.post(
                 url + "/events", data=bad, headers=events_api_headers("wrong", bad)

@@ -15,7 +15,6 @@ import logging
 import time
 from pathlib import Path
 
-import aiohttp
 import pytest
 from nats import connect as nats_connect
 
@@ -33,7 +32,11 @@ from tests.integration.receiver.conftest import (
     poll,
     write_files,
 )
-from tests.integration.receiver.test_durability import CONNECTION, receiver_process
+from tests.integration.receiver.test_durability import (
+    CONNECTION,
+    ready_session,
+    receiver_process,
+)
 from tests.integration.receiver.test_event_platform import as_sent, metric
 from tests.unit.pim_formats.cloud_events import handled_event
 
@@ -142,16 +145,7 @@ async def test_events_spooled_by_a_killed_receiver_are_stored_by_the_next(
     proc = receiver_process(tmp_path, own_nats.url, port, admin_port, env)
     url = f"https://localhost:{port}/events"
     try:
-        async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=ca.client_context()),
-            timeout=aiohttp.ClientTimeout(total=10),
-        ) as http:
-
-            async def ready() -> bool:
-                async with http.get(f"http://127.0.0.1:{admin_port}/readyz") as resp:
-                    return resp.status == 200
-
-            await poll(ready, timeout=30, what="receiver subprocess ready")
+        async with ready_session(ca, admin_port, total=10) as http:
             own_nats.kill()
             for prefix in ("one", "two"):
                 body, headers = legacy(3, prefix)
@@ -194,16 +188,7 @@ async def test_a_stopping_receiver_stores_its_spool_before_it_exits(
     env = {"AKENEO_EVENT_SPOOL_FILE": str(spool)}
     proc = receiver_process(tmp_path, own_nats.url, port, admin_port, env)
     try:
-        async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=ca.client_context()),
-            timeout=aiohttp.ClientTimeout(total=10),
-        ) as http:
-
-            async def ready() -> bool:
-                async with http.get(f"http://127.0.0.1:{admin_port}/readyz") as resp:
-                    return resp.status == 200
-
-            await poll(ready, timeout=30, what="receiver subprocess ready")
+        async with ready_session(ca, admin_port, total=10) as http:
             own_nats.kill()
             body, headers = legacy(3, "stopping")
             async with http.post(

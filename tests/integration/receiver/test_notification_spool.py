@@ -17,7 +17,6 @@ import hashlib
 import logging
 from pathlib import Path
 
-import aiohttp
 import pytest
 from nats import connect as nats_connect
 from prometheus_client.parser import text_string_to_metric_families
@@ -37,7 +36,11 @@ from tests.integration.receiver.conftest import (
     poll,
     write_files,
 )
-from tests.integration.receiver.test_durability import CONNECTION, receiver_process
+from tests.integration.receiver.test_durability import (
+    CONNECTION,
+    ready_session,
+    receiver_process,
+)
 from tests.integration.receiver.test_notifications import notification, post
 from tests.unit.pim_formats.test_notifications import DOC_SAMPLE
 
@@ -139,16 +142,7 @@ async def test_a_notification_spooled_by_a_killed_receiver_is_stored_by_the_next
     proc = receiver_process(tmp_path, own_nats.url, port, admin_port, env)
     url = f"https://localhost:{port}{NOTIFICATIONS_PATH}"
     try:
-        async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=ca.client_context()),
-            timeout=aiohttp.ClientTimeout(total=10),
-        ) as http:
-
-            async def ready() -> bool:
-                async with http.get(f"http://127.0.0.1:{admin_port}/readyz") as resp:
-                    return resp.status == 200
-
-            await poll(ready, timeout=30, what="receiver subprocess ready")
+        async with ready_session(ca, admin_port, total=10) as http:
             own_nats.kill()
             headers = notification_headers(NOTIFICATION_SECRET, DOC_SAMPLE)
             async with http.post(url, data=DOC_SAMPLE, headers=headers) as resp:
