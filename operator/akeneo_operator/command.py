@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import sys
+from typing import Any, cast
 
 from pydantic import ValidationError
 
@@ -69,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         standalone=ops.standalone,
         priority=ops.priority,
         peering_name=None if ops.standalone else ops.peering_name,
+        identity=cast(Any, runtime.identity),  # kopf's Identity is a NewType of str
         clusterwide=not ops.namespaces,
         namespaces=list(ops.namespaces),
     )

@@ -3,8 +3,14 @@ hands the body to the ``Reconciler`` and lets kopf do the watching, peering and 
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import getpass
 import logging
+import os
+import secrets
+import socket
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,12 +22,17 @@ from akeneo_connector.spec import GROUP, KIND, PLURAL, VERSION
 from akeneo_operator.health import OperatorMetrics, start_server
 from akeneo_operator.kopfstore import LeanDiffBaseStorage
 from akeneo_operator.kubeclient import Credentials, KubeClient, credentials_from
+from akeneo_operator.maintenance import (
+    PEERING_API_VERSION,
+    MaintenanceLoop,
+    PeeringGate,
+    Schedule,
+)
 from akeneo_operator.meta import FINALIZER, Manifest, adopt, managed_selector
 from akeneo_operator.reconciler import Reconciler
 from akeneo_operator.repairs import ANNOTATIONS
 from akeneo_operator.settings import MANAGED_BY, OperatorSettings
 from akeneo_operator.streams import NatsLink
-from akeneo_operator.timing import first_delay, jittered
 from akeneo_pim.event_platform_api import EventPlatformError
 
 # Unexpected errors: a few quick retries by kopf, then the maintenance loop retries at its
@@ -59,6 +70,9 @@ POSTING_WORKER_LIMIT = 16
 class Runtime:
     settings: OperatorSettings
     reconciler: Reconciler | None = None
+    identity: str = field(default_factory=lambda: own_identity())  # this replica's, for peering
+    maintenance: MaintenanceLoop | None = None
+    maintenance_task: asyncio.Task[None] | None = None
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
     server: web.AppRunner | None = None
 
@@ -120,6 +134,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     )
     rt.reconciler = Reconciler(ops, client, NatsLink(ops), adopt=adopt, emit=_emit, logger=log)
     rt.metrics.per_connection.source = rt.reconciler.samples
+    rt.maintenance = maintenance_loop(rt, client)
+    rt.maintenance_task = asyncio.create_task(rt.maintenance.run(), name="maintenance")
     if ops.port:
         rt.server = await start_server(
             ops.port, rt.metrics, lambda: rt.reconciler is not None, lambda: _refresh(rt)
@@ -132,8 +148,43 @@ def _refresh(rt: Runtime) -> None:
         rt.metrics.api_calls.set(rt.reconciler.client.calls)
 
 
+def own_identity() -> str:
+    """This replica's name among kopf's peers, as kopf makes it (``POD_ID``, else user, host,
+    start time and a random tail); given to kopf so the maintenance loop knows itself."""
+    pod = os.environ.get("POD_ID")
+    if pod:
+        return pod
+    started = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+    return f"{getpass.getuser()}@{socket.gethostname()}/{started}/{secrets.token_hex(2)}"
+
+
+def maintenance_loop(rt: Runtime, client: KubeClient) -> MaintenanceLoop:
+    """The one loop ticking every connection (``Reconciler.maintain``), paused with kopf."""
+    ops = rt.settings
+
+    async def read_peering(name: str, namespace: str | None) -> Manifest | None:
+        kind = "KopfPeering" if namespace else "ClusterKopfPeering"
+        return await client.get(PEERING_API_VERSION, kind, namespace or "", name)
+
+    gate = PeeringGate(
+        read_peering,
+        ops.peering_name,
+        rt.identity,
+        ops.priority,
+        namespaces=tuple(ops.namespaces),
+        standalone=ops.standalone,
+    )
+    return MaintenanceLoop(
+        Schedule(ops.maintenance_seconds), tick=lambda ns, name: rt.r.maintain(ns, name),
+        active=gate.active,
+    )  # fmt: skip
+
+
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     rt = runtime_of(memo)
+    if rt.maintenance_task is not None:
+        rt.maintenance_task.cancel()
+        await asyncio.gather(rt.maintenance_task, return_exceptions=True)
     if rt.server is not None:
         await rt.server.cleanup()
     if rt.reconciler is not None:
@@ -171,18 +222,18 @@ async def delete(body: kopf.Body, retry: int, memo: kopf.Memo, **_: Any) -> None
         raise kopf.TemporaryError(f"NATS not reachable: {type(exc).__name__}", delay=10) from exc
 
 
-async def maintain(
-    stopped: kopf.DaemonStopped, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
-) -> None:
+async def track(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Every connection kopf sees is ticked by the maintenance loop until it is deleted."""
     rt = runtime_of(memo)
-    interval = rt.settings.maintenance_seconds
-    await stopped.wait(first_delay(interval))
-    while not stopped:
-        try:
-            await rt.r.maintain(namespace or "", name)
-        except Exception:
-            log.exception("maintenance of %s/%s failed", namespace, name)
-        await stopped.wait(jittered(interval))
+    obj = event.get("object") or {}
+    meta = obj.get("metadata") or {}
+    key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+    if rt.maintenance is None or not key[1]:
+        return
+    if event.get("type") == "DELETED" or meta.get("deletionTimestamp"):
+        rt.maintenance.gone(key)
+    else:
+        rt.maintenance.seen(key)
 
 
 async def child_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
@@ -203,8 +254,7 @@ def build_registry(ops: OperatorSettings) -> tuple[kopf.OperatorRegistry, Runtim
     for on in (kopf.on.update, kopf.on.create, kopf.on.resume):  # as the decorators stacked
         on(GROUP, VERSION, PLURAL, registry=registry, id="reconcile", **RETRIES)(reconcile)
     kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, id="finalize")(delete)
-    kopf.daemon(GROUP, VERSION, PLURAL, registry=registry, cancellation_timeout=5,
-                id="maintain")(maintain)  # fmt: skip
+    kopf.on.event(GROUP, VERSION, PLURAL, registry=registry, id="maintenance")(track)
     for api_version, plural in WATCHED_CHILDREN:
         group, _, version = api_version.rpartition("/")
         kopf.on.event(

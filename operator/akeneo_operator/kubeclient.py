@@ -39,8 +39,10 @@ PLURALS: dict[str, str] = {
     "ScaledObject": "scaledobjects",
     "AkeneoConnection": "akeneoconnections",
     "CustomResourceDefinition": "customresourcedefinitions",
+    "KopfPeering": "kopfpeerings",
+    "ClusterKopfPeering": "clusterkopfpeerings",
 }
-CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition"}
+CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterKopfPeering"}
 
 
 class ApiError(RuntimeError):

@@ -4,6 +4,7 @@ operator's ``Runtime``), on the in-process API and the session's nats-server; an
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -15,6 +16,7 @@ from akeneo_connector.names import ConnectionNames
 from akeneo_connector.spec import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from akeneo_operator import handlers
 from akeneo_operator.handlers import RETRIES, WATCHED_CHILDREN, Runtime, build_registry, memo_of
+from akeneo_operator.maintenance import MaintenanceLoop, Schedule
 from akeneo_operator.meta import L_MANAGED_BY, Manifest
 from akeneo_operator.settings import MANAGED_BY, OperatorSettings
 from tests.unit.operator.reconciler_support import NAME, World, condition, make_world, spec_of
@@ -127,6 +129,41 @@ async def test_the_child_event_handler_repairs_a_deleted_child(world: World) -> 
     assert world.kube.find("Service", world.namespace, "acme-receiver") is not None
 
 
+async def test_the_maintenance_loop_ticks_what_kopf_reports_until_deleted(world: World) -> None:
+    """``track`` puts each connection kopf reports on the one maintenance loop; a deletion
+    (marked or done) takes it off, as kopf stopped a connection's daemon then."""
+    rt = runtime_of(world)
+    ticks: list[tuple[str, str]] = []
+
+    async def tick(namespace: str, name: str) -> None:
+        ticks.append((namespace, name))
+
+    async def active() -> bool:
+        return True
+
+    now = [0.0]
+    rt.maintenance = MaintenanceLoop(Schedule(10.0), tick, active, clock=lambda: now[0])
+
+    def seen(event_type: str | None, name: str, **meta: str) -> kopf.RawEvent:
+        body = {"kind": KIND, "metadata": {"namespace": "t", "name": name, **meta}}
+        return cast(kopf.RawEvent, {"type": event_type, "object": body})
+
+    body: Manifest = seen(None, NAME)["object"]  # type: ignore[assignment]
+    await handlers.track(event=seen(None, NAME), memo=memo_of(rt))  # listed at start
+    await handlers.track(event=seen("ADDED", "other"), memo=memo_of(rt))
+    marked = seen("MODIFIED", "other", deletionTimestamp="2026-12-05T00:00:00Z")
+    await handlers.track(event=marked, memo=memo_of(rt))
+    now[0] = 10.0  # every first tick is due within one interval
+    slots = asyncio.Semaphore(4)
+    assert await rt.maintenance.round(slots) == 1
+    await asyncio.gather(*rt.maintenance.running.values())
+    assert ticks == [("t", NAME)]
+    await handlers.track(event=deleted(body), memo=memo_of(rt))
+    now[0] = 100.0
+    assert await rt.maintenance.round(slots) == 0
+    assert ticks == [("t", NAME)]
+
+
 def test_the_registry_watches_connections_and_the_managed_children() -> None:
     registry, rt = build_registry(OperatorSettings(priority=1))
     assert rt.reconciler is None, "built at startup, once kopf has logged in"
@@ -139,13 +176,15 @@ def test_the_registry_watches_connections_and_the_managed_children() -> None:
     }
     assert all((h.retries, h.backoff) == (RETRIES["retries"], RETRIES["backoff"])
                for h in changing if h.id == "reconcile")  # fmt: skip
-    assert [h.id for h in registry._spawning.get_all_handlers()] == ["maintain"]
-    watching = list(registry._watching.get_all_handlers())
+    # no daemon nor timer: kopf would keep every connection's whole body for it
+    assert list(registry._spawning.get_all_handlers()) == []
+    tracking, *watching = list(registry._watching.get_all_handlers())
+    assert tracking.id == "maintenance" and tracking.fn is handlers.track
     assert [h.id for h in watching] == [f"child-{plural}" for _, plural in WATCHED_CHILDREN]
     assert all(dict(h.labels or {}).get(L_MANAGED_BY) == MANAGED_BY for h in watching)
     activities = {str(h.activity) for h in registry._activities.get_all_handlers()}
     assert activities == {"authentication", "startup", "cleanup"}
-    connections = [*changing, *registry._spawning.get_all_handlers()]
+    connections = [*changing, tracking]
     assert {where(h) for h in connections} == {(GROUP, VERSION, PLURAL)}
     children = {where(h) for h in watching}
     assert children == {(*a.rpartition("/")[::2], plural) for a, plural in WATCHED_CHILDREN}
