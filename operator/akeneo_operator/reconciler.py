@@ -777,8 +777,8 @@ class Reconciler:
 
     # -- periodic maintenance ------------------------------------------------------------------
     async def maintain(self, namespace: str, name: str) -> None:
-        """One tick of the per-connection loop: retry, stream drift, TLS and NATS credential
-        renewal, counters."""
+        """One tick of the maintenance loop for a connection: retry, stream drift, TLS and NATS
+        credential renewal, counters."""
         st = self.states.get((namespace, name))
         if st is None:
             await self._first_reconcile(namespace, name)

@@ -659,7 +659,10 @@ OPTIONS: tuple[OperatorOption, ...] = (
         "AKENEO_OPERATOR_MAINTENANCE_INTERVAL",
         "maintenance_interval",
         "stream drift / TLS renewal check period (jittered)",
-        doc="per-connection loop (jittered): stream drift, TLS renewal, retries, counters",
+        doc=(
+            "how often the maintenance loop ticks each connection (jittered): stream drift, "
+            "TLS renewal, retries, counters"
+        ),
         default_doc="`60s`",
     ),
     OperatorOption(
