@@ -162,7 +162,10 @@ class MaintenanceLoop:
         slots = asyncio.Semaphore(self.limit)
         try:
             while True:
-                await self.round(slots)
+                try:
+                    await self.round(slots)
+                except Exception:  # the loop outlives any one round: it is every connection's
+                    log.exception("maintenance round failed")
                 await asyncio.sleep(self.pause())
         finally:
             for task in list(self.running.values()):

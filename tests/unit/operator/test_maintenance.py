@@ -186,3 +186,26 @@ async def test_ticks_run_in_the_context_of_the_handler_that_first_saw_a_connecti
     await loop.round(asyncio.Semaphore(2))
     await asyncio.gather(*loop.running.values())
     assert seen_in == ["kopf's event queue"]
+
+
+async def test_a_failing_round_does_not_end_the_loop(caplog: pytest.LogCaptureFixture) -> None:
+    t = Ticks()
+    calls = [0]
+
+    async def flaky() -> bool:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise RuntimeError("unexpected")
+        return True
+
+    loop = MaintenanceLoop(Schedule(0.2), t.tick, flaky)
+    loop.seen(("ns", "a"))
+    task = asyncio.create_task(loop.run())
+    for _ in range(100):
+        if t.done:
+            break
+        await asyncio.sleep(0.05)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert "maintenance round failed" in caplog.text
+    assert t.done, "ticked after the failed round"
