@@ -15,7 +15,7 @@ from akeneo_connector.quotas import QUOTA_EXCEEDS_PLATFORM_LIMIT
 from akeneo_connector.spec import KIND
 from akeneo_operator import reconciler as reconciler_module
 from akeneo_operator.children import build_children
-from akeneo_operator.meta import HASH_ANNOTATION
+from akeneo_operator.meta import HASH_ANNOTATION, Manifest
 from akeneo_operator.policy import (
     HOST_CONFLICT,
     HOST_REFUSED,
@@ -55,6 +55,18 @@ async def world(nats: str) -> AsyncIterator[World]:
     w = make_world(nats)
     yield w
     await w.rec.nats.close()
+
+
+def put_foreign_service(world: World) -> Manifest:
+    """A Service under the receiver's name that the connection does not own."""
+    return world.kube.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "acme-receiver", "namespace": world.namespace},
+            "spec": {"ports": [{"port": 80}]},
+        }
+    )
 
 
 async def ready_world(world: World) -> World:
@@ -279,14 +291,7 @@ async def test_a_full_reconcile_recreates_a_deleted_child(world: World) -> None:
 
 
 async def test_a_child_name_held_by_someone_else_is_left_alone(world: World) -> None:
-    foreign = world.kube.put(
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "acme-receiver", "namespace": world.namespace},
-            "spec": {"ports": [{"port": 80}]},
-        }
-    )
+    foreign = put_foreign_service(world)
     world.connection(spec_of())
     body = await world.reconcile()
     ready = condition(body, "Ready")
@@ -301,14 +306,7 @@ async def test_an_edit_of_a_child_taken_over_is_not_repaired(world: World) -> No
     """A child replaced by someone else's object under the same name is not written to."""
     await ready_world(world)
     world.kube.remove("Service", world.namespace, "acme-receiver")
-    foreign = world.kube.put(
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "acme-receiver", "namespace": world.namespace},
-            "spec": {"ports": [{"port": 80}]},
-        }
-    )
+    foreign = put_foreign_service(world)
     world.rec.on_child_event("MODIFIED", foreign)
     await world.settle()
     assert world.kube.find("Service", world.namespace, "acme-receiver") == foreign
@@ -399,14 +397,7 @@ async def test_the_maintenance_loop_waits_for_kopfs_finalizer(world: World) -> N
 
 async def test_a_freed_child_name_is_built_by_the_maintenance_tick(world: World) -> None:
     """The conflict message says: remove that object; nothing else is needed."""
-    world.kube.put(
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "acme-receiver", "namespace": world.namespace},
-            "spec": {"ports": [{"port": 80}]},
-        }
-    )
+    put_foreign_service(world)
     world.connection(spec_of())
     body = await world.reconcile()
     assert condition(body, "Ready")["reason"] == CHILD_CONFLICT
