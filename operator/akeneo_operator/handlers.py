@@ -66,11 +66,21 @@ WORKER_LIMIT = 32
 POSTING_WORKER_LIMIT = 16
 
 
+def own_identity() -> str:
+    """This replica's name among kopf's peers, as kopf makes it (``POD_ID``, else user, host,
+    start time and a random tail); given to kopf so the maintenance loop knows itself."""
+    pod = os.environ.get("POD_ID")
+    if pod:
+        return pod
+    started = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+    return f"{getpass.getuser()}@{socket.gethostname()}/{started}/{secrets.token_hex(2)}"
+
+
 @dataclass
 class Runtime:
     settings: OperatorSettings
     reconciler: Reconciler | None = None
-    identity: str = field(default_factory=lambda: own_identity())  # this replica's, for peering
+    identity: str = field(default_factory=own_identity)  # this replica's, for peering
     maintenance: MaintenanceLoop | None = None
     maintenance_task: asyncio.Task[None] | None = None
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
@@ -148,16 +158,6 @@ def _refresh(rt: Runtime) -> None:
         rt.metrics.api_calls.set(rt.reconciler.client.calls)
 
 
-def own_identity() -> str:
-    """This replica's name among kopf's peers, as kopf makes it (``POD_ID``, else user, host,
-    start time and a random tail); given to kopf so the maintenance loop knows itself."""
-    pod = os.environ.get("POD_ID")
-    if pod:
-        return pod
-    started = time.strftime("%Y%m%d%H%M%S", time.gmtime())
-    return f"{getpass.getuser()}@{socket.gethostname()}/{started}/{secrets.token_hex(2)}"
-
-
 def maintenance_loop(rt: Runtime, client: KubeClient) -> MaintenanceLoop:
     """The one loop ticking every connection (``Reconciler.maintain``), paused with kopf."""
     ops = rt.settings
@@ -175,9 +175,10 @@ def maintenance_loop(rt: Runtime, client: KubeClient) -> MaintenanceLoop:
         standalone=ops.standalone,
     )
     return MaintenanceLoop(
-        Schedule(ops.maintenance_seconds), tick=lambda ns, name: rt.r.maintain(ns, name),
+        Schedule(ops.maintenance_seconds),
+        tick=lambda namespace, name: rt.r.maintain(namespace, name),
         active=gate.active,
-    )  # fmt: skip
+    )
 
 
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:

@@ -197,9 +197,7 @@ class MaintenanceLoop:
             async with slots:
                 if key in self.schedule.due:  # still there: not deleted while waiting
                     await self.tick(*key)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
+        except Exception:  # a cancellation (BaseException) goes through
             log.exception("maintenance of %s/%s failed", *key)
         finally:
             self.running.pop(key, None)
